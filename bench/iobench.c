@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench/iobench.c - the io/ layer against fio, on the same file, in the same run.
+ *
+ * For each job (4 KiB random reads at depth 1 and 32, 1 MiB sequential reads at depth
+ * 16) and each round, it runs fio's io_uring engine (O_DIRECT) and then each ringpager
+ * backend, alternating, so that a noisy machine disturbs both sides alike. It prints the
+ * median of the rounds with min..max, and each backend's ratio to fio.
+ *
+ * Every measurement reads with O_DIRECT, so no page cache is involved on either side.
+ * rpbench (the fio-style benchmark of the whole engine) grows from this program.
+ */
+#include "io/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define MAX_ROUNDS  32
+#define LAT_BUCKETS 100000 /* 1 us each: latencies up to 100 ms */
+
+struct job {
+	const char *name;  /* as given in --jobs */
+	const char *label; /* as printed */
+	bool random;
+	size_t bs;
+	unsigned depth;
+};
+
+static const struct job all_jobs[] = {
+    {"randread4k-qd1", "4 KiB random read, depth 1", true, 4096, 1},
+    {"randread4k-qd32", "4 KiB random read, depth 32", true, 4096, 32},
+    {"seqread1m-qd16", "1 MiB sequential read, depth 16", false, 1 << 20, 16},
+};
+#define NJOBS (sizeof(all_jobs) / sizeof(all_jobs[0]))
+
+struct result {
+	double iops, mbps, p50_us;
+	bool ok;
+};
+
+struct opts {
+	const char *file;
+	uint64_t size;
+	double runtime;
+	unsigned rounds;
+	bool fio;
+	bool sqpoll;
+	unsigned submit_batch;
+	bool jobs[NJOBS];
+	bool backends[IO_BACKEND_PSYNC + 1];
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	int shift = 0;
+
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	}
+	if (end == s || *end || v == 0)
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- the data file */
+
+/* Creates `path` with `size` pseudo-random bytes (written with O_DIRECT, 1 MiB at a time),
+ * unless it exists already with at least that size. */
+static int ensure_file(const char *path, uint64_t size)
+{
+	struct stat st;
+	uint64_t x = 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+	size_t chunk = 1 << 20;
+	uint64_t *buf;
+	int fd;
+
+	if (stat(path, &st) == 0 && (S_ISBLK(st.st_mode) || (uint64_t)st.st_size >= size))
+		return 0;
+	fprintf(stderr, "iobench: writing %" PRIu64 " MiB of random bytes to %s\n", size >> 20,
+	        path);
+	fd = open(path, O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || posix_memalign((void **)&buf, 4096, chunk)) {
+		fprintf(stderr, "iobench: cannot create %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	for (uint64_t off = 0; off < size; off += chunk) {
+		for (size_t i = 0; i < chunk / 8; i++) {
+			x ^= x << 13; /* xorshift64: incompressible enough for a disk */
+			x ^= x >> 7;
+			x ^= x << 17;
+			buf[i] = x;
+		}
+		size_t len = size - off < chunk ? (size_t)(size - off) : chunk;
+		if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len) {
+			fprintf(stderr, "iobench: writing %s: %s\n", path, strerror(errno));
+			close(fd);
+			free(buf);
+			return -1;
+		}
+	}
+	fsync(fd);
+	close(fd);
+	free(buf);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- ringpager side */
+
+static double percentile(const uint32_t *hist, uint64_t n, double pct)
+{
+	uint64_t want = (uint64_t)((double)n * pct / 100.0), seen = 0;
+
+	for (unsigned i = 0; i < LAT_BUCKETS; i++) {
+		seen += hist[i];
+		if (seen > want)
+			return (double)i + 0.5;
+	}
+	return LAT_BUCKETS;
+}
+
+/* Stages the next read of job j into slot's buffer: a uniformly random block, or the
+ * next block of the sequential stream. */
+static int stage_next(struct rpio_queue *q, struct rpio_dev *d, const struct job *j,
+                      unsigned char *buf, uintptr_t slot, uint64_t blocks, uint64_t *rng,
+                      uint64_t *next_seq)
+{
+	uint64_t blk;
+
+	if (j->random) {
+		uint64_t z = (*rng += 0x9E3779B97F4A7C15ull); /* splitmix64 */
+
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+		blk = (z ^ (z >> 31)) % blocks;
+	} else {
+		blk = (*next_seq)++ % blocks;
+	}
+	struct iovec iov = {buf + slot * j->bs, j->bs};
+	if (rpio_read(q, d, blk * j->bs, &iov, 1, (void *)slot)) {
+		fprintf(stderr, "iobench: %s\n", rpio_queue_error(q));
+		return -1;
+	}
+	return 0;
+}
+
+static struct result run_ringpager(const struct opts *o, const struct job *j, enum rpio_backend b)
+{
+	struct rpio_queue_params p = {.backend = b,
+	                              .depth = j->depth,
+	                              .single_thread = true,
+	                              .sqpoll = o->sqpoll,
+	                              .submit_batch = o->submit_batch};
+	struct result r = {0};
+	struct rpio_queue *q = NULL;
+	struct rpio_dev *d = NULL;
+	char msg[IO_MSG_LEN];
+	unsigned char *buf = NULL;
+	uint32_t *hist = calloc(LAT_BUCKETS, sizeof(*hist));
+	double *start = calloc(j->depth, sizeof(*start));
+	struct rpio_cqe cqe[64];
+	uint64_t rng = (uint64_t)(now_s() * 1e9), next_seq = 0, ios = 0, blocks;
+	double t0, deadline;
+
+	if (rpio_dev_open(o->file, O_RDONLY, &d, msg, sizeof(msg)) ||
+	    rpio_queue_open(&p, &q, msg, sizeof(msg))) {
+		fprintf(stderr, "iobench: %s\n", msg);
+		goto out;
+	}
+	if (d->buffered)
+		fprintf(stderr, "iobench: warning: %s\n", d->warning);
+	blocks = d->size / j->bs;
+	if (!blocks || posix_memalign((void **)&buf, 4096, j->bs * j->depth) || !hist || !start)
+		goto out;
+
+	t0 = now_s();
+	deadline = t0 + o->runtime;
+	for (uintptr_t slot = 0; slot < j->depth; slot++) {
+		start[slot] = now_s();
+		if (stage_next(q, d, j, buf, slot, blocks, &rng, &next_seq))
+			goto out;
+	}
+	for (;;) {
+		int n = rpio_reap(q, cqe, 64, 1);
+
+		if (n < 0) {
+			fprintf(stderr, "iobench: %s\n", rpio_queue_error(q));
+			goto out;
+		}
+		double t = now_s();
+		for (int i = 0; i < n; i++) {
+			uintptr_t slot = (uintptr_t)cqe[i].udata;
+			double us = (t - start[slot]) * 1e6;
+
+			if (cqe[i].res < 0) {
+				fprintf(stderr, "iobench: read failed: %s\n",
+				        strerror((int)-cqe[i].res));
+				goto out;
+			}
+			hist[us < LAT_BUCKETS ? (unsigned)us : LAT_BUCKETS - 1]++;
+			ios++;
+			if (t >= deadline)
+				continue;
+			start[slot] = t;
+			if (stage_next(q, d, j, buf, slot, blocks, &rng, &next_seq))
+				goto out;
+		}
+		/* the next rpio_reap starts the new requests and waits in one call */
+		if (rpio_queue_inflight(q) == 0)
+			break;
+	}
+	double secs = now_s() - t0;
+	r.iops = (double)ios / secs;
+	r.mbps = r.iops * (double)j->bs / 1e6;
+	r.p50_us = percentile(hist, ios, 50);
+	r.ok = true;
+out:
+	rpio_queue_close(q);
+	rpio_dev_close(d);
+	free(buf);
+	free(hist);
+	free(start);
+	return r;
+}
+
+/* ---------------------------------------------------------------- fio side */
+
+/* Runs fio with its io_uring engine and O_DIRECT on the same file, parsing its terse
+ * (version 3) output: field 8 is read IOPS, and the read completion-latency percentile
+ * list holds "50.000000%=usec". */
+static struct result run_fio(const struct opts *o, const struct job *j)
+{
+	struct result r = {0};
+	char cmd[2048], line[8192];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd),
+	         "fio --name=iobench --filename='%s' --ioengine=io_uring --direct=1 "
+	         "--rw=%s --bs=%zu --iodepth=%u --size=%" PRIu64 " --runtime=%g --time_based "
+	         "--norandommap --randrepeat=0 --output-format=terse --terse-version=3 "
+	         "2>/dev/null",
+	         o->file, j->random ? "randread" : "read", j->bs, j->depth, o->size, o->runtime);
+	f = popen(cmd, "r");
+	if (!f)
+		return r;
+	while (fgets(line, sizeof(line), f)) {
+		char *save = NULL, *tok = strtok_r(line, ";", &save);
+		int field = 1;
+
+		if (!tok || strcmp(tok, "3") != 0)
+			continue;
+		for (; tok; tok = strtok_r(NULL, ";", &save), field++) {
+			if (field == 8)
+				r.iops = strtod(tok, NULL);
+			if (field >= 18 && field <= 37 && strncmp(tok, "50.000000%=", 11) == 0)
+				r.p50_us = strtod(tok + 11, NULL);
+		}
+		r.ok = r.iops > 0;
+	}
+	if (pclose(f) != 0)
+		r.ok = false;
+	r.mbps = r.iops * (double)j->bs / 1e6;
+	return r;
+}
+
+static bool have_fio(void)
+{
+	return system("fio --version >/dev/null 2>&1") == 0;
+}
+
+/* ---------------------------------------------------------------- report */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+struct series {
+	double iops[MAX_ROUNDS], p50[MAX_ROUNDS];
+	unsigned n;
+};
+
+static double median(double *v, unsigned n)
+{
+	double s[MAX_ROUNDS];
+
+	memcpy(s, v, n * sizeof(*v));
+	qsort(s, n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+static void fmt_iops(char *buf, size_t len, double v)
+{
+	if (v >= 1e6)
+		snprintf(buf, len, "%.2fM", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(buf, len, "%.1fk", v / 1e3);
+	else
+		snprintf(buf, len, "%.0f", v);
+}
+
+static void print_row(const char *engine, const struct job *j, struct series *s, double ref)
+{
+	char med[32], lo[32], hi[32], range[80];
+	double m, mn = 1e300, mx = 0;
+
+	if (!s->n) {
+		printf("  %-22s %s\n", engine, "failed");
+		return;
+	}
+	for (unsigned i = 0; i < s->n; i++) {
+		mn = s->iops[i] < mn ? s->iops[i] : mn;
+		mx = s->iops[i] > mx ? s->iops[i] : mx;
+	}
+	m = median(s->iops, s->n);
+	fmt_iops(med, sizeof(med), m);
+	fmt_iops(lo, sizeof(lo), mn);
+	fmt_iops(hi, sizeof(hi), mx);
+	snprintf(range, sizeof(range), "(%s..%s)", lo, hi);
+	printf("  %-22s %9s %-19s %8.0f MB/s %8.1f us", engine, med, range, m * (double)j->bs / 1e6,
+	       median(s->p50, s->n));
+	if (ref > 0)
+		printf("   %.2fx fio", m / ref);
+	printf("\n");
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: iobench [options]\n"
+	        "  --file PATH      file or block device to read (default rp-bench.dat);\n"
+	        "                   a missing file is created with random bytes\n"
+	        "  --size SIZE      size of the file to create and of fio's region (default 1G)\n"
+	        "  --jobs LIST      randread4k-qd1,randread4k-qd32,seqread1m-qd16 (default all)\n"
+	        "  --backends LIST  io_uring,libaio,psync (default all)\n"
+	        "  --runtime SEC    seconds per measurement (default 1)\n"
+	        "  --rounds N       alternating rounds; medians are reported (default 3, max %d)\n"
+	        "  --no-fio         do not run fio\n"
+	        "  --sqpoll         io_uring with a kernel submission thread\n"
+	        "  --submit-batch N start requests once N are staged; 0: batch until reap\n"
+	        "                   (default 1: each as soon as it is ready, as fio does)\n",
+	        MAX_ROUNDS);
+}
+
+static int parse_list(char *list, const char *const *names, unsigned n, bool *out)
+{
+	char *save = NULL;
+
+	memset(out, 0, n * sizeof(*out));
+	for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		unsigned i;
+
+		for (i = 0; i < n && (!names[i] || strcmp(t, names[i])); i++)
+			;
+		if (i == n) {
+			fprintf(stderr, "iobench: unknown name '%s'\n", t);
+			return -1;
+		}
+		out[i] = true;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+	    {"file", required_argument, NULL, 'f'},
+	    {"size", required_argument, NULL, 's'},
+	    {"jobs", required_argument, NULL, 'j'},
+	    {"backends", required_argument, NULL, 'b'},
+	    {"runtime", required_argument, NULL, 't'},
+	    {"rounds", required_argument, NULL, 'r'},
+	    {"no-fio", no_argument, NULL, 'F'},
+	    {"sqpoll", no_argument, NULL, 'S'},
+	    {"submit-batch", required_argument, NULL, 'B'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *job_names[NJOBS], *be_names[IO_BACKEND_PSYNC + 1] = {NULL};
+	struct opts o = {.file = "rp-bench.dat",
+	                 .size = 1ull << 30,
+	                 .runtime = 1,
+	                 .rounds = 3,
+	                 .fio = true,
+	                 .submit_batch = 1};
+	int c;
+
+	for (unsigned i = 0; i < NJOBS; i++) {
+		job_names[i] = all_jobs[i].name;
+		o.jobs[i] = true;
+	}
+	for (int b = IO_BACKEND_URING; b <= IO_BACKEND_PSYNC; b++) {
+		be_names[b] = rpio_backend_name((enum rpio_backend)b);
+		o.backends[b] = true;
+	}
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			o.file = optarg;
+			break;
+		case 's':
+			if (parse_size(optarg, &o.size)) {
+				fprintf(stderr, "iobench: --size=%s: not a size\n", optarg);
+				return 2;
+			}
+			break;
+		case 'j':
+			if (parse_list(optarg, job_names, NJOBS, o.jobs))
+				return 2;
+			break;
+		case 'b':
+			if (parse_list(optarg, be_names, IO_BACKEND_PSYNC + 1, o.backends))
+				return 2;
+			break;
+		case 't':
+			o.runtime = strtod(optarg, NULL);
+			if (o.runtime <= 0 || o.runtime > 3600) {
+				fprintf(stderr, "iobench: --runtime=%s: 0 < seconds <= 3600\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'r':
+			o.rounds = (unsigned)atoi(optarg);
+			if (o.rounds < 1 || o.rounds > MAX_ROUNDS) {
+				fprintf(stderr, "iobench: --rounds=%s: 1..%d\n", optarg,
+				        MAX_ROUNDS);
+				return 2;
+			}
+			break;
+		case 'F':
+			o.fio = false;
+			break;
+		case 'S':
+			o.sqpoll = true;
+			break;
+		case 'B': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (end == optarg || *end || v > 32768) {
+				fprintf(stderr, "iobench: --submit-batch=%s: 0..32768\n", optarg);
+				return 2;
+			}
+			o.submit_batch = (unsigned)v;
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (ensure_file(o.file, o.size))
+		return 1;
+	if (o.fio && !have_fio()) {
+		fprintf(stderr, "iobench: fio not found; measuring ringpager alone\n");
+		o.fio = false;
+	}
+	{
+		struct stat st;
+		if (stat(o.file, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size < o.size)
+			o.size = (uint64_t)st.st_size;
+	}
+	printf("iobench: %s, %" PRIu64 " MiB, %g s per run, %u rounds (medians, min..max)\n",
+	       o.file, o.size >> 20, o.runtime, o.rounds);
+
+	for (unsigned ji = 0; ji < NJOBS; ji++) {
+		const struct job *j = &all_jobs[ji];
+		struct series fio = {0}, be[IO_BACKEND_PSYNC + 1];
+
+		if (!o.jobs[ji])
+			continue;
+		memset(be, 0, sizeof(be));
+		for (unsigned round = 0; round < o.rounds; round++) {
+			if (o.fio) {
+				struct result r = run_fio(&o, j);
+				if (r.ok) {
+					fio.iops[fio.n] = r.iops;
+					fio.p50[fio.n++] = r.p50_us;
+				}
+			}
+			for (int b = IO_BACKEND_URING; b <= IO_BACKEND_PSYNC; b++) {
+				if (!o.backends[b])
+					continue;
+				struct result r = run_ringpager(&o, j, (enum rpio_backend)b);
+				if (r.ok) {
+					be[b].iops[be[b].n] = r.iops;
+					be[b].p50[be[b].n++] = r.p50_us;
+				}
+			}
+		}
+		printf("\n%s\n  %-22s %9s %-19s %13s %11s\n", j->label, "engine", "IOPS",
+		       "(min..max)", "bandwidth", "p50 lat");
+		double ref = fio.n ? median(fio.iops, fio.n) : 0;
+		if (o.fio)
+			print_row("fio io_uring", j, &fio, 0);
+		for (int b = IO_BACKEND_URING; b <= IO_BACKEND_PSYNC; b++) {
+			char name[64];
+
+			if (!o.backends[b])
+				continue;
+			snprintf(name, sizeof(name), "ringpager %s",
+			         rpio_backend_name((enum rpio_backend)b));
+			print_row(name, j, &be[b], ref);
+		}
+		fflush(stdout);
+	}
+	return 0;
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# dev.sh - the two quick-start commands of ringpager (see README.md).
+#
+#   ./dev.sh bench   install what is missing, build, run the main job: the default
+#                    benchmark of the engine on a scratch file (with fio beside it)
+#   ./dev.sh test    install what is missing, build twice (normal, and with
+#                    AddressSanitizer + UndefinedBehaviorSanitizer), run every test in
+#                    both builds, and print one line: N passed, N failed, N skipped
+#
+# Extra arguments after `bench` go to the benchmark (see `build/bench/iobench --help`).
+# Needs root (or sudo) only to install packages; the root-only tests skip otherwise.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(build-essential meson ninja-build pkg-config liburing-dev libaio-dev
+          libjemalloc-dev libcriterion-dev fio python3 util-linux)
+
+install_missing() {
+	local missing=()
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "dev.sh: installing ${missing[*]}"
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
+}
+
+build() { # dir, extra meson options...
+	local dir=$1; shift
+	[ -f "$dir/build.ninja" ] || meson setup "$dir" "$@"
+	ninja -C "$dir"
+}
+
+# The tests that provoke backend fallbacks change these system-wide switches and put
+# them back themselves; this is the second line of defence if a test dies midway.
+SYSCTLS=(/proc/sys/kernel/io_uring_disabled /proc/sys/fs/aio-max-nr)
+declare -A SAVED=()
+save_sysctls() {
+	for f in "${SYSCTLS[@]}"; do [ -r "$f" ] && SAVED[$f]=$(cat "$f"); done
+	return 0
+}
+restore_sysctls() {
+	for f in "${!SAVED[@]}"; do
+		[ "$(cat "$f")" = "${SAVED[$f]}" ] || echo "${SAVED[$f]}" >"$f" 2>/dev/null || true
+	done
+}
+
+run_tests() { # build dir: runs meson test, tallies the Criterion results it logged
+	local dir=$1
+	rm -f "$dir"/tests/*.dat
+	meson test -C "$dir" --print-errorlogs || true
+	python3 - "$dir/meson-logs/testlog.json" <<'PY'
+import json, re, sys
+passed = failed = skipped = 0
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    tap = [l for l in t.get("stdout", "").splitlines() if re.match(r"(not )?ok\b", l)]
+    if not tap:  # a test program that reported nothing counts as one result
+        if t["result"] == "SKIP": skipped += 1
+        elif t["result"] in ("OK", "EXPECTEDFAIL"): passed += 1
+        else: failed += 1
+        continue
+    for l in tap:
+        if l.startswith("not ok"): failed += 1
+        elif re.search(r"#\s*SKIP", l, re.I): skipped += 1
+        else: passed += 1
+    if t["result"] not in ("OK", "SKIP", "EXPECTEDFAIL") and not any(l.startswith("not ok") for l in tap):
+        failed += 1  # crashed or timed out after its last report
+print(passed, failed, skipped)
+PY
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+bench)
+	install_missing
+	build build
+	exec build/bench/iobench --file build/rp-bench.dat "$@"
+	;;
+test)
+	install_missing
+	build build
+	build build-san -Db_sanitize=address,undefined -Db_lundef=false
+	save_sysctls
+	trap restore_sysctls EXIT
+	read -r p1 f1 s1 < <(run_tests build | tee /dev/stderr | tail -n 1)
+	read -r p2 f2 s2 < <(run_tests build-san | tee /dev/stderr | tail -n 1)
+	echo "normal build: $p1 passed, $f1 failed, $s1 skipped; sanitizer build: $p2 passed, $f2 failed, $s2 skipped"
+	echo "$((p1 + p2)) passed, $((f1 + f2)) failed, $((s1 + s2)) skipped"
+	[ $((f1 + f2)) -eq 0 ] && [ $((p1 + p2)) -gt 0 ]
+	;;
+*)
+	echo "usage: ./dev.sh bench [iobench options] | ./dev.sh test" >&2
+	exit 2
+	;;
+esac

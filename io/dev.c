@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * io/dev.c - opening stores' files and block devices, learning their geometry, and the
+ * failure-injection hook.
+ */
+#include "io/io.h"
+#include "compat/kernel.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+
+static atomic_uint_fast64_t rpio_dev_next_id = 1;
+
+void rpio_msgf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!buf || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+/* Fills size, lbs and the DIO alignments from the open descriptor. */
+static int rpio_dev_probe(struct rpio_dev *d, char *msg, size_t msglen)
+{
+	struct stat st;
+	struct statx stx;
+
+	if (fstat(d->fd, &st) < 0) {
+		rpio_msgf(msg, msglen, "cannot stat %s: %s", d->path, strerror(errno));
+		return -errno;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t bytes;
+		int ssz;
+
+		if (ioctl(d->fd, BLKGETSIZE64, &bytes) < 0 || ioctl(d->fd, BLKSSZGET, &ssz) < 0) {
+			rpio_msgf(msg, msglen, "cannot read the geometry of block device %s: %s",
+			          d->path, strerror(errno));
+			return -errno;
+		}
+		d->blockdev = true;
+		d->size = bytes;
+		d->lbs = (uint32_t)ssz;
+	} else if (S_ISREG(st.st_mode)) {
+		d->size = (uint64_t)st.st_size;
+		/* The filesystem block size is always a valid DIO granule; statx below may
+		 * relax it to the device's logical block size. */
+		d->lbs = st.st_blksize > 0 ? (uint32_t)st.st_blksize : 4096;
+	} else {
+		rpio_msgf(msg, msglen, "%s is neither a regular file nor a block device", d->path);
+		return -EINVAL;
+	}
+	d->off_align = d->mem_align = d->lbs;
+
+	/* STATX_DIOALIGN: files since 6.1, block devices since 6.11. A filesystem that
+	 * accepts O_DIRECT but reports 0 (tmpfs) keeps the conservative values above. */
+	memset(&stx, 0, sizeof(stx));
+	if (statx(d->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align && stx.stx_dio_mem_align) {
+		d->off_align = stx.stx_dio_offset_align;
+		d->mem_align = stx.stx_dio_mem_align;
+		if (!d->blockdev)
+			d->lbs = d->off_align;
+	}
+	if (d->buffered)
+		d->off_align = d->mem_align = 1;
+	return 0;
+}
+
+int rpio_dev_open(const char *path, int oflags, struct rpio_dev **out, char *msg, size_t msglen)
+{
+	int acc = oflags & O_ACCMODE;
+	int extra = oflags & O_CREAT;
+	struct rpio_dev *d;
+	int err;
+
+	*out = NULL;
+	if (!path || !*path) {
+		rpio_msgf(msg, msglen, "empty path");
+		return -EINVAL;
+	}
+	if ((acc != O_RDONLY && acc != O_RDWR) || (oflags & ~(O_ACCMODE | O_CREAT))) {
+		rpio_msgf(msg, msglen, "%s: open flags 0%o: only O_RDONLY or O_RDWR, with O_CREAT",
+		          path, (unsigned)oflags);
+		return -EINVAL;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d || !(d->path = strdup(path))) {
+		free(d);
+		rpio_msgf(msg, msglen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	d->rdonly = acc == O_RDONLY;
+	d->fd = open(path, acc | extra | O_DIRECT | O_CLOEXEC, 0600);
+	if (d->fd < 0 && errno == EINVAL) {
+		/* The filesystem refuses O_DIRECT (ramfs, some FUSE, tmpfs before 6.6). */
+		d->fd = open(path, acc | extra | O_CLOEXEC, 0600);
+		if (d->fd >= 0) {
+			d->buffered = true;
+			rpio_msgf(d->warning, sizeof(d->warning),
+			          "%s: the filesystem refuses O_DIRECT; using buffered I/O "
+			          "(pages also pass through the kernel's page cache)",
+			          path);
+		}
+	}
+	if (d->fd < 0) {
+		err = -errno;
+		rpio_msgf(msg, msglen, "cannot open %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	err = rpio_dev_probe(d, msg, msglen);
+	if (err)
+		goto fail;
+	pthread_mutex_init(&d->fault_lock, NULL);
+	d->id = atomic_fetch_add(&rpio_dev_next_id, 1);
+	*out = d;
+	return 0;
+fail:
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->path);
+	free(d);
+	return err;
+}
+
+void rpio_dev_close(struct rpio_dev *d)
+{
+	if (!d)
+		return;
+	close(d->fd);
+	pthread_mutex_destroy(&d->fault_lock);
+	free(d->path);
+	free(d);
+}
+
+void rpio_dev_inject(struct rpio_dev *d, const struct rpio_fault *f)
+{
+	pthread_mutex_lock(&d->fault_lock);
+	if (f) {
+		d->fault = *f;
+		d->fault_seen = d->fault_fired = 0;
+	}
+	__atomic_store_n(&d->fault_armed, f != NULL, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&d->fault_lock);
+}
+
+uint64_t rpio_dev_injected(struct rpio_dev *d)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&d->fault_lock);
+	n = d->fault_fired;
+	pthread_mutex_unlock(&d->fault_lock);
+	return n;
+}

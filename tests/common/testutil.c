@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "testutil.h"
+#include "compat/kernel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+const char *tu_dir(void)
+{
+	const char *d = getenv("RP_TEST_DIR");
+
+	return d && *d ? d : ".";
+}
+
+uint64_t tu_rand(uint64_t *s)
+{
+	/* splitmix64: good enough for test data, cheap, seedable. */
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+void tu_fill(void *buf, size_t len, uint64_t seed, uint64_t pos)
+{
+	unsigned char *p = buf;
+
+	for (size_t i = 0; i < len;) {
+		uint64_t at = pos + i;
+		uint64_t st = seed * 0x100000001B3ull + (at >> 3);
+		uint64_t w = tu_rand(&st);
+
+		for (unsigned b = at & 7; b < 8 && i < len; b++, i++)
+			p[i] = (unsigned char)(w >> (8 * b));
+	}
+}
+
+void *tu_aligned(size_t len)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, 4096, len ? len : 4096))
+		return NULL;
+	return p;
+}
+
+char *tu_scratch_file(const char *name, uint64_t size, uint64_t seed)
+{
+	static atomic_uint n;
+	char *path;
+	int fd;
+
+	if (asprintf(&path, "%s/%s-%d-%u.dat", tu_dir(), name, (int)getpid(),
+	             atomic_fetch_add(&n, 1)) < 0)
+		return NULL;
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		free(path);
+		return NULL;
+	}
+	size_t chunk = 1 << 20;
+	unsigned char *buf = malloc(chunk);
+	for (uint64_t off = 0; buf && off < size; off += chunk) {
+		size_t len = size - off < chunk ? (size_t)(size - off) : chunk;
+
+		tu_fill(buf, len, seed, off);
+		if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len) {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	close(fd);
+	if (!buf) {
+		unlink(path);
+		free(path);
+		return NULL;
+	}
+	free(buf);
+	return path;
+}
+
+void tu_unlink(char *path)
+{
+	if (path)
+		unlink(path);
+	free(path);
+}
+
+bool tu_is_root(void)
+{
+	return geteuid() == 0;
+}
+
+int tu_loop_attach(const char *file, unsigned block_size, char *devpath, size_t len)
+{
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	int err = -EBUSY;
+
+	if (ctl < 0)
+		return -errno;
+	for (int tries = 0; tries < 16; tries++) {
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+		if (n < 0) {
+			err = -errno;
+			break;
+		}
+		snprintf(devpath, len, "/dev/loop%d", n);
+		int lfd = open(devpath, O_RDWR | O_CLOEXEC);
+		int bfd = open(file, O_RDWR | O_CLOEXEC);
+		if (lfd < 0 || bfd < 0) {
+			err = -errno;
+			if (lfd >= 0)
+				close(lfd);
+			if (bfd >= 0)
+				close(bfd);
+			break;
+		}
+		struct loop_config cfg;
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.fd = (unsigned)bfd;
+		cfg.block_size = block_size;
+		cfg.info.lo_flags = LO_FLAGS_DIRECT_IO | LO_FLAGS_AUTOCLEAR;
+		int r = ioctl(lfd, LOOP_CONFIGURE, &cfg);
+		err = r < 0 ? -errno : 0;
+		close(bfd);
+		if (r == 0) {
+			close(ctl);
+			return lfd;
+		}
+		close(lfd);
+		if (err != -EBUSY) /* EBUSY: another process took it first */
+			break;
+	}
+	close(ctl);
+	return err;
+}
+
+bool tu_loop_detach(int loopfd, const char *devpath)
+{
+	char sys[128];
+	const char *name = strrchr(devpath, '/');
+	struct stat st;
+
+	close(loopfd);
+	snprintf(sys, sizeof(sys), "/sys/block/%s/loop/backing_file", name ? name + 1 : devpath);
+	/* Autoclear runs when the last opener closes, possibly from a kernel worker. */
+	for (int i = 0; i < 500; i++) {
+		if (stat(sys, &st) < 0)
+			return true;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+int tu_sysctl_swap(const char *path, const char *value, char *old, size_t oldlen)
+{
+	FILE *f = fopen(path, "r+e");
+
+	if (!f)
+		return -errno;
+	if (!fgets(old, (int)oldlen, f)) {
+		fclose(f);
+		return -EIO;
+	}
+	old[strcspn(old, "\n")] = 0;
+	rewind(f);
+	int r = fputs(value, f) < 0 ? -EIO : 0;
+	if (fclose(f) != 0 && r == 0)
+		r = -errno;
+	return r;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tests/common/testutil.h - helpers shared by the Criterion tests: scratch files in a
+ * directory that supports O_DIRECT, deterministic random bytes, loop devices.
+ */
+#ifndef RINGPAGER_TESTUTIL_H
+#define RINGPAGER_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The directory for scratch files: $RP_TEST_DIR (meson sets it to the build directory,
+ * which is on a disk filesystem, unlike /tmp on many machines), else ".". */
+const char *tu_dir(void);
+/* Creates tu_dir()/name-PID-N with `size` bytes from tu_fill(seed); returns a malloc'ed
+ * path. The file is removed by tu_unlink. */
+char *tu_scratch_file(const char *name, uint64_t size, uint64_t seed);
+void tu_unlink(char *path);
+
+/* Deterministic bytes: byte i of stream `seed` is the same whoever asks for it. */
+void tu_fill(void *buf, size_t len, uint64_t seed, uint64_t pos);
+uint64_t tu_rand(uint64_t *state);
+
+/* Allocates `len` bytes aligned to 4096. */
+void *tu_aligned(size_t len);
+
+bool tu_is_root(void);
+
+/* A loop device over `file` with direct I/O and the given logical block size, set to
+ * detach itself on last close. Returns the loop device's control descriptor (>= 0, keep
+ * it open while using the device) and writes its path, or -errno. */
+int tu_loop_attach(const char *file, unsigned block_size, char *devpath, size_t len);
+/* Closes the control descriptor and waits (bounded) until the kernel has detached the
+ * device. Returns true when it is gone. */
+bool tu_loop_detach(int loopfd, const char *devpath);
+
+/* Writes `value` to a /proc/sys file, returning the old value in old (64 bytes).
+ * Returns 0 or -errno. */
+int tu_sysctl_swap(const char *path, const char *value, char *old, size_t oldlen);
+
+#endif

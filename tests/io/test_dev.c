@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tests/io/test_dev.c - opening devices: geometry of files and block devices, the
+ * buffered fallback where O_DIRECT is refused, and errors that name the path.
+ */
+#include "io/io.h"
+#include "common/testutil.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+static bool power_of_two(uint32_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+Test(dev, regular_file_geometry)
+{
+	char *path = tu_scratch_file("dev-geom", 123 * 4096 + 17, 1);
+	struct rpio_dev *d;
+	char msg[IO_MSG_LEN];
+
+	cr_assert_eq(rpio_dev_open(path, O_RDWR, &d, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(d->size, 123 * 4096 + 17);
+	cr_assert_not(d->blockdev);
+	cr_assert_not(d->rdonly);
+	cr_assert(power_of_two(d->lbs), "lbs %u", d->lbs);
+	cr_assert(power_of_two(d->off_align) && power_of_two(d->mem_align));
+	if (!d->buffered) {
+		cr_assert_geq(d->off_align, 512);
+		cr_assert_leq(d->off_align, 4096);
+		cr_assert_eq(d->warning[0], 0);
+	}
+	rpio_dev_close(d);
+	tu_unlink(path);
+}
+
+Test(dev, loop_device_geometry)
+{
+	char dev[64], msg[IO_MSG_LEN];
+	struct rpio_dev *d;
+	char *path;
+	int lfd;
+
+	if (!tu_is_root())
+		cr_skip_test("needs root: attaches a loop device");
+	path = tu_scratch_file("dev-loop", 4 << 20, 2);
+	lfd = tu_loop_attach(path, 512, dev, sizeof(dev));
+	if (lfd == -ENOENT || lfd == -ENXIO || lfd == -EACCES) {
+		tu_unlink(path);
+		cr_skip_test("no loop devices on this machine (%s)", strerror(-lfd));
+	}
+	cr_assert_geq(lfd, 0, "attaching a loop device: %s", strerror(-lfd));
+	cr_assert_eq(rpio_dev_open(dev, O_RDWR, &d, msg, sizeof(msg)), 0, "%s", msg);
+	cr_expect(d->blockdev);
+	cr_expect_eq(d->size, 4 << 20);
+	cr_expect_eq(d->lbs, 512u, "BLKSSZGET of a 512-byte loop device: %u", d->lbs);
+	cr_expect_eq(d->off_align, 512u);
+	cr_expect_not(d->buffered);
+	rpio_dev_close(d);
+	cr_expect(tu_loop_detach(lfd, dev), "%s was not detached", dev);
+	tu_unlink(path);
+}
+
+/* ramfs has no direct I/O at all: the open must fall back and say so. The mount lives in
+ * a private mount namespace of this test process, so nothing outlives the test. */
+Test(dev, buffered_fallback_where_odirect_is_refused)
+{
+	char dir[256], file[300], msg[IO_MSG_LEN];
+	struct rpio_dev *d;
+
+	if (!tu_is_root())
+		cr_skip_test("needs root: mounts a ramfs in a private mount namespace");
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		cr_skip_test("cannot make a private mount namespace: %s", strerror(errno));
+	snprintf(dir, sizeof(dir), "%s/ramfs-%d", tu_dir(), (int)getpid());
+	cr_assert_eq(mkdir(dir, 0700), 0, "%s", strerror(errno));
+	if (mount("none", dir, "ramfs", 0, NULL) < 0) {
+		rmdir(dir);
+		cr_skip_test("cannot mount ramfs: %s", strerror(errno));
+	}
+	snprintf(file, sizeof(file), "%s/data", dir);
+	int fd = open(file, O_RDWR | O_CREAT | O_DIRECT, 0600);
+	if (fd >= 0) {
+		close(fd);
+		umount(dir);
+		rmdir(dir);
+		cr_skip_test("this kernel's ramfs accepts O_DIRECT: nothing to fall back from");
+	}
+	cr_assert_eq(rpio_dev_open(file, O_RDWR | O_CREAT, &d, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert(d->buffered);
+	cr_assert(strstr(d->warning, "O_DIRECT"), "warning: %s", d->warning);
+	cr_assert(strstr(d->warning, file), "warning names the path: %s", d->warning);
+	cr_assert_eq(d->off_align, 1u, "buffered I/O has no alignment rule");
+
+	/* and it works: a write and a read back through a backend, unaligned even */
+	struct rpio_queue_params p = {.backend = IO_BACKEND_PSYNC, .depth = 4};
+	struct rpio_queue *q;
+	cr_assert_eq(rpio_queue_open(&p, &q, msg, sizeof(msg)), 0, "%s", msg);
+	char out[100] = "buffered bytes", in[100] = {0};
+	struct iovec iov = {out, sizeof(out)};
+	struct rpio_cqe c;
+	cr_assert_eq(rpio_write(q, d, 10, &iov, 1, 0, NULL), 0, "%s", rpio_queue_error(q));
+	cr_assert_eq(rpio_reap(q, &c, 1, 1), 1);
+	cr_assert_eq(c.res, (int64_t)sizeof(out));
+	iov.iov_base = in;
+	cr_assert_eq(rpio_read(q, d, 10, &iov, 1, NULL), 0);
+	cr_assert_eq(rpio_reap(q, &c, 1, 1), 1);
+	cr_assert_str_eq(in, "buffered bytes");
+	rpio_queue_close(q);
+	rpio_dev_close(d);
+	umount(dir);
+	rmdir(dir);
+}
+
+Test(dev, missing_path_error_names_it)
+{
+	char msg[IO_MSG_LEN];
+	struct rpio_dev *d = (struct rpio_dev *)1;
+	const char *path = "/nonexistent-ringpager/dir/store.dat";
+
+	cr_assert_eq(rpio_dev_open(path, O_RDONLY, &d, msg, sizeof(msg)), -ENOENT);
+	cr_assert_null(d);
+	cr_assert(strstr(msg, path), "message: %s", msg);
+}
+
+Test(dev, directory_is_refused)
+{
+	char msg[IO_MSG_LEN];
+	struct rpio_dev *d;
+	int err = rpio_dev_open(tu_dir(), O_RDONLY, &d, msg, sizeof(msg));
+
+	cr_assert_lt(err, 0);
+	cr_assert(strstr(msg, tu_dir()), "message: %s", msg);
+}
+
+Test(dev, bad_open_flags_are_refused)
+{
+	char msg[IO_MSG_LEN];
+	struct rpio_dev *d;
+
+	cr_assert_eq(rpio_dev_open("x", O_WRONLY, &d, msg, sizeof(msg)), -EINVAL);
+	cr_assert(strstr(msg, "O_RDONLY or O_RDWR"), "message: %s", msg);
+	cr_assert_eq(rpio_dev_open("x", O_RDWR | O_TRUNC, &d, msg, sizeof(msg)), -EINVAL);
+	cr_assert_eq(rpio_dev_open("", O_RDWR, &d, msg, sizeof(msg)), -EINVAL);
+}
+
+Test(queue, bad_parameters_are_refused)
+{
+	char msg[IO_MSG_LEN];
+	struct rpio_queue *q;
+	struct rpio_queue_params p = {.backend = IO_BACKEND_URING, .depth = 0};
+
+	cr_assert_eq(rpio_queue_open(&p, &q, msg, sizeof(msg)), -EINVAL);
+	cr_assert(strstr(msg, "queue_depth=0"), "message: %s", msg);
+	p.depth = 1u << 20;
+	cr_assert_eq(rpio_queue_open(&p, &q, msg, sizeof(msg)), -EINVAL);
+	p.depth = 8;
+	p.backend = (enum rpio_backend)42;
+	cr_assert_eq(rpio_queue_open(&p, &q, msg, sizeof(msg)), -EINVAL);
+	cr_assert(strstr(msg, "rpio_backend=42"), "message: %s", msg);
+}
+
+Test(queue, backend_names_parse_both_ways)
+{
+	enum rpio_backend b;
+
+	for (int i = IO_BACKEND_AUTO; i <= IO_BACKEND_PSYNC; i++) {
+		cr_assert_eq(rpio_backend_parse(rpio_backend_name((enum rpio_backend)i), &b), 0);
+		cr_assert_eq((int)b, i);
+	}
+	cr_assert_eq(rpio_backend_parse("uring", &b), -EINVAL);
+	cr_assert_eq(rpio_backend_parse(NULL, &b), -EINVAL);
+}
