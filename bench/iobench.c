@@ -3,8 +3,9 @@
  * bench/iobench.c - the io/ layer against fio, on the same file, in the same run.
  *
  * For each job (4 KiB random reads at depth 1 and 32, 1 MiB sequential reads at depth
- * 16) and each round, it runs fio's io_uring engine (O_DIRECT) and then each ringpager
- * backend, alternating, so that a noisy machine disturbs both sides alike. It prints the
+ * 16) and each round, it runs fio's io_uring engine (O_DIRECT) and each ringpager
+ * backend, one after the other in an order that rotates every round, so that a noisy
+ * machine disturbs every side alike. It prints the
  * median of the rounds with min..max, and each backend's ratio to fio.
  *
  * Every measurement reads with O_DIRECT, so no page cache is involved on either side.
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -54,6 +56,7 @@ struct opts {
 	unsigned rounds;
 	bool fio;
 	bool sqpoll;
+	bool thp;
 	unsigned submit_batch;
 	bool jobs[NJOBS];
 	bool backends[IO_BACKEND_PSYNC + 1];
@@ -210,8 +213,15 @@ static struct result run_ringpager(const struct opts *o, const struct job *j, en
 	if (d->buffered)
 		fprintf(stderr, "iobench: warning: %s\n", d->warning);
 	blocks = d->size / j->bs;
-	if (!blocks || posix_memalign((void **)&buf, 4096, j->bs * j->depth) || !hist || !start)
+	if (!blocks || posix_memalign((void **)&buf, 2u << 20, j->bs * j->depth) || !hist || !start)
 		goto out;
+	/* Like fio, fault the buffers in before timing (fio fills them with a pattern).
+	 * Whether they are physically contiguous matters: a 1 MiB read into 256 scattered
+	 * 4 KiB pages exceeds a virtio disk's 254 segments and is split in two. --thp
+	 * backs them with transparent huge pages: the same read is then a few segments. */
+	if (o->thp)
+		madvise(buf, j->bs * j->depth, MADV_HUGEPAGE);
+	memset(buf, 0x5A, j->bs * j->depth);
 
 	t0 = now_s();
 	deadline = t0 + o->runtime;
@@ -379,6 +389,7 @@ static void usage(FILE *f)
 	        "  --rounds N       alternating rounds; medians are reported (default 3, max %d)\n"
 	        "  --no-fio         do not run fio\n"
 	        "  --sqpoll         io_uring with a kernel submission thread\n"
+	        "  --thp            back ringpager's buffers with transparent huge pages\n"
 	        "  --submit-batch N start requests once N are staged; 0: batch until reap\n"
 	        "                   (default 1: each as soon as it is ready, as fio does)\n",
 	        MAX_ROUNDS);
@@ -414,6 +425,7 @@ int main(int argc, char **argv)
 	    {"rounds", required_argument, NULL, 'r'},
 	    {"no-fio", no_argument, NULL, 'F'},
 	    {"sqpoll", no_argument, NULL, 'S'},
+	    {"thp", no_argument, NULL, 'T'},
 	    {"submit-batch", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -476,6 +488,9 @@ int main(int argc, char **argv)
 		case 'S':
 			o.sqpoll = true;
 			break;
+		case 'T':
+			o.thp = true;
+			break;
 		case 'B': {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -515,21 +530,24 @@ int main(int argc, char **argv)
 		if (!o.jobs[ji])
 			continue;
 		memset(be, 0, sizeof(be));
+		/* Engine 0 is fio, 1..3 the backends. The order rotates each round so that
+		 * none always runs first (or right after another read the same blocks,
+		 * which a caching host beneath a virtual disk rewards). */
 		for (unsigned round = 0; round < o.rounds; round++) {
-			if (o.fio) {
-				struct result r = run_fio(&o, j);
-				if (r.ok) {
-					fio.iops[fio.n] = r.iops;
-					fio.p50[fio.n++] = r.p50_us;
-				}
-			}
-			for (int b = IO_BACKEND_URING; b <= IO_BACKEND_PSYNC; b++) {
-				if (!o.backends[b])
+			for (unsigned k = 0; k <= IO_BACKEND_PSYNC; k++) {
+				unsigned e = (k + round) % (IO_BACKEND_PSYNC + 1);
+				struct series *s = e == 0 ? &fio : &be[e];
+				struct result r;
+
+				if (e == 0 && !o.fio)
 					continue;
-				struct result r = run_ringpager(&o, j, (enum rpio_backend)b);
+				if (e != 0 && !o.backends[e])
+					continue;
+				r = e == 0 ? run_fio(&o, j)
+				           : run_ringpager(&o, j, (enum rpio_backend)e);
 				if (r.ok) {
-					be[b].iops[be[b].n] = r.iops;
-					be[b].p50[be[b].n++] = r.p50_us;
+					s->iops[s->n] = r.iops;
+					s->p50[s->n++] = r.p50_us;
 				}
 			}
 		}

@@ -35,7 +35,9 @@
  *   - -EINTR and -EAGAIN completions are retried (bounded, IO_MAX_RETRIES), never shown.
  *   - res is the full requested length, or a negative errno; never a partial count.
  *   - failure injection (rpio_dev_inject): a matching request completes with the chosen
- *     errno without reaching the device; the queue goes on serving the others.
+ *     errno without reaching the device, under the same rules as a device's result (an
+ *     injected EINTR/EAGAIN is retried, and the retry reaches the device); the queue
+ *     goes on serving the others.
  *
  * Buffers must stay valid until the request's completion is reaped. The iovec array
  * itself is copied when the request is staged.
@@ -75,7 +77,8 @@ enum rpio_op {
 /* Failure injection, for tests: requests on the device that match `ops` (a mask of
  * 1u << IO_OP_*) and [off_lo, off_hi) are counted from 1 after arming; when `nth` is 0
  * every matching request fails, otherwise only the nth. At most `count` requests fail
- * (0: no limit). A failing request completes with -err and never reaches the device. */
+ * (0: no limit). A failing request does not reach the device; it completes as if the
+ * device had returned -err (so EINTR and EAGAIN are retried, the retry reaching it). */
 struct rpio_fault {
 	unsigned ops;
 	uint64_t off_lo, off_hi; /* fdatasync requests have offset 0 */

@@ -478,10 +478,16 @@ int rpio_reap(struct rpio_queue *q, struct rpio_cqe *out, unsigned max, unsigned
 		while (n < max && q->synth_head) {
 			struct rpio_req *r = q->synth_head;
 
+			unsigned fl;
+
 			q->synth_head = r->next;
 			if (!q->synth_head)
 				q->synth_tail = NULL;
-			out[n++] = (struct rpio_cqe){.udata = r->udata, .res = r->res};
+			/* The same rules as a device's result: an injected EINTR or EAGAIN is
+			 * retried, and the retry goes to the device. */
+			if (!rpio_req_finish(q, r, r->res, &fl))
+				continue;
+			out[n++] = (struct rpio_cqe){.udata = r->udata, .res = r->res, .flags = fl};
 			rpio_req_release(q, r);
 		}
 		/* Never wait for more than the backend will have: what it holds and what is

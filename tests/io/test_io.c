@@ -54,6 +54,14 @@ static struct rpio_dev *dev_open(const char *path, int flags)
 	return d;
 }
 
+/* Closes what a test opened: its queue, its device, its scratch file. */
+static void teardown(struct rpio_queue *q, struct rpio_dev *d, char *path)
+{
+	rpio_queue_close(q);
+	rpio_dev_close(d);
+	tu_unlink(path);
+}
+
 /* Stages one request, submits it, waits for it; returns its completion. */
 static struct rpio_cqe one(struct rpio_queue *q, struct rpio_dev *d, enum rpio_op op, uint64_t off,
                            void *buf, size_t len, unsigned flags)
@@ -254,9 +262,7 @@ static void batch_in_flight(enum rpio_backend b)
 	}
 	free(want);
 	free(buf);
-	rpio_queue_close(q);
-	rpio_dev_close(d);
-	tu_unlink(path);
+	teardown(q, d, path);
 }
 PER_BACKEND(batch_of_300_requests_in_flight, batch_in_flight, 60)
 
@@ -279,9 +285,7 @@ static void queue_full(enum rpio_backend b)
 	cr_assert_eq(rpio_read(q, d, 0, &iov, 1, NULL), 0, "a reaped slot is free again");
 	reap_all(q, cqe, 1);
 	free(buf);
-	rpio_queue_close(q);
-	rpio_dev_close(d);
-	tu_unlink(path);
+	teardown(q, d, path);
 }
 PER_BACKEND(full_queue_refuses_with_ebusy, queue_full, 60)
 
@@ -324,9 +328,7 @@ static void unaligned(enum rpio_backend b)
 	/* nothing was staged by any of them */
 	cr_assert_eq(rpio_queue_inflight(q), 0);
 	free(buf);
-	rpio_queue_close(q);
-	rpio_dev_close(d);
-	tu_unlink(path);
+	teardown(q, d, path);
 }
 PER_BACKEND(unaligned_offset_buffer_or_length_gets_einval, unaligned, 60)
 
@@ -380,9 +382,7 @@ static void past_end(enum rpio_backend b)
 	cr_assert_eq(c.flags, 0);
 	free(want);
 	free(buf);
-	rpio_queue_close(q);
-	rpio_dev_close(d);
-	tu_unlink(path);
+	teardown(q, d, path);
 }
 PER_BACKEND(read_past_end_is_zero_filled, past_end, 60)
 
@@ -408,9 +408,7 @@ static void readonly(enum rpio_backend b)
 	struct rpio_cqe c = one(q, d, IO_OP_READ, 0, buf, 4096, 0);
 	cr_assert_eq(c.res, 4096);
 	free(buf);
-	rpio_queue_close(q);
-	rpio_dev_close(d);
-	tu_unlink(path);
+	teardown(q, d, path);
 }
 PER_BACKEND(write_to_read_only_device_fails, readonly, 60)
 
@@ -433,9 +431,7 @@ static void durable(enum rpio_backend b)
 	cr_assert(memcmp(buf, back, 4096) == 0);
 	free(buf);
 	free(back);
-	rpio_queue_close(q);
-	rpio_dev_close(d);
-	tu_unlink(path);
+	teardown(q, d, path);
 }
 PER_BACKEND(dsync_write_and_fdatasync_complete, durable, 60)
 
@@ -519,9 +515,7 @@ static void injected(enum rpio_backend b)
 	free(back);
 	free(want);
 	free(buf);
-	rpio_queue_close(q);
-	rpio_dev_close(d);
-	tu_unlink(path);
+	teardown(q, d, path);
 }
 PER_BACKEND(injected_error_reaches_caller_and_queue_keeps_serving, injected, 60)
 
@@ -577,8 +571,125 @@ static void early_start(enum rpio_backend b)
 	}
 	free(want);
 	free(buf);
-	rpio_queue_close(q);
-	rpio_dev_close(d);
-	tu_unlink(path);
+	teardown(q, d, path);
 }
 PER_BACKEND(submit_batch_starts_requests_as_they_are_staged, early_start, 60)
+
+/* ---------------------------------------------------------------- EINTR / EAGAIN */
+
+static void retried(enum rpio_backend b)
+{
+	enum { N = 6 };
+	char *path = tu_scratch_file("io-retry", 1 * MIB, 17);
+	struct rpio_dev *d = dev_open(path, O_RDWR);
+	struct rpio_queue *q = queue_open(b, 16);
+	unsigned char *buf = tu_aligned(N * 4096), *want = malloc(4096);
+	struct rpio_cqe cqe[N];
+
+	/* three reads are interrupted, then one is told to try again: all complete */
+	for (int pass = 0; pass < 2; pass++) {
+		int err = pass == 0 ? EINTR : EAGAIN;
+
+		rpio_dev_inject(
+		    d, &(struct rpio_fault){
+		           .ops = 1u << IO_OP_READ, .off_hi = UINT64_MAX, .count = 3, .err = err});
+		memset(buf, 0, N * 4096);
+		for (uintptr_t i = 0; i < N; i++) {
+			struct iovec iov = {buf + i * 4096, 4096};
+			cr_assert_eq(rpio_read(q, d, i * 4096, &iov, 1, (void *)i), 0);
+		}
+		reap_all(q, cqe, N);
+		cr_assert_eq(rpio_dev_injected(d), 3, "the injection fired");
+		for (int i = 0; i < N; i++) {
+			uintptr_t k = (uintptr_t)cqe[i].udata;
+
+			cr_assert_eq(cqe[i].res, 4096, "%s: request %zu got %lld", strerror(err),
+			             (size_t)k, (long long)cqe[i].res);
+			tu_fill(want, 4096, 17, k * 4096);
+			cr_assert(memcmp(buf + k * 4096, want, 4096) == 0, "retried data");
+		}
+	}
+	rpio_dev_inject(d, NULL);
+	free(want);
+	free(buf);
+	teardown(q, d, path);
+}
+PER_BACKEND(eintr_and_eagain_are_retried_not_reported, retried, 60)
+
+/* ---------------------------------------------------------------- SQPOLL */
+
+Test(io_uring, sqpoll_queue_reads_and_writes)
+{
+	struct rpio_queue_params p = {.backend = IO_BACKEND_URING, .depth = 32, .sqpoll = true};
+	char *path = tu_scratch_file("io-sqpoll", 1 * MIB, 19);
+	struct rpio_dev *d = dev_open(path, O_RDWR);
+	unsigned char *buf = tu_aligned(16 * 4096), *back = tu_aligned(16 * 4096);
+	struct rpio_cqe cqe[16];
+	struct rpio_queue *q;
+	char msg[IO_MSG_LEN];
+	int err = rpio_queue_open(&p, &q, msg, sizeof(msg));
+
+	if (err == -EPERM)
+		cr_skip_test("SQPOLL is not permitted here: %s", msg);
+	cr_assert_eq(err, 0, "%s", msg);
+	cr_assert(strstr(rpio_queue_describe(q), "SQPOLL"), "describe: %s", rpio_queue_describe(q));
+	tu_fill(buf, 16 * 4096, 20, 0);
+	for (uintptr_t i = 0; i < 16; i++) {
+		struct iovec iov = {buf + i * 4096, 4096};
+		cr_assert_eq(rpio_write(q, d, (i * 2) * 4096, &iov, 1, 0, NULL), 0);
+	}
+	reap_all(q, cqe, 16);
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(cqe[i].res, 4096);
+	for (uintptr_t i = 0; i < 16; i++) {
+		struct iovec iov = {back + i * 4096, 4096};
+		cr_assert_eq(rpio_read(q, d, (i * 2) * 4096, &iov, 1, NULL), 0);
+	}
+	reap_all(q, cqe, 16);
+	cr_assert(memcmp(buf, back, 16 * 4096) == 0);
+	free(buf);
+	free(back);
+	teardown(q, d, path);
+}
+
+/* ---------------------------------------------------------------- end of a block device */
+
+static void write_past_end(enum rpio_backend b)
+{
+	char dev[64];
+	char *path;
+	int lfd;
+
+	if (!tu_is_root())
+		cr_skip_test("needs root: attaches a loop device");
+	path = tu_scratch_file("io-loopend", 1 * MIB, 23);
+	lfd = tu_loop_attach(path, 4096, dev, sizeof(dev));
+	if (lfd == -ENOENT || lfd == -ENXIO || lfd == -EACCES) {
+		tu_unlink(path);
+		cr_skip_test("no loop devices on this machine (%s)", strerror(-lfd));
+	}
+	cr_assert_geq(lfd, 0, "attaching a loop device: %s", strerror(-lfd));
+
+	struct rpio_dev *d = dev_open(dev, O_RDWR);
+	struct rpio_queue *q = queue_open(b, 8);
+	unsigned char *buf = tu_aligned(2 * 4096), *back = tu_aligned(4096);
+	struct rpio_cqe c;
+
+	/* two pages from the last one: the device holds one, the second has no room */
+	tu_fill(buf, 2 * 4096, 24, 0);
+	struct iovec iov = {buf, 2 * 4096};
+	cr_assert_eq(rpio_write(q, d, d->size - 4096, &iov, 1, 0, NULL), 0);
+	cr_assert_eq(rpio_reap(q, &c, 1, 1), 1);
+	cr_assert_lt(c.res, 0, "a write past the end is reported, got %lld", (long long)c.res);
+	/* the part that fits was stored: the short transfer was continued, not dropped */
+	c = one(q, d, IO_OP_READ, d->size - 4096, back, 4096, 0);
+	cr_assert_eq(c.res, 4096);
+	cr_assert(memcmp(back, buf, 4096) == 0);
+	free(buf);
+	free(back);
+	rpio_queue_close(q);
+	rpio_dev_close(d);
+	cr_expect(tu_loop_detach(lfd, dev), "%s was not detached", dev);
+	tu_unlink(path);
+}
+PER_BACKEND(write_past_end_of_block_device_is_reported, write_past_end, 60)
