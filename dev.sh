@@ -37,7 +37,7 @@ build() { # dir, extra meson options...
 
 # The tests that provoke backend fallbacks change these system-wide switches and put
 # them back themselves; this is the second line of defence if a test dies midway.
-SYSCTLS=(/proc/sys/kernel/io_uring_disabled /proc/sys/fs/aio-max-nr)
+SYSCTLS=(/proc/sys/kernel/io_uring_disabled /proc/sys/fs/aio-max-nr /proc/sys/vm/nr_hugepages)
 declare -A SAVED=()
 save_sysctls() {
 	for f in "${SYSCTLS[@]}"; do [ -r "$f" ] && SAVED[$f]=$(cat "$f"); done
