@@ -2,6 +2,8 @@
 #include "testutil.h"
 #include "compat/kernel.h"
 
+#include <criterion/criterion.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -143,6 +145,24 @@ int tu_loop_attach(const char *file, unsigned block_size, char *devpath, size_t 
 	}
 	close(ctl);
 	return err;
+}
+
+int tu_loop_scratch(const char *name, uint64_t size, uint64_t seed, unsigned block_size,
+                    char **path, char *devpath, size_t len)
+{
+	int lfd;
+
+	if (!tu_is_root())
+		cr_skip_test("needs root: attaches a loop device");
+	*path = tu_scratch_file(name, size, seed);
+	cr_assert_not_null(*path, "scratch file %s in %s", name, tu_dir());
+	lfd = tu_loop_attach(*path, block_size, devpath, len);
+	if (lfd == -ENOENT || lfd == -ENXIO || lfd == -EACCES) {
+		tu_unlink(*path);
+		cr_skip_test("no loop devices on this machine (%s)", strerror(-lfd));
+	}
+	cr_assert_geq(lfd, 0, "attaching a loop device: %s", strerror(-lfd));
+	return lfd;
 }
 
 bool tu_loop_detach(int loopfd, const char *devpath)

@@ -31,6 +31,11 @@ bool tu_is_root(void);
  * detach itself on last close. Returns the loop device's control descriptor (>= 0, keep
  * it open while using the device) and writes its path, or -errno. */
 int tu_loop_attach(const char *file, unsigned block_size, char *devpath, size_t len);
+/* For a test: skips it unless it runs as root on a machine with loop devices; otherwise
+ * makes a scratch file (tu_scratch_file(name, size, seed), path in *path) and a loop
+ * device over it (tu_loop_attach). Returns the loop device's control descriptor. */
+int tu_loop_scratch(const char *name, uint64_t size, uint64_t seed, unsigned block_size,
+                    char **path, char *devpath, size_t len);
 /* Closes the control descriptor and waits (bounded) until the kernel has detached the
  * device. Returns true when it is gone. */
 bool tu_loop_detach(int loopfd, const char *devpath);

@@ -207,16 +207,7 @@ static void roundtrip_loop(enum rpio_backend b)
 	char *path;
 	int lfd;
 
-	if (!tu_is_root())
-		cr_skip_test("needs root: attaches a loop device");
-	path = tu_scratch_file("io-loop", 32 * MIB, 9);
-	cr_assert_not_null(path);
-	lfd = tu_loop_attach(path, 4096, dev, sizeof(dev));
-	if (lfd == -ENOENT || lfd == -ENXIO || lfd == -EACCES) {
-		tu_unlink(path);
-		cr_skip_test("no loop devices on this machine (%s)", strerror(-lfd));
-	}
-	cr_assert_geq(lfd, 0, "attaching a loop device: %s", strerror(-lfd));
+	lfd = tu_loop_scratch("io-loop", 32 * MIB, 9, 4096, &path, dev, sizeof(dev));
 
 	struct rpio_dev *d = dev_open(dev, O_RDONLY);
 	cr_expect(d->blockdev);
@@ -660,15 +651,7 @@ static void write_past_end(enum rpio_backend b)
 	char *path;
 	int lfd;
 
-	if (!tu_is_root())
-		cr_skip_test("needs root: attaches a loop device");
-	path = tu_scratch_file("io-loopend", 1 * MIB, 23);
-	lfd = tu_loop_attach(path, 4096, dev, sizeof(dev));
-	if (lfd == -ENOENT || lfd == -ENXIO || lfd == -EACCES) {
-		tu_unlink(path);
-		cr_skip_test("no loop devices on this machine (%s)", strerror(-lfd));
-	}
-	cr_assert_geq(lfd, 0, "attaching a loop device: %s", strerror(-lfd));
+	lfd = tu_loop_scratch("io-loopend", 1 * MIB, 23, 4096, &path, dev, sizeof(dev));
 
 	struct rpio_dev *d = dev_open(dev, O_RDWR);
 	struct rpio_queue *q = queue_open(b, 8);
