@@ -477,7 +477,6 @@ int rpio_reap(struct rpio_queue *q, struct rpio_cqe *out, unsigned max, unsigned
 	for (;;) {
 		while (n < max && q->synth_head) {
 			struct rpio_req *r = q->synth_head;
-
 			unsigned fl;
 
 			q->synth_head = r->next;
