@@ -12,6 +12,7 @@
  * rpbench (the fio-style benchmark of the whole engine) grows from this program.
  */
 #include "io/io.h"
+#include "bench/benchutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +27,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#define MAX_ROUNDS  32
 #define LAT_BUCKETS 100000 /* 1 us each: latencies up to 100 ms */
 
 struct job {
@@ -62,91 +62,8 @@ struct opts {
 	bool backends[IO_BACKEND_PSYNC + 1];
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	int shift = 0;
-
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		end++;
-		break;
-	case 't':
-	case 'T':
-		shift = 40;
-		end++;
-		break;
-	}
-	if (end == s || *end || v == 0)
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
-/* ---------------------------------------------------------------- the data file */
-
-/* Creates `path` with `size` pseudo-random bytes (written with O_DIRECT, 1 MiB at a time),
- * unless it exists already with at least that size. */
-static int ensure_file(const char *path, uint64_t size)
-{
-	struct stat st;
-	uint64_t x = 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
-	size_t chunk = 1 << 20;
-	uint64_t *buf;
-	int fd;
-
-	if (stat(path, &st) == 0 && (S_ISBLK(st.st_mode) || (uint64_t)st.st_size >= size))
-		return 0;
-	fprintf(stderr, "iobench: writing %" PRIu64 " MiB of random bytes to %s\n", size >> 20,
-	        path);
-	fd = open(path, O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0 || posix_memalign((void **)&buf, 4096, chunk)) {
-		fprintf(stderr, "iobench: cannot create %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	for (uint64_t off = 0; off < size; off += chunk) {
-		for (size_t i = 0; i < chunk / 8; i++) {
-			x ^= x << 13; /* xorshift64: incompressible enough for a disk */
-			x ^= x >> 7;
-			x ^= x << 17;
-			buf[i] = x;
-		}
-		size_t len = size - off < chunk ? (size_t)(size - off) : chunk;
-		if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len) {
-			fprintf(stderr, "iobench: writing %s: %s\n", path, strerror(errno));
-			close(fd);
-			free(buf);
-			return -1;
-		}
-	}
-	fsync(fd);
-	close(fd);
-	free(buf);
-	return 0;
-}
 
 /* ---------------------------------------------------------------- ringpager side */
 
@@ -202,7 +119,7 @@ static struct result run_ringpager(const struct opts *o, const struct job *j, en
 	uint32_t *hist = calloc(LAT_BUCKETS, sizeof(*hist));
 	double *start = calloc(j->depth, sizeof(*start));
 	struct rpio_cqe cqe[64];
-	uint64_t rng = (uint64_t)(now_s() * 1e9), next_seq = 0, ios = 0, blocks;
+	uint64_t rng = (uint64_t)(bu_now() * 1e9), next_seq = 0, ios = 0, blocks;
 	double t0, deadline;
 
 	if (rpio_dev_open(o->file, O_RDONLY, &d, msg, sizeof(msg)) ||
@@ -223,10 +140,10 @@ static struct result run_ringpager(const struct opts *o, const struct job *j, en
 		madvise(buf, j->bs * j->depth, MADV_HUGEPAGE);
 	memset(buf, 0x5A, j->bs * j->depth);
 
-	t0 = now_s();
+	t0 = bu_now();
 	deadline = t0 + o->runtime;
 	for (uintptr_t slot = 0; slot < j->depth; slot++) {
-		start[slot] = now_s();
+		start[slot] = bu_now();
 		if (stage_next(q, d, j, buf, slot, blocks, &rng, &next_seq))
 			goto out;
 	}
@@ -237,7 +154,7 @@ static struct result run_ringpager(const struct opts *o, const struct job *j, en
 			fprintf(stderr, "iobench: %s\n", rpio_queue_error(q));
 			goto out;
 		}
-		double t = now_s();
+		double t = bu_now();
 		for (int i = 0; i < n; i++) {
 			uintptr_t slot = (uintptr_t)cqe[i].udata;
 			double us = (t - start[slot]) * 1e6;
@@ -259,7 +176,7 @@ static struct result run_ringpager(const struct opts *o, const struct job *j, en
 		if (rpio_queue_inflight(q) == 0)
 			break;
 	}
-	double secs = now_s() - t0;
+	double secs = bu_now() - t0;
 	r.iops = (double)ios / secs;
 	r.mbps = r.iops * (double)j->bs / 1e6;
 	r.p50_us = percentile(hist, ios, 50);
@@ -275,71 +192,26 @@ out:
 
 /* ---------------------------------------------------------------- fio side */
 
-/* Runs fio with its io_uring engine and O_DIRECT on the same file, parsing its terse
- * (version 3) output: field 8 is read IOPS, and the read completion-latency percentile
- * list holds "50.000000%=usec". */
 static struct result run_fio(const struct opts *o, const struct job *j)
 {
-	struct result r = {0};
-	char cmd[2048], line[8192];
-	FILE *f;
+	struct bu_fio f = bu_run_fio(o->file, j->random ? "randread" : "read", j->bs, j->depth,
+	                             o->size, o->runtime, "io_uring");
+	struct result r = {.ok = f.ok, .iops = f.iops, .p50_us = f.p50_us};
 
-	snprintf(cmd, sizeof(cmd),
-	         "fio --name=iobench --filename='%s' --ioengine=io_uring --direct=1 "
-	         "--rw=%s --bs=%zu --iodepth=%u --size=%" PRIu64 " --runtime=%g --time_based "
-	         "--norandommap --randrepeat=0 --output-format=terse --terse-version=3 "
-	         "2>/dev/null",
-	         o->file, j->random ? "randread" : "read", j->bs, j->depth, o->size, o->runtime);
-	f = popen(cmd, "r");
-	if (!f)
-		return r;
-	while (fgets(line, sizeof(line), f)) {
-		char *save = NULL, *tok = strtok_r(line, ";", &save);
-		int field = 1;
-
-		if (!tok || strcmp(tok, "3") != 0)
-			continue;
-		for (; tok; tok = strtok_r(NULL, ";", &save), field++) {
-			if (field == 8)
-				r.iops = strtod(tok, NULL);
-			if (field >= 18 && field <= 37 && strncmp(tok, "50.000000%=", 11) == 0)
-				r.p50_us = strtod(tok + 11, NULL);
-		}
-		r.ok = r.iops > 0;
-	}
-	if (pclose(f) != 0)
-		r.ok = false;
 	r.mbps = r.iops * (double)j->bs / 1e6;
 	return r;
 }
 
-static bool have_fio(void)
-{
-	return system("fio --version >/dev/null 2>&1") == 0;
-}
+
 
 /* ---------------------------------------------------------------- report */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 struct series {
-	double iops[MAX_ROUNDS], p50[MAX_ROUNDS];
+	double iops[BU_MAX_ROUNDS], p50[BU_MAX_ROUNDS];
 	unsigned n;
 };
 
-static double median(double *v, unsigned n)
-{
-	double s[MAX_ROUNDS];
-
-	memcpy(s, v, n * sizeof(*v));
-	qsort(s, n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 static void fmt_iops(char *buf, size_t len, double v)
 {
@@ -364,13 +236,13 @@ static void print_row(const char *engine, const struct job *j, struct series *s,
 		mn = s->iops[i] < mn ? s->iops[i] : mn;
 		mx = s->iops[i] > mx ? s->iops[i] : mx;
 	}
-	m = median(s->iops, s->n);
+	m = bu_median(s->iops, s->n);
 	fmt_iops(med, sizeof(med), m);
 	fmt_iops(lo, sizeof(lo), mn);
 	fmt_iops(hi, sizeof(hi), mx);
 	snprintf(range, sizeof(range), "(%s..%s)", lo, hi);
 	printf("  %-22s %9s %-19s %8.0f MB/s %8.1f us", engine, med, range, m * (double)j->bs / 1e6,
-	       median(s->p50, s->n));
+	       bu_median(s->p50, s->n));
 	if (ref > 0)
 		printf("   %.2fx fio", m / ref);
 	printf("\n");
@@ -392,7 +264,7 @@ static void usage(FILE *f)
 	        "  --thp            back ringpager's buffers with transparent huge pages\n"
 	        "  --submit-batch N start requests once N are staged; 0: batch until reap\n"
 	        "                   (default 1: each as soon as it is ready, as fio does)\n",
-	        MAX_ROUNDS);
+	        BU_MAX_ROUNDS);
 }
 
 static int parse_list(char *list, const char *const *names, unsigned n, bool *out)
@@ -453,7 +325,7 @@ int main(int argc, char **argv)
 			o.file = optarg;
 			break;
 		case 's':
-			if (parse_size(optarg, &o.size)) {
+			if (bu_parse_size(optarg, &o.size)) {
 				fprintf(stderr, "iobench: --size=%s: not a size\n", optarg);
 				return 2;
 			}
@@ -476,9 +348,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			o.rounds = (unsigned)atoi(optarg);
-			if (o.rounds < 1 || o.rounds > MAX_ROUNDS) {
+			if (o.rounds < 1 || o.rounds > BU_MAX_ROUNDS) {
 				fprintf(stderr, "iobench: --rounds=%s: 1..%d\n", optarg,
-				        MAX_ROUNDS);
+				        BU_MAX_ROUNDS);
 				return 2;
 			}
 			break;
@@ -509,9 +381,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (ensure_file(o.file, o.size))
+	if (bu_ensure_file("iobench", o.file, o.size))
 		return 1;
-	if (o.fio && !have_fio()) {
+	if (o.fio && !bu_have_fio()) {
 		fprintf(stderr, "iobench: fio not found; measuring ringpager alone\n");
 		o.fio = false;
 	}
@@ -553,7 +425,7 @@ int main(int argc, char **argv)
 		}
 		printf("\n%s\n  %-22s %9s %-19s %13s %11s\n", j->label, "engine", "IOPS",
 		       "(min..max)", "bandwidth", "p50 lat");
-		double ref = fio.n ? median(fio.iops, fio.n) : 0;
+		double ref = fio.n ? bu_median(fio.iops, fio.n) : 0;
 		if (o.fio)
 			print_row("fio io_uring", j, &fio, 0);
 		for (int b = IO_BACKEND_URING; b <= IO_BACKEND_PSYNC; b++) {

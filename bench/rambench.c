@@ -14,6 +14,7 @@
  * old value back at the end.
  */
 #include "ram/ram.h"
+#include "bench/benchutil.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -26,18 +27,9 @@
 #include <sys/mman.h>
 
 #define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
-#define MAX_ROUNDS   32
 
 static char saved_nr[32];
 static bool reserved;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int write_file(const char *path, const char *value)
 {
@@ -99,7 +91,7 @@ static double run(size_t ps, uint64_t size, uint64_t reads, uint64_t *sink)
 	struct ram_pool *pool;
 	struct ram_handle *h;
 	char msg[RAM_MSG_LEN];
-	uint64_t *view, words = size / 8, rng = (uint64_t)(now_s() * 1e9), sum = 0;
+	uint64_t *view, words = size / 8, rng = (uint64_t)(bu_now() * 1e9), sum = 0;
 	double t0, ns;
 
 	if (ram_pool_open(&p, &pool, msg, sizeof(msg))) {
@@ -123,7 +115,7 @@ static double run(size_t ps, uint64_t size, uint64_t reads, uint64_t *sink)
 	for (uint64_t off = 0; off < size; off += ps)
 		sum += view[off / 8];
 
-	t0 = now_s();
+	t0 = bu_now();
 	for (uint64_t i = 0; i < reads; i++) {
 		uint64_t z = (rng += 0x9E3779B97F4A7C15ull); /* splitmix64 */
 
@@ -131,25 +123,12 @@ static double run(size_t ps, uint64_t size, uint64_t reads, uint64_t *sink)
 		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
 		sum += view[(z ^ (z >> 31)) % words];
 	}
-	ns = (now_s() - t0) * 1e9 / (double)reads;
+	ns = (bu_now() - t0) * 1e9 / (double)reads;
 	*sink += sum;
 	munmap(view, size);
 	ram_handle_close(h);
 	ram_pool_close(pool);
 	return ns;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int main(int argc, char **argv)
@@ -162,7 +141,7 @@ int main(int argc, char **argv)
 	uint64_t size = 4ull << 30, reads = 50000000, sink = 0;
 	unsigned rounds = 5;
 	bool reserve = false;
-	double t4k[MAX_ROUNDS], t2m[MAX_ROUNDS];
+	double t4k[BU_MAX_ROUNDS], t2m[BU_MAX_ROUNDS];
 	unsigned n4k = 0, n2m = 0;
 	int c;
 
@@ -185,9 +164,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			rounds = (unsigned)atoi(optarg);
-			if (rounds < 1 || rounds > MAX_ROUNDS) {
+			if (rounds < 1 || rounds > BU_MAX_ROUNDS) {
 				fprintf(stderr, "rambench: --rounds=%s: 1..%d\n", optarg,
-				        MAX_ROUNDS);
+				        BU_MAX_ROUNDS);
 				return 2;
 			}
 			break;
@@ -225,17 +204,17 @@ int main(int argc, char **argv)
 		}
 	}
 	if (n4k) {
-		double m = median(t4k, n4k);
+		double m = bu_median(t4k, n4k);
 		printf("  4 KiB pages (shmem):    %6.1f ns/read (%.1f..%.1f)\n", m, t4k[0],
 		       t4k[n4k - 1]);
 	}
 	if (n2m) {
-		double m = median(t2m, n2m);
+		double m = bu_median(t2m, n2m);
 		printf("  2 MiB pages (hugetlbfs): %6.1f ns/read (%.1f..%.1f)\n", m, t2m[0],
 		       t2m[n2m - 1]);
 	}
 	if (n4k && n2m)
-		printf("  2 MiB / 4 KiB time: %.2fx\n", median(t2m, n2m) / median(t4k, n4k));
+		printf("  2 MiB / 4 KiB time: %.2fx\n", bu_median(t2m, n2m) / bu_median(t4k, n4k));
 	else if (!n2m)
 		printf("  2 MiB pages: not measured (reserve huge pages, or pass --reserve as "
 		       "root)\n");

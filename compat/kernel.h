@@ -30,4 +30,32 @@
 #define LOOP_CONFIGURE 0x4C0A
 #endif
 
+/* ------------------------------------------------------------ userfaultfd */
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+
+/* Linux 6.4: writes to a never-populated page are also write-protected (dirty tracking). */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+
+/* Linux 6.6: UFFDIO_POISON installs a marker that raises SIGBUS on access. */
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+#ifndef _UFFDIO_POISON
+#define _UFFDIO_POISON (0x08)
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+
+/* Linux 6.7: write-protect faults resolved by the kernel; PAGEMAP_SCAN finds the writes. */
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+
 #endif

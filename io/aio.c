@@ -25,6 +25,7 @@ struct aio_q {
 	int64_t *failed_res;
 	unsigned nfailed;
 	unsigned depth;
+	int notify_fd; /* -1: none */
 };
 
 static void aio_free(struct aio_q *a)
@@ -53,6 +54,7 @@ static int aio_init(struct rpio_queue *q, const struct rpio_queue_params *p, cha
 		return -ENOMEM;
 	}
 	a->depth = p->depth;
+	a->notify_fd = p->notify ? p->notify_fd : -1;
 	err = io_setup((int)p->depth, &a->ctx);
 	if (err < 0) {
 		if (err == -EAGAIN)
@@ -105,6 +107,8 @@ static int aio_prep(struct rpio_queue *q, struct rpio_req *r)
 		break;
 	}
 	cb->data = r;
+	if (a->notify_fd >= 0)
+		io_set_eventfd(cb, a->notify_fd);
 	a->staged[a->nstaged++] = cb;
 	return 0;
 }

@@ -137,6 +137,14 @@ struct rpio_queue_params {
 	 * batches, because a batch reaches the device as one plugged burst; batches
 	 * save system calls when the CPU, not the device, is the limit. */
 	unsigned submit_batch;
+	/* With `notify`: an eventfd that the backend signals whenever completions become
+	 * available, so a thread can wait in poll(2) for them together with other events
+	 * (vm/'s fault service waits on its userfaultfd and its queue at once). Completions
+	 * made without the backend (failure injection, validation) do not signal it: reap
+	 * with min 0 after staging requests. io_uring then runs without DEFER_TASKRUN,
+	 * which would hold completions back until the ring is entered. */
+	bool notify;
+	int notify_fd;
 };
 
 #define IO_CQE_ZEROFILL 1u /* a read ran past the end of the device; the tail is zeros */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 
 struct psync_q {
 	pthread_mutex_t lock;
@@ -28,6 +29,7 @@ struct psync_q {
 	bool stop;
 	unsigned nthreads;
 	pthread_t *threads;
+	int notify_fd; /* -1: none */
 };
 
 static void psync_push(struct rpio_req **head, struct rpio_req **tail, struct rpio_req *r)
@@ -81,6 +83,8 @@ static void *psync_worker(void *arg)
 		psync_push(&s->done_head, &s->done_tail, r);
 		s->ndone++;
 		pthread_cond_signal(&s->done_cv);
+		if (s->notify_fd >= 0)
+			(void)eventfd_write(s->notify_fd, 1);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -114,6 +118,7 @@ static int psync_init(struct rpio_queue *q, const struct rpio_queue_params *p, c
 		rpio_msgf(why, len, "out of memory");
 		return -ENOMEM;
 	}
+	s->notify_fd = p->notify ? p->notify_fd : -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->work_cv, NULL);
 	pthread_cond_init(&s->done_cv, NULL);

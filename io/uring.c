@@ -85,7 +85,7 @@ static int uring_init(struct rpio_queue *q, const struct rpio_queue_params *p, c
 	if (p->sqpoll) {
 		tries = sqpoll_try;
 		ntries = 2;
-	} else if (p->single_thread) {
+	} else if (p->single_thread && !p->notify) {
 		tries = single_try;
 		ntries = 3;
 	} else {
@@ -114,6 +114,12 @@ static int uring_init(struct rpio_queue *q, const struct rpio_queue_params *p, c
 	}
 	u->defer = (u->setup_flags & IORING_SETUP_DEFER_TASKRUN) != 0;
 	u->fixed = io_uring_register_files_sparse(&u->ring, URING_FIXED_FILES) == 0;
+	if (p->notify && (err = io_uring_register_eventfd(&u->ring, p->notify_fd)) < 0) {
+		rpio_msgf(why, len, "io_uring_register_eventfd: %s", strerror(-err));
+		io_uring_queue_exit(&u->ring);
+		free(u);
+		return err;
+	}
 	q->be = u;
 
 	size_t n = 0;

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 
 #define MIB (1024ull * 1024)
 
@@ -676,3 +678,38 @@ static void write_past_end(enum rpio_backend b)
 	tu_unlink(path);
 }
 PER_BACKEND(write_past_end_of_block_device_is_reported, write_past_end, 60)
+
+/* With `notify`, the backend signals an eventfd when completions arrive, so a thread can
+ * wait for them in poll(2) beside other descriptors (vm/'s fault service does). */
+static void notify_eventfd(enum rpio_backend b)
+{
+	struct rpio_queue_params p = {.backend = b, .depth = 8, .single_thread = true,
+	                              .notify = true};
+	struct rpio_queue *q = NULL;
+	char msg[IO_MSG_LEN], *path = tu_scratch_file("io_notify", 1 << 20, 9);
+	struct rpio_dev *d = dev_open(path, O_RDONLY);
+	void *buf = tu_aligned(4096);
+	struct iovec iov = {buf, 4096};
+	struct rpio_cqe c;
+
+	p.notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	cr_assert_geq(p.notify_fd, 0);
+	cr_assert_eq(rpio_queue_open(&p, &q, msg, sizeof(msg)), 0, "%s", msg);
+	for (int round = 0; round < 3; round++) {
+		struct pollfd pfd = {.fd = p.notify_fd, .events = POLLIN};
+		eventfd_t v;
+
+		cr_assert_eq(poll(&pfd, 1, 0), 0, "not readable before a request");
+		cr_assert_eq(rpio_read(q, d, (uint64_t)round * 4096, &iov, 1, buf), 0);
+		cr_assert_eq(rpio_submit(q) >= 0, true);
+		cr_assert_eq(poll(&pfd, 1, 10000), 1, "readable once the read completes");
+		cr_assert_eq(eventfd_read(p.notify_fd, &v), 0);
+		cr_assert_eq(rpio_reap(q, &c, 1, 0), 1, "the completion is there to reap");
+		cr_assert_eq(c.res, 4096);
+	}
+	rpio_queue_close(q);
+	close(p.notify_fd);
+	free(buf);
+	teardown(NULL, d, path);
+}
+PER_BACKEND(completion_signals_the_notify_eventfd, notify_eventfd, 60)

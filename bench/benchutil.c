@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench/benchutil.c - shared by the benchmarks (bench/benchutil.h).
+ */
+#include "bench/benchutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+static int cmp_double(const void *a, const void *b);
+
+double bu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int bu_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	int shift = 0;
+
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	}
+	if (end == s || *end || v == 0)
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+/* Creates `path` with `size` pseudo-random bytes (written with O_DIRECT, 1 MiB at a time),
+ * unless it exists already with at least that size. */
+int bu_ensure_file(const char *prog, const char *path, uint64_t size)
+{
+	struct stat st;
+	uint64_t x = 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+	size_t chunk = 1 << 20;
+	uint64_t *buf;
+	int fd;
+
+	if (stat(path, &st) == 0 && (S_ISBLK(st.st_mode) || (uint64_t)st.st_size >= size))
+		return 0;
+	fprintf(stderr, "%s: writing %" PRIu64 " MiB of random bytes to %s\n", prog, size >> 20,
+	        path);
+	fd = open(path, O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || posix_memalign((void **)&buf, 4096, chunk)) {
+		fprintf(stderr, "%s: cannot create %s: %s\n", prog, path, strerror(errno));
+		return -1;
+	}
+	for (uint64_t off = 0; off < size; off += chunk) {
+		for (size_t i = 0; i < chunk / 8; i++) {
+			x ^= x << 13; /* xorshift64: incompressible enough for a disk */
+			x ^= x >> 7;
+			x ^= x << 17;
+			buf[i] = x;
+		}
+		size_t len = size - off < chunk ? (size_t)(size - off) : chunk;
+		if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len) {
+			fprintf(stderr, "%s: writing %s: %s\n", prog, path, strerror(errno));
+			close(fd);
+			free(buf);
+			return -1;
+		}
+	}
+	fsync(fd);
+	close(fd);
+	free(buf);
+	return 0;
+}
+
+bool bu_have_fio(void)
+{
+	return system("fio --version >/dev/null 2>&1") == 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double bu_median(const double *v, unsigned n)
+{
+	double s[BU_MAX_ROUNDS];
+
+	memcpy(s, v, n * sizeof(*v));
+	qsort(s, n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+void bu_minmax(const double *v, unsigned n, double *lo, double *hi)
+{
+	*lo = *hi = n ? v[0] : 0;
+	for (unsigned i = 1; i < n; i++) {
+		if (v[i] < *lo)
+			*lo = v[i];
+		if (v[i] > *hi)
+			*hi = v[i];
+	}
+}
+
+/* fio's terse version 3: field 8 is read IOPS, fields 16 and 18..37 the read completion
+ * latency (mean, then "P%=usec" percentiles). */
+struct bu_fio bu_run_fio(const char *file, const char *rw, size_t bs, unsigned depth,
+                         uint64_t size, double runtime, const char *ioengine)
+{
+	struct bu_fio r = {0};
+	char cmd[2048], line[8192];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd),
+	         "fio --name=rpbench-ref --filename='%s' --ioengine=%s --direct=1 "
+	         "--rw=%s --bs=%zu --iodepth=%u --size=%" PRIu64 " --runtime=%g --time_based "
+	         "--norandommap --randrepeat=0 --output-format=terse --terse-version=3 "
+	         "2>/dev/null",
+	         file, ioengine, rw, bs, depth, size, runtime);
+	f = popen(cmd, "r");
+	if (!f)
+		return r;
+	while (fgets(line, sizeof(line), f)) {
+		char *save = NULL, *tok = strtok_r(line, ";", &save);
+		int field = 1;
+
+		if (!tok || strcmp(tok, "3") != 0)
+			continue;
+		for (; tok; tok = strtok_r(NULL, ";", &save), field++) {
+			if (field == 8)
+				r.iops = strtod(tok, NULL);
+			if (field == 16)
+				r.mean_us = strtod(tok, NULL);
+			if (field >= 18 && field <= 37 && strncmp(tok, "50.000000%=", 11) == 0)
+				r.p50_us = strtod(tok + 11, NULL);
+		}
+		r.ok = r.iops > 0;
+	}
+	if (pclose(f) != 0)
+		r.ok = false;
+	return r;
+}

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench/vmbench.c - the fault path measured against its references, in one run.
+ *
+ *   cold   one thread touches random 4 KiB pages of a cold mapping of the data file
+ *          (a new engine each round), against fio psync 4 KiB random reads at depth 1
+ *          (O_DIRECT) on the same file: operations per second and median latency.
+ *   minor  the cost of a fault on a page that is resident in the pool but not yet
+ *          mapped: pages are pinned through one mapping, then touched through a second;
+ *          against the kernel's own minor fault on a memfd mapping, measured the same way.
+ *   pin    rp_pinv of random pages at queue depth 32, against fio io_uring 4 KiB random
+ *          reads at depth 32.
+ *   meta   the engine's metadata per resident page after the pin job (sparse pages) and
+ *          after the minor job (a dense run).
+ * The kinds alternate in each round (the order flips each round); medians are reported
+ * with min..max and the ratio to the reference.
+ */
+#include "ringpager.h"
+#include "bench/benchutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PG 4096ul
+
+struct opts {
+	const char *file;
+	uint64_t size;
+	unsigned rounds;
+	unsigned touches;
+	unsigned pins;
+	uint64_t minor_bytes;
+	double runtime;
+	bool fio;
+};
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+struct rp {
+	rp_engine *eng;
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+};
+
+static int rp_up(struct rp *r, const struct opts *o, unsigned depth, uint64_t ram)
+{
+	rp_config c;
+	int err;
+
+	rp_config_init(&c);
+	c.ram_size = ram;
+	c.hugepages = 2; /* off: these are 4 KiB page measurements */
+	c.queue_depth = depth;
+	if ((err = rp_engine_open(&c, &r->eng)) || (err = rp_store_open(r->eng, o->file, O_RDONLY, &r->st)) ||
+	    (err = rp_fileh_open(r->st, &r->fh)) ||
+	    (err = rp_map(r->fh, 0, o->size, PROT_READ, &r->m))) {
+		fprintf(stderr, "vmbench: %s: %s\n", rp_strerror(err), rp_errmsg());
+		return err;
+	}
+	return 0;
+}
+
+static void rp_down(struct rp *r)
+{
+	rp_engine_close(r->eng); /* closes the mapping, handle and store with it */
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---------------------------------------------------------------- jobs */
+
+struct sample {
+	double ops;  /* per second */
+	double p50;  /* us */
+	double meta; /* bytes per resident page */
+};
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static struct sample job_cold(const struct opts *o, uint64_t seed)
+{
+	struct sample s = {0};
+	struct rp r;
+	uint64_t npages = o->size / PG, sum = 0;
+	uint32_t *lat = calloc(o->touches, sizeof(*lat));
+
+	if (!lat || rp_up(&r, o, 32, 1ull << 30))
+		exit(1);
+	volatile const char *a = rp_mapping_addr(r.m);
+	double t0 = bu_now();
+
+	for (unsigned i = 0; i < o->touches; i++) {
+		double t = bu_now();
+
+		sum += (unsigned char)a[(rnd(&seed) % npages) * PG + 64];
+		lat[i] = (uint32_t)((bu_now() - t) * 1e9);
+	}
+	double secs = bu_now() - t0;
+
+	(void)sum;
+	qsort(lat, o->touches, sizeof(*lat), cmp_u32);
+	s.ops = o->touches / secs;
+	s.p50 = lat[o->touches / 2] / 1e3;
+	rp_down(&r);
+	free(lat);
+	return s;
+}
+
+/* Touches every page of [a, a + len) in the order of a random permutation (random) or
+ * ascending; returns microseconds per page. */
+static double touch_pages(volatile const char *a, uint64_t npages, bool random, uint64_t seed)
+{
+	uint64_t *order = malloc(npages * sizeof(*order)), sum = 0;
+
+	for (uint64_t i = 0; i < npages; i++)
+		order[i] = i;
+	if (random)
+		for (uint64_t i = npages - 1; i > 0; i--) {
+			uint64_t j = rnd(&seed) % (i + 1), t = order[i];
+
+			order[i] = order[j];
+			order[j] = t;
+		}
+	double t0 = bu_now();
+
+	for (uint64_t i = 0; i < npages; i++)
+		sum += (unsigned char)a[order[i] * PG];
+	double us = (bu_now() - t0) * 1e6 / (double)npages;
+
+	(void)sum;
+	free(order);
+	return us;
+}
+
+struct minor_sample {
+	double rp_seq, rp_rand, kernel_seq, kernel_rand, meta;
+};
+
+static struct minor_sample job_minor(const struct opts *o, uint64_t seed)
+{
+	struct minor_sample s = {0};
+	uint64_t len = o->minor_bytes, npages = len / PG;
+	struct rp r;
+	rp_mapping *m2, *m3;
+	struct rp_stats st;
+
+	if (rp_up(&r, o, 32, len + (64ull << 20)))
+		exit(1);
+	if (rp_pin(r.m, 0, len) || rp_map(r.fh, 0, len, PROT_READ, &m2) ||
+	    rp_map(r.fh, 0, len, PROT_READ, &m3)) {
+		fprintf(stderr, "vmbench: minor: %s\n", rp_errmsg());
+		exit(1);
+	}
+	s.rp_seq = touch_pages(rp_mapping_addr(m2), npages, false, seed);
+	s.rp_rand = touch_pages(rp_mapping_addr(m3), npages, true, seed);
+	rp_stats(r.eng, &st);
+	s.meta = (double)st.metadata_bytes / (double)st.resident_pages;
+	rp_down(&r);
+
+	/* The kernel's own minor fault: a memfd whose pages exist, mapped afresh. */
+	int fd = memfd_create("vmbench", MFD_CLOEXEC);
+
+	if (fd < 0 || ftruncate(fd, (off_t)len) ||
+	    fallocate(fd, 0, 0, (off_t)len)) {
+		perror("vmbench: memfd");
+		exit(1);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		char *k = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+
+		if (k == MAP_FAILED) {
+			perror("vmbench: mmap");
+			exit(1);
+		}
+		double us = touch_pages(k, npages, pass == 1, seed);
+
+		if (pass == 0)
+			s.kernel_seq = us;
+		else
+			s.kernel_rand = us;
+		munmap(k, len);
+	}
+	close(fd);
+	return s;
+}
+
+static struct sample job_pin(const struct opts *o, uint64_t seed)
+{
+	struct sample s = {0};
+	uint64_t npages = o->size / PG;
+	rp_range *rg = malloc(o->pins * sizeof(*rg));
+	struct rp r;
+	struct rp_stats st;
+
+	if (!rg || rp_up(&r, o, 32, 1ull << 30))
+		exit(1);
+	for (unsigned i = 0; i < o->pins; i++)
+		rg[i] = (rp_range){(rnd(&seed) % npages) * PG, PG};
+	double t0 = bu_now();
+	int err = rp_pinv(r.m, rg, o->pins);
+	double secs = bu_now() - t0;
+
+	if (err) {
+		fprintf(stderr, "vmbench: rp_pinv: %s\n", rp_errmsg());
+		exit(1);
+	}
+	rp_stats(r.eng, &st);
+	s.ops = (double)st.pages_loaded / secs;
+	s.meta = (double)st.metadata_bytes / (double)st.resident_pages;
+	rp_down(&r);
+	free(rg);
+	return s;
+}
+
+/* ---------------------------------------------------------------- report */
+
+static void row(const char *what, const double *v, unsigned n, const char *unit, double ref)
+{
+	double lo, hi, m = bu_median(v, n);
+
+	bu_minmax(v, n, &lo, &hi);
+	printf("  %-44s %10.2f %-7s (%.2f..%.2f)", what, m, unit, lo, hi);
+	if (ref > 0)
+		printf("  %.2fx", m / ref);
+	printf("\n");
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: vmbench [options]\n"
+	        "  --file PATH      data file (default rp-bench.dat; created with random bytes)\n"
+	        "  --size SIZE      bytes of it to map (default 4G)\n"
+	        "  --rounds N       rounds, alternating ringpager and the reference (default 5)\n"
+	        "  --touches N      cold random touches per round (default 20000)\n"
+	        "  --pins N         random pages per rp_pinv (default 32768)\n"
+	        "  --minor SIZE     resident range touched for the minor-fault cost (default 256M)\n"
+	        "  --runtime S      seconds per fio run (default 3)\n"
+	        "  --no-fio         skip the fio references\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+	    {"file", required_argument, NULL, 'f'},   {"size", required_argument, NULL, 's'},
+	    {"rounds", required_argument, NULL, 'r'}, {"touches", required_argument, NULL, 't'},
+	    {"pins", required_argument, NULL, 'p'},   {"minor", required_argument, NULL, 'm'},
+	    {"runtime", required_argument, NULL, 'T'}, {"no-fio", no_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},         {0},
+	};
+	struct opts o = {.file = "rp-bench.dat", .size = 4ull << 30, .rounds = 5, .touches = 20000,
+	                 .pins = 32768, .minor_bytes = 256ull << 20, .runtime = 3, .fio = true};
+	uint64_t v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': o.file = optarg; break;
+		case 's':
+			if (bu_parse_size(optarg, &o.size) || o.size % PG) {
+				fprintf(stderr, "vmbench: --size %s: a multiple of 4k\n", optarg);
+				return 2;
+			}
+			break;
+		case 'r':
+			o.rounds = (unsigned)atoi(optarg);
+			if (o.rounds < 1 || o.rounds > BU_MAX_ROUNDS) {
+				fprintf(stderr, "vmbench: --rounds %s: 1..%d\n", optarg, BU_MAX_ROUNDS);
+				return 2;
+			}
+			break;
+		case 't':
+		case 'p':
+			if (bu_parse_size(optarg, &v) || v > 10000000) {
+				fprintf(stderr, "vmbench: --%s %s: 1..10000000\n",
+				        c == 't' ? "touches" : "pins", optarg);
+				return 2;
+			}
+			if (c == 't')
+				o.touches = (unsigned)v;
+			else
+				o.pins = (unsigned)v;
+			break;
+		case 'm':
+			if (bu_parse_size(optarg, &o.minor_bytes) || o.minor_bytes % PG) {
+				fprintf(stderr, "vmbench: --minor %s: a multiple of 4k\n", optarg);
+				return 2;
+			}
+			break;
+		case 'T': o.runtime = atof(optarg); break;
+		case 'n': o.fio = false; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (bu_ensure_file("vmbench", o.file, o.size))
+		return 1;
+	if (o.minor_bytes > o.size)
+		o.minor_bytes = o.size;
+	if (o.fio && !bu_have_fio()) {
+		fprintf(stderr, "vmbench: fio not found: references skipped (--no-fio to silence)\n");
+		o.fio = false;
+	}
+	{
+		rp_engine *e;
+
+		if (rp_engine_open(NULL, &e) == 0) {
+			printf("vmbench: engine: %s\n", rp_engine_describe(e));
+			rp_engine_close(e);
+		}
+	}
+	printf("vmbench: %s, %" PRIu64 " MiB mapped, %u rounds (medians, min..max, ratio to the "
+	       "reference)\n",
+	       o.file, o.size >> 20, o.rounds);
+
+	double cold_ops[BU_MAX_ROUNDS], cold_p50[BU_MAX_ROUNDS], fio1_ops[BU_MAX_ROUNDS],
+	    fio1_p50[BU_MAX_ROUNDS], pin_ops[BU_MAX_ROUNDS], fio32_ops[BU_MAX_ROUNDS],
+	    meta_sparse[BU_MAX_ROUNDS], meta_dense[BU_MAX_ROUNDS], mn_seq[BU_MAX_ROUNDS],
+	    mn_rand[BU_MAX_ROUNDS], k_seq[BU_MAX_ROUNDS], k_rand[BU_MAX_ROUNDS];
+	uint64_t seed = (uint64_t)(bu_now() * 1e9);
+
+	for (unsigned r = 0; r < o.rounds; r++) {
+		for (int k = 0; k < 2; k++) {
+			bool ref = (k == 0) == (r % 2 == 0);
+
+			if (!ref) {
+				struct sample s = job_cold(&o, seed + r);
+
+				cold_ops[r] = s.ops;
+				cold_p50[r] = s.p50;
+				s = job_pin(&o, seed + 1000 + r);
+				pin_ops[r] = s.ops;
+				meta_sparse[r] = s.meta;
+			} else if (o.fio) {
+				struct bu_fio f = bu_run_fio(o.file, "randread", PG, 1, o.size, o.runtime,
+				                             "psync");
+
+				fio1_ops[r] = f.iops;
+				fio1_p50[r] = f.p50_us;
+				f = bu_run_fio(o.file, "randread", PG, 32, o.size, o.runtime, "io_uring");
+				fio32_ops[r] = f.iops;
+			}
+		}
+		struct minor_sample m = job_minor(&o, seed + 2000 + r);
+
+		mn_seq[r] = m.rp_seq;
+		mn_rand[r] = m.rp_rand;
+		k_seq[r] = m.kernel_seq;
+		k_rand[r] = m.kernel_rand;
+		meta_dense[r] = m.meta;
+		fprintf(stderr, "vmbench: round %u of %u done\n", r + 1, o.rounds);
+	}
+	unsigned n = o.rounds;
+
+	printf("cold random 4 KiB touches, one thread:\n");
+	if (o.fio)
+		row("fio psync randread 4k depth 1", fio1_ops, n, "IOPS", 0);
+	row("ringpager touches", cold_ops, n, "/s", o.fio ? bu_median(fio1_ops, n) : 0);
+	if (o.fio)
+		row("fio psync p50 latency", fio1_p50, n, "us", 0);
+	row("ringpager p50 latency", cold_p50, n, "us", o.fio ? bu_median(fio1_p50, n) : 0);
+	printf("minor fault (page resident in the pool, not mapped):\n");
+	row("kernel memfd minor fault, ascending", k_seq, n, "us", 0);
+	row("ringpager, ascending", mn_seq, n, "us", bu_median(k_seq, n));
+	row("kernel memfd minor fault, random order", k_rand, n, "us", 0);
+	row("ringpager, random order", mn_rand, n, "us", bu_median(k_rand, n));
+	printf("  (Wendelin virtmem's read fault on this machine: 12-13 us, BENCH.md)\n");
+	printf("rp_pinv of %u random pages, queue depth 32:\n", o.pins);
+	if (o.fio)
+		row("fio io_uring randread 4k depth 32", fio32_ops, n, "IOPS", 0);
+	row("ringpager rp_pinv", pin_ops, n, "pages/s", o.fio ? bu_median(fio32_ops, n) : 0);
+	printf("metadata per resident 4 KiB page:\n");
+	row("after rp_pinv (sparse random pages)", meta_sparse, n, "bytes", 0);
+	row("after the minor job (dense run)", meta_dense, n, "bytes", 0);
+	return 0;
+}

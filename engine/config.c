@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * engine/config.c - the configuration keys: one table serves rp_config_set, the INI file,
+ * the RINGPAGER_* environment variables and rp_config_get, so the four can never
+ * disagree about a key's name, syntax or range.
+ */
+#include "ringpager.h"
+#include "io/io.h"
+#include "ram/ram.h"
+#include "vm/vm.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+extern char **environ;
+
+enum key_type { K_SIZE, K_UINT, K_BOOL, K_PAGESIZE, K_HUGEPAGES, K_BACKEND };
+
+struct key {
+	const char *name;
+	enum key_type type;
+	size_t off; /* in rp_config */
+	uint64_t min, max;
+	bool auto_zero; /* "auto" is accepted and stored as 0 */
+};
+
+#define F(field) offsetof(rp_config, field)
+
+static const struct key keys[] = {
+    {"ram_size", K_SIZE, F(ram_size), 1, UINT64_MAX, false},
+    {"page_size", K_PAGESIZE, F(page_size), 0, 0, false},
+    {"hugepages", K_HUGEPAGES, F(hugepages), 0, 0, false},
+    {"io_backend", K_BACKEND, F(io_backend), 0, 0, false},
+    {"queue_depth", K_UINT, F(queue_depth), 1, 32768, false},
+    {"sqpoll", K_BOOL, F(sqpoll), 0, 1, false},
+    {"fault_threads", K_UINT, F(fault_threads), 1, 64, true},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+int rp_config_init(rp_config *cfg)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	uint64_t ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4 : 1ull << 30;
+
+	if (!cfg)
+		return vm_errf(-EINVAL, "rp_config_init: cfg is NULL");
+	memset(cfg, 0, sizeof(*cfg));
+	/* A quarter of the machine, in whole 2 MiB units so that either page size fits. */
+	cfg->ram_size = ram / RAM_PAGE_2M * RAM_PAGE_2M;
+	if (!cfg->ram_size)
+		cfg->ram_size = RAM_PAGE_2M;
+	cfg->page_size = 0;
+	cfg->hugepages = RAM_HUGEPAGES_AUTO;
+	cfg->io_backend = IO_BACKEND_AUTO;
+	cfg->queue_depth = 128;
+	cfg->sqpoll = 0;
+	cfg->fault_threads = 0; /* auto: one per CPU, bound (vm/service.c says why) */
+	return 0;
+}
+
+/* Parses "123", "4k", "64M", "2G", "1T" (powers of 1024). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+	static const char *yes[] = {"1", "true", "yes", "on"}, *no[] = {"0", "false", "no", "off"};
+
+	for (unsigned i = 0; i < 4; i++) {
+		if (!strcasecmp(s, yes[i]))
+			return *out = 1, 0;
+		if (!strcasecmp(s, no[i]))
+			return *out = 0, 0;
+	}
+	return -EINVAL;
+}
+
+static const struct key *find_key(const char *name)
+{
+	for (unsigned i = 0; i < NKEYS; i++)
+		if (!strcmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
+}
+
+static int set_key(rp_config *cfg, const struct key *k, const char *value, const char *where)
+{
+	char *field = (char *)cfg + k->off;
+	uint64_t v = 0;
+	int b, err = 0;
+
+	switch (k->type) {
+	case K_SIZE:
+	case K_UINT:
+		if (k->auto_zero && !strcasecmp(value, "auto")) {
+			*(unsigned *)(void *)field = 0;
+			return 0;
+		}
+		err = parse_size(value, &v);
+		if (err || v < k->min || v > k->max) {
+			if (k->max == UINT64_MAX)
+				return vm_errf(-EINVAL,
+				               "%s%s=%s: expected a size in bytes, optionally with a "
+				               "suffix k, M, G or T (for example 64M)",
+				               where, k->name, value);
+			return vm_errf(-EINVAL,
+			               "%s%s=%s: expected %sa number from %" PRIu64 " to %" PRIu64, where,
+			               k->name, value, k->auto_zero ? "auto or " : "", k->min, k->max);
+		}
+		if (k->type == K_SIZE)
+			*(uint64_t *)(void *)field = v;
+		else
+			*(unsigned *)(void *)field = (unsigned)v;
+		return 0;
+	case K_BOOL:
+		if (parse_bool(value, &b))
+			return vm_errf(-EINVAL, "%s%s=%s: expected true or false", where, k->name,
+			               value);
+		*(int *)(void *)field = b;
+		return 0;
+	case K_PAGESIZE:
+		if (!strcasecmp(value, "auto")) {
+			cfg->page_size = 0;
+			return 0;
+		}
+		if (parse_size(value, &v) || (v != RAM_PAGE_4K && v != RAM_PAGE_2M))
+			return vm_errf(-EINVAL, "%s%s=%s: expected 4k, 2m or auto", where, k->name,
+			               value);
+		cfg->page_size = (size_t)v;
+		return 0;
+	case K_HUGEPAGES: {
+		enum ram_hugepages h;
+
+		if (ram_hugepages_parse(value, &h))
+			return vm_errf(-EINVAL, "%s%s=%s: expected auto, require or off", where,
+			               k->name, value);
+		cfg->hugepages = (int)h;
+		return 0;
+	}
+	case K_BACKEND: {
+		enum rpio_backend be;
+
+		if (rpio_backend_parse(value, &be))
+			return vm_errf(-EINVAL, "%s%s=%s: expected auto, io_uring, libaio or psync",
+			               where, k->name, value);
+		cfg->io_backend = (int)be;
+		return 0;
+	}
+	}
+	return err;
+}
+
+static int unknown_key(const char *where, const char *name)
+{
+	char known[256];
+	size_t n = 0;
+
+	known[0] = '\0';
+	for (unsigned i = 0; i < NKEYS && n < sizeof(known); i++)
+		n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", i ? ", " : "",
+		                      keys[i].name);
+	return vm_errf(-EINVAL, "%sunknown configuration key '%s' (known keys: %s)", where, name,
+	               known);
+}
+
+int rp_config_set(rp_config *cfg, const char *key, const char *value)
+{
+	const struct key *k;
+
+	if (!cfg || !key || !value)
+		return vm_errf(-EINVAL, "rp_config_set: cfg, key and value must not be NULL");
+	k = find_key(key);
+	if (!k)
+		return unknown_key("", key);
+	return set_key(cfg, k, value, "");
+}
+
+int rp_config_get(const rp_config *cfg, const char *key, char *buf, size_t len)
+{
+	const struct key *k;
+	int n = 0;
+
+	if (!cfg || !key || !buf)
+		return vm_errf(-EINVAL, "rp_config_get: cfg, key and buf must not be NULL");
+	k = find_key(key);
+	if (!k)
+		return unknown_key("", key);
+	const char *field = (const char *)cfg + k->off;
+
+	switch (k->type) {
+	case K_SIZE:
+		n = snprintf(buf, len, "%" PRIu64, *(const uint64_t *)(const void *)field);
+		break;
+	case K_UINT:
+		if (k->auto_zero && !*(const unsigned *)(const void *)field)
+			n = snprintf(buf, len, "auto");
+		else
+			n = snprintf(buf, len, "%u", *(const unsigned *)(const void *)field);
+		break;
+	case K_BOOL:
+		n = snprintf(buf, len, "%s", *(const int *)(const void *)field ? "true" : "false");
+		break;
+	case K_PAGESIZE:
+		n = snprintf(buf, len, "%s",
+		             cfg->page_size == RAM_PAGE_4K   ? "4k"
+		             : cfg->page_size == RAM_PAGE_2M ? "2m"
+		                                             : "auto");
+		break;
+	case K_HUGEPAGES:
+		n = snprintf(buf, len, "%s", ram_hugepages_name((enum ram_hugepages)cfg->hugepages));
+		break;
+	case K_BACKEND:
+		n = snprintf(buf, len, "%s", rpio_backend_name((enum rpio_backend)cfg->io_backend));
+		break;
+	}
+	if (n < 0 || (size_t)n >= len)
+		return vm_errf(-ERANGE, "rp_config_get: %zu bytes are too few for %s", len, key);
+	return 0;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int rp_config_load(rp_config *cfg, const char *path)
+{
+	char line[1024], where[600];
+	unsigned lineno = 0;
+	int err = 0;
+	FILE *f;
+
+	if (!cfg || !path)
+		return vm_errf(-EINVAL, "rp_config_load: cfg and path must not be NULL");
+	f = fopen(path, "re");
+	if (!f)
+		return vm_errf(-errno, "rp_config_load: %s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		char *s, *eq;
+
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%u: ", path, lineno);
+		if (!strchr(line, '\n') && !feof(f)) {
+			err = vm_errf(-EINVAL, "%sline longer than %zu bytes", where, sizeof(line) - 2);
+			break;
+		}
+		s = trim(line);
+		if (!*s || *s == '#' || *s == ';')
+			continue;
+		if (*s == '[') {
+			if (strcmp(s, "[ringpager]")) {
+				err = vm_errf(-EINVAL, "%ssection %s: only [ringpager] is known", where, s);
+				break;
+			}
+			continue;
+		}
+		eq = strchr(s, '=');
+		if (!eq) {
+			err = vm_errf(-EINVAL, "%sexpected 'key = value', got '%s'", where, s);
+			break;
+		}
+		*eq = '\0';
+		char *key = trim(s), *value = trim(eq + 1);
+		const struct key *k = find_key(key);
+
+		if (!k) {
+			err = unknown_key(where, key);
+			break;
+		}
+		if ((err = set_key(cfg, k, value, where)) < 0)
+			break;
+	}
+	fclose(f);
+	return err;
+}
+
+int rp_config_load_env(rp_config *cfg)
+{
+	static const char prefix[] = "RINGPAGER_";
+	char name[64], where[80];
+
+	if (!cfg)
+		return vm_errf(-EINVAL, "rp_config_load_env: cfg is NULL");
+	for (char **e = environ; e && *e; e++) {
+		const char *var = *e, *eq = strchr(var, '=');
+		size_t n;
+
+		if (strncmp(var, prefix, sizeof(prefix) - 1) || !eq)
+			continue;
+		n = (size_t)(eq - var) - (sizeof(prefix) - 1);
+		if (n >= sizeof(name))
+			n = sizeof(name) - 1;
+		for (size_t i = 0; i < n; i++)
+			name[i] = (char)tolower((unsigned char)var[sizeof(prefix) - 1 + i]);
+		name[n] = '\0';
+		snprintf(where, sizeof(where), "environment %.*s: ", (int)(eq - var), var);
+		const struct key *k = find_key(name);
+
+		if (!k)
+			return unknown_key(where, name);
+		int err = set_key(cfg, k, eq + 1, where);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}

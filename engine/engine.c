@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * engine/engine.c - the public API: engines, stores, handles, mappings, pins, stats.
+ *
+ * Every public function checks its arguments here, names the bad value in the message
+ * (rp_errmsg), and only then calls into vm/, which may assume valid arguments.
+ */
+#include "ringpager.h"
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+struct rp_engine {
+	struct vm vm;
+	rp_config cfg;
+};
+
+const char *rp_errmsg(void)
+{
+	return vm_errmsg();
+}
+
+int rp_engine_open(const rp_config *cfg, rp_engine **out)
+{
+	struct rp_engine *eng;
+	struct vm_params p;
+	int err;
+
+	if (!out)
+		return vm_errf(-EINVAL, "rp_engine_open: out is NULL");
+	*out = NULL;
+	eng = calloc(1, sizeof(*eng));
+	if (!eng)
+		return vm_errf(-ENOMEM, "out of memory");
+	if (cfg)
+		eng->cfg = *cfg;
+	else
+		rp_config_init(&eng->cfg);
+	cfg = &eng->cfg;
+	if (!cfg->queue_depth || cfg->queue_depth > 32768 || cfg->fault_threads > 64) {
+		err = vm_errf(-EINVAL, "rp_engine_open: queue_depth=%u (1..32768) or "
+		                       "fault_threads=%u (0: auto, or 1..64) out of range",
+		              cfg->queue_depth, cfg->fault_threads);
+		free(eng);
+		return err;
+	}
+	memset(&p, 0, sizeof(p));
+	p.pool.ram_size = cfg->ram_size;
+	p.pool.hugepages = (enum ram_hugepages)cfg->hugepages;
+	p.pool.page_size = cfg->page_size;
+	p.queue.backend = (enum rpio_backend)cfg->io_backend;
+	p.queue.depth = cfg->queue_depth;
+	p.queue.sqpoll = cfg->sqpoll != 0;
+	/* One request staged is one request started: the io/ measurements (README) show a
+	 * virtio disk serves loose requests faster than plugged bursts. */
+	p.queue.submit_batch = 1;
+	p.fault_threads = cfg->fault_threads;
+	p.flags = cfg->internal_flags;
+	err = vm_open(&eng->vm, &p);
+	if (err) {
+		free(eng);
+		return err;
+	}
+	*out = eng;
+	return 0;
+}
+
+void rp_engine_close(rp_engine *eng)
+{
+	if (!eng)
+		return;
+	vm_close(&eng->vm);
+	free(eng);
+}
+
+const char *rp_engine_describe(const rp_engine *eng)
+{
+	return eng ? eng->vm.describe : "";
+}
+
+size_t rp_engine_page_size(const rp_engine *eng)
+{
+	return eng ? eng->vm.psz : 0;
+}
+
+int rp_stats(rp_engine *eng, struct rp_stats *out)
+{
+	struct vm_counters *c;
+
+	if (!eng || !out)
+		return vm_errf(-EINVAL, "rp_stats: engine and out must not be NULL");
+	c = &eng->vm.ctr;
+	memset(out, 0, sizeof(*out));
+	out->faults = atomic_load(&c->faults);
+	out->minor_faults = atomic_load(&c->minor_faults);
+	out->pages_loaded = atomic_load(&c->pages_loaded);
+	out->bytes_read = atomic_load(&c->bytes_read);
+	out->loads = atomic_load(&c->loads);
+	out->load_errors = atomic_load(&c->load_errors);
+	out->resident_pages = ram_pool_charged(eng->vm.pool);
+	out->pool_pages = eng->vm.pool->capacity;
+	out->metadata_bytes = ram_meta_bytes(eng->vm.pool);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- stores */
+
+int rp_store_open(rp_engine *eng, const char *path, int flags, rp_store **out)
+{
+	if (!eng || !path || !out)
+		return vm_errf(-EINVAL, "rp_store_open: engine, path and out must not be NULL");
+	if (flags != O_RDONLY && flags != O_RDWR)
+		return vm_errf(-EINVAL, "rp_store_open: %s: flags 0x%x: expected O_RDONLY or O_RDWR",
+		               path, (unsigned)flags);
+	return vm_store_open(&eng->vm, path, flags, out);
+}
+
+int rp_store_create(rp_engine *eng, const rp_store_ops *ops, void *ctx, uint64_t size,
+                    rp_store **out)
+{
+	if (!eng || !ops || !out)
+		return vm_errf(-EINVAL, "rp_store_create: engine, ops and out must not be NULL");
+	if (!ops->load)
+		return vm_errf(-EINVAL, "rp_store_create: ops->load is NULL");
+	if (size == 0)
+		return vm_errf(-EINVAL, "rp_store_create: size 0: a store holds at least one byte");
+	if (size > (1ull << 50))
+		return vm_errf(-EINVAL, "rp_store_create: size %" PRIu64 " is past the 1 PiB limit",
+		               size);
+	return vm_store_create(&eng->vm, ops, ctx, size, out);
+}
+
+int rp_store_close(rp_store *st)
+{
+	if (!st)
+		return vm_errf(-EINVAL, "rp_store_close: store is NULL");
+	return vm_store_close(st);
+}
+
+uint64_t rp_store_size(const rp_store *st)
+{
+	return st ? st->size : 0;
+}
+
+/* ---------------------------------------------------------------- handles */
+
+int rp_fileh_open(rp_store *st, rp_fileh **out)
+{
+	if (!st || !out)
+		return vm_errf(-EINVAL, "rp_fileh_open: store and out must not be NULL");
+	return vm_fileh_open(st, out);
+}
+
+int rp_fileh_close(rp_fileh *fh)
+{
+	if (!fh)
+		return vm_errf(-EINVAL, "rp_fileh_close: handle is NULL");
+	return vm_fileh_close(fh);
+}
+
+/* Checks [off, off + len) against the handle: aligned offset, non-zero length, inside
+ * the store (rounded up to a page). Returns 0 and the page range, or -EINVAL. */
+static int check_range(const char *fn, struct rp_fileh *fh, uint64_t off, uint64_t len,
+                       uint64_t *first, uint64_t *n)
+{
+	size_t psz = fh->vm->psz;
+	uint64_t end = fh->npages * psz;
+
+	if (len == 0)
+		return vm_errf(-EINVAL, "%s: length 0", fn);
+	if (off % psz)
+		return vm_errf(-EINVAL, "%s: offset %" PRIu64 " is not a multiple of the page size %zu",
+		               fn, off, psz);
+	if (off >= end || len > end - off)
+		return vm_errf(-EINVAL,
+		               "%s: range [%" PRIu64 ", +%" PRIu64 ") passes the end of the store "
+		               "(%" PRIu64 " bytes, %" PRIu64 " with the last page)",
+		               fn, off, len, fh->store->size, end);
+	*first = off / psz;
+	*n = (len + psz - 1) / psz;
+	return 0;
+}
+
+int rp_invalidate(rp_fileh *fh, uint64_t off, uint64_t len)
+{
+	uint64_t first, n;
+	int err;
+
+	if (!fh)
+		return vm_errf(-EINVAL, "rp_invalidate: handle is NULL");
+	if ((err = check_range("rp_invalidate", fh, off, len, &first, &n)))
+		return err;
+	return vm_invalidate(fh, first, n);
+}
+
+/* ---------------------------------------------------------------- mappings */
+
+int rp_map(rp_fileh *fh, uint64_t off, size_t len, int prot, rp_mapping **out)
+{
+	uint64_t first, n;
+	int err;
+
+	if (!fh || !out)
+		return vm_errf(-EINVAL, "rp_map: handle and out must not be NULL");
+	if (prot != PROT_READ && prot != (PROT_READ | PROT_WRITE))
+		return vm_errf(-EINVAL, "rp_map: prot 0x%x: expected PROT_READ or "
+		                        "PROT_READ|PROT_WRITE",
+		               (unsigned)prot);
+	if ((err = check_range("rp_map", fh, off, len, &first, &n)))
+		return err;
+	return vm_map(fh, off, n * fh->vm->psz, prot, out);
+}
+
+void *rp_mapping_addr(const rp_mapping *m)
+{
+	return m ? m->addr : NULL;
+}
+
+size_t rp_mapping_len(const rp_mapping *m)
+{
+	return m ? m->len : 0;
+}
+
+int rp_unmap(rp_mapping *m)
+{
+	if (!m)
+		return vm_errf(-EINVAL, "rp_unmap: mapping is NULL");
+	return vm_unmap(m);
+}
+
+/* A range relative to mapping m, as pages of its handle. */
+static int map_range(const char *fn, const rp_mapping *m, size_t off, size_t len,
+                     uint64_t *first, uint64_t *n)
+{
+	size_t psz = m->fh->vm->psz;
+
+	if (len == 0)
+		return vm_errf(-EINVAL, "%s: length 0", fn);
+	if (off % psz || len % psz)
+		return vm_errf(-EINVAL,
+		               "%s: offset %zu and length %zu must be multiples of the page size %zu",
+		               fn, off, len, psz);
+	if (off >= m->len || len > m->len - off)
+		return vm_errf(-EINVAL, "%s: range [%zu, +%zu) passes the end of the mapping (%zu bytes)",
+		               fn, off, len, m->len);
+	*first = m->first + off / psz;
+	*n = len / psz;
+	return 0;
+}
+
+int rp_advise(rp_mapping *m, size_t off, size_t len, int advice)
+{
+	uint64_t r[1][2];
+	int err;
+
+	if (!m)
+		return vm_errf(-EINVAL, "rp_advise: mapping is NULL");
+	if ((err = map_range("rp_advise", m, off, len, &r[0][0], &r[0][1])))
+		return err;
+	switch (advice) {
+	case RP_ADVICE_NORMAL:
+		return 0;
+	case RP_ADVICE_WILLNEED:
+		return vm_pin(m->fh, m, (const uint64_t(*)[2])r, 1, false, false);
+	default:
+		return vm_errf(-EINVAL, "rp_advise: advice %d: expected RP_ADVICE_NORMAL or "
+		                        "RP_ADVICE_WILLNEED",
+		               advice);
+	}
+}
+
+int rp_pin(rp_mapping *m, size_t off, size_t len)
+{
+	rp_range r = {.off = off, .len = len};
+
+	return rp_pinv(m, &r, 1);
+}
+
+int rp_pinv(rp_mapping *m, const rp_range *ranges, size_t n)
+{
+	uint64_t (*r)[2], one[1][2];
+	int err = 0;
+
+	if (!m || (!ranges && n))
+		return vm_errf(-EINVAL, "rp_pin: mapping and ranges must not be NULL");
+	if (n == 0)
+		return vm_errf(-EINVAL, "rp_pinv: no ranges");
+	r = n == 1 ? one : malloc(n * sizeof(*r));
+	if (!r)
+		return vm_errf(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && !err; i++)
+		err = map_range("rp_pin", m, ranges[i].off, ranges[i].len, &r[i][0], &r[i][1]);
+	if (!err)
+		err = vm_pin(m->fh, m, (const uint64_t(*)[2])r, n, true, true);
+	if (r != one)
+		free(r);
+	return err;
+}
+
+int rp_unpin(rp_mapping *m, size_t off, size_t len)
+{
+	uint64_t first, n;
+	int err;
+
+	if (!m)
+		return vm_errf(-EINVAL, "rp_unpin: mapping is NULL");
+	if ((err = map_range("rp_unpin", m, off, len, &first, &n)))
+		return err;
+	return vm_unpin(m, first, n);
+}

@@ -1,0 +1,721 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tests/vm/test_vm.c - mappings served by the fault service: loads from file and custom
+ * stores, sharing between mappings and threads, sparse mappings, load errors, pins,
+ * invalidation, and the errors bad arguments get.
+ */
+#include "ringpager.h"
+#include "vm/vm.h"
+#include "common/testutil.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PG 4096ul
+
+static rp_engine *open_engine(uint64_t ram, unsigned flags)
+{
+	rp_config cfg;
+	rp_engine *eng = NULL;
+
+	rp_config_init(&cfg);
+	cfg.ram_size = ram;
+	cfg.hugepages = 2; /* off */
+	cfg.internal_flags = flags;
+	int err = rp_engine_open(&cfg, &eng);
+
+	cr_assert_eq(err, 0, "rp_engine_open: %s: %s", rp_strerror(err), rp_errmsg());
+	return eng;
+}
+
+struct fixture {
+	rp_engine *eng;
+	rp_store *st;
+	rp_fileh *fh;
+	char *path;
+};
+
+static void fixture_file(struct fixture *f, const char *name, uint64_t size, uint64_t seed,
+                         unsigned flags)
+{
+	f->eng = open_engine(64ul << 20, flags);
+	f->path = tu_scratch_file(name, size, seed);
+	cr_assert_eq(rp_store_open(f->eng, f->path, O_RDONLY, &f->st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0, "%s", rp_errmsg());
+}
+
+static void fixture_close(struct fixture *f)
+{
+	if (f->fh)
+		cr_assert_eq(rp_fileh_close(f->fh), 0, "%s", rp_errmsg());
+	if (f->st)
+		cr_assert_eq(rp_store_close(f->st), 0, "%s", rp_errmsg());
+	rp_engine_close(f->eng);
+	if (f->path)
+		tu_unlink(f->path);
+}
+
+/* Checks that [p, p+len) holds the bytes at store offset `off` of stream `seed`. */
+static void expect_bytes(const void *p, size_t len, uint64_t seed, uint64_t off)
+{
+	unsigned char *want = malloc(len);
+
+	tu_fill(want, len, seed, off);
+	cr_assert(memcmp(p, want, len) == 0, "bytes at store offset %llu differ",
+	          (unsigned long long)off);
+	free(want);
+}
+
+Test(vm, mapped_page_reads_the_store)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+	struct rp_stats s;
+
+	fixture_file(&f, "vm_read", 1 << 20, 11, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 1 << 20, PROT_READ, &m), 0, "%s", rp_errmsg());
+	char *a = rp_mapping_addr(m);
+
+	expect_bytes(a + 5 * PG, PG, 11, 5 * PG);
+	expect_bytes(a, 1 << 20, 11, 0);
+	rp_stats(f.eng, &s);
+	cr_assert_eq(s.pages_loaded, 256);
+	cr_assert_eq(s.bytes_read, 1 << 20);
+	cr_assert_eq(s.resident_pages, 256);
+	cr_assert_eq(s.load_errors, 0);
+	cr_assert_geq(s.faults, 256);
+	cr_assert_eq(rp_unmap(m), 0);
+	fixture_close(&f);
+}
+
+Test(vm, store_size_not_a_page_multiple_reads_zeros_past_the_end)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+	const uint64_t size = 3 * PG + 100;
+
+	fixture_file(&f, "vm_tail", size, 12, 0);
+	cr_assert_eq(rp_store_size(f.st), size);
+	cr_assert_eq(rp_map(f.fh, 0, size, PROT_READ, &m), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_mapping_len(m), 4 * PG);
+	char *a = rp_mapping_addr(m);
+
+	expect_bytes(a + 3 * PG, 100, 12, 3 * PG);
+	for (size_t i = 100; i < PG; i++)
+		cr_assert_eq(a[3 * PG + i], 0, "byte %zu past the end is not zero", i);
+	rp_unmap(m);
+	fixture_close(&f);
+}
+
+Test(vm, two_mappings_of_a_range_show_the_same_bytes)
+{
+	struct fixture f = {0};
+	rp_mapping *m1, *m2;
+	struct rp_stats s;
+
+	fixture_file(&f, "vm_alias", 1 << 20, 13, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 1 << 20, PROT_READ | PROT_WRITE, &m1), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(f.fh, 64 * PG, 64 * PG, PROT_READ, &m2), 0, "%s", rp_errmsg());
+	char *a1 = rp_mapping_addr(m1), *a2 = rp_mapping_addr(m2);
+
+	expect_bytes(a2, 64 * PG, 13, 64 * PG);     /* loaded through m2 */
+	expect_bytes(a1 + 64 * PG, 64 * PG, 13, 64 * PG); /* the same pages, no new load */
+	rp_stats(f.eng, &s);
+	cr_assert_eq(s.pages_loaded, 64);
+	/* A write through one mapping is seen through the other: one page, two views. */
+	a1[70 * PG + 1] = (char)0x5a;
+	cr_assert_eq(a2[6 * PG + 1], (char)0x5a);
+	rp_unmap(m1);
+	rp_unmap(m2);
+	fixture_close(&f);
+}
+
+Test(vm, resident_page_in_a_new_mapping_is_a_minor_fault)
+{
+	struct fixture f = {0};
+	rp_mapping *m1, *m2;
+	struct rp_stats s0, s1;
+
+	fixture_file(&f, "vm_minor", 64 * PG, 14, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 64 * PG, PROT_READ, &m1), 0);
+	cr_assert_eq(rp_pin(m1, 0, 64 * PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(f.fh, 0, 64 * PG, PROT_READ, &m2), 0);
+	rp_stats(f.eng, &s0);
+	expect_bytes(rp_mapping_addr(m2), 64 * PG, 14, 0);
+	rp_stats(f.eng, &s1);
+	cr_assert_eq(s1.pages_loaded, s0.pages_loaded, "no page is loaded twice");
+	cr_assert_eq(s1.minor_faults - s0.minor_faults, 64);
+	cr_assert_eq(rp_unpin(m1, 0, 64 * PG), 0, "%s", rp_errmsg());
+	rp_unmap(m1);
+	rp_unmap(m2);
+	fixture_close(&f);
+}
+
+Test(vm, errno_is_preserved_across_a_page_load)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+
+	fixture_file(&f, "vm_errno", 4 * PG, 15, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 4 * PG, PROT_READ, &m), 0);
+	volatile char *a = rp_mapping_addr(m);
+
+	errno = 4242;
+	(void)a[PG];
+	cr_assert_eq(errno, 4242);
+	rp_unmap(m);
+	fixture_close(&f);
+}
+
+/* ---------------------------------------------------------------- custom stores */
+
+struct counting_store {
+	atomic_int loads;
+	atomic_int closed;
+	bool async;
+	int fail_page; /* -1: none */
+	useconds_t delay;
+};
+
+struct async_job {
+	struct counting_store *cs;
+	uint64_t off;
+	void *buf;
+	size_t len;
+	rp_load_token *tok;
+};
+
+static int cs_fill(struct counting_store *cs, uint64_t off, void *buf, size_t len)
+{
+	if (cs->fail_page >= 0 && off <= (uint64_t)cs->fail_page * PG &&
+	    (uint64_t)cs->fail_page * PG < off + len)
+		return -EIO;
+	tu_fill(buf, len, 77, off);
+	return 0;
+}
+
+static void *cs_async_main(void *arg)
+{
+	struct async_job *j = arg;
+
+	usleep(j->cs->delay);
+	rp_load_done(j->tok, cs_fill(j->cs, j->off, j->buf, j->len));
+	free(j);
+	return NULL;
+}
+
+static int cs_load(void *ctx, uint64_t off, void *buf, size_t len, rp_load_token *tok)
+{
+	struct counting_store *cs = ctx;
+
+	atomic_fetch_add(&cs->loads, 1);
+	if (!cs->async) {
+		if (cs->delay)
+			usleep(cs->delay);
+		return cs_fill(cs, off, buf, len);
+	}
+	struct async_job *j = malloc(sizeof(*j));
+	pthread_t t;
+
+	*j = (struct async_job){cs, off, buf, len, tok};
+	cr_assert_eq(pthread_create(&t, NULL, cs_async_main, j), 0);
+	pthread_detach(t);
+	return RP_LOAD_ASYNC;
+}
+
+static void cs_close(void *ctx)
+{
+	atomic_fetch_add(&((struct counting_store *)ctx)->closed, 1);
+}
+
+static const rp_store_ops cs_ops = {.load = cs_load, .close = cs_close};
+
+struct toucher {
+	const char *addr;
+	uint64_t off;
+	pthread_barrier_t *bar;
+};
+
+static void *touch_main(void *arg)
+{
+	struct toucher *t = arg;
+
+	pthread_barrier_wait(t->bar);
+	expect_bytes(t->addr, PG, 77, t->off);
+	return NULL;
+}
+
+static void eight_threads(bool async, bool same_page)
+{
+	rp_engine *eng = open_engine(16ul << 20, 0);
+	struct counting_store cs = {.async = async, .fail_page = -1, .delay = 20000};
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+	pthread_t th[8];
+	struct toucher t[8];
+	pthread_barrier_t bar;
+
+	cr_assert_eq(rp_store_create(eng, &cs_ops, &cs, 64 * PG, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0);
+	cr_assert_eq(rp_map(fh, 0, 64 * PG, PROT_READ, &m), 0);
+	pthread_barrier_init(&bar, NULL, 8);
+	for (int i = 0; i < 8; i++) {
+		uint64_t page = same_page ? 3 : (uint64_t)i * 7;
+
+		t[i] = (struct toucher){(char *)rp_mapping_addr(m) + page * PG, page * PG, &bar};
+		cr_assert_eq(pthread_create(&th[i], NULL, touch_main, &t[i]), 0);
+	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	cr_assert_eq(atomic_load(&cs.loads), same_page ? 1 : 8, "%d loads",
+	             atomic_load(&cs.loads));
+	rp_unmap(m);
+	rp_fileh_close(fh);
+	cr_assert_eq(rp_store_close(st), 0);
+	cr_assert_eq(atomic_load(&cs.closed), 1);
+	rp_engine_close(eng);
+	pthread_barrier_destroy(&bar);
+}
+
+Test(vm, eight_threads_on_one_page_load_it_once_sync)
+{
+	eight_threads(false, true);
+}
+
+Test(vm, eight_threads_on_one_page_load_it_once_async)
+{
+	eight_threads(true, true);
+}
+
+Test(vm, eight_threads_on_different_pages_all_complete_sync)
+{
+	eight_threads(false, false);
+}
+
+Test(vm, eight_threads_on_different_pages_all_complete_async)
+{
+	eight_threads(true, false);
+}
+
+/* ---------------------------------------------------------------- sparse */
+
+/* Lines of /proc/self/maps (kernel VMAs) in all, and those that overlap [lo, hi). */
+static int count_maps(uintptr_t lo, uintptr_t hi, int *inside)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+
+	cr_assert(f);
+	*inside = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+
+		n++;
+		if (sscanf(line, "%lx-%lx", &a, &b) == 2 && a < hi && b > lo)
+			(*inside)++;
+	}
+	fclose(f);
+	return n;
+}
+
+Test(vm, sparse_64gib_mapping_with_100000_random_pages, .timeout = 300)
+{
+	const uint64_t size = 64ull << 30, npages = size / PG;
+	char *path = malloc(strlen(tu_dir()) + 32);
+	rp_engine *eng = open_engine(512ul << 20, 0);
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+	char page[PG];
+	struct rp_stats s;
+	uint64_t rng = 99;
+
+	cr_assert(path);
+	sprintf(path, "%s/vm_sparse64g", tu_dir());
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	/* A few pages with data among the holes. */
+	for (uint64_t i = 0; i < 16; i++) {
+		uint64_t p = (i * 1000003) % npages;
+
+		tu_fill(page, PG, 5, p * PG);
+		cr_assert_eq(pwrite(fd, page, PG, (off_t)(p * PG)), (ssize_t)PG);
+	}
+	close(fd);
+	cr_assert_eq(rp_store_open(eng, path, O_RDONLY, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(fh, 0, size, PROT_READ, &m), 0, "%s", rp_errmsg());
+	volatile const char *a = rp_mapping_addr(m);
+	uint64_t sum = 0;
+
+	for (int i = 0; i < 100000; i++)
+		sum += (unsigned char)a[(tu_rand(&rng) % npages) * PG + 8];
+	(void)sum;
+	for (uint64_t i = 0; i < 16; i++) {
+		uint64_t p = (i * 1000003) % npages;
+
+		expect_bytes((const char *)a + p * PG, PG, 5, p * PG);
+	}
+	int inside, maps = count_maps((uintptr_t)a, (uintptr_t)a + size, &inside);
+
+	rp_stats(eng, &s);
+	cr_assert_geq(s.resident_pages, 95000, "%llu resident", (unsigned long long)s.resident_pages);
+	cr_assert_eq(inside, 1, "the mapping is %d kernel VMAs", inside);
+	cr_assert_lt(maps, 1000, "the process has %d VMAs", maps);
+	cr_log_info("100,000 random touches: %llu pages resident, %d VMAs in the process, "
+	            "metadata %llu bytes",
+	            (unsigned long long)s.resident_pages, maps,
+	            (unsigned long long)s.metadata_bytes);
+	rp_unmap(m);
+	rp_fileh_close(fh);
+	rp_store_close(st);
+	rp_engine_close(eng);
+	unlink(path);
+	free(path);
+}
+
+/* ---------------------------------------------------------------- load errors */
+
+static sigjmp_buf bus_jmp;
+static void *volatile bus_addr;
+static volatile int bus_code;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	bus_addr = si->si_addr;
+	bus_code = si->si_code;
+	siglongjmp(bus_jmp, 1);
+}
+
+/* Touches addr; returns true when it raised SIGBUS at exactly addr. */
+static bool touch_gets_sigbus(volatile const char *addr)
+{
+	struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO}, old;
+	volatile bool got = false;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old);
+	bus_addr = NULL;
+	if (sigsetjmp(bus_jmp, 1) == 0)
+		(void)*addr;
+	else
+		got = true;
+	sigaction(SIGBUS, &old, NULL);
+	if (got)
+		cr_assert_eq(bus_addr, (void *)addr, "si_addr %p, touched %p", bus_addr,
+		             (void *)addr);
+	return got;
+}
+
+static void load_error_device(unsigned flags)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+	struct rp_stats s;
+
+	fixture_file(&f, flags ? "vm_eio_remap" : "vm_eio", 64 * PG, 21, flags);
+	struct rpio_fault fault = {
+	    .ops = 1u << IO_OP_READ, .off_lo = 8 * PG, .off_hi = 12 * PG, .err = EIO};
+
+	rpio_dev_inject(f.st->dev, &fault);
+	cr_assert_eq(rp_map(f.fh, 0, 64 * PG, PROT_READ, &m), 0);
+	volatile char *a = rp_mapping_addr(m);
+
+	cr_assert(touch_gets_sigbus(a + 9 * PG + 123), "a touch of a failed page raises SIGBUS");
+	/* Again: the page stays poisoned; another page is served. */
+	cr_assert(touch_gets_sigbus(a + 9 * PG + 7));
+	expect_bytes((const char *)a + 20 * PG, PG, 21, 20 * PG);
+	cr_assert_eq(rp_pin(m, 8 * PG, 4 * PG), -EIO, "%s", rp_errmsg());
+	cr_assert_eq(rp_pin(m, 9 * PG, PG), -EIO);
+	cr_assert(strstr(rp_errmsg(), "failed to load"), "%s", rp_errmsg());
+	cr_assert_eq(rp_pin(m, 30 * PG, 4 * PG), 0, "%s", rp_errmsg());
+	rp_stats(f.eng, &s);
+	cr_assert_geq(s.load_errors, 1);
+	/* The device heals; invalidate clears the poison and the page loads. */
+	rpio_dev_inject(f.st->dev, NULL);
+	cr_assert_eq(rp_invalidate(f.fh, 8 * PG, 4 * PG), 0, "%s", rp_errmsg());
+	expect_bytes((const char *)a + 9 * PG, PG, 21, 9 * PG);
+	cr_assert_eq(rp_pin(m, 8 * PG, 4 * PG), 0, "%s", rp_errmsg());
+	rp_unmap(m);
+	fixture_close(&f);
+}
+
+Test(vm, load_error_poisons_with_uffdio_poison)
+{
+	load_error_device(0);
+}
+
+Test(vm, load_error_poisons_by_remapping_when_forced)
+{
+	load_error_device(VM_FORCE_POISON_REMAP);
+}
+
+Test(vm, load_error_from_a_custom_store)
+{
+	rp_engine *eng = open_engine(16ul << 20, 0);
+	struct counting_store cs = {.async = true, .fail_page = 5, .delay = 1000};
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+
+	cr_assert_eq(rp_store_create(eng, &cs_ops, &cs, 16 * PG, &st), 0);
+	cr_assert_eq(rp_fileh_open(st, &fh), 0);
+	cr_assert_eq(rp_map(fh, 0, 16 * PG, PROT_READ, &m), 0);
+	volatile char *a = rp_mapping_addr(m);
+
+	cr_assert(touch_gets_sigbus(a + 5 * PG + 1));
+	expect_bytes((const char *)a + 6 * PG, PG, 77, 6 * PG);
+	cr_assert_eq(rp_pin(m, 4 * PG, 3 * PG), -EIO);
+	cs.fail_page = -1;
+	cr_assert_eq(rp_invalidate(fh, 5 * PG, PG), 0);
+	cr_assert_eq(rp_pin(m, 4 * PG, 3 * PG), 0, "%s", rp_errmsg());
+	expect_bytes((const char *)a + 5 * PG, PG, 77, 5 * PG);
+	rp_unmap(m);
+	rp_fileh_close(fh);
+	rp_store_close(st);
+	rp_engine_close(eng);
+}
+
+/* ---------------------------------------------------------------- pins, advice */
+
+Test(vm, pin_loads_without_touching_and_pinv_takes_random_pages)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+	struct rp_stats s0, s1;
+	rp_range r[100];
+	uint64_t rng = 5;
+
+	fixture_file(&f, "vm_pin", 4 << 20, 31, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 4 << 20, PROT_READ, &m), 0);
+	for (int i = 0; i < 100; i++)
+		r[i] = (rp_range){(tu_rand(&rng) % 512) * PG, PG}; /* the first 2 MiB */
+	cr_assert_eq(rp_pinv(m, r, 100), 0, "%s", rp_errmsg());
+	rp_stats(f.eng, &s0);
+	cr_assert_eq(s0.faults, 0, "pinning faults nothing");
+	/* Pinned pages are mapped: touching them is not even a fault. */
+	for (int i = 0; i < 100; i++)
+		expect_bytes((char *)rp_mapping_addr(m) + r[i].off, PG, 31, r[i].off);
+	rp_stats(f.eng, &s1);
+	cr_assert_eq(s1.faults, 0);
+	cr_assert_eq(s1.pages_loaded, s0.pages_loaded);
+	/* A contiguous range of absent pages loads in requests of up to 1 MiB. */
+	cr_assert_eq(rp_pin(m, 2 << 20, 2 << 20), 0, "%s", rp_errmsg());
+	rp_stats(f.eng, &s1);
+	cr_assert_eq(s1.loads - s0.loads, 2, "%llu loads for 512 pages",
+	              (unsigned long long)(s1.loads - s0.loads));
+	cr_assert_eq(rp_unpin(m, 2 << 20, 2 << 20), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_unpin(m, 2 << 20, 2 << 20), -EINVAL, "a second unpin is refused");
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(rp_unpin(m, r[i].off, PG), 0, "%s", rp_errmsg());
+	rp_unmap(m);
+	fixture_close(&f);
+}
+
+Test(vm, willneed_loads_in_the_background)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+	struct rp_stats s;
+
+	fixture_file(&f, "vm_willneed", 1 << 20, 32, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 1 << 20, PROT_READ, &m), 0);
+	cr_assert_eq(rp_advise(m, 0, 1 << 20, RP_ADVICE_WILLNEED), 0, "%s", rp_errmsg());
+	/* rp_pin waits for the loads WILLNEED started instead of starting its own. */
+	cr_assert_eq(rp_pin(m, 0, 1 << 20), 0);
+	rp_stats(f.eng, &s);
+	cr_assert_eq(s.pages_loaded, 256);
+	cr_assert_eq(s.faults, 0);
+	expect_bytes(rp_mapping_addr(m), 1 << 20, 32, 0);
+	cr_assert_eq(rp_advise(m, 0, PG, 77), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "advice 77"), "%s", rp_errmsg());
+	rp_unmap(m); /* drops the pins */
+	fixture_close(&f);
+}
+
+Test(vm, invalidate_reloads_what_the_store_holds_now)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+	char page[PG];
+
+	fixture_file(&f, "vm_inval", 16 * PG, 41, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 16 * PG, PROT_READ, &m), 0);
+	char *a = rp_mapping_addr(m);
+
+	expect_bytes(a, 16 * PG, 41, 0);
+	/* The store changes from outside. */
+	int fd = open(f.path, O_WRONLY);
+
+	tu_fill(page, PG, 42, 0);
+	cr_assert_eq(pwrite(fd, page, PG, 3 * PG), (ssize_t)PG);
+	fsync(fd);
+	close(fd);
+	expect_bytes(a + 3 * PG, PG, 41, 3 * PG); /* still the cached bytes */
+	cr_assert_eq(rp_pin(m, 3 * PG, PG), 0);
+	cr_assert_eq(rp_invalidate(f.fh, 0, 16 * PG), -EBUSY, "a pinned page is not dropped");
+	cr_assert_eq(rp_unpin(m, 3 * PG, PG), 0);
+	cr_assert_eq(rp_invalidate(f.fh, 0, 16 * PG), 0, "%s", rp_errmsg());
+	expect_bytes(a + 3 * PG, PG, 42, 0);
+	expect_bytes(a + 4 * PG, PG, 41, 4 * PG);
+	rp_unmap(m);
+	fixture_close(&f);
+}
+
+Test(vm, invalidate_during_a_load_never_shows_the_stale_bytes)
+{
+	rp_engine *eng = open_engine(16ul << 20, 0);
+	struct counting_store cs = {.async = true, .fail_page = -1, .delay = 100000};
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+
+	cr_assert_eq(rp_store_create(eng, &cs_ops, &cs, 16 * PG, &st), 0);
+	cr_assert_eq(rp_fileh_open(st, &fh), 0);
+	cr_assert_eq(rp_map(fh, 0, 16 * PG, PROT_READ, &m), 0);
+	cr_assert_eq(rp_advise(m, 0, 16 * PG, RP_ADVICE_WILLNEED), 0);
+	/* The load is in flight (100 ms): invalidating now discards what it brings. */
+	cr_assert_eq(rp_invalidate(fh, 0, 16 * PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_pin(m, 0, 16 * PG), 0, "%s", rp_errmsg());
+	cr_assert_geq(atomic_load(&cs.loads), 2, "the range was loaded again after the invalidate");
+	expect_bytes(rp_mapping_addr(m), 16 * PG, 77, 0);
+	rp_unmap(m);
+	rp_fileh_close(fh);
+	rp_store_close(st);
+	rp_engine_close(eng);
+}
+
+/* ---------------------------------------------------------------- lifetimes, engines */
+
+Test(vm, closing_a_handle_with_live_mappings_is_refused)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+
+	fixture_file(&f, "vm_busy", 16 * PG, 51, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 16 * PG, PROT_READ, &m), 0);
+	cr_assert_eq(rp_fileh_close(f.fh), -EBUSY);
+	cr_assert(strstr(rp_errmsg(), "1 mapping"), "%s", rp_errmsg());
+	cr_assert_eq(rp_store_close(f.st), -EBUSY);
+	cr_assert(strstr(rp_errmsg(), "1 file handle"), "%s", rp_errmsg());
+	expect_bytes(rp_mapping_addr(m), PG, 51, 0); /* nothing was torn down */
+	cr_assert_eq(rp_unmap(m), 0);
+	fixture_close(&f);
+}
+
+Test(vm, two_engines_in_one_process_work_independently)
+{
+	struct fixture a = {0}, b = {0};
+	rp_mapping *ma, *mb;
+	struct rp_stats sa, sb;
+
+	fixture_file(&a, "vm_eng_a", 1 << 20, 61, 0);
+	fixture_file(&b, "vm_eng_b", 1 << 20, 62, 0);
+	cr_assert_eq(rp_map(a.fh, 0, 1 << 20, PROT_READ, &ma), 0);
+	cr_assert_eq(rp_map(b.fh, 0, 1 << 20, PROT_READ, &mb), 0);
+	expect_bytes(rp_mapping_addr(ma), 1 << 20, 61, 0);
+	expect_bytes((char *)rp_mapping_addr(mb) + PG, PG, 62, PG);
+	rp_stats(a.eng, &sa);
+	rp_stats(b.eng, &sb);
+	cr_assert_eq(sa.pages_loaded, 256);
+	cr_assert_eq(sb.pages_loaded, 1);
+	/* Closing one engine leaves the other serving. */
+	rp_unmap(ma);
+	fixture_close(&a);
+	expect_bytes(rp_mapping_addr(mb), 1 << 20, 62, 0);
+	rp_unmap(mb);
+	fixture_close(&b);
+}
+
+Test(vm, engine_close_releases_what_was_left_open)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+
+	fixture_file(&f, "vm_leftopen", 16 * PG, 71, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 16 * PG, PROT_READ, &m), 0);
+	expect_bytes(rp_mapping_addr(m), PG, 71, 0);
+	rp_engine_close(f.eng); /* mapping, handle and store still open */
+	tu_unlink(f.path);
+}
+
+/* ---------------------------------------------------------------- bad arguments */
+
+Test(vm, bad_arguments_get_an_errno_and_a_message)
+{
+	struct fixture f = {0};
+	rp_mapping *m = NULL;
+	rp_store *st;
+
+	fixture_file(&f, "vm_badargs", 16 * PG + 10, 81, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 0, PROT_READ, &m), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "length 0"), "%s", rp_errmsg());
+	cr_assert_eq(rp_map(f.fh, 100, PG, PROT_READ, &m), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "offset 100"), "%s", rp_errmsg());
+	cr_assert_eq(rp_map(f.fh, 16 * PG, 2 * PG, PROT_READ, &m), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "passes the end"), "%s", rp_errmsg());
+	cr_assert_eq(rp_map(f.fh, 20 * PG, PG, PROT_READ, &m), -EINVAL);
+	cr_assert_eq(rp_map(f.fh, 0, PG, PROT_EXEC, &m), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "prot"), "%s", rp_errmsg());
+	cr_assert_eq(rp_map(NULL, 0, PG, PROT_READ, &m), -EINVAL);
+	cr_assert_null(m);
+	cr_assert_eq(rp_map(f.fh, 16 * PG, 1, PROT_READ, &m), 0, "the last, partial page maps");
+	cr_assert_eq(rp_pin(m, 0, 0), -EINVAL);
+	cr_assert_eq(rp_pin(m, 1, PG), -EINVAL);
+	cr_assert_eq(rp_pin(m, 0, 2 * PG), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "passes the end of the mapping"), "%s", rp_errmsg());
+	cr_assert_eq(rp_unpin(m, 0, PG), -EINVAL);
+	cr_assert_eq(rp_invalidate(f.fh, 3, PG), -EINVAL);
+	cr_assert_eq(rp_invalidate(f.fh, 0, 0), -EINVAL);
+	cr_assert_eq(rp_invalidate(f.fh, 0, 18 * PG), -EINVAL);
+	cr_assert_eq(rp_unmap(m), 0);
+	cr_assert_eq(rp_store_open(f.eng, "/nonexistent/file", O_RDONLY, &st), -ENOENT);
+	cr_assert(strstr(rp_errmsg(), "/nonexistent/file"), "%s", rp_errmsg());
+	cr_assert_eq(rp_store_open(f.eng, f.path, O_WRONLY, &st), -EINVAL);
+	cr_assert_eq(rp_store_create(f.eng, &cs_ops, NULL, 0, &st), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "size 0"), "%s", rp_errmsg());
+	fixture_close(&f);
+}
+
+Test(vm, full_pool_gives_enomem_to_pin_and_sigbus_to_a_touch)
+{
+	rp_engine *eng = open_engine(16 * PG, 0);
+	char *path = tu_scratch_file("vm_full", 64 * PG, 91);
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+
+	cr_assert_eq(rp_store_open(eng, path, O_RDONLY, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0);
+	cr_assert_eq(rp_map(fh, 0, 64 * PG, PROT_READ, &m), 0);
+	cr_assert_eq(rp_pin(m, 0, 16 * PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_pin(m, 16 * PG, PG), -ENOMEM);
+	cr_assert(strstr(rp_errmsg(), "RAM pool is full"), "%s", rp_errmsg());
+	volatile char *a = rp_mapping_addr(m);
+
+	cr_assert(touch_gets_sigbus(a + 20 * PG + 5), "a touch that finds the pool full");
+	expect_bytes((const char *)a + 3 * PG, PG, 91, 3 * PG); /* resident pages serve on */
+	/* Memory comes back: the same page loads. */
+	cr_assert_eq(rp_unpin(m, 0, 16 * PG), 0);
+	cr_assert_eq(rp_invalidate(fh, 0, 16 * PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_pin(m, 16 * PG, PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_invalidate(fh, 20 * PG, PG), 0);
+	expect_bytes((const char *)a + 20 * PG, PG, 91, 20 * PG);
+	rp_engine_close(eng);
+	tu_unlink(path);
+}

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/fileh.c - file handles and user mappings.
+ *
+ * A user mapping is one MAP_SHARED mmap of a range of the handle's RAM memfd, registered
+ * with the engine's userfaultfd: one kernel VMA whatever is resident (no
+ * vm.max_map_count ceiling), and two mappings of one range alias each other because they
+ * map the same memfd pages. The engine keeps its mappings sorted by address so that a
+ * fault's address finds its mapping by binary search.
+ */
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+int vm_fileh_open(struct rp_store *st, struct rp_fileh **out)
+{
+	struct vm *vm = st->vm;
+	struct rp_fileh *fh = calloc(1, sizeof(*fh));
+	char msg[RAM_MSG_LEN];
+	int err;
+
+	if (!fh)
+		return vm_errf(-ENOMEM, "out of memory");
+	err = ram_handle_open(vm->pool, st->size ? st->size : vm->psz, &fh->ram, msg, sizeof(msg));
+	if (err) {
+		free(fh);
+		return vm_errf(err, "rp_fileh_open: %s", msg);
+	}
+	fh->vm = vm;
+	fh->store = st;
+	fh->npages = fh->ram->npages;
+	pthread_mutex_init(&fh->lock, NULL);
+	pthread_cond_init(&fh->cv, NULL);
+	pagemap_init(&fh->pm, vm->pool, fh->npages);
+
+	pthread_mutex_lock(&vm->objs_lock);
+	st->nfileh++;
+	fh->next = vm->filehs;
+	if (vm->filehs)
+		vm->filehs->prev = fh;
+	vm->filehs = fh;
+	pthread_mutex_unlock(&vm->objs_lock);
+	*out = fh;
+	return 0;
+}
+
+int vm_fileh_close(struct rp_fileh *fh)
+{
+	struct vm *vm = fh->vm;
+
+	pthread_mutex_lock(&vm->objs_lock);
+	if (fh->nmaps) {
+		unsigned n = fh->nmaps;
+
+		pthread_mutex_unlock(&vm->objs_lock);
+		return vm_errf(-EBUSY, "rp_fileh_close: %u mapping%s of the handle still live", n,
+		               n == 1 ? " is" : "s are");
+	}
+	fh->store->nfileh--;
+	if (fh->prev)
+		fh->prev->next = fh->next;
+	else
+		vm->filehs = fh->next;
+	if (fh->next)
+		fh->next->prev = fh->prev;
+	pthread_mutex_unlock(&vm->objs_lock);
+
+	/* Loads of this handle may still be in flight (WILLNEED): wait for them. */
+	pthread_mutex_lock(&fh->lock);
+	while (fh->nloads)
+		pthread_cond_wait(&fh->cv, &fh->lock);
+	pthread_mutex_unlock(&fh->lock);
+	pagemap_fini(&fh->pm);
+	ram_handle_close(fh->ram);
+	pthread_mutex_destroy(&fh->lock);
+	pthread_cond_destroy(&fh->cv);
+	free(fh);
+	return 0;
+}
+
+/* Index of the first mapping whose address is > addr. maps_lock held. */
+static size_t by_addr_upper(const struct vm *vm, uint64_t addr)
+{
+	size_t lo = 0, hi = vm->nby_addr;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if ((uintptr_t)vm->by_addr[mid]->addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct rp_mapping *vm_map_lookup(struct vm *vm, uint64_t addr)
+{
+	size_t i = by_addr_upper(vm, addr);
+	struct rp_mapping *m;
+
+	if (i == 0)
+		return NULL;
+	m = vm->by_addr[i - 1];
+	return addr < (uintptr_t)m->addr + m->len ? m : NULL;
+}
+
+static int by_addr_insert(struct vm *vm, struct rp_mapping *m)
+{
+	if (vm->nby_addr == vm->cby_addr) {
+		size_t c = vm->cby_addr ? 2 * vm->cby_addr : 16;
+		struct rp_mapping **a = realloc(vm->by_addr, c * sizeof(*a));
+
+		if (!a)
+			return -ENOMEM;
+		vm->by_addr = a;
+		vm->cby_addr = c;
+	}
+	size_t i = by_addr_upper(vm, (uintptr_t)m->addr);
+
+	memmove(&vm->by_addr[i + 1], &vm->by_addr[i], (vm->nby_addr - i) * sizeof(m));
+	vm->by_addr[i] = m;
+	vm->nby_addr++;
+	return 0;
+}
+
+static void by_addr_remove(struct vm *vm, struct rp_mapping *m)
+{
+	size_t i = by_addr_upper(vm, (uintptr_t)m->addr);
+
+	assert(i > 0 && vm->by_addr[i - 1] == m);
+	i--;
+	memmove(&vm->by_addr[i], &vm->by_addr[i + 1], (vm->nby_addr - i - 1) * sizeof(m));
+	vm->nby_addr--;
+}
+
+int vm_map(struct rp_fileh *fh, uint64_t off, size_t len, int prot, struct rp_mapping **out)
+{
+	struct vm *vm = fh->vm;
+	struct rp_mapping *m = calloc(1, sizeof(*m));
+	void *addr;
+	int err;
+
+	if (!m)
+		return vm_errf(-ENOMEM, "out of memory");
+	err = ram_map(fh->ram, off, len, prot, NULL, &addr);
+	if (err) {
+		free(m);
+		return vm_errf(err, "rp_map: mmap of %zu bytes: %s", len, strerror(-err));
+	}
+	m->fh = fh;
+	m->addr = addr;
+	m->len = len;
+	m->off = off;
+	m->first = off / vm->psz;
+	m->npages = len / vm->psz;
+	m->prot = prot;
+	/* A child process would see the memfd without the fault service: refuse it the
+	 * mapping rather than let it read pages that are not loaded. */
+	(void)madvise(addr, len, MADV_DONTFORK);
+	err = vm_uffd_register(vm, addr, len);
+	if (err) {
+		munmap(addr, len);
+		free(m);
+		return vm_errf(err, "rp_map: UFFDIO_REGISTER: %s", strerror(-err));
+	}
+	pthread_rwlock_wrlock(&vm->maps_lock);
+	err = by_addr_insert(vm, m);
+	pthread_rwlock_unlock(&vm->maps_lock);
+	if (err) {
+		vm_uffd_unregister(vm, addr, len);
+		munmap(addr, len);
+		free(m);
+		return vm_errf(err, "out of memory");
+	}
+	pthread_mutex_lock(&vm->objs_lock);
+	fh->nmaps++;
+	pthread_mutex_unlock(&vm->objs_lock);
+	/* From here on, loads of the handle map their pages into m as well. Pages that were
+	 * resident before fault in as minor faults. */
+	pthread_mutex_lock(&fh->lock);
+	m->next = fh->maps;
+	if (fh->maps)
+		fh->maps->prev = m;
+	fh->maps = m;
+	pthread_mutex_unlock(&fh->lock);
+	*out = m;
+	return 0;
+}
+
+int vm_unmap(struct rp_mapping *m)
+{
+	struct rp_fileh *fh = m->fh;
+	struct vm *vm = fh->vm;
+
+	pthread_rwlock_wrlock(&vm->maps_lock);
+	by_addr_remove(vm, m);
+	pthread_rwlock_unlock(&vm->maps_lock);
+	pthread_mutex_lock(&fh->lock);
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		fh->maps = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	/* Pins taken through this mapping go with it, so the pages can be reclaimed. */
+	vm_unpin_all(m);
+	pthread_mutex_unlock(&fh->lock);
+	vm_uffd_unregister(vm, m->addr, m->len);
+	munmap(m->addr, m->len);
+	pthread_mutex_lock(&vm->objs_lock);
+	fh->nmaps--;
+	pthread_mutex_unlock(&vm->objs_lock);
+	free(m->pins);
+	free(m);
+	return 0;
+}

@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/load.c - loads of pages from stores, and everything that changes a page's state:
+ * the fault path's decision, pins, WILLNEED, invalidation. The state machine these
+ * functions implement is drawn in vm/page.h.
+ *
+ * A load covers a run of pages (one page for a fault; up to VM_LOAD_MAX_BYTES for a run
+ * of absent pages that rp_pin or WILLNEED asked for). Its pages are LOADING from
+ * vm_load_start until vm_load_finish, and every slot of the run points to it. It is
+ * finished by whoever sees its completion: the service thread that reaped the I/O, or
+ * the custom store's thread that called rp_load_done. Finishing maps the run into every
+ * mapping of the handle with one UFFDIO_CONTINUE each, which wakes every thread that
+ * faulted on any page of it; pin waiters are woken through the handle's condition
+ * variable. Nobody polls.
+ */
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static void fh_link_load(struct rp_fileh *fh, struct vm_load *ld)
+{
+	ld->prev = NULL;
+	ld->next = fh->loads;
+	if (fh->loads)
+		fh->loads->prev = ld;
+	fh->loads = ld;
+	fh->nloads++;
+}
+
+static void fh_unlink_load(struct rp_fileh *fh, struct vm_load *ld)
+{
+	if (ld->prev)
+		ld->prev->next = ld->next;
+	else
+		fh->loads = ld->next;
+	if (ld->next)
+		ld->next->prev = ld->prev;
+	fh->nloads--;
+}
+
+/* Sets pages [first, first+n) to w (each checked). The slots exist already (the caller
+ * stored non-zero words there), so only a store of 0 frees memory and none can fail. */
+static void fh_set_run(struct rp_fileh *fh, uint64_t first, uint64_t n, uint64_t w)
+{
+	vm_page_check(w);
+	for (uint64_t i = first; i < first + n; i++)
+		(void)pagemap_set(&fh->pm, i, w);
+}
+
+struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, int *err)
+{
+	struct vm *vm = fh->vm;
+	struct vm_load *ld;
+	int e;
+
+	assert(n > 0 && first + n <= fh->npages);
+	ld = ram_meta_alloc(vm->pool, sizeof(*ld));
+	if (!ld)
+		goto nomem;
+	ld->fh = fh;
+	ld->first = first;
+	ld->npages = n;
+	for (uint64_t i = first; i < first + n; i++) {
+		assert(pagemap_get(&fh->pm, i) == 0);
+		if (pagemap_set(&fh->pm, i, pg_make_loading(ld)) < 0) {
+			fh_set_run(fh, first, i - first, 0);
+			ram_meta_free(vm->pool, ld);
+			goto nomem;
+		}
+	}
+	fh_link_load(fh, ld);
+	/* The pages are claimed (LOADING): allocate them without the handle's lock, so that
+	 * completions of other loads are not held up by the fallocate. Faults on them wait;
+	 * an invalidate marks the load stale. */
+	pthread_mutex_unlock(&fh->lock);
+	e = ram_alloc(fh->ram, first * vm->psz, n * vm->psz);
+	pthread_mutex_lock(&fh->lock);
+	if (e) {
+		fh_set_run(fh, first, n, 0);
+		fh_unlink_load(fh, ld);
+		for (struct rp_mapping *m = fh->maps; m; m = m->next)
+			vm_uffd_wake(vm, m, first, n); /* they fault again and meet the full pool */
+		if (ld->waited || fh->nloads == 0)
+			pthread_cond_broadcast(&fh->cv);
+		ram_meta_free(vm->pool, ld);
+		*err = e == -ENOMEM ? vm_errf(e,
+		                              "the RAM pool is full (ram_size %" PRIu64
+		                              " bytes, %" PRIu64 " pages in use)",
+		                              vm->pool->capacity * vm->psz,
+		                              ram_pool_charged(vm->pool))
+		                    : e;
+		return NULL;
+	}
+	atomic_fetch_add_explicit(&vm->ctr.loads, 1, memory_order_relaxed);
+	return ld;
+nomem:
+	*err = vm_errf(-ENOMEM, "out of memory for page metadata");
+	return NULL;
+}
+
+int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
+{
+	struct rp_fileh *fh = ld->fh;
+	struct rp_store *st = fh->store;
+	size_t psz = fh->vm->psz;
+	uint64_t off = ld->first * psz;
+	void *buf = fh->ram->alias + off;
+	size_t len = ld->npages * psz;
+	int r;
+
+	if (st->dev) {
+		struct iovec iov = {.iov_base = buf, .iov_len = len};
+
+		r = rpio_read(q, st->dev, off, &iov, 1, ld);
+		if (r == -EBUSY)
+			return r;
+		if (r < 0)
+			vm_load_finish(ld, r);
+		return 0;
+	}
+	r = st->ops->load(st->ctx, off, buf, len, (rp_load_token *)ld);
+	if (r == RP_LOAD_ASYNC)
+		return 0;
+	vm_load_finish(ld, r > 0 ? -EPROTO : r);
+	return 0;
+}
+
+void rp_load_done(rp_load_token *tok, int err)
+{
+	struct vm_load *ld = (struct vm_load *)tok;
+
+	if (!ld || atomic_exchange(&ld->done, 1))
+		return; /* a second call for one load: ignored, the first one counted */
+	vm_load_finish(ld, err > 0 ? -err : err);
+}
+
+void vm_load_finish(struct vm_load *ld, int err)
+{
+	struct rp_fileh *fh = ld->fh;
+	struct vm *vm = fh->vm;
+	uint64_t first = ld->first, n = ld->npages;
+
+	pthread_mutex_lock(&fh->lock);
+	if (ld->stale || err) {
+		fh_set_run(fh, first, n, ld->stale ? 0 : pg_make_poisoned(err));
+		ram_release(fh->ram, first * vm->psz, n * vm->psz);
+		if (err && !ld->stale)
+			atomic_fetch_add_explicit(&vm->ctr.load_errors, 1, memory_order_relaxed);
+	} else {
+		fh_set_run(fh, first, n, PG_LOADED);
+		atomic_fetch_add_explicit(&vm->ctr.pages_loaded, n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&vm->ctr.bytes_read, n * vm->psz, memory_order_relaxed);
+	}
+	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
+		if (ld->stale)
+			vm_uffd_wake(vm, m, first, n); /* they fault again and load afresh */
+		else if (err)
+			vm_uffd_poison(vm, m, first, n);
+		else
+			vm_uffd_continue(vm, m, first, n);
+	}
+	fh_unlink_load(fh, ld);
+	if (ld->waited || fh->nloads == 0)
+		pthread_cond_broadcast(&fh->cv); /* a pin waits on this load, or close on all */
+	pthread_mutex_unlock(&fh->lock);
+	ram_meta_free(vm->pool, ld);
+}
+
+void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool minor)
+{
+	struct vm_load *ld = NULL;
+	struct rp_mapping *m;
+
+	(void)minor; /* the page's state says more than the fault's kind */
+	pthread_rwlock_rdlock(&vm->maps_lock);
+	m = vm_map_lookup(vm, addr);
+	if (!m) { /* unmapped since the fault was raised */
+		pthread_rwlock_unlock(&vm->maps_lock);
+		return;
+	}
+	struct rp_fileh *fh = m->fh;
+	uint64_t page = m->first + (addr - (uintptr_t)m->addr) / vm->psz;
+	int err = 0;
+
+	atomic_fetch_add_explicit(&vm->ctr.faults, 1, memory_order_relaxed);
+	pthread_mutex_lock(&fh->lock);
+	uint64_t w = pagemap_get(&fh->pm, page);
+
+	switch (pg_state(w)) {
+	case PG_EMPTY:
+		ld = vm_load_start(fh, page, 1, &err);
+		if (!ld) /* pool full: this thread gets SIGBUS; the page stays EMPTY */
+			vm_uffd_poison(vm, m, page, 1);
+		break;
+	case PG_LOADING: /* vm_load_finish maps it and wakes us */
+		break;
+	case PG_POISONED:
+		vm_uffd_poison(vm, m, page, 1);
+		break;
+	default:
+		atomic_fetch_add_explicit(&vm->ctr.minor_faults, 1, memory_order_relaxed);
+		vm_uffd_continue(vm, m, page, 1);
+		break;
+	}
+	pthread_mutex_unlock(&fh->lock);
+	pthread_rwlock_unlock(&vm->maps_lock);
+	if (ld)
+		vm_service_submit(vm, svc, ld);
+}
+
+/* ---------------------------------------------------------------- pins and WILLNEED */
+
+static int pins_record(struct rp_mapping *m, const uint64_t (*r)[2], size_t n);
+
+struct pin_cursor {
+	const uint64_t (*r)[2];
+	size_t n, ri;
+	uint64_t idx; /* page index within range ri */
+	/* loads started and not yet handed to the service threads */
+	struct vm_load *batch_head, *batch_tail;
+	unsigned nbatch;
+	struct rp_mapping *map; /* pins: map resident pages into it */
+};
+
+/* Loads are handed to the service threads in batches: one wake-up per batch rather than
+ * per page, yet the first requests start before a long walk ends. */
+#define PIN_BATCH 16
+
+/* Hands the batch over. fh->lock held; dropped and retaken. */
+static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c)
+{
+	if (!c->nbatch)
+		return;
+	pthread_mutex_unlock(&fh->lock);
+	vm_service_hand(fh->vm, c->batch_head, c->batch_tail);
+	pthread_mutex_lock(&fh->lock);
+	c->batch_head = c->batch_tail = NULL;
+	c->nbatch = 0;
+}
+
+static bool cursor_valid(const struct pin_cursor *c)
+{
+	return c->ri < c->n;
+}
+
+static uint64_t cursor_page(const struct pin_cursor *c)
+{
+	return c->r[c->ri][0] + c->idx;
+}
+
+static void cursor_skip(struct pin_cursor *c, uint64_t k)
+{
+	c->idx += k;
+	while (c->ri < c->n && c->idx >= c->r[c->ri][1]) {
+		c->idx -= c->r[c->ri][1];
+		c->ri++;
+	}
+}
+
+/* Starts a load for the run of EMPTY pages at the cursor (within its range, at most
+ * VM_LOAD_MAX_BYTES) and adds it to the cursor's batch, handing the batch over when it is
+ * full. fh->lock held (dropped and retaken then). Returns pages covered, or -errno. */
+static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
+{
+	struct vm *vm = fh->vm;
+	uint64_t first = cursor_page(c);
+	uint64_t left = c->r[c->ri][1] - c->idx;
+	uint64_t max = VM_LOAD_MAX_BYTES / vm->psz ? VM_LOAD_MAX_BYTES / vm->psz : 1;
+	uint64_t n = 1;
+	int err = 0;
+
+	while (n < left && n < max && pagemap_get(&fh->pm, first + n) == 0)
+		n++;
+	struct vm_load *ld = vm_load_start(fh, first, n, &err);
+
+	if (!ld)
+		return err;
+	ld->qnext = NULL;
+	if (c->batch_tail)
+		c->batch_tail->qnext = ld;
+	else
+		c->batch_head = ld;
+	c->batch_tail = ld;
+	if (++c->nbatch >= PIN_BATCH)
+		pin_flush(fh, c);
+	return (int64_t)n;
+}
+
+/* Walks from the cursor while pages are resident. Starts loads of EMPTY runs when
+ * `start`. Stops at the first page that is LOADING (returns 1), at the end (0), or at a
+ * failure (-errno: -EIO for a poisoned page). Every load it started is handed over. */
+static int pin_walk(struct rp_fileh *fh, struct pin_cursor *c, bool start, bool stop_at_loading)
+{
+	while (cursor_valid(c)) {
+		uint64_t w = pagemap_get(&fh->pm, cursor_page(c));
+
+		switch (pg_state(w)) {
+		case PG_EMPTY:
+			if (!start)
+				return 1;
+			int64_t k = pin_start_run(fh, c);
+
+			if (k < 0)
+				return (int)k;
+			if (stop_at_loading)
+				return 1;
+			cursor_skip(c, (uint64_t)k);
+			continue;
+		case PG_LOADING:
+			if (stop_at_loading)
+				return 1;
+			break;
+		case PG_POISONED:
+			return vm_errf(-EIO, "the page at store offset %" PRIu64 " failed to load: %s",
+			               cursor_page(c) * fh->vm->psz, strerror(-pg_poison_err(w)));
+		default:
+			/* Resident before this walk: map it into the pin's mapping. Pages that
+			 * loads bring in are mapped into every mapping by vm_load_finish. */
+			if (c->map && start && !stop_at_loading)
+				vm_uffd_continue(fh->vm, c->map, cursor_page(c), 1);
+			break;
+		}
+		cursor_skip(c, 1);
+	}
+	return 0;
+}
+
+static int pin_scan(struct rp_fileh *fh, struct pin_cursor *c, bool start, bool stop_at_loading)
+{
+	int r = pin_walk(fh, c, start, stop_at_loading);
+
+	pin_flush(fh, c);
+	return r;
+}
+
+/* Pins every page of the ranges if all are resident. fh->lock held. Returns 0, 1 when a
+ * page is not resident (nothing pinned), or -EOVERFLOW. */
+static int pin_take(struct rp_fileh *fh, const uint64_t (*r)[2], size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (uint64_t p = r[i][0]; p < r[i][0] + r[i][1]; p++) {
+			uint64_t w = pagemap_get(&fh->pm, p);
+
+			if (!pg_resident(w))
+				return 1;
+			if (pg_pins(w) == PG_PIN_MAX)
+				return vm_errf(-EOVERFLOW,
+				               "the page at store offset %" PRIu64
+				               " is pinned %llu times already (the most)",
+				               p * fh->vm->psz, PG_PIN_MAX);
+		}
+	for (size_t i = 0; i < n; i++)
+		for (uint64_t p = r[i][0]; p < r[i][0] + r[i][1]; p++) {
+			uint64_t w = pagemap_get(&fh->pm, p);
+
+			(void)pagemap_set(&fh->pm, p, pg_with_pins(w, pg_pins(w) + 1));
+		}
+	return 0;
+}
+
+int vm_pin(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n,
+           bool pin, bool wait)
+{
+	struct pin_cursor c = {.r = ranges, .n = n, .map = pin ? m : NULL};
+	int r;
+
+	pthread_mutex_lock(&fh->lock);
+	/* First pass: start every load, so that they all run at once. */
+	r = pin_scan(fh, &c, true, false);
+	if (r < 0 || !wait)
+		goto out;
+	for (;;) {
+		/* Wait pass: the cursor only moves forward over resident pages, so the whole
+		 * wait costs one walk of the ranges plus one look per completion. */
+		c = (struct pin_cursor){.r = ranges, .n = n};
+		for (;;) {
+			r = pin_scan(fh, &c, true, true);
+			if (r <= 0)
+				break;
+			uint64_t w = pagemap_get(&fh->pm, cursor_page(&c));
+
+			if (pg_state(w) == PG_LOADING) {
+				pg_load(w)->waited = true;
+				pthread_cond_wait(&fh->cv, &fh->lock);
+			}
+		}
+		if (r < 0 || !pin)
+			break;
+		if ((r = pins_record(m, ranges, n)) < 0) /* room first: pin_take cannot undo */
+			break;
+		m->npins -= n;
+		r = pin_take(fh, ranges, n);
+		if (r == 0)
+			m->npins += n;
+		if (r <= 0)
+			break;
+		/* A page went away (invalidated) between the walk and the pin: walk again. */
+	}
+out:
+	pthread_mutex_unlock(&fh->lock);
+	return r;
+}
+
+static void pins_drop(struct rp_fileh *fh, uint64_t first, uint64_t n)
+{
+	for (uint64_t p = first; p < first + n; p++) {
+		uint64_t w = pagemap_get(&fh->pm, p);
+
+		assert(pg_pins(w) > 0);
+		(void)pagemap_set(&fh->pm, p, pg_with_pins(w, pg_pins(w) - 1));
+	}
+}
+
+int vm_unpin(struct rp_mapping *m, uint64_t first, uint64_t n)
+{
+	struct rp_fileh *fh = m->fh;
+
+	pthread_mutex_lock(&fh->lock);
+	for (size_t i = m->npins; i-- > 0;)
+		if (m->pins[i][0] == first && m->pins[i][1] == n) {
+			pins_drop(fh, first, n);
+			m->pins[i][0] = m->pins[m->npins - 1][0];
+			m->pins[i][1] = m->pins[m->npins - 1][1];
+			m->npins--;
+			pthread_mutex_unlock(&fh->lock);
+			return 0;
+		}
+	pthread_mutex_unlock(&fh->lock);
+	return vm_errf(-EINVAL,
+	               "rp_unpin: no pin of this mapping covers exactly offset %" PRIu64
+	               ", length %" PRIu64 " (relative to the mapping)",
+	               (first - m->first) * fh->vm->psz, n * fh->vm->psz);
+}
+
+void vm_unpin_all(struct rp_mapping *m)
+{
+	for (size_t i = 0; i < m->npins; i++)
+		pins_drop(m->fh, m->pins[i][0], m->pins[i][1]);
+	m->npins = 0;
+}
+
+/* Records the pins of a successful vm_pin in m. fh->lock held. */
+static int pins_record(struct rp_mapping *m, const uint64_t (*r)[2], size_t n)
+{
+	if (m->npins + n > m->cpins) {
+		size_t c = m->cpins ? m->cpins : 8;
+
+		while (c < m->npins + n)
+			c *= 2;
+		uint64_t(*a)[2] = realloc(m->pins, c * sizeof(*a));
+
+		if (!a)
+			return vm_errf(-ENOMEM, "out of memory");
+		m->pins = a;
+		m->cpins = c;
+	}
+	memcpy(m->pins + m->npins, r, n * sizeof(*r));
+	m->npins += n;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- invalidation */
+
+int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n)
+{
+	struct vm *vm = fh->vm;
+	uint64_t idx, w, run_lo = 0, run_hi = 0;
+
+	pthread_mutex_lock(&fh->lock);
+	for (uint64_t i = first; pagemap_next(&fh->pm, i, &idx, &w) && idx < first + n;
+	     i = idx + 1)
+		if (pg_pins(w)) {
+			pthread_mutex_unlock(&fh->lock);
+			return vm_errf(-EBUSY, "rp_invalidate: the page at store offset %" PRIu64
+			                       " is pinned",
+			               idx * vm->psz);
+		}
+	/* Clear resident and poisoned pages, releasing their RAM in runs; mark loads in
+	 * flight stale (their RAM is being written by the device: vm_load_finish releases
+	 * it). */
+	for (uint64_t i = first; pagemap_next(&fh->pm, i, &idx, &w) && idx < first + n;
+	     i = idx + 1) {
+		if (pg_state(w) == PG_LOADING) {
+			pg_load(w)->stale = true;
+			continue;
+		}
+		(void)pagemap_set(&fh->pm, idx, 0);
+		if (run_hi != idx) {
+			if (run_hi > run_lo)
+				ram_release(fh->ram, run_lo * vm->psz, (run_hi - run_lo) * vm->psz);
+			run_lo = idx;
+		}
+		run_hi = idx + 1;
+	}
+	if (run_hi > run_lo)
+		ram_release(fh->ram, run_lo * vm->psz, (run_hi - run_lo) * vm->psz);
+	/* Drop what user mappings still show: poison markers (and, REMAP mode, the
+	 * remapped ranges). The hole punch above unmapped the pages themselves. */
+	for (struct rp_mapping *m = fh->maps; m; m = m->next)
+		vm_uffd_unpoison(vm, m, first, n);
+	pthread_mutex_unlock(&fh->lock);
+	return 0;
+}

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/page.h - the state of one page of a file handle, and the word that holds it.
+ *
+ * Every page of a file handle has one 64-bit slot in the handle's pagemap (vm/pagemap.c).
+ * The slot is the page descriptor: the common case needs no other memory (Hurd libpager's
+ * compact pagemap entries, DESIGN.md "Ideas carried from the seeds"). An empty slot is 0,
+ * and a pagemap leaf whose slots are all 0 is freed, so metadata follows what is resident.
+ *
+ *   bits  0..2   state (below)
+ *   bit   3      readahead marker (readahead issue: the page that triggers the next window)
+ *   bit   4      referenced (reclaim issue: CLOCK's second chance)
+ *   bits  8..19  pin count (rp_pin), 0..PG_PIN_MAX
+ *   bits 20..63  aux: LOADING -> the struct vm_load in flight, shifted right by 4;
+ *                     POISONED -> the positive errno of the failed load
+ *
+ * States and transitions (all made with the handle's lock held):
+ *
+ *                 vm_load_start                     vm_load_finish (ok)
+ *      EMPTY -------------------------> LOADING ----------------------------> LOADED
+ *        ^ ^                               |  \                                 |
+ *        | |    vm_load_finish (error)     |   \ vm_load_finish (stale:         |
+ *        | |            v------------------+    \ invalidated in flight)       |
+ *        | |        POISONED                     v                              |
+ *        | +----------- | ---------------------- EMPTY                          |
+ *        |   vm_invalidate                                                      |
+ *        +----------------------------------------------------------------------+
+ *                                   vm_invalidate
+ *
+ *   (DIRTY and WRITING arrive with dirty tracking and writeout: LOADED <-> DIRTY,
+ *    DIRTY -> WRITING -> LOADED | DIRTY.)
+ *
+ * Invariants (checked by vm_page_check in debug builds):
+ *   EMPTY     the slot is 0 (no pin, no marker): nothing is allocated in the RAM handle
+ *             for it, and no user mapping maps it (a poison marker put by a fault that
+ *             found the pool full may remain in one mapping; the next load overwrites it).
+ *   LOADING   aux points to the load in flight that covers the page; the RAM handle page
+ *             is allocated and being filled through the alias; no user mapping maps it:
+ *             faults on it wait (the kernel holds the faulting thread) until
+ *             vm_load_finish maps the load's range into every mapping of the handle.
+ *             Pins only on pages that were resident when pinned: 0 here.
+ *   LOADED    the RAM page holds the store's bytes; it may be mapped in any mapping.
+ *   POISONED  the load failed with errno aux; the RAM page is released; mappings that
+ *             touched it hold a poison marker (SIGBUS on access). rp_pin returns -EIO;
+ *             vm_invalidate makes it EMPTY again. No pins.
+ */
+#ifndef RINGPAGER_VM_PAGE_H
+#define RINGPAGER_VM_PAGE_H
+
+#include <assert.h>
+#include <stdint.h>
+
+enum vm_page_state {
+	PG_EMPTY = 0,
+	PG_LOADING = 1,
+	PG_LOADED = 2,
+	PG_DIRTY = 3,
+	PG_WRITING = 4,
+	PG_POISONED = 5,
+};
+
+#define PG_STATE_MASK 0x7ull
+#define PG_RA_MARK    (1ull << 3)
+#define PG_REF        (1ull << 4)
+#define PG_PIN_SHIFT  8
+#define PG_PIN_MAX    0xfffull
+#define PG_PIN_MASK   (PG_PIN_MAX << PG_PIN_SHIFT)
+#define PG_AUX_SHIFT  20
+
+struct vm_load;
+
+static inline unsigned pg_state(uint64_t w)
+{
+	return (unsigned)(w & PG_STATE_MASK);
+}
+
+static inline unsigned pg_pins(uint64_t w)
+{
+	return (unsigned)((w & PG_PIN_MASK) >> PG_PIN_SHIFT);
+}
+
+static inline uint64_t pg_with_pins(uint64_t w, unsigned pins)
+{
+	return (w & ~PG_PIN_MASK) | ((uint64_t)pins << PG_PIN_SHIFT);
+}
+
+/* Resident: the RAM page holds valid data that may be mapped. */
+static inline int pg_resident(uint64_t w)
+{
+	unsigned s = pg_state(w);
+
+	return s == PG_LOADED || s == PG_DIRTY || s == PG_WRITING;
+}
+
+/* Load objects are allocated 16-byte aligned below 2^48: (ptr >> 4) fits in 44 bits. */
+static inline uint64_t pg_make_loading(struct vm_load *ld)
+{
+	return PG_LOADING | (((uint64_t)(uintptr_t)ld >> 4) << PG_AUX_SHIFT);
+}
+
+static inline struct vm_load *pg_load(uint64_t w)
+{
+	return (struct vm_load *)(uintptr_t)((w >> PG_AUX_SHIFT) << 4);
+}
+
+static inline uint64_t pg_make_poisoned(int err)
+{
+	return PG_POISONED | ((uint64_t)(err < 0 ? -err : err) << PG_AUX_SHIFT);
+}
+
+static inline int pg_poison_err(uint64_t w)
+{
+	return -(int)(w >> PG_AUX_SHIFT);
+}
+
+/* Debug builds: the invariants above that a slot alone can show. */
+static inline void vm_page_check(uint64_t w)
+{
+	(void)w;
+	assert(pg_state(w) <= PG_POISONED);
+	assert(pg_state(w) != PG_EMPTY || w == 0);
+	assert(pg_state(w) != PG_LOADING || (pg_load(w) != NULL && pg_pins(w) == 0));
+	assert(pg_state(w) != PG_POISONED || (pg_pins(w) == 0 && pg_poison_err(w) < 0));
+}
+
+#endif

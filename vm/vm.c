@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/vm.c - one VM instance: the pool, the userfaultfd, the service threads, and closing
+ * whatever the application left open.
+ */
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int vm_open(struct vm *vm, const struct vm_params *p)
+{
+	char msg[RAM_MSG_LEN], why[512];
+	int err;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->uffd = -1;
+	vm->poison_fd = -1;
+	pthread_rwlock_init(&vm->maps_lock, NULL);
+	pthread_mutex_init(&vm->objs_lock, NULL);
+	pthread_mutex_init(&vm->jobs_lock, NULL);
+	pthread_cond_init(&vm->jobs_cv, NULL);
+
+	err = ram_pool_open(&p->pool, &vm->pool, msg, sizeof(msg));
+	if (err)
+		return vm_errf(err, "%s", msg);
+	vm->psz = vm->pool->page_size;
+	err = vm_uffd_open(vm, p->flags, why, sizeof(why));
+	if (err) {
+		ram_pool_close(vm->pool);
+		return vm_errf(err, "%s", why);
+	}
+	err = vm_service_start(vm, p);
+	if (err) {
+		close(vm->uffd);
+		if (vm->poison_fd >= 0)
+			close(vm->poison_fd);
+		ram_pool_close(vm->pool);
+		return err;
+	}
+	snprintf(vm->describe, sizeof(vm->describe),
+	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s", vm->pool->describe,
+	         vm->pool->warning[0] ? "; warning: " : "", vm->pool->warning,
+	         vm_service_describe(vm), why, vm->nsvc, vm->nsvc == 1 ? "" : "s",
+	         vm->bound ? ", one bound to each CPU" : "");
+	return 0;
+}
+
+void vm_close(struct vm *vm)
+{
+	/* What the application left open goes, innermost first. */
+	pthread_rwlock_wrlock(&vm->maps_lock);
+	while (vm->nby_addr) {
+		struct rp_mapping *m = vm->by_addr[vm->nby_addr - 1];
+
+		pthread_rwlock_unlock(&vm->maps_lock);
+		vm_unmap(m);
+		pthread_rwlock_wrlock(&vm->maps_lock);
+	}
+	pthread_rwlock_unlock(&vm->maps_lock);
+	while (vm->filehs)
+		(void)vm_fileh_close(vm->filehs);
+	while (vm->stores)
+		vm_store_free(vm->stores);
+	vm_service_stop(vm);
+	close(vm->uffd);
+	if (vm->poison_fd >= 0)
+		close(vm->poison_fd);
+	(void)ram_pool_close(vm->pool);
+	free(vm->by_addr);
+	pthread_rwlock_destroy(&vm->maps_lock);
+	pthread_mutex_destroy(&vm->objs_lock);
+	pthread_mutex_destroy(&vm->jobs_lock);
+	pthread_cond_destroy(&vm->jobs_cv);
+}

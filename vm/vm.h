@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/vm.h - the virtual-memory core: the contract of the layer.
+ *
+ * vm/ turns stores into memory (DESIGN.md, "The mechanism: identity layout"):
+ *   struct vm          one instance per engine: the RAM pool, one userfaultfd, the
+ *                      fault-service threads (each with its own io/ queue), the table
+ *                      of user mappings by address, and the counters.
+ *   struct rp_store    where pages come from: an io/ device, or custom ops.
+ *   struct rp_fileh    one view of a store: a RAM handle (sparse memfd, RAM offset ==
+ *                      store offset), its pagemap (one word per page, vm/page.h), the
+ *                      loads in flight, and its user mappings.
+ *   struct rp_mapping  one MAP_SHARED mmap of a range of the RAM handle, registered with
+ *                      the userfaultfd for MISSING and MINOR faults.
+ *
+ * Who serves a fault (measured, README "Fault service"): a service thread reads the
+ * userfaultfd, finds the mapping and the page, and either maps the resident page
+ * (UFFDIO_CONTINUE), or allocates it in the RAM handle and starts a read of the store into
+ * the alias mapping; when the read completes, the page is mapped into every mapping of the
+ * handle at once (one UFFDIO_CONTINUE per mapping, which also wakes every thread that
+ * faulted on it). So a page is loaded once however many threads wait for it, waiters are
+ * woken by the completion, and no lock is held across I/O: the handle's lock protects
+ * its pagemap only while states change.
+ *
+ * Locks, in the order they are taken:
+ *   vm->maps_lock (rwlock)   the address table of mappings; read by the fault path
+ *   fh->lock                 the handle's pagemap, loads, mappings list; never held across
+ *                            I/O or a custom store's load
+ *   vm->jobs_lock            loads handed to the service threads
+ * ram/ takes its handle lock inside fh->lock (ram_alloc, ram_release).
+ */
+#ifndef RINGPAGER_VM_H
+#define RINGPAGER_VM_H
+
+#include "ringpager.h"
+#include "io/io.h"
+#include "ram/ram.h"
+#include "vm/page.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest load request a range of absent pages is coalesced into (rp_pin, WILLNEED). */
+#define VM_LOAD_MAX_BYTES (1ul << 20)
+
+/* ---------------------------------------------------------------- messages */
+
+/* Sets this thread's message for rp_errmsg() and returns err (a negative errno). */
+int vm_errf(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *vm_errmsg(void);
+void vm_errclear(void);
+
+/* ---------------------------------------------------------------- pagemap
+ *
+ * A radix table keyed by page index: nodes of 64 children, leaves of 64 slots, height
+ * chosen from the handle's page count. Lookup walks at most ceil(log64(npages)) nodes;
+ * adjacent pages share a leaf (512 bytes for 64 pages, 8 bytes a page when dense); a leaf
+ * is freed when its last slot returns to 0, and a node when its last child goes, so the
+ * table's size follows what is resident. Iteration is in page order. Not thread-safe: the
+ * handle's lock protects it. Nodes come from the pool's metadata arena. */
+#define PM_BITS   6
+#define PM_FANOUT (1u << PM_BITS)
+
+struct vm_pagemap {
+	struct ram_pool *pool;
+	uint64_t npages;
+	unsigned height; /* levels of nodes above the leaves: 0 means the root is a leaf */
+	void *root;
+	uint64_t nodes; /* nodes and leaves allocated */
+};
+
+void pagemap_init(struct vm_pagemap *pm, struct ram_pool *pool, uint64_t npages);
+/* Frees every node (the slots' meaning is the caller's business). */
+void pagemap_fini(struct vm_pagemap *pm);
+/* The slot of page idx, 0 when absent. */
+uint64_t pagemap_get(const struct vm_pagemap *pm, uint64_t idx);
+/* Stores w in the slot of page idx, creating the path (-ENOMEM when the arena cannot).
+ * Storing 0 frees leaves and nodes left empty. */
+int pagemap_set(struct vm_pagemap *pm, uint64_t idx, uint64_t w);
+/* The first non-zero slot at index >= from: true with *idx and *w set, or false. */
+bool pagemap_next(const struct vm_pagemap *pm, uint64_t from, uint64_t *idx, uint64_t *w);
+
+/* ---------------------------------------------------------------- objects */
+
+struct vm;
+struct vm_service;
+
+struct rp_store {
+	struct vm *vm;
+	uint64_t size;
+	struct rpio_dev *dev;    /* device store, or NULL */
+	const rp_store_ops *ops; /* custom store, or NULL */
+	void *ctx;
+	unsigned nfileh; /* open handles; under vm->objs_lock */
+	struct rp_store *next, *prev;
+};
+
+struct vm_load {
+	struct rp_fileh *fh;
+	uint64_t first, npages; /* pages [first, first + npages) */
+	int err;                /* result, 0 or -errno */
+	bool stale;             /* invalidated while in flight: discard at completion */
+	bool waited;            /* a pin waits for it: wake the handle's waiters */
+	struct vm_load *next, *prev; /* fh->loads */
+	struct vm_load *qnext;       /* a service thread's backlog or the jobs list */
+	struct rpio_queue *queue;    /* the queue it was submitted to (device stores) */
+	atomic_int done;             /* custom stores: rp_load_done called */
+} __attribute__((aligned(16)));
+
+struct rp_fileh {
+	struct vm *vm;
+	struct rp_store *store;
+	struct ram_handle *ram;
+	uint64_t npages;
+	pthread_mutex_t lock;
+	pthread_cond_t cv; /* a load of this handle completed */
+	struct vm_pagemap pm;
+	struct vm_load *loads; /* in flight */
+	unsigned nloads;
+	struct rp_mapping *maps; /* live mappings of this handle */
+	unsigned nmaps;          /* under vm->objs_lock too, for rp_fileh_close */
+	struct rp_fileh *next, *prev;
+};
+
+struct rp_mapping {
+	struct rp_fileh *fh;
+	char *addr;
+	size_t len;
+	uint64_t off; /* store offset of addr */
+	uint64_t first, npages;
+	int prot;
+	bool remapped; /* VM_POISON_REMAP: some range was remapped to the poison memfd */
+	uint64_t (*pins)[2]; /* ranges pinned through this mapping: (first page, pages) */
+	size_t npins, cpins; /* under fh->lock */
+	struct rp_mapping *next, *prev; /* fh->maps */
+};
+
+/* How a failed load is shown to threads that touch it. */
+enum vm_poison_mode {
+	VM_POISON_UFFD = 0, /* UFFDIO_POISON (Linux 6.6): a marker in the page table */
+	VM_POISON_REMAP,    /* the range is remapped to an empty memfd: access is past its
+	                       end, SIGBUS with the address; invalidate maps the RAM back */
+};
+
+/* rp_config.internal_flags: for tests and benchmarks */
+#define VM_FORCE_POISON_REMAP 1u /* use VM_POISON_REMAP even where UFFDIO_POISON works */
+
+#define VM_MAX_FAULT_THREADS 64
+
+struct vm_params {
+	struct ram_pool_params pool;
+	struct rpio_queue_params queue; /* notify fields are the service's own */
+	unsigned fault_threads; /* 0: one per CPU, each bound to its CPU */
+	unsigned flags;         /* VM_FORCE_* */
+};
+
+struct vm_counters {
+	_Atomic uint64_t faults, minor_faults, pages_loaded, bytes_read, loads, load_errors;
+};
+
+struct vm {
+	struct ram_pool *pool;
+	size_t psz;
+	int uffd;
+	uint64_t uffd_features;
+	uint64_t uffd_ioctls; /* ioctls a registered range supports */
+	enum vm_poison_mode poison;
+	int poison_fd; /* VM_POISON_REMAP: an empty memfd */
+
+	pthread_rwlock_t maps_lock;
+	struct rp_mapping **by_addr; /* sorted by address */
+	size_t nby_addr, cby_addr;
+
+	pthread_mutex_t objs_lock; /* stores and handles lists, counts */
+	struct rp_store *stores;
+	struct rp_fileh *filehs;
+
+	pthread_mutex_t jobs_lock;
+	pthread_cond_t jobs_cv; /* a service thread did what was asked (detach) */
+	struct vm_load *jobs_head, *jobs_tail; /* loads to start, any service thread */
+	unsigned next_kick;
+
+	struct vm_service *svc;
+	unsigned nsvc;
+	bool bound; /* service threads bound to CPUs */
+	atomic_bool stopping;
+
+	struct vm_counters ctr;
+	char describe[2048];
+};
+
+/* vm/vm.c: opens the pool and the userfaultfd (probing features), starts the service
+ * threads. On failure returns -errno with the message set (vm_errf). */
+int vm_open(struct vm *vm, const struct vm_params *p);
+/* Closes stores, handles and mappings still open, stops the threads, frees the pool. */
+void vm_close(struct vm *vm);
+
+/* vm/uffd.c: userfaultfd. */
+int vm_uffd_open(struct vm *vm, unsigned flags, char *why, size_t len);
+int vm_uffd_register(struct vm *vm, void *addr, size_t len);
+void vm_uffd_unregister(struct vm *vm, void *addr, size_t len);
+/* Maps [addr, addr+len) of a mapping from the RAM handle's pages (UFFDIO_CONTINUE) and
+ * wakes the threads faulting there. Pages already mapped are fine. */
+void vm_uffd_continue(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
+/* Wakes threads faulting on [first, first+npages) of m: they fault again. */
+void vm_uffd_wake(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
+/* Makes [first, first+npages) of mapping m raise SIGBUS on access, waking waiters. */
+void vm_uffd_poison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
+/* Undoes vm_uffd_poison over a range (mapping's own pages, not the handle's states). */
+void vm_uffd_unpoison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
+/* Handles one fault message: the address and whether it was a MINOR fault. */
+void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool minor);
+
+/* vm/service.c: the fault-service threads. */
+int vm_service_start(struct vm *vm, const struct vm_params *p);
+void vm_service_stop(struct vm *vm);
+/* Every service thread drops its queue's registration of dev (a store closes). */
+void vm_service_detach(struct vm *vm, struct rpio_dev *dev);
+/* The I/O backend in use, as rpio_queue_describe says it. */
+const char *vm_service_describe(const struct vm *vm);
+/* Starts a load that vm_load_start prepared: on this service thread's queue when called
+ * from one (svc != NULL), else handed to a service thread. */
+void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_load *ld);
+/* Hands a chain of prepared loads (linked by qnext, ending at tail) to a service thread,
+ * with one wake-up. */
+void vm_service_hand(struct vm *vm, struct vm_load *head, struct vm_load *tail);
+
+/* vm/load.c: loads, pins, invalidation. fh->lock held where said. */
+/* EMPTY pages [first, first + n) (all EMPTY) -> LOADING under one new load, then
+ * allocates their RAM pages with fh->lock dropped for the fallocate (-ENOMEM when the pool
+ * is full: the pages are EMPTY again). fh->lock held on entry and on return. Returns the
+ * load or NULL with *err set. */
+struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, int *err);
+/* Issues ld's read on a queue (device store) or calls the custom store's load. Called
+ * without fh->lock. q may be NULL for custom stores. Returns 0 once issued or completed,
+ * -EBUSY when the queue is full (try again later). */
+int vm_load_issue(struct vm_load *ld, struct rpio_queue *q);
+/* Completes a load with err (0 or -errno): LOADING -> LOADED, POISONED or (stale) EMPTY,
+ * maps or poisons its range in every mapping, wakes pin waiters, frees ld. Any thread. */
+void vm_load_finish(struct vm_load *ld, int err);
+/* Loads every absent page of ranges (page indexes of fh) and, with pin, pins them all
+ * and maps them into m. Returns 0, -EIO (or the load's error) when a page is poisoned,
+ * -ENOMEM when the pool is full, -EOVERFLOW when a pin count would pass PG_PIN_MAX. */
+int vm_pin(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n,
+           bool pin, bool wait);
+/* Releases the pin that m took over exactly [first, first + n); -EINVAL if none. */
+int vm_unpin(struct rp_mapping *m, uint64_t first, uint64_t n);
+/* Releases every pin m holds. fh->lock held. */
+void vm_unpin_all(struct rp_mapping *m);
+int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n);
+
+/* vm/store.c: stores. */
+int vm_store_open(struct vm *vm, const char *path, int flags, struct rp_store **out);
+int vm_store_create(struct vm *vm, const rp_store_ops *ops, void *ctx, uint64_t size,
+                    struct rp_store **out);
+/* -EBUSY while handles are open. */
+int vm_store_close(struct rp_store *st);
+/* Frees the store (no handle may be open). */
+void vm_store_free(struct rp_store *st);
+
+/* vm/fileh.c: handles and mappings. */
+int vm_fileh_open(struct rp_store *st, struct rp_fileh **out);
+int vm_fileh_close(struct rp_fileh *fh);
+int vm_map(struct rp_fileh *fh, uint64_t off, size_t len, int prot, struct rp_mapping **out);
+int vm_unmap(struct rp_mapping *m);
+/* The mapping that holds addr, or NULL. vm->maps_lock held (read). */
+struct rp_mapping *vm_map_lookup(struct vm *vm, uint64_t addr);
+
+#endif
