@@ -67,7 +67,8 @@ static int rp_up(struct rp *r, const struct opts *o, unsigned depth, uint64_t ra
 	c.ram_size = ram;
 	c.hugepages = 2; /* off: these are 4 KiB page measurements */
 	c.queue_depth = depth;
-	if ((err = rp_engine_open(&c, &r->eng)) || (err = rp_store_open(r->eng, o->file, O_RDONLY, &r->st)) ||
+	/* RINGPAGER_* variables override (fault_threads, io_backend, ...). */
+	if ((err = rp_config_load_env(&c)) || (err = rp_engine_open(&c, &r->eng)) || (err = rp_store_open(r->eng, o->file, O_RDONLY, &r->st)) ||
 	    (err = rp_fileh_open(r->st, &r->fh)) ||
 	    (err = rp_map(r->fh, 0, o->size, PROT_READ, &r->m))) {
 		fprintf(stderr, "vmbench: %s: %s\n", rp_strerror(err), rp_errmsg());
@@ -256,7 +257,8 @@ static void usage(FILE *f)
 	        "  --pins N         random pages per rp_pinv (default 32768)\n"
 	        "  --minor SIZE     resident range touched for the minor-fault cost (default 256M)\n"
 	        "  --runtime S      seconds per fio run (default 3)\n"
-	        "  --no-fio         skip the fio references\n");
+	        "  --no-fio         skip the fio references\n"
+	        "Engine keys come from RINGPAGER_* variables (RINGPAGER_FAULT_THREADS=1, ...).\n");
 }
 
 int main(int argc, char **argv)
