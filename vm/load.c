@@ -133,8 +133,11 @@ void rp_load_done(rp_load_token *tok, int err)
 {
 	struct vm_load *ld = (struct vm_load *)tok;
 
+	/* Exactly once per load (the header says so). The flag turns a second call that
+	 * races with the first into a no-op; a call after the load was finished cannot be
+	 * detected, as the load is freed then. */
 	if (!ld || atomic_exchange(&ld->done, 1))
-		return; /* a second call for one load: ignored, the first one counted */
+		return;
 	vm_load_finish(ld, err > 0 ? -err : err);
 }
 

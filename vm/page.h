@@ -95,6 +95,7 @@ static inline int pg_resident(uint64_t w)
 /* Load objects are allocated 16-byte aligned below 2^48: (ptr >> 4) fits in 44 bits. */
 static inline uint64_t pg_make_loading(struct vm_load *ld)
 {
+	assert(((uintptr_t)ld & 15) == 0 && (uintptr_t)ld >> 48 == 0);
 	return PG_LOADING | (((uint64_t)(uintptr_t)ld >> 4) << PG_AUX_SHIFT);
 }
 

@@ -200,3 +200,54 @@ int tu_sysctl_swap(const char *path, const char *value, char *old, size_t oldlen
 		r = -errno;
 	return r;
 }
+
+/* ---------------------------------------------------------------- huge pages */
+
+#define NR_HUGEPAGES   "/proc/sys/vm/nr_hugepages"
+#define FREE_HUGEPAGES "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
+
+static char huge_saved[64];
+static bool huge_changed;
+
+static long huge_read_long(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* Sets vm.nr_hugepages so that `free` pages are free (or 0 for none), remembering the
+ * old value for restore(). Skips the test when that is not possible here. */
+void tu_huge_reserve(long free_pages)
+{
+	char want[32];
+	long cur_total = huge_read_long(NR_HUGEPAGES), cur_free = huge_read_long(FREE_HUGEPAGES);
+
+	if (!tu_is_root())
+		cr_skip_test("needs root: sets vm.nr_hugepages");
+	if (cur_total < 0 || cur_free < 0)
+		cr_skip_test("this kernel has no 2 MiB huge pages");
+	long target = free_pages ? cur_total - cur_free + free_pages : cur_total - cur_free;
+	snprintf(want, sizeof(want), "%ld", target);
+	cr_assert_eq(tu_sysctl_swap(NR_HUGEPAGES, want, huge_saved, sizeof(huge_saved)), 0);
+	huge_changed = true;
+	if (huge_read_long(FREE_HUGEPAGES) != free_pages)
+		cr_skip_test("could not make exactly %ld huge pages free (memory fragmented?)",
+		             free_pages);
+}
+
+void tu_huge_restore(void)
+{
+	char scratch[64];
+
+	if (huge_changed)
+		tu_sysctl_swap(NR_HUGEPAGES, huge_saved, scratch, sizeof(scratch));
+	huge_changed = false;
+}
+

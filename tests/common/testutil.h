@@ -44,4 +44,11 @@ bool tu_loop_detach(int loopfd, const char *devpath);
  * Returns 0 or -errno. */
 int tu_sysctl_swap(const char *path, const char *value, char *old, size_t oldlen);
 
+/* As root: sets vm.nr_hugepages so that exactly `free_pages` 2 MiB pages are free,
+ * remembering the old value; skips the test where that is impossible (not root, no huge
+ * pages, fragmented memory). tu_huge_restore puts the old value back (call it from the
+ * test's .fini). */
+void tu_huge_reserve(long free_pages);
+void tu_huge_restore(void);
+
 #endif

@@ -22,52 +22,15 @@
 #include <sys/mman.h>
 #include <linux/memfd.h>
 
-#define NR_HUGEPAGES   "/proc/sys/vm/nr_hugepages"
-#define FREE_HUGEPAGES "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
-
-static char saved[64];
-static bool changed;
-
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-/* Sets vm.nr_hugepages so that `free` pages are free (or 0 for none), remembering the
- * old value for restore(). Skips the test when that is not possible here. */
+/* vm.nr_hugepages is set by tu_huge_reserve and put back by tu_huge_restore. */
 static void reserve(long free_pages)
 {
-	char want[32];
-	long cur_total = read_long(NR_HUGEPAGES), cur_free = read_long(FREE_HUGEPAGES);
-
-	if (!tu_is_root())
-		cr_skip_test("needs root: sets vm.nr_hugepages");
-	if (cur_total < 0 || cur_free < 0)
-		cr_skip_test("this kernel has no 2 MiB huge pages");
-	long target = free_pages ? cur_total - cur_free + free_pages : cur_total - cur_free;
-	snprintf(want, sizeof(want), "%ld", target);
-	cr_assert_eq(tu_sysctl_swap(NR_HUGEPAGES, want, saved, sizeof(saved)), 0);
-	changed = true;
-	if (read_long(FREE_HUGEPAGES) != free_pages)
-		cr_skip_test("could not make exactly %ld huge pages free (memory fragmented?)",
-		             free_pages);
+	tu_huge_reserve(free_pages);
 }
 
 static void restore(void)
 {
-	char scratch[64];
-
-	if (changed)
-		tu_sysctl_swap(NR_HUGEPAGES, saved, scratch, sizeof(scratch));
-	changed = false;
+	tu_huge_restore();
 }
 
 static struct ram_pool *huge_pool(uint64_t pages)

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tests/vm/test_vm_hugetlb.c - mappings over a pool of 2 MiB pages: faults load whole huge
+ * pages, pins and invalidation work in their units, and offsets must be 2 MiB aligned.
+ * As root it reserves huge pages (vm.nr_hugepages) and puts the old value back.
+ */
+#include "ringpager.h"
+#include "common/testutil.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define HP (2ul << 20)
+
+static void expect_bytes(const void *p, size_t len, uint64_t seed, uint64_t off)
+{
+	unsigned char *want = malloc(len);
+
+	tu_fill(want, len, seed, off);
+	cr_assert(memcmp(p, want, len) == 0, "bytes at store offset %llu differ",
+	          (unsigned long long)off);
+	free(want);
+}
+
+Test(vm_hugetlb, huge_pages_load_map_pin_and_invalidate, .fini = tu_huge_restore,
+     .timeout = 120)
+{
+	rp_config c;
+	rp_engine *eng;
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+	struct rp_stats s;
+
+	tu_huge_reserve(8);
+	rp_config_init(&c);
+	cr_assert_eq(rp_config_set(&c, "ram_size", "16M"), 0);
+	cr_assert_eq(rp_config_set(&c, "hugepages", "require"), 0);
+	cr_assert_eq(rp_engine_open(&c, &eng), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_engine_page_size(eng), HP);
+	cr_assert(strstr(rp_engine_describe(eng), "2 MiB"), "%s", rp_engine_describe(eng));
+	char *path = tu_scratch_file("vm_huge", 6 * HP + 4096, 7);
+
+	cr_assert_eq(rp_store_open(eng, path, O_RDONLY, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(fh, 4096, HP, PROT_READ, &m), -EINVAL, "offsets are 2 MiB aligned");
+	cr_assert_eq(rp_map(fh, 0, 7 * HP, PROT_READ, &m), 0, "%s", rp_errmsg());
+	char *a = rp_mapping_addr(m);
+
+	expect_bytes(a + HP + 12345, 100, 7, HP + 12345); /* one fault loads 2 MiB */
+	rp_stats(eng, &s);
+	cr_assert_eq(s.pages_loaded, 1);
+	cr_assert_eq(s.bytes_read, HP);
+	expect_bytes(a + HP, HP, 7, HP);
+	expect_bytes(a + 6 * HP, 4096, 7, 6 * HP); /* the last page, mostly past the end */
+	cr_assert_eq(a[6 * HP + 8192], 0);
+	cr_assert_eq(rp_pin(m, 2 * HP, 2 * HP), 0, "%s", rp_errmsg());
+	expect_bytes(a + 2 * HP, 2 * HP, 7, 2 * HP);
+	cr_assert_eq(rp_unpin(m, 2 * HP, 2 * HP), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_invalidate(fh, 0, 7 * HP), 0, "%s", rp_errmsg());
+	rp_stats(eng, &s);
+	cr_assert_eq(s.resident_pages, 0);
+	expect_bytes(a + 3 * HP, HP, 7, 3 * HP);
+	rp_engine_close(eng);
+	tu_unlink(path);
+}
