@@ -147,10 +147,7 @@ int vm_uffd_register(struct vm *vm, void *addr, size_t len)
 	    .mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR,
 	};
 
-	if (ioctl(vm->uffd, UFFDIO_REGISTER, &reg) < 0)
-		return -errno;
-	vm->uffd_ioctls = reg.ioctls;
-	return 0;
+	return ioctl(vm->uffd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
 }
 
 void vm_uffd_unregister(struct vm *vm, void *addr, size_t len)

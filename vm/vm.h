@@ -106,7 +106,6 @@ struct vm_load {
 	bool waited;            /* a pin waits for it: wake the handle's waiters */
 	struct vm_load *next, *prev; /* fh->loads */
 	struct vm_load *qnext;       /* a service thread's backlog or the jobs list */
-	struct rpio_queue *queue;    /* the queue it was submitted to (device stores) */
 	atomic_int done;             /* custom stores: rp_load_done called */
 } __attribute__((aligned(16)));
 
@@ -166,7 +165,6 @@ struct vm {
 	size_t psz;
 	int uffd;
 	uint64_t uffd_features;
-	uint64_t uffd_ioctls; /* ioctls a registered range supports */
 	enum vm_poison_mode poison;
 	int poison_fd; /* VM_POISON_REMAP: an empty memfd */
 

@@ -47,6 +47,17 @@ void tu_fill(void *buf, size_t len, uint64_t seed, uint64_t pos)
 	}
 }
 
+void tu_expect_fill(const void *p, size_t len, uint64_t seed, uint64_t pos)
+{
+	unsigned char *want = malloc(len);
+
+	cr_assert(want);
+	tu_fill(want, len, seed, pos);
+	cr_assert(memcmp(p, want, len) == 0, "bytes at position %llu differ",
+	          (unsigned long long)pos);
+	free(want);
+}
+
 void *tu_aligned(size_t len)
 {
 	void *p = NULL;

@@ -21,6 +21,9 @@ void tu_unlink(char *path);
 /* Deterministic bytes: byte i of stream `seed` is the same whoever asks for it. */
 void tu_fill(void *buf, size_t len, uint64_t seed, uint64_t pos);
 uint64_t tu_rand(uint64_t *state);
+/* Asserts that [p, p + len) holds what tu_fill(seed, pos) writes there; the message
+ * names the position. */
+void tu_expect_fill(const void *p, size_t len, uint64_t seed, uint64_t pos);
 
 /* Allocates `len` bytes aligned to 4096. */
 void *tu_aligned(size_t len);

@@ -64,17 +64,6 @@ static void fixture_close(struct fixture *f)
 		tu_unlink(f->path);
 }
 
-/* Checks that [p, p+len) holds the bytes at store offset `off` of stream `seed`. */
-static void expect_bytes(const void *p, size_t len, uint64_t seed, uint64_t off)
-{
-	unsigned char *want = malloc(len);
-
-	tu_fill(want, len, seed, off);
-	cr_assert(memcmp(p, want, len) == 0, "bytes at store offset %llu differ",
-	          (unsigned long long)off);
-	free(want);
-}
-
 Test(vm, mapped_page_reads_the_store)
 {
 	struct fixture f = {0};
@@ -85,8 +74,8 @@ Test(vm, mapped_page_reads_the_store)
 	cr_assert_eq(rp_map(f.fh, 0, 1 << 20, PROT_READ, &m), 0, "%s", rp_errmsg());
 	char *a = rp_mapping_addr(m);
 
-	expect_bytes(a + 5 * PG, PG, 11, 5 * PG);
-	expect_bytes(a, 1 << 20, 11, 0);
+	tu_expect_fill(a + 5 * PG, PG, 11, 5 * PG);
+	tu_expect_fill(a, 1 << 20, 11, 0);
 	rp_stats(f.eng, &s);
 	cr_assert_eq(s.pages_loaded, 256);
 	cr_assert_eq(s.bytes_read, 1 << 20);
@@ -109,7 +98,7 @@ Test(vm, store_size_not_a_page_multiple_reads_zeros_past_the_end)
 	cr_assert_eq(rp_mapping_len(m), 4 * PG);
 	char *a = rp_mapping_addr(m);
 
-	expect_bytes(a + 3 * PG, 100, 12, 3 * PG);
+	tu_expect_fill(a + 3 * PG, 100, 12, 3 * PG);
 	for (size_t i = 100; i < PG; i++)
 		cr_assert_eq(a[3 * PG + i], 0, "byte %zu past the end is not zero", i);
 	rp_unmap(m);
@@ -127,8 +116,8 @@ Test(vm, two_mappings_of_a_range_show_the_same_bytes)
 	cr_assert_eq(rp_map(f.fh, 64 * PG, 64 * PG, PROT_READ, &m2), 0, "%s", rp_errmsg());
 	char *a1 = rp_mapping_addr(m1), *a2 = rp_mapping_addr(m2);
 
-	expect_bytes(a2, 64 * PG, 13, 64 * PG);     /* loaded through m2 */
-	expect_bytes(a1 + 64 * PG, 64 * PG, 13, 64 * PG); /* the same pages, no new load */
+	tu_expect_fill(a2, 64 * PG, 13, 64 * PG);     /* loaded through m2 */
+	tu_expect_fill(a1 + 64 * PG, 64 * PG, 13, 64 * PG); /* the same pages, no new load */
 	rp_stats(f.eng, &s);
 	cr_assert_eq(s.pages_loaded, 64);
 	/* A write through one mapping is seen through the other: one page, two views. */
@@ -150,7 +139,7 @@ Test(vm, resident_page_in_a_new_mapping_is_a_minor_fault)
 	cr_assert_eq(rp_pin(m1, 0, 64 * PG), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_map(f.fh, 0, 64 * PG, PROT_READ, &m2), 0);
 	rp_stats(f.eng, &s0);
-	expect_bytes(rp_mapping_addr(m2), 64 * PG, 14, 0);
+	tu_expect_fill(rp_mapping_addr(m2), 64 * PG, 14, 0);
 	rp_stats(f.eng, &s1);
 	cr_assert_eq(s1.pages_loaded, s0.pages_loaded, "no page is loaded twice");
 	cr_assert_eq(s1.minor_faults - s0.minor_faults, 64);
@@ -250,7 +239,7 @@ static void *touch_main(void *arg)
 	struct toucher *t = arg;
 
 	pthread_barrier_wait(t->bar);
-	expect_bytes(t->addr, PG, 77, t->off);
+	tu_expect_fill(t->addr, PG, 77, t->off);
 	return NULL;
 }
 
@@ -367,7 +356,7 @@ Test(vm, sparse_64gib_mapping_with_100000_random_pages, .timeout = 300)
 	for (uint64_t i = 0; i < 16; i++) {
 		uint64_t p = (i * 1000003) % npages;
 
-		expect_bytes((const char *)a + p * PG, PG, 5, p * PG);
+		tu_expect_fill((const char *)a + p * PG, PG, 5, p * PG);
 	}
 	int inside, maps = count_maps((uintptr_t)a, (uintptr_t)a + size, &inside);
 
@@ -439,7 +428,7 @@ static void load_error_device(unsigned flags)
 	cr_assert(touch_gets_sigbus(a + 9 * PG + 123), "a touch of a failed page raises SIGBUS");
 	/* Again: the page stays poisoned; another page is served. */
 	cr_assert(touch_gets_sigbus(a + 9 * PG + 7));
-	expect_bytes((const char *)a + 20 * PG, PG, 21, 20 * PG);
+	tu_expect_fill((const char *)a + 20 * PG, PG, 21, 20 * PG);
 	cr_assert_eq(rp_pin(m, 8 * PG, 4 * PG), -EIO, "%s", rp_errmsg());
 	cr_assert_eq(rp_pin(m, 9 * PG, PG), -EIO);
 	cr_assert(strstr(rp_errmsg(), "failed to load"), "%s", rp_errmsg());
@@ -449,7 +438,7 @@ static void load_error_device(unsigned flags)
 	/* The device heals; invalidate clears the poison and the page loads. */
 	rpio_dev_inject(f.st->dev, NULL);
 	cr_assert_eq(rp_invalidate(f.fh, 8 * PG, 4 * PG), 0, "%s", rp_errmsg());
-	expect_bytes((const char *)a + 9 * PG, PG, 21, 9 * PG);
+	tu_expect_fill((const char *)a + 9 * PG, PG, 21, 9 * PG);
 	cr_assert_eq(rp_pin(m, 8 * PG, 4 * PG), 0, "%s", rp_errmsg());
 	rp_unmap(m);
 	fixture_close(&f);
@@ -479,12 +468,12 @@ Test(vm, load_error_from_a_custom_store)
 	volatile char *a = rp_mapping_addr(m);
 
 	cr_assert(touch_gets_sigbus(a + 5 * PG + 1));
-	expect_bytes((const char *)a + 6 * PG, PG, 77, 6 * PG);
+	tu_expect_fill((const char *)a + 6 * PG, PG, 77, 6 * PG);
 	cr_assert_eq(rp_pin(m, 4 * PG, 3 * PG), -EIO);
 	cs.fail_page = -1;
 	cr_assert_eq(rp_invalidate(fh, 5 * PG, PG), 0);
 	cr_assert_eq(rp_pin(m, 4 * PG, 3 * PG), 0, "%s", rp_errmsg());
-	expect_bytes((const char *)a + 5 * PG, PG, 77, 5 * PG);
+	tu_expect_fill((const char *)a + 5 * PG, PG, 77, 5 * PG);
 	rp_unmap(m);
 	rp_fileh_close(fh);
 	rp_store_close(st);
@@ -510,7 +499,7 @@ Test(vm, pin_loads_without_touching_and_pinv_takes_random_pages)
 	cr_assert_eq(s0.faults, 0, "pinning faults nothing");
 	/* Pinned pages are mapped: touching them is not even a fault. */
 	for (int i = 0; i < 100; i++)
-		expect_bytes((char *)rp_mapping_addr(m) + r[i].off, PG, 31, r[i].off);
+		tu_expect_fill((char *)rp_mapping_addr(m) + r[i].off, PG, 31, r[i].off);
 	rp_stats(f.eng, &s1);
 	cr_assert_eq(s1.faults, 0);
 	cr_assert_eq(s1.pages_loaded, s0.pages_loaded);
@@ -541,7 +530,7 @@ Test(vm, willneed_loads_in_the_background)
 	rp_stats(f.eng, &s);
 	cr_assert_eq(s.pages_loaded, 256);
 	cr_assert_eq(s.faults, 0);
-	expect_bytes(rp_mapping_addr(m), 1 << 20, 32, 0);
+	tu_expect_fill(rp_mapping_addr(m), 1 << 20, 32, 0);
 	cr_assert_eq(rp_advise(m, 0, PG, 77), -EINVAL);
 	cr_assert(strstr(rp_errmsg(), "advice 77"), "%s", rp_errmsg());
 	rp_unmap(m); /* drops the pins */
@@ -558,7 +547,7 @@ Test(vm, invalidate_reloads_what_the_store_holds_now)
 	cr_assert_eq(rp_map(f.fh, 0, 16 * PG, PROT_READ, &m), 0);
 	char *a = rp_mapping_addr(m);
 
-	expect_bytes(a, 16 * PG, 41, 0);
+	tu_expect_fill(a, 16 * PG, 41, 0);
 	/* The store changes from outside. */
 	int fd = open(f.path, O_WRONLY);
 
@@ -566,13 +555,13 @@ Test(vm, invalidate_reloads_what_the_store_holds_now)
 	cr_assert_eq(pwrite(fd, page, PG, 3 * PG), (ssize_t)PG);
 	fsync(fd);
 	close(fd);
-	expect_bytes(a + 3 * PG, PG, 41, 3 * PG); /* still the cached bytes */
+	tu_expect_fill(a + 3 * PG, PG, 41, 3 * PG); /* still the cached bytes */
 	cr_assert_eq(rp_pin(m, 3 * PG, PG), 0);
 	cr_assert_eq(rp_invalidate(f.fh, 0, 16 * PG), -EBUSY, "a pinned page is not dropped");
 	cr_assert_eq(rp_unpin(m, 3 * PG, PG), 0);
 	cr_assert_eq(rp_invalidate(f.fh, 0, 16 * PG), 0, "%s", rp_errmsg());
-	expect_bytes(a + 3 * PG, PG, 42, 0);
-	expect_bytes(a + 4 * PG, PG, 41, 4 * PG);
+	tu_expect_fill(a + 3 * PG, PG, 42, 0);
+	tu_expect_fill(a + 4 * PG, PG, 41, 4 * PG);
 	rp_unmap(m);
 	fixture_close(&f);
 }
@@ -593,7 +582,7 @@ Test(vm, invalidate_during_a_load_never_shows_the_stale_bytes)
 	cr_assert_eq(rp_invalidate(fh, 0, 16 * PG), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_pin(m, 0, 16 * PG), 0, "%s", rp_errmsg());
 	cr_assert_geq(atomic_load(&cs.loads), 2, "the range was loaded again after the invalidate");
-	expect_bytes(rp_mapping_addr(m), 16 * PG, 77, 0);
+	tu_expect_fill(rp_mapping_addr(m), 16 * PG, 77, 0);
 	rp_unmap(m);
 	rp_fileh_close(fh);
 	rp_store_close(st);
@@ -613,7 +602,7 @@ Test(vm, closing_a_handle_with_live_mappings_is_refused)
 	cr_assert(strstr(rp_errmsg(), "1 mapping"), "%s", rp_errmsg());
 	cr_assert_eq(rp_store_close(f.st), -EBUSY);
 	cr_assert(strstr(rp_errmsg(), "1 file handle"), "%s", rp_errmsg());
-	expect_bytes(rp_mapping_addr(m), PG, 51, 0); /* nothing was torn down */
+	tu_expect_fill(rp_mapping_addr(m), PG, 51, 0); /* nothing was torn down */
 	cr_assert_eq(rp_unmap(m), 0);
 	fixture_close(&f);
 }
@@ -628,8 +617,8 @@ Test(vm, two_engines_in_one_process_work_independently)
 	fixture_file(&b, "vm_eng_b", 1 << 20, 62, 0);
 	cr_assert_eq(rp_map(a.fh, 0, 1 << 20, PROT_READ, &ma), 0);
 	cr_assert_eq(rp_map(b.fh, 0, 1 << 20, PROT_READ, &mb), 0);
-	expect_bytes(rp_mapping_addr(ma), 1 << 20, 61, 0);
-	expect_bytes((char *)rp_mapping_addr(mb) + PG, PG, 62, PG);
+	tu_expect_fill(rp_mapping_addr(ma), 1 << 20, 61, 0);
+	tu_expect_fill((char *)rp_mapping_addr(mb) + PG, PG, 62, PG);
 	rp_stats(a.eng, &sa);
 	rp_stats(b.eng, &sb);
 	cr_assert_eq(sa.pages_loaded, 256);
@@ -637,7 +626,7 @@ Test(vm, two_engines_in_one_process_work_independently)
 	/* Closing one engine leaves the other serving. */
 	rp_unmap(ma);
 	fixture_close(&a);
-	expect_bytes(rp_mapping_addr(mb), 1 << 20, 62, 0);
+	tu_expect_fill(rp_mapping_addr(mb), 1 << 20, 62, 0);
 	rp_unmap(mb);
 	fixture_close(&b);
 }
@@ -649,7 +638,7 @@ Test(vm, engine_close_releases_what_was_left_open)
 
 	fixture_file(&f, "vm_leftopen", 16 * PG, 71, 0);
 	cr_assert_eq(rp_map(f.fh, 0, 16 * PG, PROT_READ, &m), 0);
-	expect_bytes(rp_mapping_addr(m), PG, 71, 0);
+	tu_expect_fill(rp_mapping_addr(m), PG, 71, 0);
 	rp_engine_close(f.eng); /* mapping, handle and store still open */
 	tu_unlink(f.path);
 }
@@ -709,13 +698,13 @@ Test(vm, full_pool_gives_enomem_to_pin_and_sigbus_to_a_touch)
 	volatile char *a = rp_mapping_addr(m);
 
 	cr_assert(touch_gets_sigbus(a + 20 * PG + 5), "a touch that finds the pool full");
-	expect_bytes((const char *)a + 3 * PG, PG, 91, 3 * PG); /* resident pages serve on */
+	tu_expect_fill((const char *)a + 3 * PG, PG, 91, 3 * PG); /* resident pages serve on */
 	/* Memory comes back: the same page loads. */
 	cr_assert_eq(rp_unpin(m, 0, 16 * PG), 0);
 	cr_assert_eq(rp_invalidate(fh, 0, 16 * PG), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_pin(m, 16 * PG, PG), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_invalidate(fh, 20 * PG, PG), 0);
-	expect_bytes((const char *)a + 20 * PG, PG, 91, 20 * PG);
+	tu_expect_fill((const char *)a + 20 * PG, PG, 91, 20 * PG);
 	rp_engine_close(eng);
 	tu_unlink(path);
 }

@@ -16,16 +16,6 @@
 
 #define HP (2ul << 20)
 
-static void expect_bytes(const void *p, size_t len, uint64_t seed, uint64_t off)
-{
-	unsigned char *want = malloc(len);
-
-	tu_fill(want, len, seed, off);
-	cr_assert(memcmp(p, want, len) == 0, "bytes at store offset %llu differ",
-	          (unsigned long long)off);
-	free(want);
-}
-
 Test(vm_hugetlb, huge_pages_load_map_pin_and_invalidate, .fini = tu_huge_restore,
      .timeout = 120)
 {
@@ -51,20 +41,20 @@ Test(vm_hugetlb, huge_pages_load_map_pin_and_invalidate, .fini = tu_huge_restore
 	cr_assert_eq(rp_map(fh, 0, 7 * HP, PROT_READ, &m), 0, "%s", rp_errmsg());
 	char *a = rp_mapping_addr(m);
 
-	expect_bytes(a + HP + 12345, 100, 7, HP + 12345); /* one fault loads 2 MiB */
+	tu_expect_fill(a + HP + 12345, 100, 7, HP + 12345); /* one fault loads 2 MiB */
 	rp_stats(eng, &s);
 	cr_assert_eq(s.pages_loaded, 1);
 	cr_assert_eq(s.bytes_read, HP);
-	expect_bytes(a + HP, HP, 7, HP);
-	expect_bytes(a + 6 * HP, 4096, 7, 6 * HP); /* the last page, mostly past the end */
+	tu_expect_fill(a + HP, HP, 7, HP);
+	tu_expect_fill(a + 6 * HP, 4096, 7, 6 * HP); /* the last page, mostly past the end */
 	cr_assert_eq(a[6 * HP + 8192], 0);
 	cr_assert_eq(rp_pin(m, 2 * HP, 2 * HP), 0, "%s", rp_errmsg());
-	expect_bytes(a + 2 * HP, 2 * HP, 7, 2 * HP);
+	tu_expect_fill(a + 2 * HP, 2 * HP, 7, 2 * HP);
 	cr_assert_eq(rp_unpin(m, 2 * HP, 2 * HP), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_invalidate(fh, 0, 7 * HP), 0, "%s", rp_errmsg());
 	rp_stats(eng, &s);
 	cr_assert_eq(s.resident_pages, 0);
-	expect_bytes(a + 3 * HP, HP, 7, 3 * HP);
+	tu_expect_fill(a + 3 * HP, HP, 7, 3 * HP);
 	rp_engine_close(eng);
 	tu_unlink(path);
 }
