@@ -53,9 +53,53 @@ struct uffdio_poison {
 #define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
 #endif
 
+/* Linux 6.5: UFFDIO_CONTINUE maps the page write-protected (dirty tracking on shmem).
+ * Not announced by UFFDIO_API: vm/uffd.c probes it by trying. */
+#ifndef UFFDIO_CONTINUE_MODE_WP
+#define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
+#endif
+
 /* Linux 6.7: write-protect faults resolved by the kernel; PAGEMAP_SCAN finds the writes. */
 #ifndef UFFD_FEATURE_WP_ASYNC
 #define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+
+/* Linux 6.7: the PAGEMAP_SCAN ioctl on /proc/<pid>/pagemap (linux/fs.h). */
+#ifndef PAGEMAP_SCAN
+#include <linux/types.h>
+#define PAGE_IS_WPALLOWED (1 << 0)
+#define PAGE_IS_WRITTEN   (1 << 1)
+#define PAGE_IS_FILE      (1 << 2)
+#define PAGE_IS_PRESENT   (1 << 3)
+#define PAGE_IS_SWAPPED   (1 << 4)
+#define PAGE_IS_PFNZERO   (1 << 5)
+#define PAGE_IS_HUGE      (1 << 6)
+
+struct page_region {
+	__u64 start;
+	__u64 end; /* exclusive */
+	__u64 categories;
+};
+
+#define PM_SCAN_WP_MATCHING   (1 << 0) /* write-protect the pages it reports */
+#define PM_SCAN_CHECK_WPASYNC (1 << 1) /* fail on a range without WP_ASYNC tracking */
+
+struct pm_scan_arg {
+	__u64 size;
+	__u64 flags;
+	__u64 start;
+	__u64 end;
+	__u64 walk_end; /* written by the kernel: where the walk stopped */
+	__u64 vec;
+	__u64 vec_len;
+	__u64 max_pages;
+	__u64 category_inverted;
+	__u64 category_mask;
+	__u64 category_anyof_mask;
+	__u64 return_mask;
+};
+
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
 #endif
 
 #endif

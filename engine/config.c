@@ -20,7 +20,7 @@
 
 extern char **environ;
 
-enum key_type { K_SIZE, K_UINT, K_BOOL, K_PAGESIZE, K_HUGEPAGES, K_BACKEND };
+enum key_type { K_SIZE, K_UINT, K_BOOL, K_PAGESIZE, K_HUGEPAGES, K_BACKEND, K_DIRTY };
 
 struct key {
 	const char *name;
@@ -40,6 +40,7 @@ static const struct key keys[] = {
     {"queue_depth", K_UINT, F(queue_depth), 1, 32768, false},
     {"sqpoll", K_BOOL, F(sqpoll), 0, 1, false},
     {"fault_threads", K_UINT, F(fault_threads), 1, 64, true},
+    {"dirty_tracking", K_DIRTY, F(dirty_tracking), 0, 0, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -62,6 +63,7 @@ int rp_config_init(rp_config *cfg)
 	cfg->queue_depth = 128;
 	cfg->sqpoll = 0;
 	cfg->fault_threads = 0; /* auto: one per CPU, bound (vm/service.c says why) */
+	cfg->dirty_tracking = VM_DIRTY_AUTO;
 	return 0;
 }
 
@@ -175,6 +177,15 @@ static int set_key(rp_config *cfg, const struct key *k, const char *value, const
 		cfg->io_backend = (int)be;
 		return 0;
 	}
+	case K_DIRTY: {
+		enum vm_dirty_mode d;
+
+		if (vm_dirty_parse(value, &d))
+			return vm_errf(-EINVAL, "%s%s=%s: expected auto, wp_async or wp_sync", where,
+			               k->name, value);
+		cfg->dirty_tracking = (int)d;
+		return 0;
+	}
 	}
 	return err;
 }
@@ -240,6 +251,9 @@ int rp_config_get(const rp_config *cfg, const char *key, char *buf, size_t len)
 		break;
 	case K_BACKEND:
 		n = snprintf(buf, len, "%s", rpio_backend_name((enum rpio_backend)cfg->io_backend));
+		break;
+	case K_DIRTY:
+		n = snprintf(buf, len, "%s", vm_dirty_name((enum vm_dirty_mode)cfg->dirty_tracking));
 		break;
 	}
 	if (n < 0 || (size_t)n >= len)

@@ -42,10 +42,12 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 	else
 		rp_config_init(&eng->cfg);
 	cfg = &eng->cfg;
-	if (!cfg->queue_depth || cfg->queue_depth > 32768 || cfg->fault_threads > 64) {
-		err = vm_errf(-EINVAL, "rp_engine_open: queue_depth=%u (1..32768) or "
-		                       "fault_threads=%u (0: auto, or 1..64) out of range",
-		              cfg->queue_depth, cfg->fault_threads);
+	if (!cfg->queue_depth || cfg->queue_depth > 32768 || cfg->fault_threads > 64 ||
+	    cfg->dirty_tracking < VM_DIRTY_AUTO || cfg->dirty_tracking > VM_DIRTY_WP_SYNC) {
+		err = vm_errf(-EINVAL, "rp_engine_open: queue_depth=%u (1..32768), "
+		                       "fault_threads=%u (0: auto, or 1..64) or dirty_tracking=%d "
+		                       "(0..2) out of range",
+		              cfg->queue_depth, cfg->fault_threads, cfg->dirty_tracking);
 		free(eng);
 		return err;
 	}
@@ -61,6 +63,7 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 	p.queue.submit_batch = 1;
 	p.fault_threads = cfg->fault_threads;
 	p.flags = cfg->internal_flags;
+	p.dirty = (enum vm_dirty_mode)cfg->dirty_tracking;
 	err = vm_open(&eng->vm, &p);
 	if (err) {
 		free(eng);
@@ -105,6 +108,13 @@ int rp_stats(rp_engine *eng, struct rp_stats *out)
 	out->resident_pages = ram_pool_charged(eng->vm.pool);
 	out->pool_pages = eng->vm.pool->capacity;
 	out->metadata_bytes = ram_meta_bytes(eng->vm.pool);
+	out->dirty_pages = atomic_load(&c->dirty_pages);
+	out->wp_faults = atomic_load(&c->wp_faults);
+	out->writeouts = atomic_load(&c->writeouts);
+	out->writeout_errors = atomic_load(&c->writeout_errors);
+	out->write_requests = atomic_load(&c->write_requests);
+	out->pages_written = atomic_load(&c->pages_written);
+	out->bytes_written = atomic_load(&c->bytes_written);
 	return 0;
 }
 
@@ -149,6 +159,25 @@ uint64_t rp_store_size(const rp_store *st)
 
 /* ---------------------------------------------------------------- handles */
 
+/* Functions that wait for the fault service cannot run on one of its threads (a done or
+ * store callback): the wait could be for the very thread that waits. */
+static int no_service_thread(const char *fn)
+{
+	if (vm_on_service_thread())
+		return vm_errf(-EDEADLK, "%s: called on a fault-service thread (from a done or "
+		                         "store callback), where it would wait for itself",
+		               fn);
+	return 0;
+}
+
+/* A handle argument of a function that waits for the service. */
+static int check_waiting_fh(const char *fn, struct rp_fileh *fh)
+{
+	if (!fh)
+		return vm_errf(-EINVAL, "%s: handle is NULL", fn);
+	return no_service_thread(fn);
+}
+
 int rp_fileh_open(rp_store *st, rp_fileh **out)
 {
 	if (!st || !out)
@@ -158,9 +187,9 @@ int rp_fileh_open(rp_store *st, rp_fileh **out)
 
 int rp_fileh_close(rp_fileh *fh)
 {
-	if (!fh)
-		return vm_errf(-EINVAL, "rp_fileh_close: handle is NULL");
-	return vm_fileh_close(fh);
+	int err = check_waiting_fh("rp_fileh_close", fh);
+
+	return err ? err : vm_fileh_close(fh);
 }
 
 /* Checks [off, off + len) against the handle: aligned offset, non-zero length, inside
@@ -191,11 +220,74 @@ int rp_invalidate(rp_fileh *fh, uint64_t off, uint64_t len)
 	uint64_t first, n;
 	int err;
 
-	if (!fh)
-		return vm_errf(-EINVAL, "rp_invalidate: handle is NULL");
-	if ((err = check_range("rp_invalidate", fh, off, len, &first, &n)))
+	if ((err = check_waiting_fh("rp_invalidate", fh)) ||
+	    (err = check_range("rp_invalidate", fh, off, len, &first, &n)))
 		return err;
 	return vm_invalidate(fh, first, n);
+}
+
+/* ---------------------------------------------------------------- dirty pages */
+
+static int check_writeout(const char *fn, struct rp_fileh *fh, int flags)
+{
+	const int all = RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC;
+	struct rp_store *st;
+
+	if (!fh)
+		return vm_errf(-EINVAL, "%s: handle is NULL", fn);
+	st = fh->store;
+	if (flags & ~all)
+		return vm_errf(-EINVAL, "%s: flags 0x%x: unknown bits 0x%x (expected RP_WRITEOUT_STORE, "
+		                        "_MARKSTORED, _SYNC)",
+		               fn, (unsigned)flags, (unsigned)(flags & ~all));
+	if (!(flags & (RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED)))
+		return vm_errf(-EINVAL, "%s: flags 0x%x: neither RP_WRITEOUT_STORE nor "
+		                        "RP_WRITEOUT_MARKSTORED",
+		               fn, (unsigned)flags);
+	if ((flags & RP_WRITEOUT_SYNC) && !(flags & RP_WRITEOUT_STORE))
+		return vm_errf(-EINVAL, "%s: RP_WRITEOUT_SYNC needs RP_WRITEOUT_STORE", fn);
+	if (flags & RP_WRITEOUT_STORE) {
+		if (st->dev && st->dev->rdonly)
+			return vm_errf(-EBADF, "%s: the store %s was opened O_RDONLY", fn, st->dev->path);
+		if (st->ops && !st->ops->store)
+			return vm_errf(-EOPNOTSUPP, "%s: the custom store has no store callback", fn);
+	}
+	return 0;
+}
+
+int rp_writeout(rp_fileh *fh, int flags)
+{
+	int err;
+
+	if ((err = check_writeout("rp_writeout", fh, flags)) ||
+	    (err = no_service_thread("rp_writeout")))
+		return err;
+	return vm_writeout_wait(fh, flags);
+}
+
+int rp_writeout_async(rp_fileh *fh, int flags, rp_done_fn done, void *arg)
+{
+	int err;
+
+	if ((err = check_writeout("rp_writeout_async", fh, flags)))
+		return err;
+	if (!done)
+		return vm_errf(-EINVAL, "rp_writeout_async: done is NULL");
+	return vm_writeout(fh, flags, done, arg, NULL, 0);
+}
+
+int rp_discard(rp_fileh *fh)
+{
+	int err = check_waiting_fh("rp_discard", fh);
+
+	return err ? err : vm_discard(fh);
+}
+
+int rp_fileh_dirty(rp_fileh *fh, uint64_t *pages)
+{
+	if (!fh || !pages)
+		return vm_errf(-EINVAL, "rp_fileh_dirty: handle and pages must not be NULL");
+	return vm_fileh_dirty(fh, pages);
 }
 
 /* ---------------------------------------------------------------- mappings */
@@ -213,6 +305,9 @@ int rp_map(rp_fileh *fh, uint64_t off, size_t len, int prot, rp_mapping **out)
 		               (unsigned)prot);
 	if ((err = check_range("rp_map", fh, off, len, &first, &n)))
 		return err;
+	if ((prot & PROT_WRITE) && fh->vm->dirty == VM_DIRTY_NONE)
+		return vm_errf(-EOPNOTSUPP, "rp_map: PROT_WRITE: this kernel cannot track writes to "
+		                            "mappings (see rp_engine_describe); map PROT_READ");
 	return vm_map(fh, off, n * fh->vm->psz, prot, out);
 }
 
@@ -295,6 +390,8 @@ int rp_pinv(rp_mapping *m, const rp_range *ranges, size_t n)
 		return vm_errf(-ENOMEM, "out of memory");
 	for (size_t i = 0; i < n && !err; i++)
 		err = map_range("rp_pin", m, ranges[i].off, ranges[i].len, &r[i][0], &r[i][1]);
+	if (!err)
+		err = no_service_thread("rp_pin");
 	if (!err)
 		err = vm_pin(m->fh, m, (const uint64_t(*)[2])r, n, true, true);
 	if (r != one)

@@ -7,8 +7,8 @@
  * sequential runs are read ahead in batches, and modified pages are written back only
  * when the application asks (see the README).
  *
- * This header grows with the library: it declares only what is implemented. Dirty
- * tracking and writeout, reclaim and readahead arrive with their issues.
+ * This header grows with the library: it declares only what is implemented. Reclaim and
+ * readahead arrive with their issues.
  *
  * Errors: every function that can fail returns a negative errno value; rp_strerror()
  * turns it into text. Nothing in the library aborts the process.
@@ -69,6 +69,10 @@ RP_API const char *rp_errmsg(void);
  *   fault_threads  fault-service threads: "auto" (default: one per CPU the process may
  *                  run on, each bound to its CPU, so a fault is served on the CPU that
  *                  raised it), or 1..64 unbound threads.
+ *   dirty_tracking how writes to mappings are noticed: "auto" (default: the best the
+ *                  kernel has), "wp_async" (Linux 6.7: writes take no fault; writeout
+ *                  finds them with PAGEMAP_SCAN), "wp_sync" (a write-protect fault on the
+ *                  first write to a clean page). rp_engine_describe says which is used.
  * Values are refused (-EINVAL, rp_errmsg names the key and the value) when malformed
  * ("12X") or out of range; unknown keys are refused with their name. */
 typedef struct rp_config {
@@ -79,6 +83,7 @@ typedef struct rp_config {
 	unsigned queue_depth;
 	int sqpoll;
 	unsigned fault_threads; /* 0: auto */
+	int dirty_tracking;     /* 0 auto, 1 wp_async, 2 wp_sync */
 	/* private: tests and benchmarks force fallbacks with it; leave it 0 */
 	unsigned internal_flags;
 } rp_config;
@@ -134,6 +139,15 @@ struct rp_stats {
 	uint64_t resident_pages; /* pages held in the pool now */
 	uint64_t pool_pages;     /* the pool's capacity in pages */
 	uint64_t metadata_bytes; /* engine metadata (pagemaps, descriptors) now */
+	uint64_t dirty_pages;    /* pages known dirty now (writes since each handle's last
+	                            collection, that is its last writeout, rp_fileh_dirty or
+	                            unmap, are not counted yet under wp_async) */
+	uint64_t wp_faults;      /* write-protect faults served (wp_sync) */
+	uint64_t writeouts;      /* writeouts finished */
+	uint64_t writeout_errors;/* ... of which failed */
+	uint64_t write_requests; /* write requests issued (one per run of dirty pages) */
+	uint64_t pages_written;  /* pages written to stores */
+	uint64_t bytes_written;  /* bytes written to stores */
 };
 
 /* Copies the engine's counters into *out. Returns 0. */
@@ -141,9 +155,11 @@ RP_API int rp_stats(rp_engine *eng, struct rp_stats *out);
 
 /* ------------------------------------------------------------------ stores */
 
-#define RP_LOAD_ASYNC 1 /* returned by rp_store_ops.load: rp_load_done() follows */
+#define RP_LOAD_ASYNC  1 /* returned by rp_store_ops.load: rp_load_done() follows */
+#define RP_STORE_ASYNC 1 /* returned by rp_store_ops.store: rp_store_done() follows */
 
 typedef struct rp_load_token rp_load_token;
+typedef struct rp_store_token rp_store_token;
 
 /* A custom store (computed data, a remote object, a test double). */
 typedef struct rp_store_ops {
@@ -157,10 +173,26 @@ typedef struct rp_store_ops {
 	int (*load)(void *ctx, uint64_t off, void *buf, size_t len, rp_load_token *tok);
 	/* Called once by rp_store_close (may be NULL). */
 	void (*close)(void *ctx);
+	/* Writeout (may be NULL: writeout with RP_WRITEOUT_STORE then fails with
+	 * -EOPNOTSUPP). Write buf, the handle's bytes [off, off + len), to the store; off and
+	 * len are multiples of the page size and off + len may pass the store's size (ignore
+	 * that tail). One writeout calls it in ascending order of off, once per run of
+	 * contiguous dirty pages, without waiting for earlier calls to complete. Return 0
+	 * when stored, a negative errno on failure (the pages stay dirty), or RP_STORE_ASYNC
+	 * after arranging for rp_store_done(tok, err) to be called later, from any thread,
+	 * exactly once. Runs on a fault-service thread; buf stays valid and unchanged by the
+	 * engine until the store is done (the application may still write to the pages: those
+	 * writes go into the next writeout). Must not touch any mapping of the engine. */
+	int (*store)(void *ctx, uint64_t off, const void *buf, size_t len, rp_store_token *tok);
+	/* RP_WRITEOUT_SYNC (may be NULL: stores are durable when done): make every store
+	 * completed so far durable. 0 or a negative errno. Runs on a fault-service thread. */
+	int (*sync)(void *ctx);
 } rp_store_ops;
 
 /* Completes an asynchronous load: err is 0 or a negative errno. */
 RP_API void rp_load_done(rp_load_token *tok, int err);
+/* Completes an asynchronous store: err is 0 or a negative errno. */
+RP_API void rp_store_done(rp_store_token *tok, int err);
 
 /* Opens a file or a block device as a store, O_DIRECT (buffered with a warning in
  * rp_engine_describe where the filesystem refuses O_DIRECT). flags: O_RDONLY or O_RDWR.
@@ -182,11 +214,68 @@ RP_API int rp_fileh_open(rp_store *st, rp_fileh **out);
 /* Closes the handle and releases its pages: -EBUSY (nothing done) while mappings of it
  * live. Waits for loads of it that are in flight. */
 RP_API int rp_fileh_close(rp_fileh *fh);
-/* Forgets the resident pages of [off, off + len) (the store was changed from outside):
- * the next touch loads them again. A load of the range in flight is discarded when it
- * completes; its stale data never becomes visible. Poisoned pages are cleared. -EBUSY
- * (nothing done) when a page of the range is pinned. */
+/* Forgets the pages of [off, off + len), dirty ones included (the store was changed from
+ * outside): the next touch loads them again. A load of the range in flight is discarded
+ * when it completes; its stale data never becomes visible. Poisoned pages are cleared.
+ * Waits for the handle's writeouts in flight. -EBUSY (nothing done) when a page of the
+ * range is pinned. */
 RP_API int rp_invalidate(rp_fileh *fh, uint64_t off, uint64_t len);
+
+/* ------------------------------------------------------------------ dirty pages
+ *
+ * A write through a mapping makes its page dirty; the engine never writes a dirty page
+ * back by itself. Each handle keeps its own modifications: a write through one handle is
+ * not seen through another handle of the same store until it is written out and the
+ * other handle invalidates the range. Dirty pages survive rp_unmap (mapping the range
+ * again shows them) and are dropped by rp_discard, rp_invalidate and rp_fileh_close.
+ *
+ * Writeout flags:
+ *   RP_WRITEOUT_STORE       write every dirty page of the handle to its store, in
+ *                           ascending offset order, each run of contiguous dirty pages in
+ *                           one request, straight from the handle's RAM (O_DIRECT); the
+ *                           pages stay dirty unless MARKSTORED is given too.
+ *   RP_WRITEOUT_MARKSTORED  make the pages clean (write-tracked again). Alone, it
+ *                           stores nothing: the application says the store has them.
+ *   RP_WRITEOUT_SYNC        with STORE: the data is durable (fdatasync, or the custom
+ *                           store's sync) before the writeout reports success.
+ * A writeout takes the pages that are dirty when it starts. A write to one of them while
+ * its writeout is in flight is never lost: the page stays dirty (it is not made clean
+ * even with MARKSTORED) and goes into the next writeout; the store may have received
+ * the old bytes, the new ones or a mix, which the next writeout overwrites. Writeouts of
+ * one handle run one after the other, in the order they were asked for; writeouts of
+ * different handles run at the same time.
+ *
+ * Failure: a writeout that fails (an I/O error, or the store's callback) returns the
+ * first error; every page whose request failed stays dirty with its data, so calling
+ * writeout again once the cause is gone stores it. With SYNC, a failure keeps every page
+ * of the writeout dirty (which requests reached stable storage is unknown). */
+#define RP_WRITEOUT_STORE      1
+#define RP_WRITEOUT_MARKSTORED 2
+#define RP_WRITEOUT_SYNC       4
+
+/* Called once when an asynchronous writeout ends: result is 0 or a negative errno. */
+typedef void (*rp_done_fn)(void *arg, int result);
+
+/* Writes out the handle's dirty pages (flags above) and waits. 0 or a negative errno:
+ * -EINVAL for bad flags, -EBADF when STORE is asked of a store opened O_RDONLY,
+ * -EOPNOTSUPP when a custom store has no store callback, -EDEADLK when called on a
+ * fault-service thread (from a done callback or a store callback), or the I/O error. */
+RP_API int rp_writeout(rp_fileh *fh, int flags);
+/* Starts a writeout and returns at once (0, or an error in the arguments as above; then
+ * done is not called). done(arg, result) is called exactly once, on one of the engine's
+ * fault-service threads, after the pages' states are final: it must return soon and
+ * must not touch the engine's mappings (the thread serving the fault could be itself).
+ * Functions that wait for the engine return -EDEADLK there (rp_writeout, rp_pin,
+ * rp_pinv, rp_discard, rp_invalidate, rp_fileh_close), and rp_engine_close must not be
+ * called there. It may call rp_writeout_async (queued after this one), rp_stats,
+ * rp_fileh_dirty, or hand the result to the application's own threads. */
+RP_API int rp_writeout_async(rp_fileh *fh, int flags, rp_done_fn done, void *arg);
+/* Drops every dirty page's modifications: the next touch loads the page from the store
+ * again. Waits for the handle's writeouts in flight. -EBUSY (nothing done) when a dirty
+ * page is pinned. */
+RP_API int rp_discard(rp_fileh *fh);
+/* The handle's dirty pages, counted now (*pages). 0 or -EINVAL. */
+RP_API int rp_fileh_dirty(rp_fileh *fh, uint64_t *pages);
 
 /* ------------------------------------------------------------------ mappings
  *

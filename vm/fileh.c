@@ -69,10 +69,13 @@ int vm_fileh_close(struct rp_fileh *fh)
 		fh->next->prev = fh->prev;
 	pthread_mutex_unlock(&vm->objs_lock);
 
-	/* Loads of this handle may still be in flight (WILLNEED): wait for them. */
+	/* Loads of this handle may still be in flight (WILLNEED), and writeouts (async):
+	 * wait for them. Dirty pages are dropped with the rest. */
 	pthread_mutex_lock(&fh->lock);
 	while (fh->nloads)
 		pthread_cond_wait(&fh->cv, &fh->lock);
+	vm_wo_wait_idle(fh);
+	vm_dirty_add(fh, -(int64_t)fh->ndirty);
 	pthread_mutex_unlock(&fh->lock);
 	pagemap_fini(&fh->pm);
 	ram_handle_close(fh->ram);
@@ -159,10 +162,11 @@ int vm_map(struct rp_fileh *fh, uint64_t off, size_t len, int prot, struct rp_ma
 	m->first = off / vm->psz;
 	m->npages = len / vm->psz;
 	m->prot = prot;
+	m->track = (prot & PROT_WRITE) != 0;
 	/* A child process would see the memfd without the fault service: refuse it the
 	 * mapping rather than let it read pages that are not loaded. */
 	(void)madvise(addr, len, MADV_DONTFORK);
-	err = vm_uffd_register(vm, addr, len);
+	err = vm_uffd_register(vm, addr, len, m->track);
 	if (err) {
 		munmap(addr, len);
 		free(m);
@@ -201,6 +205,12 @@ int vm_unmap(struct rp_mapping *m)
 	by_addr_remove(vm, m);
 	pthread_rwlock_unlock(&vm->maps_lock);
 	pthread_mutex_lock(&fh->lock);
+	/* Writes through this mapping not collected yet become DIRTY states now: the page
+	 * tables that remember them go with the mapping. */
+	vm_dirty_collect(fh, m);
+	for (struct vm_load *ld = fh->loads; ld; ld = ld->next)
+		if (ld->writer == m)
+			ld->writer = NULL;
 	if (m->prev)
 		m->prev->next = m->next;
 	else

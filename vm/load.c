@@ -61,6 +61,7 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, i
 	ld = ram_meta_alloc(vm->pool, sizeof(*ld));
 	if (!ld)
 		goto nomem;
+	ld->job.kind = VM_JOB_LOAD;
 	ld->fh = fh;
 	ld->first = first;
 	ld->npages = n;
@@ -154,7 +155,10 @@ void vm_load_finish(struct vm_load *ld, int err)
 		if (err && !ld->stale)
 			atomic_fetch_add_explicit(&vm->ctr.load_errors, 1, memory_order_relaxed);
 	} else {
-		fh_set_run(fh, first, n, PG_LOADED);
+		/* A write fault asked for it: dirty at once, mapped writable for the writer. */
+		fh_set_run(fh, first, n, ld->writer ? PG_DIRTY : PG_LOADED);
+		if (ld->writer)
+			vm_dirty_add(fh, (int64_t)n);
 		atomic_fetch_add_explicit(&vm->ctr.pages_loaded, n, memory_order_relaxed);
 		atomic_fetch_add_explicit(&vm->ctr.bytes_read, n * vm->psz, memory_order_relaxed);
 	}
@@ -164,7 +168,7 @@ void vm_load_finish(struct vm_load *ld, int err)
 		else if (err)
 			vm_uffd_poison(vm, m, first, n);
 		else
-			vm_uffd_continue(vm, m, first, n);
+			vm_uffd_continue(vm, m, first, n, m == ld->writer);
 	}
 	fh_unlink_load(fh, ld);
 	if (ld->waited || fh->nloads == 0)
@@ -173,12 +177,12 @@ void vm_load_finish(struct vm_load *ld, int err)
 	ram_meta_free(vm->pool, ld);
 }
 
-void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool minor)
+void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write)
 {
 	struct vm_load *ld = NULL;
 	struct rp_mapping *m;
 
-	(void)minor; /* the page's state says more than the fault's kind */
+	/* MISSING or MINOR: the page's state says more than the fault's kind. */
 	pthread_rwlock_rdlock(&vm->maps_lock);
 	m = vm_map_lookup(vm, addr);
 	if (!m) { /* unmapped since the fault was raised */
@@ -198,15 +202,25 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool minor)
 		ld = vm_load_start(fh, page, 1, &err);
 		if (!ld) /* pool full: this thread gets SIGBUS; the page stays EMPTY */
 			vm_uffd_poison(vm, m, page, 1);
+		else if (write && m->track)
+			ld->writer = m;
 		break;
-	case PG_LOADING: /* vm_load_finish maps it and wakes us */
+	case PG_LOADING: { /* vm_load_finish maps it and wakes us */
+		struct vm_load *l = pg_load(w);
+
+		if (write && m->track && l->npages == 1 && !l->writer)
+			l->writer = m;
 		break;
+	}
 	case PG_POISONED:
 		vm_uffd_poison(vm, m, page, 1);
 		break;
 	default:
 		atomic_fetch_add_explicit(&vm->ctr.minor_faults, 1, memory_order_relaxed);
-		vm_uffd_continue(vm, m, page, 1);
+		write = write && m->track;
+		if (write)
+			(void)vm_dirty_mark(fh, page);
+		vm_uffd_continue(vm, m, page, 1, write);
 		break;
 	}
 	pthread_mutex_unlock(&fh->lock);
@@ -239,7 +253,7 @@ static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c)
 	if (!c->nbatch)
 		return;
 	pthread_mutex_unlock(&fh->lock);
-	vm_service_hand(fh->vm, c->batch_head, c->batch_tail);
+	vm_service_hand(fh->vm, &c->batch_head->job, &c->batch_tail->job);
 	pthread_mutex_lock(&fh->lock);
 	c->batch_head = c->batch_tail = NULL;
 	c->nbatch = 0;
@@ -282,9 +296,9 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 
 	if (!ld)
 		return err;
-	ld->qnext = NULL;
+	ld->job.qnext = NULL;
 	if (c->batch_tail)
-		c->batch_tail->qnext = ld;
+		c->batch_tail->job.qnext = &ld->job;
 	else
 		c->batch_head = ld;
 	c->batch_tail = ld;
@@ -324,7 +338,7 @@ static int pin_walk(struct rp_fileh *fh, struct pin_cursor *c, bool start, bool 
 			/* Resident before this walk: map it into the pin's mapping. Pages that
 			 * loads bring in are mapped into every mapping by vm_load_finish. */
 			if (c->map && start && !stop_at_loading)
-				vm_uffd_continue(fh->vm, c->map, cursor_page(c), 1);
+				vm_uffd_continue(fh->vm, c->map, cursor_page(c), 1, false);
 			break;
 		}
 		cursor_skip(c, 1);
@@ -468,12 +482,30 @@ static int pins_record(struct rp_mapping *m, const uint64_t (*r)[2], size_t n)
 
 /* ---------------------------------------------------------------- invalidation */
 
+void vm_release_page(struct rp_fileh *fh, struct vm_release *r, uint64_t idx)
+{
+	if (r->hi != idx) {
+		vm_release_flush(fh, r);
+		r->lo = idx;
+	}
+	r->hi = idx + 1;
+}
+
+void vm_release_flush(struct rp_fileh *fh, struct vm_release *r)
+{
+	if (r->hi > r->lo)
+		ram_release(fh->ram, r->lo * fh->vm->psz, (r->hi - r->lo) * fh->vm->psz);
+	r->lo = r->hi = 0;
+}
+
 int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n)
 {
 	struct vm *vm = fh->vm;
-	uint64_t idx, w, run_lo = 0, run_hi = 0;
+	struct vm_release rel = {0, 0};
+	uint64_t idx, w;
 
 	pthread_mutex_lock(&fh->lock);
+	vm_wo_wait_idle(fh); /* a WRITING page's RAM is being read by the device */
 	for (uint64_t i = first; pagemap_next(&fh->pm, i, &idx, &w) && idx < first + n;
 	     i = idx + 1)
 		if (pg_pins(w)) {
@@ -482,9 +514,9 @@ int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n)
 			                       " is pinned",
 			               idx * vm->psz);
 		}
-	/* Clear resident and poisoned pages, releasing their RAM in runs; mark loads in
-	 * flight stale (their RAM is being written by the device: vm_load_finish releases
-	 * it). */
+	/* Clear resident (dirty ones too) and poisoned pages, releasing their RAM in runs;
+	 * mark loads in flight stale (their RAM is being written by the device:
+	 * vm_load_finish releases it). */
 	for (uint64_t i = first; pagemap_next(&fh->pm, i, &idx, &w) && idx < first + n;
 	     i = idx + 1) {
 		if (pg_state(w) == PG_LOADING) {
@@ -492,15 +524,11 @@ int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n)
 			continue;
 		}
 		(void)pagemap_set(&fh->pm, idx, 0);
-		if (run_hi != idx) {
-			if (run_hi > run_lo)
-				ram_release(fh->ram, run_lo * vm->psz, (run_hi - run_lo) * vm->psz);
-			run_lo = idx;
-		}
-		run_hi = idx + 1;
+		if (pg_dirty(w))
+			vm_dirty_add(fh, -1);
+		vm_release_page(fh, &rel, idx);
 	}
-	if (run_hi > run_lo)
-		ram_release(fh->ram, run_lo * vm->psz, (run_hi - run_lo) * vm->psz);
+	vm_release_flush(fh, &rel);
 	/* Drop what user mappings still show: poison markers (and, REMAP mode, the
 	 * remapped ranges). The hole punch above unmapped the pages themselves. */
 	for (struct rp_mapping *m = fh->maps; m; m = m->next)

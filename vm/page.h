@@ -10,25 +10,39 @@
  *   bits  0..2   state (below)
  *   bit   3      readahead marker (readahead issue: the page that triggers the next window)
  *   bit   4      referenced (reclaim issue: CLOCK's second chance)
+ *   bit   5      redirtied: WRITING, and written again since its writeout took it
  *   bits  8..19  pin count (rp_pin), 0..PG_PIN_MAX
  *   bits 20..63  aux: LOADING -> the struct vm_load in flight, shifted right by 4;
  *                     POISONED -> the positive errno of the failed load
  *
- * States and transitions (all made with the handle's lock held):
+ * States and transitions (all made with the handle's lock held). Loading:
  *
  *                 vm_load_start                     vm_load_finish (ok)
  *      EMPTY -------------------------> LOADING ----------------------------> LOADED
- *        ^ ^                               |  \                                 |
- *        | |    vm_load_finish (error)     |   \ vm_load_finish (stale:         |
- *        | |            v------------------+    \ invalidated in flight)       |
- *        | |        POISONED                     v                              |
- *        | +----------- | ---------------------- EMPTY                          |
- *        |   vm_invalidate                                                      |
- *        +----------------------------------------------------------------------+
- *                                   vm_invalidate
+ *        ^ ^                               |  \        (DIRTY at once when the fault
+ *        | |    vm_load_finish (error)     |   \         that asked was a write)
+ *        | |            v------------------+    \ vm_load_finish (stale:
+ *        | |        POISONED                     v  invalidated in flight)
+ *        | +----------- | ---------------------- EMPTY
+ *        |   vm_invalidate
+ *        +------- LOADED or DIRTY: vm_invalidate; DIRTY: vm_discard; all: handle close
  *
- *   (DIRTY and WRITING arrive with dirty tracking and writeout: LOADED <-> DIRTY,
- *    DIRTY -> WRITING -> LOADED | DIRTY.)
+ * Writing and writeout:
+ *
+ *                  vm_dirty_mark (a write seen)
+ *      LOADED ---------------------------------> DIRTY
+ *        ^  ^                                     |  ^
+ *        |  +---------------------------------<---+  |  wo_finish: redirtied, the
+ *        |       wo_start (MARKSTORED alone)      |  |  write failed, or no MARKSTORED
+ *        |                        wo_start (STORE) v  |
+ *        +------------------------------------- WRITING
+ *            wo_finish (MARKSTORED, stored, not redirtied: write-protected again)
+ *
+ * Where "a write seen" comes from depends on the tracking mechanism (vm/dirty.c): with
+ * wp_async the kernel records writes in the page tables and dirty_collect moves written
+ * pages to DIRTY (a WRITING page gets the redirtied bit); with wp_sync the write-protect
+ * fault does the same at once. Either way a page is DIRTY or WRITING, or written in a
+ * page table since the last collection, whenever its RAM holds bytes the store lacks.
  *
  * Invariants (checked by vm_page_check in debug builds):
  *   EMPTY     the slot is 0 (no pin, no marker): nothing is allocated in the RAM handle
@@ -40,6 +54,10 @@
  *             vm_load_finish maps the load's range into every mapping of the handle.
  *             Pins only on pages that were resident when pinned: 0 here.
  *   LOADED    the RAM page holds the store's bytes; it may be mapped in any mapping.
+ *   DIRTY     resident, and modified since it was loaded or last stored: never released
+ *             except by invalidate, discard or closing the handle.
+ *   WRITING   a writeout is writing it from the alias: its RAM must stay (invalidate and
+ *             discard wait for the writeout). Redirtied bit: written again meanwhile.
  *   POISONED  the load failed with errno aux; the RAM page is released; mappings that
  *             touched it hold a poison marker (SIGBUS on access). rp_pin returns -EIO;
  *             vm_invalidate makes it EMPTY again. No pins.
@@ -62,6 +80,7 @@ enum vm_page_state {
 #define PG_STATE_MASK 0x7ull
 #define PG_RA_MARK    (1ull << 3)
 #define PG_REF        (1ull << 4)
+#define PG_REDIRTY    (1ull << 5)
 #define PG_PIN_SHIFT  8
 #define PG_PIN_MAX    0xfffull
 #define PG_PIN_MASK   (PG_PIN_MAX << PG_PIN_SHIFT)
@@ -90,6 +109,21 @@ static inline int pg_resident(uint64_t w)
 	unsigned s = pg_state(w);
 
 	return s == PG_LOADED || s == PG_DIRTY || s == PG_WRITING;
+}
+
+/* DIRTY or WRITING: holds bytes the store may lack. */
+static inline int pg_dirty(uint64_t w)
+{
+	unsigned s = pg_state(w);
+
+	return s == PG_DIRTY || s == PG_WRITING;
+}
+
+/* The same word in state s (pins and the readahead and reference bits kept, redirtied
+ * cleared). */
+static inline uint64_t pg_with_state(uint64_t w, unsigned s)
+{
+	return (w & ~(PG_STATE_MASK | PG_REDIRTY)) | s;
 }
 
 /* Load objects are allocated 16-byte aligned below 2^48: (ptr >> 4) fits in 44 bits. */
@@ -122,6 +156,7 @@ static inline void vm_page_check(uint64_t w)
 	assert(pg_state(w) != PG_EMPTY || w == 0);
 	assert(pg_state(w) != PG_LOADING || (pg_load(w) != NULL && pg_pins(w) == 0));
 	assert(pg_state(w) != PG_POISONED || (pg_pins(w) == 0 && pg_poison_err(w) < 0));
+	assert(!(w & PG_REDIRTY) || pg_state(w) == PG_WRITING);
 }
 
 #endif

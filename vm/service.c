@@ -53,7 +53,7 @@ struct vm_service {
 	int io_fd;
 	struct rpio_queue *q;
 	struct rpio_queue_params qp;
-	struct vm_load *backlog_head, *backlog_tail;
+	struct vm_job *backlog_head, *backlog_tail;
 	struct rpio_dev *detach; /* a store closes: drop the queue's registration; jobs_lock */
 	/* start-up handshake */
 	pthread_mutex_t ready_lock;
@@ -62,36 +62,65 @@ struct vm_service {
 	char msg[IO_MSG_LEN];
 };
 
-static void backlog_push(struct vm_service *s, struct vm_load *ld)
+/* The service thread this thread is, or NULL on the application's threads. */
+static _Thread_local struct vm_service *svc_self;
+
+bool vm_on_service_thread(void)
 {
-	ld->qnext = NULL;
+	return svc_self != NULL;
+}
+
+static void backlog_push(struct vm_service *s, struct vm_job *job)
+{
+	job->qnext = NULL;
 	if (s->backlog_tail)
-		s->backlog_tail->qnext = ld;
+		s->backlog_tail->qnext = job;
 	else
-		s->backlog_head = ld;
-	s->backlog_tail = ld;
+		s->backlog_head = job;
+	s->backlog_tail = job;
+}
+
+/* Starts what a job asks for on queue q: 0 when done with it (issued, or finished), or
+ * -EBUSY when the queue is full (try again after completions). */
+static int job_issue(struct vm_job *job, struct rpio_queue *q)
+{
+	switch (job->kind) {
+	case VM_JOB_LOAD:
+		return vm_load_issue((struct vm_load *)job, q);
+	case VM_JOB_WRITEOUT:
+		return vm_wo_issue((struct vm_wo *)job, q);
+	default:
+		assert(!"a write run is never queued on its own");
+		return 0;
+	}
 }
 
 static void backlog_issue(struct vm_service *s)
 {
 	while (s->backlog_head) {
-		struct vm_load *ld = s->backlog_head;
+		/* Unlinked before it is issued: issuing may free it, or queue more work. */
+		struct vm_job *job = s->backlog_head;
 
-		if (vm_load_issue(ld, s->q) == -EBUSY)
-			return;
-		s->backlog_head = ld->qnext;
+		s->backlog_head = job->qnext;
 		if (!s->backlog_head)
 			s->backlog_tail = NULL;
+		if (job_issue(job, s->q) == -EBUSY) {
+			job->qnext = s->backlog_head;
+			s->backlog_head = job;
+			if (!s->backlog_tail)
+				s->backlog_tail = job;
+			return;
+		}
 	}
 }
 
 static void take_jobs(struct vm_service *s)
 {
 	struct vm *vm = s->vm;
-	struct vm_load *ld;
+	struct vm_job *job;
 
 	pthread_mutex_lock(&vm->jobs_lock);
-	ld = vm->jobs_head;
+	job = vm->jobs_head;
 	vm->jobs_head = vm->jobs_tail = NULL;
 	if (s->detach) {
 		rpio_queue_detach(s->q, s->detach);
@@ -99,15 +128,33 @@ static void take_jobs(struct vm_service *s)
 		pthread_cond_broadcast(&vm->jobs_cv);
 	}
 	pthread_mutex_unlock(&vm->jobs_lock);
-	while (ld) {
-		struct vm_load *next = ld->qnext;
+	while (job) {
+		struct vm_job *next = job->qnext;
 
-		backlog_push(s, ld);
-		ld = next;
+		backlog_push(s, job);
+		job = next;
 	}
 }
 
-/* Finishes every completed load; returns how many. */
+/* A request of a job completed with res (bytes, or -errno). */
+static void job_complete(struct vm_job *job, int64_t res)
+{
+	int err = res < 0 ? (int)res : 0;
+
+	switch (job->kind) {
+	case VM_JOB_LOAD:
+		vm_load_finish((struct vm_load *)job, err);
+		break;
+	case VM_JOB_WRITE:
+		vm_wrun_done((struct vm_wrun *)job, err);
+		break;
+	case VM_JOB_WRITEOUT: /* its fdatasync */
+		vm_wo_synced((struct vm_wo *)job, err);
+		break;
+	}
+}
+
+/* Completes every finished request; returns how many. */
 static int reap(struct vm_service *s)
 {
 	struct rpio_cqe cqe[SVC_CQES];
@@ -115,7 +162,7 @@ static int reap(struct vm_service *s)
 
 	while ((n = rpio_reap(s->q, cqe, SVC_CQES, 0)) > 0) {
 		for (int i = 0; i < n; i++)
-			vm_load_finish(cqe[i].udata, cqe[i].res < 0 ? (int)cqe[i].res : 0);
+			job_complete(cqe[i].udata, cqe[i].res);
 		total += n;
 		backlog_issue(s);
 	}
@@ -136,9 +183,12 @@ static void read_faults(struct vm_service *s)
 			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
 			uint64_t addr = msg[i].arg.pagefault.address & ~(uint64_t)(vm->psz - 1);
+			uint64_t flags = msg[i].arg.pagefault.flags;
 
-			vm_fault(vm, s, addr,
-			         (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR) != 0);
+			if (flags & UFFD_PAGEFAULT_FLAG_WP)
+				vm_wp_fault(vm, addr);
+			else
+				vm_fault(vm, s, addr, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
 		}
 		if ((size_t)n < sizeof(msg))
 			return;
@@ -166,14 +216,18 @@ static void *service_main(void *arg)
 		CPU_SET(s->cpu, &set);
 		(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
+	svc_self = s;
 	/* The queue is opened on this thread: it is its only user (io_uring SINGLE_ISSUER). */
 	err = rpio_queue_open(&s->qp, &s->q, s->msg, sizeof(s->msg));
 	set_ready(s, err < 0 ? err : 1);
 	if (err < 0)
 		return NULL;
 	for (;;) {
-		reap(s);
+		/* Issue first, then reap: a request failed by failure injection or validation
+		 * completes at once without signalling the queue's eventfd, so it must be
+		 * reaped before the thread sleeps in poll (reap issues the backlog again). */
 		backlog_issue(s);
+		reap(s);
 		if (atomic_load(&vm->stopping) && !s->backlog_head && !rpio_queue_inflight(s->q))
 			break;
 		struct pollfd pfd[3] = {
@@ -204,14 +258,24 @@ void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_load *ld
 {
 	if (svc) {
 		if (svc->backlog_head || vm_load_issue(ld, svc->q) == -EBUSY)
-			backlog_push(svc, ld);
+			backlog_push(svc, &ld->job);
 		return;
 	}
-	ld->qnext = NULL;
-	vm_service_hand(vm, ld, ld);
+	ld->job.qnext = NULL;
+	vm_service_hand(vm, &ld->job, &ld->job);
 }
 
-void vm_service_hand(struct vm *vm, struct vm_load *head, struct vm_load *tail)
+void vm_service_defer(struct vm *vm, struct vm_job *job)
+{
+	if (svc_self && svc_self->vm == vm) {
+		backlog_push(svc_self, job); /* issued when this thread next looks at it */
+		return;
+	}
+	job->qnext = NULL;
+	vm_service_hand(vm, job, job);
+}
+
+void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail)
 {
 	pthread_mutex_lock(&vm->jobs_lock);
 	if (vm->jobs_tail)

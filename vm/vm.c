@@ -19,6 +19,7 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 	memset(vm, 0, sizeof(*vm));
 	vm->uffd = -1;
 	vm->poison_fd = -1;
+	vm->pagemap_fd = -1;
 	pthread_rwlock_init(&vm->maps_lock, NULL);
 	pthread_mutex_init(&vm->objs_lock, NULL);
 	pthread_mutex_init(&vm->jobs_lock, NULL);
@@ -28,7 +29,7 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 	if (err)
 		return vm_errf(err, "%s", msg);
 	vm->psz = vm->pool->page_size;
-	err = vm_uffd_open(vm, p->flags, why, sizeof(why));
+	err = vm_uffd_open(vm, p->flags, p->dirty, why, sizeof(why));
 	if (err) {
 		ram_pool_close(vm->pool);
 		return vm_errf(err, "%s", why);
@@ -38,6 +39,8 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 		close(vm->uffd);
 		if (vm->poison_fd >= 0)
 			close(vm->poison_fd);
+		if (vm->pagemap_fd >= 0)
+			close(vm->pagemap_fd);
 		ram_pool_close(vm->pool);
 		return err;
 	}
@@ -69,6 +72,8 @@ void vm_close(struct vm *vm)
 	close(vm->uffd);
 	if (vm->poison_fd >= 0)
 		close(vm->poison_fd);
+	if (vm->pagemap_fd >= 0)
+		close(vm->pagemap_fd);
 	(void)ram_pool_close(vm->pool);
 	free(vm->by_addr);
 	pthread_rwlock_destroy(&vm->maps_lock);

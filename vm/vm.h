@@ -45,6 +45,10 @@
 
 /* Largest load request a range of absent pages is coalesced into (rp_pin, WILLNEED). */
 #define VM_LOAD_MAX_BYTES (1ul << 20)
+/* Largest write request a run of dirty pages is coalesced into (writeout). Larger runs
+ * are split: the block layer splits them anyway, and the cap bounds how long one
+ * request holds a queue slot. */
+#define VM_WRITE_MAX_BYTES (8ul << 20)
 
 /* ---------------------------------------------------------------- messages */
 
@@ -98,16 +102,55 @@ struct rp_store {
 	struct rp_store *next, *prev;
 };
 
+/* Work for a fault-service thread: queued in its backlog (or the shared jobs list), and
+ * the udata of the io/ requests it issues; `kind` says which struct it heads. */
+enum vm_job_kind { VM_JOB_LOAD = 1, VM_JOB_WRITE, VM_JOB_WRITEOUT };
+
+struct vm_job {
+	unsigned kind;
+	struct vm_job *qnext; /* a service thread's backlog or the jobs list */
+};
+
 struct vm_load {
+	struct vm_job job; /* VM_JOB_LOAD; first member */
 	struct rp_fileh *fh;
 	uint64_t first, npages; /* pages [first, first + npages) */
 	int err;                /* result, 0 or -errno */
 	bool stale;             /* invalidated while in flight: discard at completion */
 	bool waited;            /* a pin waits for it: wake the handle's waiters */
+	struct rp_mapping *writer;   /* a write fault asked for it: mapped writable there */
 	struct vm_load *next, *prev; /* fh->loads */
-	struct vm_load *qnext;       /* a service thread's backlog or the jobs list */
 	atomic_int done;             /* custom stores: rp_load_done called */
 } __attribute__((aligned(16)));
+
+/* One run of dirty pages written by one request (vm/writeout.c). */
+struct vm_wrun {
+	struct vm_job job; /* VM_JOB_WRITE; first member */
+	struct vm_wo *wo;
+	uint64_t first, n; /* pages */
+	int err;
+	atomic_int done; /* custom stores: rp_store_done called */
+};
+
+enum vm_wo_phase { WO_WRITE, WO_SYNC, WO_FINISH };
+
+/* One writeout of one handle (vm/writeout.c). */
+struct vm_wo {
+	struct vm_job job; /* VM_JOB_WRITEOUT; first member */
+	struct rp_fileh *fh;
+	int flags; /* RP_WRITEOUT_* */
+	rp_done_fn done;
+	void *arg;
+	enum vm_wo_phase phase;
+	struct vm_wrun *runs;
+	size_t nruns, next; /* runs issued: [0, next) */
+	atomic_size_t pending; /* runs issued and not completed, +1 while issuing */
+	atomic_int err;        /* first error */
+	_Atomic uint64_t err_page; /* first page of the run that failed first, or UINT64_MAX */
+	char *msg;                 /* vm_writeout_wait: where the failure is told */
+	size_t msglen;
+	struct vm_wo *fh_next; /* fh->wo_pending */
+};
 
 struct rp_fileh {
 	struct vm *vm;
@@ -121,6 +164,9 @@ struct rp_fileh {
 	unsigned nloads;
 	struct rp_mapping *maps; /* live mappings of this handle */
 	unsigned nmaps;          /* under vm->objs_lock too, for rp_fileh_close */
+	uint64_t ndirty;         /* DIRTY and WRITING pages */
+	struct vm_wo *wo_active; /* the writeout running; one per handle at a time */
+	struct vm_wo *wo_pending, *wo_pending_tail; /* writeouts waiting for it */
 	struct rp_fileh *next, *prev;
 };
 
@@ -131,6 +177,7 @@ struct rp_mapping {
 	uint64_t off; /* store offset of addr */
 	uint64_t first, npages;
 	int prot;
+	bool track;    /* writable: registered for write-protect (dirty tracking) */
 	bool remapped; /* VM_POISON_REMAP: some range was remapped to the poison memfd */
 	uint64_t (*pins)[2]; /* ranges pinned through this mapping: (first page, pages) */
 	size_t npins, cpins; /* under fh->lock */
@@ -144,8 +191,20 @@ enum vm_poison_mode {
 	                       end, SIGBUS with the address; invalidate maps the RAM back */
 };
 
+/* How writes to mappings are noticed (vm/dirty.c). */
+enum vm_dirty_mode {
+	VM_DIRTY_AUTO = 0,
+	VM_DIRTY_WP_ASYNC, /* UFFD_FEATURE_WP_ASYNC + PAGEMAP_SCAN (Linux 6.7) */
+	VM_DIRTY_WP_SYNC,  /* write-protect faults served by the service threads */
+	VM_DIRTY_NONE,     /* the kernel has neither: writable mappings are refused */
+};
+
+const char *vm_dirty_name(enum vm_dirty_mode d);
+int vm_dirty_parse(const char *s, enum vm_dirty_mode *out);
+
 /* rp_config.internal_flags: for tests and benchmarks */
 #define VM_FORCE_POISON_REMAP 1u /* use VM_POISON_REMAP even where UFFDIO_POISON works */
+#define VM_FORCE_NO_WP        2u /* act as if the kernel had no write-protect for shmem */
 
 #define VM_MAX_FAULT_THREADS 64
 
@@ -154,10 +213,13 @@ struct vm_params {
 	struct rpio_queue_params queue; /* notify fields are the service's own */
 	unsigned fault_threads; /* 0: one per CPU, each bound to its CPU */
 	unsigned flags;         /* VM_FORCE_* */
+	enum vm_dirty_mode dirty; /* VM_DIRTY_AUTO: the best the kernel has */
 };
 
 struct vm_counters {
 	_Atomic uint64_t faults, minor_faults, pages_loaded, bytes_read, loads, load_errors;
+	_Atomic uint64_t wp_faults, dirty_pages, writeouts, writeout_errors, pages_written,
+	    bytes_written, write_requests;
 };
 
 struct vm {
@@ -167,6 +229,8 @@ struct vm {
 	uint64_t uffd_features;
 	enum vm_poison_mode poison;
 	int poison_fd; /* VM_POISON_REMAP: an empty memfd */
+	enum vm_dirty_mode dirty;
+	int pagemap_fd; /* /proc/self/pagemap, for PAGEMAP_SCAN (wp_async) */
 
 	pthread_rwlock_t maps_lock;
 	struct rp_mapping **by_addr; /* sorted by address */
@@ -178,7 +242,7 @@ struct vm {
 
 	pthread_mutex_t jobs_lock;
 	pthread_cond_t jobs_cv; /* a service thread did what was asked (detach) */
-	struct vm_load *jobs_head, *jobs_tail; /* loads to start, any service thread */
+	struct vm_job *jobs_head, *jobs_tail; /* jobs to start, any service thread */
 	unsigned next_kick;
 
 	struct vm_service *svc;
@@ -197,20 +261,36 @@ int vm_open(struct vm *vm, const struct vm_params *p);
 void vm_close(struct vm *vm);
 
 /* vm/uffd.c: userfaultfd. */
-int vm_uffd_open(struct vm *vm, unsigned flags, char *why, size_t len);
-int vm_uffd_register(struct vm *vm, void *addr, size_t len);
+/* Opens the engine's userfaultfd and chooses the dirty-tracking mechanism (`dirty`, or
+ * the best there is for VM_DIRTY_AUTO); *why says what was chosen, or why it failed. */
+int vm_uffd_open(struct vm *vm, unsigned flags, enum vm_dirty_mode dirty, char *why,
+                 size_t len);
+/* Registers a mapping for MISSING and MINOR faults, and write-protect ones with track. */
+int vm_uffd_register(struct vm *vm, void *addr, size_t len, bool track);
 void vm_uffd_unregister(struct vm *vm, void *addr, size_t len);
-/* Maps [addr, addr+len) of a mapping from the RAM handle's pages (UFFDIO_CONTINUE) and
- * wakes the threads faulting there. Pages already mapped are fine. */
-void vm_uffd_continue(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
+/* Maps [first, first+npages) of mapping m from the RAM handle's pages (UFFDIO_CONTINUE)
+ * and wakes the threads faulting there; write-protected in a tracked mapping unless
+ * `writable` (the page is dirty already). Pages already mapped are fine. */
+void vm_uffd_continue(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages,
+                      bool writable);
+/* Write-protects (or unprotects, which wakes writers) [first, first+npages) in a tracked
+ * mapping m; nothing for an untracked one. */
+void vm_uffd_protect(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages,
+                     bool protect);
+struct page_region;
+/* PAGEMAP_SCAN of [start, end) in this process: the written pages, write-protected again
+ * in the same walk. Fills vec (n entries); returns the regions filled, or -errno; sets
+ * *walk_end to where the walk stopped (end, unless vec filled up). */
+int vm_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, struct page_region *vec,
+                    size_t n, uint64_t *walk_end);
 /* Wakes threads faulting on [first, first+npages) of m: they fault again. */
 void vm_uffd_wake(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
 /* Makes [first, first+npages) of mapping m raise SIGBUS on access, waking waiters. */
 void vm_uffd_poison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
 /* Undoes vm_uffd_poison over a range (mapping's own pages, not the handle's states). */
 void vm_uffd_unpoison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
-/* Handles one fault message: the address and whether it was a MINOR fault. */
-void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool minor);
+/* Handles one MISSING or MINOR fault message: the address and whether it was a write. */
+void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write);
 
 /* vm/service.c: the fault-service threads. */
 int vm_service_start(struct vm *vm, const struct vm_params *p);
@@ -222,9 +302,15 @@ const char *vm_service_describe(const struct vm *vm);
 /* Starts a load that vm_load_start prepared: on this service thread's queue when called
  * from one (svc != NULL), else handed to a service thread. */
 void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_load *ld);
-/* Hands a chain of prepared loads (linked by qnext, ending at tail) to a service thread,
- * with one wake-up. */
-void vm_service_hand(struct vm *vm, struct vm_load *head, struct vm_load *tail);
+/* Hands a chain of jobs (linked by qnext, ending at tail) to a service thread, with one
+ * wake-up. */
+void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail);
+/* Queues a job on this service thread's backlog when called on one of vm's, else hands
+ * it to one. */
+void vm_service_defer(struct vm *vm, struct vm_job *job);
+/* True on a fault-service thread (of any engine): functions that wait for the service
+ * refuse to run there (-EDEADLK). */
+bool vm_on_service_thread(void);
 
 /* vm/load.c: loads, pins, invalidation. fh->lock held where said. */
 /* EMPTY pages [first, first + n) (all EMPTY) -> LOADING under one new load, then
@@ -249,6 +335,46 @@ int vm_unpin(struct rp_mapping *m, uint64_t first, uint64_t n);
 /* Releases every pin m holds. fh->lock held. */
 void vm_unpin_all(struct rp_mapping *m);
 int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n);
+/* Releases the RAM of pages in runs: vm_release_page for each page in ascending order,
+ * then vm_release_flush. fh->lock held. */
+struct vm_release {
+	uint64_t lo, hi;
+};
+void vm_release_page(struct rp_fileh *fh, struct vm_release *r, uint64_t idx);
+void vm_release_flush(struct rp_fileh *fh, struct vm_release *r);
+
+/* vm/dirty.c: dirty tracking, discard. fh->lock held where said. */
+/* Adds n (may be negative) to the handle's and the engine's dirty counts. fh->lock held. */
+void vm_dirty_add(struct rp_fileh *fh, int64_t n);
+/* A write was seen on page idx: LOADED -> DIRTY, WRITING -> redirtied. Returns false
+ * when the page is not resident. fh->lock held. */
+bool vm_dirty_mark(struct rp_fileh *fh, uint64_t idx);
+/* wp_async: moves the pages written since the last collection in mapping `only` (NULL:
+ * every mapping of fh) to DIRTY, protecting them again. Other mechanisms: nothing (their
+ * states are current). fh->lock held. */
+void vm_dirty_collect(struct rp_fileh *fh, struct rp_mapping *only);
+/* wp_sync: serves a write-protect fault at addr. */
+void vm_wp_fault(struct vm *vm, uint64_t addr);
+/* Waits until no writeout of fh runs or waits. fh->lock held (dropped while waiting). */
+void vm_wo_wait_idle(struct rp_fileh *fh);
+int vm_fileh_dirty(struct rp_fileh *fh, uint64_t *pages);
+int vm_discard(struct rp_fileh *fh);
+
+/* vm/writeout.c: writeouts. */
+/* Starts a writeout of fh (flags checked by the caller); done(arg, result) runs on a
+ * service thread when it ends, after a failure is told in msg (when not NULL). Returns
+ * 0, or -ENOMEM (then done is not called). */
+int vm_writeout(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char *msg,
+                size_t msglen);
+/* vm_writeout, then waits for its result. */
+int vm_writeout_wait(struct rp_fileh *fh, int flags);
+/* Issues what the writeout's phase needs on q: 0, or -EBUSY when q is full. Service
+ * thread. */
+int vm_wo_issue(struct vm_wo *wo, struct rpio_queue *q);
+/* A run's write completed (0 or -errno). Any thread. */
+void vm_wrun_done(struct vm_wrun *r, int err);
+/* The writeout's fdatasync completed. Service thread. */
+void vm_wo_synced(struct vm_wo *wo, int err);
 
 /* vm/store.c: stores. */
 int vm_store_open(struct vm *vm, const char *path, int flags, struct rp_store **out);

@@ -36,6 +36,7 @@ Test(config, defaults_are_sensible)
 	expect_get(&c, "queue_depth", "128");
 	expect_get(&c, "sqpoll", "false");
 	expect_get(&c, "fault_threads", "auto");
+	expect_get(&c, "dirty_tracking", "auto");
 }
 
 Test(config, every_key_round_trips_through_set_and_get)
@@ -51,7 +52,8 @@ Test(config, every_key_round_trips_through_set_and_get)
 	    {"io_backend", "io_uring", "io_uring"}, {"queue_depth", "32", "32"},
 	    {"queue_depth", "32768", "32768"}, {"sqpoll", "yes", "true"},
 	    {"sqpoll", "off", "false"},       {"fault_threads", "4", "4"},
-	    {"fault_threads", "auto", "auto"},
+	    {"fault_threads", "auto", "auto"}, {"dirty_tracking", "wp_sync", "wp_sync"},
+	    {"dirty_tracking", "WP_ASYNC", "wp_async"}, {"dirty_tracking", "auto", "auto"},
 	};
 	rp_config c;
 
@@ -70,6 +72,7 @@ Test(config, bad_values_and_unknown_keys_are_refused_by_name)
 	    {"ram_size", "-5"},       {"ram_size", "99999999999T"}, {"page_size", "8k"},
 	    {"hugepages", "maybe"},   {"io_backend", "spdk"},   {"queue_depth", "0"},
 	    {"queue_depth", "40000"}, {"sqpoll", "2"},          {"fault_threads", "65"},
+	    {"dirty_tracking", "none"}, {"dirty_tracking", "soft_dirty"},
 	};
 	rp_config c, before;
 	char buf[4];
@@ -165,6 +168,7 @@ Test(engine, opens_with_defaults_and_describes_its_choices)
 	cr_assert(strstr(d, "pool:"), "%s", d);
 	cr_assert(strstr(d, "io:"), "%s", d);
 	cr_assert(strstr(d, "MISSING+MINOR"), "%s", d);
+	cr_assert(strstr(d, "dirty tracking wp_"), "%s", d);
 	cr_log_info("%s", d);
 	cr_assert(rp_engine_page_size(eng) == 4096 || rp_engine_page_size(eng) == (2u << 20));
 	rp_engine_close(eng);
@@ -218,5 +222,9 @@ Test(engine, bad_configuration_is_refused_at_open)
 	c.queue_depth = 0;
 	cr_assert_eq(rp_engine_open(&c, &eng), -EINVAL);
 	cr_assert(strstr(rp_errmsg(), "queue_depth"), "%s", rp_errmsg());
+	rp_config_init(&c);
+	c.dirty_tracking = 7;
+	cr_assert_eq(rp_engine_open(&c, &eng), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "dirty_tracking=7"), "%s", rp_errmsg());
 	cr_assert_eq(rp_engine_open(&c, NULL), -EINVAL);
 }

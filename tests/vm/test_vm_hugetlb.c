@@ -13,6 +13,8 @@
 #include <string.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define HP (2ul << 20)
 
@@ -57,4 +59,66 @@ Test(vm_hugetlb, huge_pages_load_map_pin_and_invalidate, .fini = tu_huge_restore
 	tu_expect_fill(a + 3 * HP, HP, 7, 3 * HP);
 	rp_engine_close(eng);
 	tu_unlink(path);
+}
+
+/* Writes to 2 MiB pages are tracked and written out, with each mechanism. */
+static void huge_dirty(const char *mode)
+{
+	rp_config c;
+	rp_engine *eng;
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+	uint64_t n = 0;
+	struct stat sb;
+	char got[3];
+
+	tu_huge_reserve(8);
+	rp_config_init(&c);
+	cr_assert_eq(rp_config_set(&c, "ram_size", "16M"), 0);
+	cr_assert_eq(rp_config_set(&c, "hugepages", "require"), 0);
+	cr_assert_eq(rp_config_set(&c, "dirty_tracking", mode), 0);
+	cr_assert_eq(rp_engine_open(&c, &eng), 0, "%s", rp_errmsg());
+	char *path = tu_scratch_file("vm_huge_dirty", 3 * HP + 4096, 8);
+
+	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(fh, 0, 4 * HP, PROT_READ | PROT_WRITE, &m), 0, "%s", rp_errmsg());
+	char *a = rp_mapping_addr(m);
+
+	tu_expect_fill(a, HP, 8, 0); /* page 0: read, clean */
+	a[HP + 7] = 'h';             /* page 1: dirty */
+	a[3 * HP + 100] = 'u';       /* page 3: dirty, the store ends 4 KiB into it */
+	cr_assert_eq(rp_fileh_dirty(fh, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC),
+	             0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_dirty(fh, &n), 0);
+	cr_assert_eq(n, 0);
+	int fd = open(path, O_RDONLY);
+
+	cr_assert_eq(pread(fd, &got[0], 1, HP + 7), 1);
+	cr_assert_eq(pread(fd, &got[1], 1, 3 * HP + 100), 1);
+	cr_assert_eq(pread(fd, &got[2], 1, 0), 1);
+	close(fd);
+	cr_assert(got[0] == 'h' && got[1] == 'u', "the file holds %c %c", got[0], got[1]);
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq((uint64_t)sb.st_size, 3 * HP + 4096);
+	a[HP + 8] = 'i'; /* clean again, and tracked */
+	cr_assert_eq(rp_fileh_dirty(fh, &n), 0);
+	cr_assert_eq(n, 1);
+	rp_engine_close(eng);
+	tu_unlink(path);
+}
+
+Test(vm_hugetlb, dirty_huge_pages_are_written_out_wp_async, .fini = tu_huge_restore,
+     .timeout = 120)
+{
+	huge_dirty("wp_async");
+}
+
+Test(vm_hugetlb, dirty_huge_pages_are_written_out_wp_sync, .fini = tu_huge_restore,
+     .timeout = 120)
+{
+	huge_dirty("wp_sync");
 }

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/dirty.c - noticing writes, and dropping them (rp_discard).
+ *
+ * A writable mapping is registered for write-protect faults as well as MISSING and MINOR
+ * ones, and every page is mapped into it write-protected (UFFDIO_CONTINUE_MODE_WP), so
+ * the first write to a clean page is noticed. Two mechanisms, one per engine, chosen by
+ * probing (vm/uffd.c) or by the dirty_tracking key:
+ *
+ *   wp_async (Linux 6.7)  the userfaultfd has UFFD_FEATURE_WP_ASYNC: the kernel resolves
+ *       the write-protect fault itself (about 1 us, no message to userspace) and the page
+ *       table entry remembers the write. dirty_collect asks for the written pages with
+ *       PAGEMAP_SCAN, PM_SCAN_WP_MATCHING, which protects them again in the same walk,
+ *       so a write that lands after the walk shows in the next one. The engine's page
+ *       states lag the page tables until a collection: writeout, rp_fileh_dirty,
+ *       rp_discard and rp_unmap collect first.
+ *   wp_sync  the write-protect fault comes to a service thread (vm_wp_fault), which
+ *       marks the page dirty and lifts the protection in the mapping that wrote. Each
+ *       first write to a clean page costs a round trip through the service (README,
+ *       "Dirty tracking", has the figures); states are always current.
+ *
+ * A write fault on a page that is not mapped yet (MISSING or MINOR with the write flag)
+ * marks the page dirty at once and maps it writable in the faulting mapping: one fault
+ * instead of two (Wendelin's "a write loads the page and makes it dirty in one step").
+ *
+ * Making pages clean again (MARKSTORED): wp_async pages are protected already by the
+ * scan that collected them; wp_sync pages are protected again by writeout, run by run,
+ * before their write is issued, so a write during the writeout faults and is seen.
+ */
+#include "vm/vm.h"
+#include "compat/kernel.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const dirty_names[] = {"auto", "wp_async", "wp_sync", "none"};
+
+const char *vm_dirty_name(enum vm_dirty_mode d)
+{
+	return (unsigned)d < 4 ? dirty_names[d] : "?";
+}
+
+int vm_dirty_parse(const char *s, enum vm_dirty_mode *out)
+{
+	/* "none" is what the probe reports; it cannot be asked for */
+	for (unsigned i = 0; i < 3; i++)
+		if (!strcasecmp(s, dirty_names[i])) {
+			*out = (enum vm_dirty_mode)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+void vm_dirty_add(struct rp_fileh *fh, int64_t n)
+{
+	fh->ndirty = (uint64_t)((int64_t)fh->ndirty + n);
+	atomic_fetch_add_explicit(&fh->vm->ctr.dirty_pages, (uint64_t)n, memory_order_relaxed);
+}
+
+bool vm_dirty_mark(struct rp_fileh *fh, uint64_t idx)
+{
+	uint64_t w = pagemap_get(&fh->pm, idx);
+
+	switch (pg_state(w)) {
+	case PG_LOADED:
+		(void)pagemap_set(&fh->pm, idx, pg_with_state(w, PG_DIRTY));
+		vm_dirty_add(fh, 1);
+		return true;
+	case PG_WRITING:
+		(void)pagemap_set(&fh->pm, idx, w | PG_REDIRTY);
+		return true;
+	case PG_DIRTY:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* PAGEMAP_SCAN failed (it should not: the mapping is registered for WP_ASYNC): the
+ * written pages are unknown, so every resident page the mapping covers counts as
+ * written. Costs writes, loses nothing. */
+static void collect_all(struct rp_fileh *fh, struct rp_mapping *m)
+{
+	uint64_t idx, w;
+
+	for (uint64_t i = m->first; pagemap_next(&fh->pm, i, &idx, &w) && idx < m->first + m->npages;
+	     i = idx + 1)
+		(void)vm_dirty_mark(fh, idx);
+}
+
+#define SCAN_VEC 256
+
+/* Trade-off: the walk runs under the handle's lock, so faults on the handle wait for it
+ * (the kernel's figure is about 31 ns per written page, less for the rest: a few ms for
+ * 65,536 written pages); in exchange a write it reports can never meet a page whose
+ * state changes meanwhile (invalidated, reloaded, written out). */
+static void collect_map(struct rp_fileh *fh, struct rp_mapping *m)
+{
+	struct vm *vm = fh->vm;
+	struct page_region vec[SCAN_VEC];
+	uint64_t base = (uintptr_t)m->addr, start = base, end = base + m->len, walk_end;
+
+	while (start < end) {
+		int n = vm_pagemap_scan(vm->pagemap_fd, start, end, vec, SCAN_VEC, &walk_end);
+
+		if (n == -EINTR || n == -EAGAIN)
+			continue;
+		if (n < 0) {
+			collect_all(fh, m);
+			return;
+		}
+		for (int i = 0; i < n; i++)
+			for (uint64_t a = vec[i].start; a < vec[i].end; a += vm->psz)
+				(void)vm_dirty_mark(fh, m->first + (a - base) / vm->psz);
+		if (walk_end <= start)
+			break;
+		start = walk_end;
+	}
+}
+
+void vm_dirty_collect(struct rp_fileh *fh, struct rp_mapping *only)
+{
+	if (fh->vm->dirty != VM_DIRTY_WP_ASYNC)
+		return;
+	if (only) {
+		if (only->track)
+			collect_map(fh, only);
+		return;
+	}
+	for (struct rp_mapping *m = fh->maps; m; m = m->next)
+		if (m->track)
+			collect_map(fh, m);
+}
+
+void vm_wp_fault(struct vm *vm, uint64_t addr)
+{
+	struct rp_mapping *m;
+
+	pthread_rwlock_rdlock(&vm->maps_lock);
+	m = vm_map_lookup(vm, addr);
+	if (!m) {
+		pthread_rwlock_unlock(&vm->maps_lock);
+		return;
+	}
+	struct rp_fileh *fh = m->fh;
+	uint64_t page = m->first + (addr - (uintptr_t)m->addr) / vm->psz;
+
+	atomic_fetch_add_explicit(&vm->ctr.wp_faults, 1, memory_order_relaxed);
+	pthread_mutex_lock(&fh->lock);
+	if (vm_dirty_mark(fh, page))
+		vm_uffd_protect(vm, m, page, 1, false); /* also wakes the writer */
+	else
+		vm_uffd_wake(vm, m, page, 1); /* gone meanwhile: it faults again */
+	pthread_mutex_unlock(&fh->lock);
+	pthread_rwlock_unlock(&vm->maps_lock);
+}
+
+void vm_wo_wait_idle(struct rp_fileh *fh)
+{
+	while (fh->wo_active || fh->wo_pending)
+		pthread_cond_wait(&fh->cv, &fh->lock);
+}
+
+int vm_fileh_dirty(struct rp_fileh *fh, uint64_t *pages)
+{
+	pthread_mutex_lock(&fh->lock);
+	vm_dirty_collect(fh, NULL);
+	*pages = fh->ndirty;
+	pthread_mutex_unlock(&fh->lock);
+	return 0;
+}
+
+int vm_discard(struct rp_fileh *fh)
+{
+	struct vm *vm = fh->vm;
+	struct vm_release rel = {0, 0};
+	uint64_t idx, w;
+
+	pthread_mutex_lock(&fh->lock);
+	vm_wo_wait_idle(fh);
+	vm_dirty_collect(fh, NULL);
+	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1)
+		if (pg_dirty(w) && pg_pins(w)) {
+			pthread_mutex_unlock(&fh->lock);
+			return vm_errf(-EBUSY,
+			               "rp_discard: the dirty page at store offset %" PRIu64 " is pinned",
+			               idx * vm->psz);
+		}
+	/* Release the dirty pages in runs: the hole punch unmaps them from every mapping, and
+	 * the next touch loads the store's bytes. */
+	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1) {
+		if (!pg_dirty(w))
+			continue;
+		(void)pagemap_set(&fh->pm, idx, 0);
+		vm_dirty_add(fh, -1);
+		vm_release_page(fh, &rel, idx);
+	}
+	vm_release_flush(fh, &rel);
+	pthread_mutex_unlock(&fh->lock);
+	return 0;
+}

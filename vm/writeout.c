@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/writeout.c - writing dirty pages back to their store, when the application asks.
+ *
+ * A writeout of a handle goes through three phases, each run by a fault-service thread
+ * (the one it is handed to; a device store's requests complete on that thread's queue):
+ *
+ *   start (wo_start, on the thread that asked, or the one that finished the previous
+ *       writeout of the handle): collect the writes (vm/dirty.c), then, under the
+ *       handle's lock, take every DIRTY page in ascending order, coalescing contiguous
+ *       ones into runs of at most VM_WRITE_MAX_BYTES, and make them WRITING. With
+ *       MARKSTORED under wp_sync, each run is write-protected again in every mapping
+ *       before any write is issued, so a write from now on faults and is seen.
+ *   WO_WRITE: one request per run, issued in ascending order from the alias mapping
+ *       (O_DIRECT through io/, or the custom store's callback), queue_depth at a time.
+ *   WO_SYNC (with SYNC, when every write succeeded): fdatasync, or the custom store's
+ *       sync callback.
+ *   WO_FINISH (wo_finish): collect again, so that writes made while the requests were in
+ *       flight mark their pages redirtied; then each WRITING page becomes LOADED (clean) if
+ *       MARKSTORED was asked, its write succeeded (and the sync, with SYNC), and it was
+ *       not redirtied; DIRTY otherwise. Then the next writeout of the handle starts, and
+ *       the done callback runs.
+ *
+ * Writeouts of one handle run one at a time, in order (fh->wo_active, fh->wo_pending):
+ * two writeouts of the same pages at once could otherwise finish out of order and leave
+ * the store holding the older bytes. Writeouts of different handles overlap freely.
+ * Invalidate, discard and closing the handle wait for its writeouts: a WRITING page's RAM
+ * is being read by the device and must stay.
+ *
+ * Nothing is lost on failure: a page leaves DIRTY only through a write that succeeded
+ * (and was synced, with SYNC), and only for MARKSTORED.
+ */
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void fh_set_state(struct rp_fileh *fh, uint64_t first, uint64_t n, unsigned state)
+{
+	for (uint64_t i = first; i < first + n; i++) {
+		uint64_t w = pg_with_state(pagemap_get(&fh->pm, i), state);
+
+		vm_page_check(w);
+		(void)pagemap_set(&fh->pm, i, w);
+	}
+}
+
+static void wo_fail(struct vm_wo *wo, int err)
+{
+	int zero = 0;
+
+	(void)atomic_compare_exchange_strong(&wo->err, &zero, err);
+}
+
+/* Adds page idx to the runs: extends the last run or opens a new one. */
+static int runs_add(struct vm_wo *wo, size_t *cap, uint64_t idx, uint64_t max)
+{
+	struct vm_wrun *r = wo->nruns ? &wo->runs[wo->nruns - 1] : NULL;
+
+	if (r && r->first + r->n == idx && r->n < max) {
+		r->n++;
+		return 0;
+	}
+	if (wo->nruns == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct vm_wrun *a = realloc(wo->runs, c * sizeof(*a));
+
+		if (!a)
+			return -ENOMEM;
+		wo->runs = a;
+		*cap = c;
+	}
+	r = &wo->runs[wo->nruns++];
+	memset(r, 0, sizeof(*r));
+	r->job.kind = VM_JOB_WRITE;
+	r->wo = wo;
+	r->first = idx;
+	r->n = 1;
+	return 0;
+}
+
+/* wp_sync: protects the runs again in every mapping, merging runs whose gap is small
+ * (clean resident pages in the gap are protected already; holes cost nothing inside a
+ * page table that exists), so that scattered pages do not cost one call each. */
+#define PROTECT_GAP 64
+
+static void wo_protect(struct vm_wo *wo)
+{
+	struct rp_fileh *fh = wo->fh;
+
+	if (fh->vm->dirty != VM_DIRTY_WP_SYNC || !wo->nruns)
+		return;
+	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
+		if (!m->track)
+			continue;
+		uint64_t lo = wo->runs[0].first, hi = lo + wo->runs[0].n;
+
+		for (size_t i = 1; i <= wo->nruns; i++) {
+			if (i < wo->nruns && wo->runs[i].first <= hi + PROTECT_GAP) {
+				hi = wo->runs[i].first + wo->runs[i].n;
+				continue;
+			}
+			vm_uffd_protect(fh->vm, m, lo, hi - lo, true);
+			if (i < wo->nruns) {
+				lo = wo->runs[i].first;
+				hi = lo + wo->runs[i].n;
+			}
+		}
+	}
+}
+
+/* Takes the handle's dirty pages for wo (see the top of the file). fh->lock held. */
+static void wo_start(struct vm_wo *wo)
+{
+	struct rp_fileh *fh = wo->fh;
+	struct vm *vm = fh->vm;
+	uint64_t max = VM_WRITE_MAX_BYTES / vm->psz ? VM_WRITE_MAX_BYTES / vm->psz : 1;
+	uint64_t idx, w;
+	size_t cap = 0;
+
+	vm_dirty_collect(fh, NULL);
+	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1) {
+		if (pg_state(w) != PG_DIRTY)
+			continue;
+		if (runs_add(wo, &cap, idx, max) < 0) {
+			wo_fail(wo, vm_errf(-ENOMEM, "out of memory for the writeout's runs"));
+			free(wo->runs);
+			wo->runs = NULL;
+			wo->nruns = 0;
+			wo->phase = WO_FINISH;
+			return;
+		}
+	}
+	if (wo->flags & RP_WRITEOUT_MARKSTORED)
+		wo_protect(wo);
+	if (!(wo->flags & RP_WRITEOUT_STORE)) {
+		/* MARKSTORED alone: the application says the store has them. */
+		for (size_t i = 0; i < wo->nruns; i++) {
+			fh_set_state(fh, wo->runs[i].first, wo->runs[i].n, PG_LOADED);
+			vm_dirty_add(fh, -(int64_t)wo->runs[i].n);
+		}
+		wo->nruns = 0;
+		wo->phase = WO_FINISH;
+		return;
+	}
+	for (size_t i = 0; i < wo->nruns; i++)
+		fh_set_state(fh, wo->runs[i].first, wo->runs[i].n, PG_WRITING);
+	wo->phase = wo->nruns ? WO_WRITE : WO_FINISH;
+	atomic_store(&wo->pending, 1); /* the issuer's reference, dropped after the last run */
+}
+
+int vm_writeout(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char *msg,
+                size_t msglen)
+{
+	struct vm *vm = fh->vm;
+	struct vm_wo *wo = calloc(1, sizeof(*wo));
+
+	if (!wo)
+		return vm_errf(-ENOMEM, "out of memory");
+	wo->msg = msg;
+	wo->msglen = msglen;
+	atomic_store(&wo->err_page, UINT64_MAX);
+	wo->job.kind = VM_JOB_WRITEOUT;
+	wo->fh = fh;
+	wo->flags = flags;
+	wo->done = done;
+	wo->arg = arg;
+	pthread_mutex_lock(&fh->lock);
+	if (fh->wo_active) {
+		if (fh->wo_pending_tail)
+			fh->wo_pending_tail->fh_next = wo;
+		else
+			fh->wo_pending = wo;
+		fh->wo_pending_tail = wo;
+		pthread_mutex_unlock(&fh->lock);
+		return 0;
+	}
+	fh->wo_active = wo;
+	wo_start(wo);
+	pthread_mutex_unlock(&fh->lock);
+	vm_service_hand(vm, &wo->job, &wo->job);
+	return 0;
+}
+
+struct wo_waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool done;
+	int result;
+	char msg[256]; /* filled by wo_finish on failure */
+};
+
+static void waiter_done(void *arg, int result)
+{
+	struct wo_waiter *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	w->result = result;
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int vm_writeout_wait(struct rp_fileh *fh, int flags)
+{
+	struct wo_waiter w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	int err = vm_writeout(fh, flags, waiter_done, &w, w.msg, sizeof(w.msg));
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.cv);
+	if (w.result < 0)
+		return vm_errf(w.result, "rp_writeout: %s", w.msg);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- the phases */
+
+/* The bytes of run r to write: the whole run, except that the last page of a store whose
+ * size is not a multiple of the page size is cut at the size rounded up to the device's
+ * alignment (a regular file grown past its size by that is cut back in wo_writes_done). */
+static size_t run_bytes(const struct vm_wrun *r, const struct rp_store *st, size_t psz)
+{
+	uint64_t off = r->first * psz, len = r->n * psz;
+
+	if (st->dev && off + len > st->size) {
+		uint64_t a = st->dev->off_align ? st->dev->off_align : 1;
+		uint64_t end = (st->size + a - 1) / a * a;
+
+		len = end - off;
+	}
+	return (size_t)len;
+}
+
+/* Every write completed: truncates what the last write grew, and chooses the next phase,
+ * SYNC or FINISH. */
+static void wo_writes_done(struct vm_wo *wo)
+{
+	struct rp_store *st = wo->fh->store;
+
+	if (st->dev && !st->dev->blockdev && wo->nruns) {
+		const struct vm_wrun *last = &wo->runs[wo->nruns - 1];
+		uint64_t end = last->first * wo->fh->vm->psz + run_bytes(last, st, wo->fh->vm->psz);
+
+		if (end > st->size && ftruncate(st->dev->fd, (off_t)st->size) < 0)
+			wo_fail(wo, -errno);
+	}
+	wo->phase = (wo->flags & RP_WRITEOUT_SYNC) && !atomic_load(&wo->err) ? WO_SYNC : WO_FINISH;
+}
+
+void vm_wrun_done(struct vm_wrun *r, int err)
+{
+	struct vm_wo *wo = r->wo;
+	struct vm *vm = wo->fh->vm;
+
+	if (err < 0) {
+		r->err = err;
+		wo_fail(wo, err);
+		uint64_t none = UINT64_MAX;
+
+		(void)atomic_compare_exchange_strong(&wo->err_page, &none, r->first);
+	} else {
+		atomic_fetch_add_explicit(&vm->ctr.pages_written, r->n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&vm->ctr.bytes_written, run_bytes(r, wo->fh->store, vm->psz),
+		                          memory_order_relaxed);
+	}
+	/* The issuer holds a reference until every run is issued, so the count reaches 0 here
+	 * only after that: the writeout is in no service thread's backlog then. */
+	if (atomic_fetch_sub(&wo->pending, 1) == 1) {
+		wo_writes_done(wo);
+		vm_service_defer(vm, &wo->job);
+	}
+}
+
+void rp_store_done(rp_store_token *tok, int err)
+{
+	struct vm_wrun *r = (struct vm_wrun *)tok;
+
+	/* Exactly once per store (the header says so); see rp_load_done. */
+	if (!r || atomic_exchange(&r->done, 1))
+		return;
+	vm_wrun_done(r, err > 0 ? -err : err);
+}
+
+static void wo_finish(struct vm_wo *wo);
+
+void vm_wo_synced(struct vm_wo *wo, int err)
+{
+	if (err < 0)
+		wo_fail(wo, err);
+	wo->phase = WO_FINISH;
+	wo_finish(wo);
+}
+
+int vm_wo_issue(struct vm_wo *wo, struct rpio_queue *q)
+{
+	struct rp_fileh *fh = wo->fh;
+	struct rp_store *st = fh->store;
+	size_t psz = fh->vm->psz;
+	int r;
+
+again:
+	switch (wo->phase) {
+	case WO_WRITE:
+		while (wo->next < wo->nruns) {
+			struct vm_wrun *run = &wo->runs[wo->next];
+			void *buf = fh->ram->alias + run->first * psz;
+			size_t len = run_bytes(run, st, psz);
+
+			/* counted before the call: a custom store may complete it at once */
+			atomic_fetch_add(&wo->pending, 1);
+			if (st->dev) {
+				struct iovec iov = {.iov_base = buf, .iov_len = len};
+
+				r = rpio_write(q, st->dev, run->first * psz, &iov, 1, 0, &run->job);
+				if (r == -EBUSY) {
+					atomic_fetch_sub(&wo->pending, 1);
+					return r;
+				}
+			} else {
+				r = st->ops->store(st->ctx, run->first * psz, buf, len,
+				                   (rp_store_token *)run);
+			}
+			wo->next++;
+			atomic_fetch_add_explicit(&fh->vm->ctr.write_requests, 1, memory_order_relaxed);
+			if (r < 0 || (!st->dev && r != RP_STORE_ASYNC))
+				vm_wrun_done(run, r > 0 ? -EPROTO : r);
+		}
+		/* Every run issued: drop the issuer's reference; when it was the last, go on
+		 * to the next phase here. */
+		if (atomic_fetch_sub(&wo->pending, 1) == 1) {
+			wo_writes_done(wo);
+			goto again;
+		}
+		return 0;
+	case WO_SYNC:
+		if (st->dev) {
+			r = rpio_fdatasync(q, st->dev, &wo->job);
+			if (r == -EBUSY)
+				return r;
+			if (r < 0)
+				vm_wo_synced(wo, r);
+			return 0;
+		}
+		vm_wo_synced(wo, st->ops->sync ? st->ops->sync(st->ctx) : 0);
+		return 0;
+	case WO_FINISH:
+		wo_finish(wo);
+		return 0;
+	}
+	return 0;
+}
+
+static void wo_finish(struct vm_wo *wo)
+{
+	struct rp_fileh *fh = wo->fh;
+	struct vm *vm = fh->vm;
+	int err = atomic_load(&wo->err);
+	bool mark = (wo->flags & RP_WRITEOUT_MARKSTORED) &&
+	            !(err && (wo->flags & RP_WRITEOUT_SYNC));
+	struct vm_wo *next;
+
+	pthread_mutex_lock(&fh->lock);
+	vm_dirty_collect(fh, NULL); /* writes made meanwhile: their pages are redirtied */
+	for (size_t i = 0; i < wo->nruns; i++) {
+		const struct vm_wrun *r = &wo->runs[i];
+
+		for (uint64_t p = r->first; p < r->first + r->n; p++) {
+			uint64_t w = pagemap_get(&fh->pm, p);
+			bool clean = mark && !r->err && !(w & PG_REDIRTY);
+
+			assert(pg_state(w) == PG_WRITING);
+			w = pg_with_state(w, clean ? PG_LOADED : PG_DIRTY);
+			vm_page_check(w);
+			(void)pagemap_set(&fh->pm, p, w);
+			if (clean)
+				vm_dirty_add(fh, -1);
+		}
+	}
+	/* The next writeout of the handle starts now. */
+	next = fh->wo_pending;
+	if (next) {
+		fh->wo_pending = next->fh_next;
+		if (!fh->wo_pending)
+			fh->wo_pending_tail = NULL;
+		fh->wo_active = next;
+		wo_start(next);
+	} else {
+		fh->wo_active = NULL;
+	}
+	pthread_cond_broadcast(&fh->cv); /* discard, invalidate and close wait for this */
+	pthread_mutex_unlock(&fh->lock);
+	if (next)
+		vm_service_defer(vm, &next->job);
+
+	atomic_fetch_add_explicit(&vm->ctr.writeouts, 1, memory_order_relaxed);
+	if (err)
+		atomic_fetch_add_explicit(&vm->ctr.writeout_errors, 1, memory_order_relaxed);
+	if (err && wo->msg) {
+		uint64_t p = atomic_load(&wo->err_page);
+
+		if (p != UINT64_MAX)
+			snprintf(wo->msg, wo->msglen,
+			         "writing the pages at store offset %" PRIu64 " failed: %s; %s",
+			         p * vm->psz, strerror(-err),
+			         (wo->flags & RP_WRITEOUT_SYNC) ? "every page of the writeout stays dirty"
+			                                        : "the pages not stored stay dirty");
+		else
+			snprintf(wo->msg, wo->msglen, "%s%s; the pages stay dirty", strerror(-err),
+			         err == -ENOMEM ? "" : " (syncing the store)");
+	}
+	rp_done_fn done = wo->done;
+	void *arg = wo->arg;
+
+	free(wo->runs);
+	free(wo);
+	if (done)
+		done(arg, err);
+}
