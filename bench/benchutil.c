@@ -132,6 +132,26 @@ void bu_minmax(const double *v, unsigned n, double *lo, double *hi)
 	}
 }
 
+void bu_row(const char *what, const double *v, unsigned n, const char *unit, double ref)
+{
+	double lo, hi, m = bu_median(v, n);
+
+	bu_minmax(v, n, &lo, &hi);
+	printf("  %-44s %10.2f %-7s (%.2f..%.2f)", what, m, unit, lo, hi);
+	if (ref > 0)
+		printf("  %.2fx", m / ref);
+	printf("\n");
+}
+
+uint64_t bu_rand(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
 /* fio's terse version 3: field 8 is read IOPS, fields 16 and 18..37 the read completion
  * latency (mean, then "P%=usec" percentiles). */
 struct bu_fio bu_run_fio(const char *file, const char *rw, size_t bs, unsigned depth,

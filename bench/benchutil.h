@@ -23,6 +23,11 @@ int bu_ensure_file(const char *prog, const char *path, uint64_t size);
 double bu_median(const double *v, unsigned n);
 /* The smallest and largest of n values. */
 void bu_minmax(const double *v, unsigned n, double *lo, double *hi);
+/* Prints one result line: what, the median of v with its unit, min..max, and the ratio
+ * of the median to ref when ref > 0. */
+void bu_row(const char *what, const double *v, unsigned n, const char *unit, double ref);
+/* splitmix64: the benchmarks' random numbers, seedable. */
+uint64_t bu_rand(uint64_t *state);
 
 struct bu_fio {
 	bool ok;

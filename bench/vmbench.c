@@ -42,15 +42,6 @@ struct opts {
 	bool fio;
 };
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
 struct rp {
 	rp_engine *eng;
 	rp_store *st;
@@ -113,7 +104,7 @@ static struct sample job_cold(const struct opts *o, uint64_t seed)
 	for (unsigned i = 0; i < o->touches; i++) {
 		double t = bu_now();
 
-		sum += (unsigned char)a[(rnd(&seed) % npages) * PG + 64];
+		sum += (unsigned char)a[(bu_rand(&seed) % npages) * PG + 64];
 		lat[i] = (uint32_t)((bu_now() - t) * 1e9);
 	}
 	double secs = bu_now() - t0;
@@ -137,7 +128,7 @@ static double touch_pages(volatile const char *a, uint64_t npages, bool random, 
 		order[i] = i;
 	if (random)
 		for (uint64_t i = npages - 1; i > 0; i--) {
-			uint64_t j = rnd(&seed) % (i + 1), t = order[i];
+			uint64_t j = bu_rand(&seed) % (i + 1), t = order[i];
 
 			order[i] = order[j];
 			order[j] = t;
@@ -216,7 +207,7 @@ static struct sample job_pin(const struct opts *o, uint64_t seed)
 	if (!rg || rp_up(&r, o, 32, 1ull << 30))
 		exit(1);
 	for (unsigned i = 0; i < o->pins; i++)
-		rg[i] = (rp_range){(rnd(&seed) % npages) * PG, PG};
+		rg[i] = (rp_range){(bu_rand(&seed) % npages) * PG, PG};
 	double t0 = bu_now();
 	int err = rp_pinv(r.m, rg, o->pins);
 	double secs = bu_now() - t0;
@@ -234,17 +225,6 @@ static struct sample job_pin(const struct opts *o, uint64_t seed)
 }
 
 /* ---------------------------------------------------------------- report */
-
-static void row(const char *what, const double *v, unsigned n, const char *unit, double ref)
-{
-	double lo, hi, m = bu_median(v, n);
-
-	bu_minmax(v, n, &lo, &hi);
-	printf("  %-44s %10.2f %-7s (%.2f..%.2f)", what, m, unit, lo, hi);
-	if (ref > 0)
-		printf("  %.2fx", m / ref);
-	printf("\n");
-}
 
 static void usage(FILE *f)
 {
@@ -376,23 +356,23 @@ int main(int argc, char **argv)
 
 	printf("cold random 4 KiB touches, one thread:\n");
 	if (o.fio)
-		row("fio psync randread 4k depth 1", fio1_ops, n, "IOPS", 0);
-	row("ringpager touches", cold_ops, n, "/s", o.fio ? bu_median(fio1_ops, n) : 0);
+		bu_row("fio psync randread 4k depth 1", fio1_ops, n, "IOPS", 0);
+	bu_row("ringpager touches", cold_ops, n, "/s", o.fio ? bu_median(fio1_ops, n) : 0);
 	if (o.fio)
-		row("fio psync p50 latency", fio1_p50, n, "us", 0);
-	row("ringpager p50 latency", cold_p50, n, "us", o.fio ? bu_median(fio1_p50, n) : 0);
+		bu_row("fio psync p50 latency", fio1_p50, n, "us", 0);
+	bu_row("ringpager p50 latency", cold_p50, n, "us", o.fio ? bu_median(fio1_p50, n) : 0);
 	printf("minor fault (page resident in the pool, not mapped):\n");
-	row("kernel memfd minor fault, ascending", k_seq, n, "us", 0);
-	row("ringpager, ascending", mn_seq, n, "us", bu_median(k_seq, n));
-	row("kernel memfd minor fault, random order", k_rand, n, "us", 0);
-	row("ringpager, random order", mn_rand, n, "us", bu_median(k_rand, n));
+	bu_row("kernel memfd minor fault, ascending", k_seq, n, "us", 0);
+	bu_row("ringpager, ascending", mn_seq, n, "us", bu_median(k_seq, n));
+	bu_row("kernel memfd minor fault, random order", k_rand, n, "us", 0);
+	bu_row("ringpager, random order", mn_rand, n, "us", bu_median(k_rand, n));
 	printf("  (Wendelin virtmem's read fault on this machine: 12-13 us, BENCH.md)\n");
 	printf("rp_pinv of %u random pages, queue depth 32:\n", o.pins);
 	if (o.fio)
-		row("fio io_uring randread 4k depth 32", fio32_ops, n, "IOPS", 0);
-	row("ringpager rp_pinv", pin_ops, n, "pages/s", o.fio ? bu_median(fio32_ops, n) : 0);
+		bu_row("fio io_uring randread 4k depth 32", fio32_ops, n, "IOPS", 0);
+	bu_row("ringpager rp_pinv", pin_ops, n, "pages/s", o.fio ? bu_median(fio32_ops, n) : 0);
 	printf("metadata per resident 4 KiB page:\n");
-	row("after rp_pinv (sparse random pages)", meta_sparse, n, "bytes", 0);
-	row("after the minor job (dense run)", meta_dense, n, "bytes", 0);
+	bu_row("after rp_pinv (sparse random pages)", meta_sparse, n, "bytes", 0);
+	bu_row("after the minor job (dense run)", meta_dense, n, "bytes", 0);
 	return 0;
 }
