@@ -30,7 +30,7 @@
 	Test(dirty_wp_sync, name) { name("wp_sync"); }                                  \
 	static void name(const char *mode)
 
-static rp_engine *open_engine(const char *mode)
+static rp_engine *open_engine(const char *mode, unsigned flags)
 {
 	rp_config cfg;
 	rp_engine *eng = NULL;
@@ -38,6 +38,7 @@ static rp_engine *open_engine(const char *mode)
 	rp_config_init(&cfg);
 	cfg.ram_size = 64ul << 20;
 	cfg.hugepages = 2;
+	cfg.internal_flags = flags;
 	cr_assert_eq(rp_config_set(&cfg, "dirty_tracking", mode), 0, "%s", rp_errmsg());
 	int err = rp_engine_open(&cfg, &eng);
 
@@ -79,6 +80,7 @@ struct mem_store {
 	uint64_t calls[64][2];
 	unsigned ncalls, syncs, fail;
 	bool hold;
+	uint64_t bad_page; /* loads of this page fail with EIO (0: none) */
 	rp_store_token *held[64];
 	unsigned nheld;
 };
@@ -88,6 +90,8 @@ static int ms_load(void *ctx, uint64_t off, void *buf, size_t len, rp_load_token
 	struct mem_store *ms = ctx;
 
 	(void)tok;
+	if (ms->bad_page && off <= ms->bad_page * PG && ms->bad_page * PG < off + len)
+		return -EIO;
 	memset(buf, 0, len);
 	pthread_mutex_lock(&ms->lock);
 	if (off < ms->size)
@@ -176,15 +180,20 @@ struct fix {
 	char *a;
 };
 
-static void fix_open(struct fix *f, const char *mode, uint64_t pages)
+static void fix_open_flags(struct fix *f, const char *mode, uint64_t pages, unsigned flags)
 {
-	f->eng = open_engine(mode);
+	f->eng = open_engine(mode, flags);
 	f->ms = ms_new(pages * PG, 77);
 	cr_assert_eq(rp_store_create(f->eng, &ms_ops, f->ms, pages * PG, &f->st), 0);
 	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0);
 	cr_assert_eq(rp_map(f->fh, 0, pages * PG, PROT_READ | PROT_WRITE, &f->m), 0, "%s",
 	             rp_errmsg());
 	f->a = rp_mapping_addr(f->m);
+}
+
+static void fix_open(struct fix *f, const char *mode, uint64_t pages)
+{
+	fix_open_flags(f, mode, pages, 0);
 }
 
 static void fix_close(struct fix *f)
@@ -435,6 +444,34 @@ DIRTY_TEST(closing_a_handle_with_dirty_pages_releases_everything)
 	fix_close(&f);
 }
 
+/* A load error in a writable mapping, shown both ways (UFFDIO_POISON, and the range
+ * remapped to an empty memfd, which splits the mapping): tracking is unaffected. */
+static void poisoned_page_in_a_tracked_mapping(const char *mode, unsigned flags)
+{
+	struct fix f = {0};
+
+	fix_open_flags(&f, mode, 16, flags);
+	f.ms->bad_page = 6;
+	tu_expect_fill(f.a, 6 * PG, 77, 0);
+	cr_assert_eq(rp_pin(f.m, 6 * PG, PG), -EIO);
+	f.a[2 * PG] = 1;
+	cr_assert_eq(ndirty(f.fh), 1, "one page was written");
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0, "%s",
+	             rp_errmsg());
+	cr_assert_eq(ndirty(f.fh), 0);
+	f.ms->bad_page = 0;
+	cr_assert_eq(rp_invalidate(f.fh, 6 * PG, PG), 0);
+	f.a[6 * PG] = 6; /* loads, then dirties */
+	cr_assert_eq(ndirty(f.fh), 1);
+	fix_close(&f);
+}
+
+DIRTY_TEST(a_poisoned_page_in_a_writable_mapping_leaves_tracking_exact)
+{
+	poisoned_page_in_a_tracked_mapping(mode, 0);
+	poisoned_page_in_a_tracked_mapping(mode, VM_FORCE_POISON_REMAP);
+}
+
 /* ---------------------------------------------------------------- async, errors */
 
 struct done_rec {
@@ -578,7 +615,7 @@ struct ffix {
 
 static void ffix_open(struct ffix *f, const char *mode, const char *name, uint64_t size)
 {
-	f->eng = open_engine(mode);
+	f->eng = open_engine(mode, 0);
 	f->path = tu_scratch_file(name, size, 5);
 	cr_assert_eq(rp_store_open(f->eng, f->path, O_RDWR, &f->st), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0);
@@ -760,7 +797,7 @@ DIRTY_TEST(writeouts_of_two_handles_run_at_once_and_both_complete)
 
 Test(dirty, bad_writeout_arguments_get_an_errno_and_a_message)
 {
-	rp_engine *eng = open_engine("auto");
+	rp_engine *eng = open_engine("auto", 0);
 	char *path = tu_scratch_file("dirty_args", 16 * PG, 1);
 	rp_store *ro, *cs;
 	rp_fileh *fh, *cfh;
