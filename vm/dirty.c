@@ -136,16 +136,12 @@ void vm_dirty_collect(struct rp_fileh *fh, struct rp_mapping *only)
 
 void vm_wp_fault(struct vm *vm, uint64_t addr)
 {
-	struct rp_mapping *m;
+	uint64_t page;
+	struct rp_mapping *m = vm_fault_mapping(vm, addr, &page);
 
-	pthread_rwlock_rdlock(&vm->maps_lock);
-	m = vm_map_lookup(vm, addr);
-	if (!m) {
-		pthread_rwlock_unlock(&vm->maps_lock);
+	if (!m)
 		return;
-	}
 	struct rp_fileh *fh = m->fh;
-	uint64_t page = m->first + (addr - (uintptr_t)m->addr) / vm->psz;
 
 	atomic_fetch_add_explicit(&vm->ctr.wp_faults, 1, memory_order_relaxed);
 	pthread_mutex_lock(&fh->lock);

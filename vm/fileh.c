@@ -112,6 +112,20 @@ struct rp_mapping *vm_map_lookup(struct vm *vm, uint64_t addr)
 	return addr < (uintptr_t)m->addr + m->len ? m : NULL;
 }
 
+struct rp_mapping *vm_fault_mapping(struct vm *vm, uint64_t addr, uint64_t *page)
+{
+	struct rp_mapping *m;
+
+	pthread_rwlock_rdlock(&vm->maps_lock);
+	m = vm_map_lookup(vm, addr);
+	if (!m) { /* unmapped since the fault was raised */
+		pthread_rwlock_unlock(&vm->maps_lock);
+		return NULL;
+	}
+	*page = m->first + (addr - (uintptr_t)m->addr) / vm->psz;
+	return m;
+}
+
 static int by_addr_insert(struct vm *vm, struct rp_mapping *m)
 {
 	if (vm->nby_addr == vm->cby_addr) {

@@ -180,18 +180,15 @@ void vm_load_finish(struct vm_load *ld, int err)
 void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write)
 {
 	struct vm_load *ld = NULL;
-	struct rp_mapping *m;
+	uint64_t page;
+	int err = 0;
 
 	/* MISSING or MINOR: the page's state says more than the fault's kind. */
-	pthread_rwlock_rdlock(&vm->maps_lock);
-	m = vm_map_lookup(vm, addr);
-	if (!m) { /* unmapped since the fault was raised */
-		pthread_rwlock_unlock(&vm->maps_lock);
+	struct rp_mapping *m = vm_fault_mapping(vm, addr, &page);
+
+	if (!m)
 		return;
-	}
 	struct rp_fileh *fh = m->fh;
-	uint64_t page = m->first + (addr - (uintptr_t)m->addr) / vm->psz;
-	int err = 0;
 
 	atomic_fetch_add_explicit(&vm->ctr.faults, 1, memory_order_relaxed);
 	pthread_mutex_lock(&fh->lock);

@@ -392,5 +392,9 @@ int vm_map(struct rp_fileh *fh, uint64_t off, size_t len, int prot, struct rp_ma
 int vm_unmap(struct rp_mapping *m);
 /* The mapping that holds addr, or NULL. vm->maps_lock held (read). */
 struct rp_mapping *vm_map_lookup(struct vm *vm, uint64_t addr);
+/* For a fault at addr: its mapping, returned with vm->maps_lock held for reading (the
+ * caller unlocks), and *page its page index in the handle; NULL, lock not held, when the
+ * mapping went away since the fault was raised. */
+struct rp_mapping *vm_fault_mapping(struct vm *vm, uint64_t addr, uint64_t *page);
 
 #endif

@@ -15,8 +15,8 @@
  *       (O_DIRECT through io/, or the custom store's callback), queue_depth at a time.
  *   WO_SYNC (with SYNC, when every write succeeded): fdatasync, or the custom store's
  *       sync callback.
- *   WO_FINISH (wo_finish): collect again, so that writes made while the requests were in
- *       flight mark their pages redirtied; then each WRITING page becomes LOADED (clean) if
+ *   WO_FINISH (wo_finish): with MARKSTORED, collect again, so that writes made while the
+ *       requests were in flight mark their pages redirtied; then each WRITING page becomes LOADED (clean) if
  *       MARKSTORED was asked, its write succeeded (and the sync, with SYNC), and it was
  *       not redirtied; DIRTY otherwise. Then the next writeout of the handle starts, and
  *       the done callback runs.
@@ -370,7 +370,11 @@ static void wo_finish(struct vm_wo *wo)
 	struct vm_wo *next;
 
 	pthread_mutex_lock(&fh->lock);
-	vm_dirty_collect(fh, NULL); /* writes made meanwhile: their pages are redirtied */
+	/* Writes made meanwhile: their pages are redirtied. Only MARKSTORED can make a
+	 * page clean, so only it needs to know; otherwise every page goes back to DIRTY and
+	 * uncollected writes wait in the page tables for the next collection. */
+	if (mark)
+		vm_dirty_collect(fh, NULL);
 	for (size_t i = 0; i < wo->nruns; i++) {
 		const struct vm_wrun *r = &wo->runs[i];
 
