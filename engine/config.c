@@ -20,7 +20,10 @@
 
 extern char **environ;
 
-enum key_type { K_SIZE, K_UINT, K_BOOL, K_PAGESIZE, K_HUGEPAGES, K_BACKEND, K_DIRTY };
+enum key_type {
+	K_SIZE, K_UINT, K_BOOL, K_PAGESIZE, K_HUGEPAGES, K_BACKEND, K_DIRTY, K_PCT, K_LIMIT,
+	K_POLICY
+};
 
 struct key {
 	const char *name;
@@ -41,6 +44,11 @@ static const struct key keys[] = {
     {"sqpoll", K_BOOL, F(sqpoll), 0, 1, false},
     {"fault_threads", K_UINT, F(fault_threads), 1, 64, true},
     {"dirty_tracking", K_DIRTY, F(dirty_tracking), 0, 0, false},
+    {"reclaim_high", K_PCT, F(reclaim_high), 1, 100, false},
+    {"reclaim_low", K_PCT, F(reclaim_low), 1, 99, false},
+    {"reclaim_wait", K_UINT, F(reclaim_wait), 0, 3600000, false},
+    {"dirty_limit", K_LIMIT, F(dirty_limit), 0, UINT64_MAX, false},
+    {"dirty_policy", K_POLICY, F(dirty_policy), 0, 0, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -64,6 +72,12 @@ int rp_config_init(rp_config *cfg)
 	cfg->sqpoll = 0;
 	cfg->fault_threads = 0; /* auto: one per CPU, bound (vm/service.c says why) */
 	cfg->dirty_tracking = VM_DIRTY_AUTO;
+	cfg->reclaim_high = 98; /* README "Reclaim": measured against 95/85 */
+	cfg->reclaim_low = 95;
+	cfg->reclaim_wait = 5000;
+	cfg->dirty_limit = 0;
+	cfg->dirty_limit_pct = 50;
+	cfg->dirty_policy = VM_POLICY_KEEP;
 	return 0;
 }
 
@@ -91,6 +105,24 @@ static int parse_size(const char *s, uint64_t *out)
 		return -EINVAL;
 	*out = (uint64_t)v << shift;
 	return 0;
+}
+
+/* Parses "50" or "50%". */
+static int parse_pct(const char *s, uint64_t *out)
+{
+	char buf[24];
+	size_t n = strlen(s);
+
+	if (n && s[n - 1] == '%')
+		n--;
+	if (!n || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit((unsigned char)buf[i]))
+			return -EINVAL;
+	return parse_size(buf, out);
 }
 
 static int parse_bool(const char *s, int *out)
@@ -186,13 +218,46 @@ static int set_key(rp_config *cfg, const struct key *k, const char *value, const
 		cfg->dirty_tracking = (int)d;
 		return 0;
 	}
+	case K_PCT:
+		if (parse_pct(value, &v) || v < k->min || v > k->max)
+			return vm_errf(-EINVAL, "%s%s=%s: expected a percentage from %" PRIu64
+			                        " to %" PRIu64 " (of ram_size)",
+			               where, k->name, value, k->min, k->max);
+		*(unsigned *)(void *)field = (unsigned)v;
+		return 0;
+	case K_LIMIT:
+		if (strchr(value, '%')) {
+			if (parse_pct(value, &v) || v > 100)
+				return vm_errf(-EINVAL, "%s%s=%s: expected a percentage from 0%% to 100%% "
+				                        "(of ram_size)",
+				               where, k->name, value);
+			cfg->dirty_limit = 0;
+			cfg->dirty_limit_pct = (unsigned)v;
+			return 0;
+		}
+		if (parse_size(value, &v))
+			return vm_errf(-EINVAL, "%s%s=%s: expected a size in bytes (64M), a percentage "
+			                        "of ram_size (25%%), or 0 for no limit",
+			               where, k->name, value);
+		cfg->dirty_limit = v;
+		cfg->dirty_limit_pct = 0;
+		return 0;
+	case K_POLICY: {
+		enum vm_dirty_policy pol;
+
+		if (vm_policy_parse(value, &pol))
+			return vm_errf(-EINVAL, "%s%s=%s: expected keep or writeback", where, k->name,
+			               value);
+		cfg->dirty_policy = (int)pol;
+		return 0;
+	}
 	}
 	return err;
 }
 
 static int unknown_key(const char *where, const char *name)
 {
-	char known[256];
+	char known[512];
 	size_t n = 0;
 
 	known[0] = '\0';
@@ -254,6 +319,18 @@ int rp_config_get(const rp_config *cfg, const char *key, char *buf, size_t len)
 		break;
 	case K_DIRTY:
 		n = snprintf(buf, len, "%s", vm_dirty_name((enum vm_dirty_mode)cfg->dirty_tracking));
+		break;
+	case K_PCT:
+		n = snprintf(buf, len, "%u%%", *(const unsigned *)(const void *)field);
+		break;
+	case K_LIMIT:
+		if (cfg->dirty_limit || !cfg->dirty_limit_pct)
+			n = snprintf(buf, len, "%" PRIu64, cfg->dirty_limit);
+		else
+			n = snprintf(buf, len, "%u%%", cfg->dirty_limit_pct);
+		break;
+	case K_POLICY:
+		n = snprintf(buf, len, "%s", vm_policy_name((enum vm_dirty_policy)cfg->dirty_policy));
 		break;
 	}
 	if (n < 0 || (size_t)n >= len)

@@ -18,6 +18,8 @@
 struct rp_engine {
 	struct vm vm;
 	rp_config cfg;
+	rp_pressure_fn hook;
+	void *hook_arg;
 };
 
 const char *rp_errmsg(void)
@@ -51,6 +53,18 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 		free(eng);
 		return err;
 	}
+	if (!cfg->reclaim_high || cfg->reclaim_high > 100 || !cfg->reclaim_low ||
+	    cfg->reclaim_low >= cfg->reclaim_high || cfg->reclaim_wait > 3600000 ||
+	    cfg->dirty_limit_pct > 100 || cfg->dirty_policy < VM_POLICY_KEEP ||
+	    cfg->dirty_policy > VM_POLICY_WRITEBACK) {
+		err = vm_errf(-EINVAL, "rp_engine_open: reclaim_low=%u%% must be below "
+		                       "reclaim_high=%u%% (1..100); reclaim_wait=%u ms (0..3600000), "
+		                       "dirty_limit_pct=%u (0..100), dirty_policy=%d (0..1)",
+		              cfg->reclaim_low, cfg->reclaim_high, cfg->reclaim_wait,
+		              cfg->dirty_limit_pct, cfg->dirty_policy);
+		free(eng);
+		return err;
+	}
 	memset(&p, 0, sizeof(p));
 	p.pool.ram_size = cfg->ram_size;
 	p.pool.hugepages = (enum ram_hugepages)cfg->hugepages;
@@ -64,6 +78,12 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 	p.fault_threads = cfg->fault_threads;
 	p.flags = cfg->internal_flags;
 	p.dirty = (enum vm_dirty_mode)cfg->dirty_tracking;
+	p.reclaim.high = cfg->reclaim_high;
+	p.reclaim.low = cfg->reclaim_low;
+	p.reclaim.wait_ms = cfg->reclaim_wait;
+	p.reclaim.dirty_limit_bytes = cfg->dirty_limit;
+	p.reclaim.dirty_limit_pct = cfg->dirty_limit_pct;
+	p.reclaim.policy = (enum vm_dirty_policy)cfg->dirty_policy;
 	err = vm_open(&eng->vm, &p);
 	if (err) {
 		free(eng);
@@ -115,6 +135,43 @@ int rp_stats(rp_engine *eng, struct rp_stats *out)
 	out->write_requests = atomic_load(&c->write_requests);
 	out->pages_written = atomic_load(&c->pages_written);
 	out->bytes_written = atomic_load(&c->bytes_written);
+	out->dirty_bytes = out->dirty_pages * eng->vm.psz;
+	out->pages_evicted = atomic_load(&c->evicted);
+	out->reclaim_passes = atomic_load(&c->reclaim_passes);
+	out->reference_hits = atomic_load(&c->ref_hits);
+	out->hook_calls = atomic_load(&c->hook_calls);
+	out->memory_waits = atomic_load(&c->mem_waits);
+	out->memory_failures = atomic_load(&c->mem_failures);
+	out->writebacks = atomic_load(&c->writebacks);
+	return 0;
+}
+
+long rp_reclaim(rp_engine *eng, long npages)
+{
+	if (!eng || npages <= 0)
+		return vm_errf(-EINVAL, "rp_reclaim: %s", !eng ? "engine is NULL"
+		                                               : "npages must be positive");
+	return (long)vm_reclaim_pages(&eng->vm, (uint64_t)npages);
+}
+
+static void pressure_trampoline(void *arg, int why, uint64_t dirty_bytes)
+{
+	struct rp_engine *eng = arg;
+
+	/* Registered before the vm hook was set, cleared after it was cleared. */
+	if (eng->hook)
+		eng->hook(eng->hook_arg, eng, why, dirty_bytes);
+}
+
+int rp_set_pressure_hook(rp_engine *eng, rp_pressure_fn fn, void *arg)
+{
+	if (!eng)
+		return vm_errf(-EINVAL, "rp_set_pressure_hook: engine is NULL");
+	vm_reclaim_set_hook(&eng->vm, NULL, NULL);
+	eng->hook = fn;
+	eng->hook_arg = arg;
+	if (fn)
+		vm_reclaim_set_hook(&eng->vm, pressure_trampoline, eng);
 	return 0;
 }
 

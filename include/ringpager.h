@@ -7,8 +7,8 @@
  * sequential runs are read ahead in batches, and modified pages are written back only
  * when the application asks (see the README).
  *
- * This header grows with the library: it declares only what is implemented. Reclaim and
- * readahead arrive with their issues.
+ * This header grows with the library: it declares only what is implemented. Readahead
+ * arrives with its issue.
  *
  * Errors: every function that can fail returns a negative errno value; rp_strerror()
  * turns it into text. Nothing in the library aborts the process.
@@ -73,6 +73,19 @@ RP_API const char *rp_errmsg(void);
  *                  kernel has), "wp_async" (Linux 6.7: writes take no fault; writeout
  *                  finds them with PAGEMAP_SCAN), "wp_sync" (a write-protect fault on the
  *                  first write to a clean page). rp_engine_describe says which is used.
+ *   reclaim_high   percent of ram_size (1..100, "98" or "98%"; default 98) at which a
+ *                  background thread starts evicting clean pages ...
+ *   reclaim_low    ... until the pool is down to this percent (1..99, below reclaim_high;
+ *                  default 95). A load that finds the pool full evicts by itself.
+ *   reclaim_wait   milliseconds (0..3600000, default 5000) a load waits for memory when
+ *                  the pool holds nothing that can be evicted (all dirty or pinned): then
+ *                  the faulting thread gets SIGBUS and rp_pin -ENOMEM. 0: fail at once.
+ *   dirty_limit    dirty pages at which the pressure hook is called: bytes ("256M"), a
+ *                  percentage of ram_size ("25%"), or 0 for none. Default "50%".
+ *   dirty_policy   "keep" (default: dirty pages are never evicted; the application writes
+ *                  them out) or "writeback" (under pressure the engine writes cold dirty
+ *                  pages back itself, as rp_writeout(STORE | MARKSTORED | SYNC) would, and
+ *                  evicts them: for databases whose log makes that safe).
  * Values are refused (-EINVAL, rp_errmsg names the key and the value) when malformed
  * ("12X") or out of range; unknown keys are refused with their name. */
 typedef struct rp_config {
@@ -84,6 +97,12 @@ typedef struct rp_config {
 	int sqpoll;
 	unsigned fault_threads; /* 0: auto */
 	int dirty_tracking;     /* 0 auto, 1 wp_async, 2 wp_sync */
+	unsigned reclaim_high;  /* percent */
+	unsigned reclaim_low;   /* percent */
+	unsigned reclaim_wait;  /* ms */
+	uint64_t dirty_limit;   /* bytes; 0: dirty_limit_pct applies */
+	unsigned dirty_limit_pct; /* percent of ram_size; both 0: no limit */
+	int dirty_policy;       /* 0 keep, 1 writeback */
 	/* private: tests and benchmarks force fallbacks with it; leave it 0 */
 	unsigned internal_flags;
 } rp_config;
@@ -148,10 +167,47 @@ struct rp_stats {
 	uint64_t write_requests; /* write requests issued (one per run of dirty pages) */
 	uint64_t pages_written;  /* pages written to stores */
 	uint64_t bytes_written;  /* bytes written to stores */
+	uint64_t dirty_bytes;    /* dirty_pages in bytes */
+	uint64_t pages_evicted;  /* clean pages reclaim took out of the pool */
+	uint64_t reclaim_passes; /* sweeps of the CLOCK hand (background, on demand, rp_reclaim) */
+	uint64_t reference_hits; /* touches of a page whose reference bit the hand had cleared */
+	uint64_t hook_calls;     /* calls of the pressure hook */
+	uint64_t memory_waits;   /* loads that found the pool full of dirty or pinned pages */
+	uint64_t memory_failures;/* ... and gave up after reclaim_wait (SIGBUS, -ENOMEM) */
+	uint64_t writebacks;     /* writeouts the engine started itself (dirty_policy=writeback) */
 };
 
 /* Copies the engine's counters into *out. Returns 0. */
 RP_API int rp_stats(rp_engine *eng, struct rp_stats *out);
+
+/* ------------------------------------------------------------------ memory pressure
+ *
+ * The pool holds at most ram_size. Clean pages are evicted by CLOCK (second chance):
+ * in the background from reclaim_high down to reclaim_low, and by a load that finds the
+ * pool full. Dirty pages stay until written out (dirty_policy=keep) or are written back
+ * by the engine (writeback). When nothing can be evicted, a fault waits up to
+ * reclaim_wait for the application to free memory (rp_writeout with MARKSTORED,
+ * rp_discard, rp_unpin, rp_invalidate, rp_fileh_close), then raises SIGBUS in the
+ * faulting thread; the page keeps raising SIGBUS in that mapping until rp_pin, WILLNEED
+ * or rp_invalidate of it. rp_pin waits the same way and returns -ENOMEM. */
+
+/* Evicts up to npages clean, unpinned pages now (the least recently touched first, as
+ * the CLOCK sees them). Returns the pages freed (0 when none could be), or -EINVAL. */
+RP_API long rp_reclaim(rp_engine *eng, long npages);
+
+#define RP_PRESSURE_DIRTY_LIMIT 1 /* dirty pages reached dirty_limit */
+#define RP_PRESSURE_POOL_FULL   2 /* a load waits: the pool holds nothing evictable */
+
+/* Called on the engine's reclaim thread (one call at a time) when dirty pages reach
+ * dirty_limit (again only after they fell below it) and when a load starts waiting for
+ * memory (again only after memory was freed). dirty_bytes: the dirty bytes known then.
+ * It may call rp_writeout (which waits), rp_writeout_async, rp_discard, rp_stats,
+ * rp_fileh_dirty; it must not touch the engine's mappings nor call rp_pin (either could
+ * wait for memory that only this very thread would find), nor close the engine. While it
+ * runs, waiting faults are not retried. */
+typedef void (*rp_pressure_fn)(void *arg, rp_engine *eng, int why, uint64_t dirty_bytes);
+/* Registers the hook (fn NULL: none). Returns 0, or -EINVAL. */
+RP_API int rp_set_pressure_hook(rp_engine *eng, rp_pressure_fn fn, void *arg);
 
 /* ------------------------------------------------------------------ stores */
 

@@ -56,7 +56,10 @@ int vm_dirty_parse(const char *s, enum vm_dirty_mode *out)
 void vm_dirty_add(struct rp_fileh *fh, int64_t n)
 {
 	fh->ndirty = (uint64_t)((int64_t)fh->ndirty + n);
-	atomic_fetch_add_explicit(&fh->vm->ctr.dirty_pages, (uint64_t)n, memory_order_relaxed);
+	uint64_t was = atomic_fetch_add_explicit(&fh->vm->ctr.dirty_pages, (uint64_t)n,
+	                                         memory_order_relaxed);
+
+	vm_reclaim_dirty(fh->vm, was + (uint64_t)n);
 }
 
 bool vm_dirty_mark(struct rp_fileh *fh, uint64_t idx)

@@ -38,6 +38,7 @@ int vm_fileh_open(struct rp_store *st, struct rp_fileh **out)
 	pagemap_init(&fh->pm, vm->pool, fh->npages);
 
 	pthread_mutex_lock(&vm->objs_lock);
+	fh->id = vm->next_fh_id++;
 	st->nfileh++;
 	fh->next = vm->filehs;
 	if (vm->filehs)
@@ -68,6 +69,7 @@ int vm_fileh_close(struct rp_fileh *fh)
 	if (fh->next)
 		fh->next->prev = fh->prev;
 	pthread_mutex_unlock(&vm->objs_lock);
+	vm_reclaim_forget(vm, fh); /* out of the list: no sweep can find it any more */
 
 	/* Loads of this handle may still be in flight (WILLNEED), and writeouts (async):
 	 * wait for them. Dirty pages are dropped with the rest. */

@@ -51,7 +51,8 @@ static void fh_set_run(struct rp_fileh *fh, uint64_t first, uint64_t n, uint64_t
 		(void)pagemap_set(&fh->pm, i, w);
 }
 
-struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, int *err)
+struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, unsigned how,
+                              int *err)
 {
 	struct vm *vm = fh->vm;
 	struct vm_load *ld;
@@ -79,20 +80,31 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, i
 	 * an invalidate marks the load stale. */
 	pthread_mutex_unlock(&fh->lock);
 	e = ram_alloc(fh->ram, first * vm->psz, n * vm->psz);
+	if (e == -ENOMEM)
+		e = vm_reclaim_alloc(vm, fh->ram, first * vm->psz, n * vm->psz,
+		                     (how & VM_LOAD_MAY_WAIT) != 0);
+	else if (!e)
+		vm_reclaim_check(vm);
 	pthread_mutex_lock(&fh->lock);
 	if (e) {
 		fh_set_run(fh, first, n, 0);
 		fh_unlink_load(fh, ld);
-		for (struct rp_mapping *m = fh->maps; m; m = m->next)
-			vm_uffd_wake(vm, m, first, n); /* they fault again and meet the full pool */
+		/* Threads that faulted on the pages meanwhile fault again and meet the full pool
+		 * themselves. Not for a fault: it parks, and its retry maps or poisons the page,
+		 * which wakes them all; a wake now would only make it fault again. */
+		if (!(how & VM_LOAD_FAULT))
+			for (struct rp_mapping *m = fh->maps; m; m = m->next)
+				vm_uffd_wake(vm, m, first, n);
 		if (ld->waited || fh->nloads == 0)
 			pthread_cond_broadcast(&fh->cv);
 		ram_meta_free(vm->pool, ld);
 		*err = e == -ENOMEM ? vm_errf(e,
-		                              "the RAM pool is full (ram_size %" PRIu64
-		                              " bytes, %" PRIu64 " pages in use)",
+		                              "the RAM pool is full and nothing in it can be freed "
+		                              "(ram_size %" PRIu64 " bytes, %" PRIu64
+		                              " pages in use, %" PRIu64 " of them dirty)",
 		                              vm->pool->capacity * vm->psz,
-		                              ram_pool_charged(vm->pool))
+		                              ram_pool_charged(vm->pool),
+		                              (uint64_t)atomic_load(&vm->ctr.dirty_pages))
 		                    : e;
 		return NULL;
 	}
@@ -152,13 +164,20 @@ void vm_load_finish(struct vm_load *ld, int err)
 	if (ld->stale || err) {
 		fh_set_run(fh, first, n, ld->stale ? 0 : pg_make_poisoned(err));
 		ram_release(fh->ram, first * vm->psz, n * vm->psz);
+		vm_reclaim_kick(vm);
 		if (err && !ld->stale)
 			atomic_fetch_add_explicit(&vm->ctr.load_errors, 1, memory_order_relaxed);
 	} else {
 		/* A write fault asked for it: dirty at once, mapped writable for the writer. */
-		fh_set_run(fh, first, n, ld->writer ? PG_DIRTY : PG_LOADED);
+		/* Referenced: the CLOCK gives a new page one pass before it may go. */
+		fh_set_run(fh, first, n, (ld->writer ? PG_DIRTY : PG_LOADED) | PG_REF);
 		if (ld->writer)
 			vm_dirty_add(fh, (int64_t)n);
+		/* The device wrote the pages through the alias, which left them mapped there
+		 * too: unmap them from it, so that the process's RSS counts a resident page once
+		 * (in the mappings that use it), not twice. Writeout maps them back for as long
+		 * as its requests need; the memfd keeps the pages either way. */
+		(void)madvise(fh->ram->alias + first * vm->psz, n * vm->psz, MADV_DONTNEED);
 		atomic_fetch_add_explicit(&vm->ctr.pages_loaded, n, memory_order_relaxed);
 		atomic_fetch_add_explicit(&vm->ctr.bytes_read, n * vm->psz, memory_order_relaxed);
 	}
@@ -177,7 +196,8 @@ void vm_load_finish(struct vm_load *ld, int err)
 	ram_meta_free(vm->pool, ld);
 }
 
-void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write)
+void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
+              uint64_t deadline)
 {
 	struct vm_load *ld = NULL;
 	uint64_t page;
@@ -190,16 +210,28 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write)
 		return;
 	struct rp_fileh *fh = m->fh;
 
-	atomic_fetch_add_explicit(&vm->ctr.faults, 1, memory_order_relaxed);
+	if (!deadline) /* a parked fault retried was counted when it came */
+		atomic_fetch_add_explicit(&vm->ctr.faults, 1, memory_order_relaxed);
 	pthread_mutex_lock(&fh->lock);
 	uint64_t w = pagemap_get(&fh->pm, page);
 
 	switch (pg_state(w)) {
 	case PG_EMPTY:
-		ld = vm_load_start(fh, page, 1, &err);
-		if (!ld) /* pool full: this thread gets SIGBUS; the page stays EMPTY */
-			vm_uffd_poison(vm, m, page, 1);
-		else if (write && m->track)
+		ld = vm_load_start(fh, page, 1, VM_LOAD_FAULT, &err);
+		if (!ld) {
+			/* Pool full and nothing clean to evict: the faulting thread waits (the
+			 * kernel holds it) until memory is freed, or gets SIGBUS when its wait
+			 * ends; the page stays EMPTY. */
+			if (err != -ENOMEM || !vm_reclaim_park(vm, addr, write, deadline)) {
+				vm_uffd_poison(vm, m, page, 1);
+				for (struct rp_mapping *o = fh->maps; o; o = o->next)
+					if (o != m) /* they fault again themselves */
+						vm_uffd_wake(vm, o, page, 1);
+				if (err == -ENOMEM)
+					atomic_fetch_add_explicit(&vm->ctr.mem_failures, 1,
+					                          memory_order_relaxed);
+			}
+		} else if (write && m->track)
 			ld->writer = m;
 		break;
 	case PG_LOADING: { /* vm_load_finish maps it and wakes us */
@@ -214,6 +246,7 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write)
 		break;
 	default:
 		atomic_fetch_add_explicit(&vm->ctr.minor_faults, 1, memory_order_relaxed);
+		vm_page_referenced(fh, page, w);
 		write = write && m->track;
 		if (write)
 			(void)vm_dirty_mark(fh, page);
@@ -238,6 +271,7 @@ struct pin_cursor {
 	struct vm_load *batch_head, *batch_tail;
 	unsigned nbatch;
 	struct rp_mapping *map; /* pins: map resident pages into it */
+	bool wait;              /* the caller waits (rp_pin): a load may wait for memory */
 };
 
 /* Loads are handed to the service threads in batches: one wake-up per batch rather than
@@ -289,8 +323,15 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 
 	while (n < left && n < max && pagemap_get(&fh->pm, first + n) == 0)
 		n++;
-	struct vm_load *ld = vm_load_start(fh, first, n, &err);
+	/* Loads started and not handed over yet hold memory that a wait for memory could
+	 * never see freed: hand them over first, then look at the page again. */
+	struct vm_load *ld =
+	    vm_load_start(fh, first, n, c->wait && !c->nbatch ? VM_LOAD_MAY_WAIT : 0, &err);
 
+	if (!ld && err == -ENOMEM && c->wait && c->nbatch) {
+		pin_flush(fh, c);
+		return 0;
+	}
 	if (!ld)
 		return err;
 	ld->job.qnext = NULL;
@@ -334,8 +375,10 @@ static int pin_walk(struct rp_fileh *fh, struct pin_cursor *c, bool start, bool 
 		default:
 			/* Resident before this walk: map it into the pin's mapping. Pages that
 			 * loads bring in are mapped into every mapping by vm_load_finish. */
-			if (c->map && start && !stop_at_loading)
+			if (c->map && start && !stop_at_loading) {
+				vm_page_referenced(fh, cursor_page(c), w);
 				vm_uffd_continue(fh->vm, c->map, cursor_page(c), 1, false);
+			}
 			break;
 		}
 		cursor_skip(c, 1);
@@ -379,9 +422,17 @@ static int pin_take(struct rp_fileh *fh, const uint64_t (*r)[2], size_t n)
 int vm_pin(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n,
            bool pin, bool wait)
 {
-	struct pin_cursor c = {.r = ranges, .n = n, .map = pin ? m : NULL};
+	struct pin_cursor c = {.r = ranges, .n = n, .map = pin ? m : NULL, .wait = wait};
+	uint64_t total = 0;
 	int r;
 
+	for (size_t i = 0; i < n; i++)
+		total += ranges[i][1];
+	if (pin && total > fh->vm->pool->capacity)
+		return vm_errf(-ENOMEM,
+		               "%" PRIu64 " pages to pin are more than the RAM pool holds (%" PRIu64
+		               " pages)",
+		               total, fh->vm->pool->capacity);
 	pthread_mutex_lock(&fh->lock);
 	/* First pass: start every load, so that they all run at once. */
 	r = pin_scan(fh, &c, true, false);
@@ -390,7 +441,7 @@ int vm_pin(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2
 	for (;;) {
 		/* Wait pass: the cursor only moves forward over resident pages, so the whole
 		 * wait costs one walk of the ranges plus one look per completion. */
-		c = (struct pin_cursor){.r = ranges, .n = n};
+		c = (struct pin_cursor){.r = ranges, .n = n, .wait = true};
 		for (;;) {
 			r = pin_scan(fh, &c, true, true);
 			if (r <= 0)
@@ -408,11 +459,24 @@ int vm_pin(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2
 			break;
 		m->npins -= n;
 		r = pin_take(fh, ranges, n);
-		if (r == 0)
+		if (r == 0) {
 			m->npins += n;
+			/* Mapped, as promised: reclaim may have unmapped a page since the first
+			 * pass (pinned now, it stays). */
+			for (size_t i = 0; i < n; i++)
+				for (uint64_t p = ranges[i][0]; p < ranges[i][0] + ranges[i][1]; p++) {
+					uint64_t w = pagemap_get(&fh->pm, p);
+
+					if (w & PG_REF) /* mapped since it was loaded or last touched */
+						continue;
+					vm_page_referenced(fh, p, w);
+					vm_uffd_continue(fh->vm, m, p, 1, false);
+				}
+		}
 		if (r <= 0)
 			break;
-		/* A page went away (invalidated) between the walk and the pin: walk again. */
+		/* A page went away (invalidated or evicted) between the walk and the pin: walk
+		 * again. */
 	}
 out:
 	pthread_mutex_unlock(&fh->lock);
@@ -490,8 +554,10 @@ void vm_release_page(struct rp_fileh *fh, struct vm_release *r, uint64_t idx)
 
 void vm_release_flush(struct rp_fileh *fh, struct vm_release *r)
 {
-	if (r->hi > r->lo)
+	if (r->hi > r->lo) {
 		ram_release(fh->ram, r->lo * fh->vm->psz, (r->hi - r->lo) * fh->vm->psz);
+		vm_reclaim_kick(fh->vm);
+	}
 	r->lo = r->hi = 0;
 }
 

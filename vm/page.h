@@ -9,7 +9,7 @@
  *
  *   bits  0..2   state (below)
  *   bit   3      readahead marker (readahead issue: the page that triggers the next window)
- *   bit   4      referenced (reclaim issue: CLOCK's second chance)
+ *   bit   4      referenced: touched since the CLOCK hand last passed (vm/reclaim.c)
  *   bit   5      redirtied: WRITING, and written again since its writeout took it
  *   bits  8..19  pin count (rp_pin), 0..PG_PIN_MAX
  *   bits 20..63  aux: LOADING -> the struct vm_load in flight, shifted right by 4;
@@ -26,6 +26,7 @@
  *        | +----------- | ---------------------- EMPTY
  *        |   vm_invalidate
  *        +------- LOADED or DIRTY: vm_invalidate; DIRTY: vm_discard; all: handle close
+ *        +------- LOADED, unpinned, bit 4 clear: evicted by the CLOCK (rc_window)
  *
  * Writing and writeout:
  *
@@ -54,6 +55,10 @@
  *             vm_load_finish maps the load's range into every mapping of the handle.
  *             Pins only on pages that were resident when pinned: 0 here.
  *   LOADED    the RAM page holds the store's bytes; it may be mapped in any mapping.
+ *             Referenced bit clear (any resident state): no user mapping maps it; the hand
+ *             that cleared the bit unmapped it, and every path that maps a page sets the
+ *             bit (vm_load_finish, the minor fault, pins). So a clear bit survives
+ *             only while nobody touches the page, and evicting it races with no write.
  *   DIRTY     resident, and modified since it was loaded or last stored: never released
  *             except by invalidate, discard or closing the handle.
  *   WRITING   a writeout is writing it from the alias: its RAM must stay (invalidate and
@@ -157,6 +162,7 @@ static inline void vm_page_check(uint64_t w)
 	assert(pg_state(w) != PG_LOADING || (pg_load(w) != NULL && pg_pins(w) == 0));
 	assert(pg_state(w) != PG_POISONED || (pg_pins(w) == 0 && pg_poison_err(w) < 0));
 	assert(!(w & PG_REDIRTY) || pg_state(w) == PG_WRITING);
+	assert(!(w & PG_REF) || pg_resident(w));
 }
 
 #endif

@@ -188,7 +188,7 @@ static void read_faults(struct vm_service *s)
 			if (flags & UFFD_PAGEFAULT_FLAG_WP)
 				vm_wp_fault(vm, addr);
 			else
-				vm_fault(vm, s, addr, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
+				vm_fault(vm, s, addr, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0, 0);
 		}
 		if ((size_t)n < sizeof(msg))
 			return;

@@ -6,6 +6,7 @@
 #include "vm/vm.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,11 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 		return vm_errf(err, "%s", why);
 	}
 	err = vm_service_start(vm, p);
+	struct vm_reclaim_params rp = p->reclaim;
+
+	rp.flags = p->flags;
+	if (!err && (err = vm_reclaim_start(vm, &rp)) < 0)
+		vm_service_stop(vm);
 	if (err) {
 		close(vm->uffd);
 		if (vm->poison_fd >= 0)
@@ -45,15 +51,21 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 		return err;
 	}
 	snprintf(vm->describe, sizeof(vm->describe),
-	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s", vm->pool->describe,
-	         vm->pool->warning[0] ? "; warning: " : "", vm->pool->warning,
+	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s\n"
+	         "reclaim: CLOCK, background from %u%% (%" PRIu64 " pages) down to %u%% (%" PRIu64
+	         " pages); dirty pages: %s, limit %" PRIu64 " pages; a load waits up to %u ms "
+	         "for memory",
+	         vm->pool->describe, vm->pool->warning[0] ? "; warning: " : "", vm->pool->warning,
 	         vm_service_describe(vm), why, vm->nsvc, vm->nsvc == 1 ? "" : "s",
-	         vm->bound ? ", one bound to each CPU" : "");
+	         vm->bound ? ", one bound to each CPU" : "", p->reclaim.high, vm->rc.high,
+	         p->reclaim.low, vm->rc.low, vm_policy_name(p->reclaim.policy),
+	         vm->rc.dirty_limit, p->reclaim.wait_ms);
 	return 0;
 }
 
 void vm_close(struct vm *vm)
 {
+	vm_reclaim_stop(vm);
 	/* What the application left open goes, innermost first. */
 	pthread_rwlock_wrlock(&vm->maps_lock);
 	while (vm->nby_addr) {
@@ -69,6 +81,7 @@ void vm_close(struct vm *vm)
 	while (vm->stores)
 		vm_store_free(vm->stores);
 	vm_service_stop(vm);
+	vm_reclaim_fini(vm);
 	close(vm->uffd);
 	if (vm->poison_fd >= 0)
 		close(vm->poison_fd);

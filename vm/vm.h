@@ -167,6 +167,7 @@ struct rp_fileh {
 	uint64_t ndirty;         /* DIRTY and WRITING pages */
 	struct vm_wo *wo_active; /* the writeout running; one per handle at a time */
 	struct vm_wo *wo_pending, *wo_pending_tail; /* writeouts waiting for it */
+	uint64_t id;     /* order of opening: the reclaim hand moves through handles by it */
 	struct rp_fileh *next, *prev;
 };
 
@@ -205,8 +206,31 @@ int vm_dirty_parse(const char *s, enum vm_dirty_mode *out);
 /* rp_config.internal_flags: for tests and benchmarks */
 #define VM_FORCE_POISON_REMAP 1u /* use VM_POISON_REMAP even where UFFDIO_POISON works */
 #define VM_FORCE_NO_WP        2u /* act as if the kernel had no write-protect for shmem */
+#define VM_SLOW_ZAP           4u /* reclaim sleeps 100 us between its write scan and its zap,
+                                    widening the race that the scan after the zap closes */
 
 #define VM_MAX_FAULT_THREADS 64
+
+/* What reclaim does with dirty victims (vm/reclaim.c). */
+enum vm_dirty_policy {
+	VM_POLICY_KEEP = 0,  /* never evicted: the application writes them out */
+	VM_POLICY_WRITEBACK, /* the engine writes cold dirty pages back itself, then evicts */
+};
+
+const char *vm_policy_name(enum vm_dirty_policy p);
+int vm_policy_parse(const char *s, enum vm_dirty_policy *out);
+
+/* Why the pressure hook is called (the public RP_PRESSURE_* values). */
+enum { VM_PRESSURE_DIRTY_LIMIT = 1, VM_PRESSURE_POOL_FULL = 2 };
+
+struct vm_reclaim_params {
+	unsigned flags;          /* VM_SLOW_ZAP */
+	unsigned high, low;      /* percent of the pool: background reclaim from high down to low */
+	uint64_t dirty_limit_bytes; /* the limit in bytes; 0: dirty_limit_pct */
+	unsigned dirty_limit_pct;   /* ... or percent of the pool; both 0: no limit */
+	enum vm_dirty_policy policy;
+	unsigned wait_ms;        /* how long a load waits for memory before failing */
+};
 
 struct vm_params {
 	struct ram_pool_params pool;
@@ -214,12 +238,52 @@ struct vm_params {
 	unsigned fault_threads; /* 0: one per CPU, each bound to its CPU */
 	unsigned flags;         /* VM_FORCE_* */
 	enum vm_dirty_mode dirty; /* VM_DIRTY_AUTO: the best the kernel has */
+	struct vm_reclaim_params reclaim;
 };
 
 struct vm_counters {
 	_Atomic uint64_t faults, minor_faults, pages_loaded, bytes_read, loads, load_errors;
 	_Atomic uint64_t wp_faults, dirty_pages, writeouts, writeout_errors, pages_written,
 	    bytes_written, write_requests;
+	_Atomic uint64_t evicted, reclaim_passes, ref_hits, hook_calls, mem_waits, mem_failures,
+	    writebacks;
+};
+
+/* A fault that found the pool full, waiting for memory (vm/reclaim.c). */
+struct vm_parked {
+	uint64_t addr;
+	bool write;
+	uint64_t deadline; /* CLOCK_MONOTONIC ns: SIGBUS after it */
+};
+
+/* Reclaim state (vm/reclaim.c). Locks: rc.lock (one sweep at a time: the hand) is taken
+ * before any fh->lock and never inside one; rc.wlock (waiters, kicks) is a leaf. */
+struct vm_reclaim {
+	struct vm_reclaim_params p;
+	uint64_t high, low; /* pages */
+	uint64_t dirty_limit; /* pages; 0: none */
+	pthread_mutex_t lock;
+	uint64_t hand_id, hand_idx; /* the CLOCK hand: a handle (by id) and a page in it */
+	pthread_mutex_t wlock;
+	pthread_cond_t cv;     /* the reclaim thread waits here */
+	pthread_cond_t mem_cv; /* loads waiting for memory wait here */
+	pthread_t thread;
+	bool started, stop, kicked;
+	uint64_t epoch;        /* bumped whenever memory may have been freed */
+	struct vm_parked *parked;
+	size_t nparked, cparked;
+	unsigned nwaiting;     /* loads waiting in vm_reclaim_alloc */
+	atomic_uint waiters;   /* nparked + nwaiting, read without the lock */
+	atomic_bool busy;      /* background reclaim asked for or running */
+	atomic_bool over_limit; /* dirty pages at or above dirty_limit (hook called) */
+	bool full_told;        /* the hook was told the pool is full since memory was last freed */
+	uint64_t wb_retry_ns;  /* after a failed writeback, none before this time */
+	unsigned wb_running;   /* writebacks running, of handles wb_ids[] */
+	uint64_t wb_ids[8];    /* RC_WB_MAX in vm/reclaim.c */
+	void (*hook)(void *arg, int why, uint64_t dirty_bytes);
+	bool in_hook; /* the reclaim thread is calling it */
+	void *hook_arg;
+	uint64_t last_collect_ns;
 };
 
 struct vm {
@@ -249,6 +313,9 @@ struct vm {
 	unsigned nsvc;
 	bool bound; /* service threads bound to CPUs */
 	atomic_bool stopping;
+
+	struct vm_reclaim rc;
+	uint64_t next_fh_id;
 
 	struct vm_counters ctr;
 	char describe[2048];
@@ -289,8 +356,10 @@ void vm_uffd_wake(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t 
 void vm_uffd_poison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
 /* Undoes vm_uffd_poison over a range (mapping's own pages, not the handle's states). */
 void vm_uffd_unpoison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
-/* Handles one MISSING or MINOR fault message: the address and whether it was a write. */
-void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write);
+/* Handles one MISSING or MINOR fault message: the address and whether it was a write.
+ * deadline: 0 for a new fault; a parked fault retried (vm/reclaim.c) keeps its own. */
+void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
+              uint64_t deadline);
 
 /* vm/service.c: the fault-service threads. */
 int vm_service_start(struct vm *vm, const struct vm_params *p);
@@ -314,10 +383,15 @@ bool vm_on_service_thread(void);
 
 /* vm/load.c: loads, pins, invalidation. fh->lock held where said. */
 /* EMPTY pages [first, first + n) (all EMPTY) -> LOADING under one new load, then
- * allocates their RAM pages with fh->lock dropped for the fallocate (-ENOMEM when the pool
- * is full: the pages are EMPTY again). fh->lock held on entry and on return. Returns the
- * load or NULL with *err set. */
-struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, int *err);
+ * allocates their RAM pages with fh->lock dropped for the fallocate. A full pool is
+ * reclaimed from (vm_reclaim_alloc; with VM_LOAD_MAY_WAIT, waiting up to reclaim_wait for
+ * memory); when that fails, -ENOMEM and the pages are EMPTY again (VM_LOAD_FAULT: the
+ * caller is a fault that will park; threads waiting on the pages are not woken). fh->lock
+ * held on entry and on return. Returns the load or NULL with *err set. */
+#define VM_LOAD_MAY_WAIT 1u
+#define VM_LOAD_FAULT    2u
+struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, unsigned how,
+                              int *err);
 /* Issues ld's read on a queue (device store) or calls the custom store's load. Called
  * without fh->lock. q may be NULL for custom stores. Returns 0 once issued or completed,
  * -EBUSY when the queue is full (try again later). */
@@ -360,7 +434,48 @@ void vm_wo_wait_idle(struct rp_fileh *fh);
 int vm_fileh_dirty(struct rp_fileh *fh, uint64_t *pages);
 int vm_discard(struct rp_fileh *fh);
 
+/* vm/reclaim.c: reclaim (the design is at the top of the file). */
+int vm_reclaim_start(struct vm *vm, const struct vm_reclaim_params *p);
+/* Stops the reclaim thread; parked faults are dropped. Sweeps on request still work. */
+void vm_reclaim_stop(struct vm *vm);
+/* Frees what vm_reclaim_start made; no sweep may run any more. */
+void vm_reclaim_fini(struct vm *vm);
+/* Evicts up to `want` clean pages (CLOCK), from any thread holding no fh->lock. Returns
+ * the pages freed. */
+uint64_t vm_reclaim_pages(struct vm *vm, uint64_t want);
+/* ram_alloc failed with -ENOMEM for [off, off + len) of ram: reclaims and retries; with
+ * may_wait (not on a service thread) waits up to reclaim_wait for memory. Returns 0 once
+ * allocated, or -ENOMEM. No fh->lock held. */
+int vm_reclaim_alloc(struct vm *vm, struct ram_handle *ram, uint64_t off, uint64_t len,
+                     bool may_wait);
+/* A fault found the pool full and nothing to free: it waits, parked, until memory comes
+ * or its deadline (0: now + reclaim_wait) passes. False when it must fail at once. */
+bool vm_reclaim_park(struct vm *vm, uint64_t addr, bool write, uint64_t deadline);
+/* Something changed that reclaim cares about (memory freed, pages made clean, the pool
+ * past the high watermark, dirty pages past the limit): wakes the reclaim thread when it
+ * has reason to look. Cheap when not. */
+void vm_reclaim_kick(struct vm *vm);
+/* After a load: starts background reclaim when the pool is past the high watermark. */
+void vm_reclaim_check(struct vm *vm);
+/* The engine's dirty page count changed to `dirty`: wakes the reclaim thread when it
+ * crossed dirty_limit (either way). */
+void vm_reclaim_dirty(struct vm *vm, uint64_t dirty);
+/* Waits until no sweep uses fh (it has left the handles list). */
+void vm_reclaim_forget(struct vm *vm, struct rp_fileh *fh);
+void vm_reclaim_set_hook(struct vm *vm, void (*hook)(void *, int, uint64_t), void *arg);
+/* A page of fh was touched: the CLOCK reference. fh->lock held. */
+static inline void vm_page_referenced(struct rp_fileh *fh, uint64_t idx, uint64_t w)
+{
+	if (!(w & PG_REF)) {
+		(void)pagemap_set(&fh->pm, idx, w | PG_REF);
+		atomic_fetch_add_explicit(&fh->vm->ctr.ref_hits, 1, memory_order_relaxed);
+	}
+}
+
 /* vm/writeout.c: writeouts. */
+/* Internal writeout flag (beside RP_WRITEOUT_*): only DIRTY pages whose reference bit is
+ * clear (reclaim's writeback of cold pages). */
+#define VM_WO_COLD 0x100
 /* Starts a writeout of fh (flags checked by the caller); done(arg, result) runs on a
  * service thread when it ends, after a failure is told in msg (when not NULL). Returns
  * 0, or -ENOMEM (then done is not called). */

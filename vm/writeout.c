@@ -124,7 +124,8 @@ static void wo_start(struct vm_wo *wo)
 
 	vm_dirty_collect(fh, NULL);
 	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1) {
-		if (pg_state(w) != PG_DIRTY)
+		if (pg_state(w) != PG_DIRTY ||
+		    ((wo->flags & VM_WO_COLD) && ((w & PG_REF) || pg_pins(w))))
 			continue;
 		if (runs_add(wo, &cap, idx, max) < 0) {
 			wo_fail(wo, vm_errf(-ENOMEM, "out of memory for the writeout's runs"));
@@ -403,6 +404,8 @@ static void wo_finish(struct vm_wo *wo)
 	}
 	pthread_cond_broadcast(&fh->cv); /* discard, invalidate and close wait for this */
 	pthread_mutex_unlock(&fh->lock);
+	if (mark)
+		vm_reclaim_kick(vm); /* clean pages can be evicted: loads waiting for memory */
 	if (next)
 		vm_service_defer(vm, &next->job);
 

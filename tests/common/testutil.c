@@ -5,6 +5,8 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -262,3 +264,32 @@ void tu_huge_restore(void)
 	huge_changed = false;
 }
 
+
+static sigjmp_buf bus_jmp;
+static void *volatile bus_addr;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	bus_addr = si->si_addr;
+	siglongjmp(bus_jmp, 1);
+}
+
+bool tu_touch_gets_sigbus(volatile const char *addr)
+{
+	struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO}, old;
+	volatile bool got = false;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old);
+	bus_addr = NULL;
+	if (sigsetjmp(bus_jmp, 1) == 0)
+		(void)*addr;
+	else
+		got = true;
+	sigaction(SIGBUS, &old, NULL);
+	if (got)
+		cr_assert_eq(bus_addr, (void *)addr, "si_addr %p, touched %p", bus_addr, (void *)addr);
+	return got;
+}

@@ -54,4 +54,14 @@ int tu_sysctl_swap(const char *path, const char *value, char *old, size_t oldlen
 void tu_huge_reserve(long free_pages);
 void tu_huge_restore(void);
 
+/* Touches addr; returns true when that raised SIGBUS, after asserting that si_addr was
+ * addr exactly. */
+bool tu_touch_gets_sigbus(volatile const char *addr);
+/* Defines a test body once and registers it in suites <prefix>_wp_async and
+ * <prefix>_wp_sync, called with the dirty_tracking mode's name. */
+#define TU_TEST_EACH_WP(prefix, name)                                                   \
+	static void name(const char *mode);                                             \
+	Test(prefix##_wp_async, name) { name("wp_async"); }                             \
+	Test(prefix##_wp_sync, name) { name("wp_sync"); }                               \
+	static void name(const char *mode)
 #endif

@@ -24,11 +24,7 @@
 #define PG 4096ul
 
 /* Defines the test body once and registers it in both suites. */
-#define DIRTY_TEST(name)                                                                \
-	static void name(const char *mode);                                             \
-	Test(dirty_wp_async, name) { name("wp_async"); }                                \
-	Test(dirty_wp_sync, name) { name("wp_sync"); }                                  \
-	static void name(const char *mode)
+#define DIRTY_TEST(name) TU_TEST_EACH_WP(dirty, name)
 
 static rp_engine *open_engine(const char *mode, unsigned flags)
 {

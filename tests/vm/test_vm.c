@@ -378,39 +378,6 @@ Test(vm, sparse_64gib_mapping_with_100000_random_pages, .timeout = 300)
 
 /* ---------------------------------------------------------------- load errors */
 
-static sigjmp_buf bus_jmp;
-static void *volatile bus_addr;
-static volatile int bus_code;
-
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
-{
-	(void)sig;
-	(void)uc;
-	bus_addr = si->si_addr;
-	bus_code = si->si_code;
-	siglongjmp(bus_jmp, 1);
-}
-
-/* Touches addr; returns true when it raised SIGBUS at exactly addr. */
-static bool touch_gets_sigbus(volatile const char *addr)
-{
-	struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO}, old;
-	volatile bool got = false;
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &old);
-	bus_addr = NULL;
-	if (sigsetjmp(bus_jmp, 1) == 0)
-		(void)*addr;
-	else
-		got = true;
-	sigaction(SIGBUS, &old, NULL);
-	if (got)
-		cr_assert_eq(bus_addr, (void *)addr, "si_addr %p, touched %p", bus_addr,
-		             (void *)addr);
-	return got;
-}
-
 static void load_error_device(unsigned flags)
 {
 	struct fixture f = {0};
@@ -425,9 +392,9 @@ static void load_error_device(unsigned flags)
 	cr_assert_eq(rp_map(f.fh, 0, 64 * PG, PROT_READ, &m), 0);
 	volatile char *a = rp_mapping_addr(m);
 
-	cr_assert(touch_gets_sigbus(a + 9 * PG + 123), "a touch of a failed page raises SIGBUS");
+	cr_assert(tu_touch_gets_sigbus(a + 9 * PG + 123), "a touch of a failed page raises SIGBUS");
 	/* Again: the page stays poisoned; another page is served. */
-	cr_assert(touch_gets_sigbus(a + 9 * PG + 7));
+	cr_assert(tu_touch_gets_sigbus(a + 9 * PG + 7));
 	tu_expect_fill((const char *)a + 20 * PG, PG, 21, 20 * PG);
 	cr_assert_eq(rp_pin(m, 8 * PG, 4 * PG), -EIO, "%s", rp_errmsg());
 	cr_assert_eq(rp_pin(m, 9 * PG, PG), -EIO);
@@ -467,7 +434,7 @@ Test(vm, load_error_from_a_custom_store)
 	cr_assert_eq(rp_map(fh, 0, 16 * PG, PROT_READ, &m), 0);
 	volatile char *a = rp_mapping_addr(m);
 
-	cr_assert(touch_gets_sigbus(a + 5 * PG + 1));
+	cr_assert(tu_touch_gets_sigbus(a + 5 * PG + 1));
 	tu_expect_fill((const char *)a + 6 * PG, PG, 77, 6 * PG);
 	cr_assert_eq(rp_pin(m, 4 * PG, 3 * PG), -EIO);
 	cs.fail_page = -1;
@@ -681,9 +648,17 @@ Test(vm, bad_arguments_get_an_errno_and_a_message)
 	fixture_close(&f);
 }
 
+/* Every page pinned: nothing can be evicted (tests/vm/test_reclaim.c has the rest). */
 Test(vm, full_pool_gives_enomem_to_pin_and_sigbus_to_a_touch)
 {
-	rp_engine *eng = open_engine(16 * PG, 0);
+	rp_config cfg;
+	rp_engine *eng = NULL;
+
+	rp_config_init(&cfg);
+	cfg.ram_size = 16 * PG;
+	cfg.hugepages = 2;
+	cr_assert_eq(rp_config_set(&cfg, "reclaim_wait", "100"), 0);
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
 	char *path = tu_scratch_file("vm_full", 64 * PG, 91);
 	rp_store *st;
 	rp_fileh *fh;
@@ -697,7 +672,7 @@ Test(vm, full_pool_gives_enomem_to_pin_and_sigbus_to_a_touch)
 	cr_assert(strstr(rp_errmsg(), "RAM pool is full"), "%s", rp_errmsg());
 	volatile char *a = rp_mapping_addr(m);
 
-	cr_assert(touch_gets_sigbus(a + 20 * PG + 5), "a touch that finds the pool full");
+	cr_assert(tu_touch_gets_sigbus(a + 20 * PG + 5), "a touch that finds the pool full");
 	tu_expect_fill((const char *)a + 3 * PG, PG, 91, 3 * PG); /* resident pages serve on */
 	/* Memory comes back: the same page loads. */
 	cr_assert_eq(rp_unpin(m, 0, 16 * PG), 0);

@@ -61,10 +61,24 @@ Test(vm_hugetlb, huge_pages_load_map_pin_and_invalidate, .fini = tu_huge_restore
 	tu_unlink(path);
 }
 
+/* Reserves `reserve` huge pages and opens an engine of 2 MiB pages with the mode. */
+static rp_engine *huge_engine(long reserve, const char *ram, const char *mode)
+{
+	rp_config c;
+	rp_engine *eng = NULL;
+
+	tu_huge_reserve(reserve);
+	rp_config_init(&c);
+	cr_assert_eq(rp_config_set(&c, "ram_size", ram), 0);
+	cr_assert_eq(rp_config_set(&c, "hugepages", "require"), 0);
+	cr_assert_eq(rp_config_set(&c, "dirty_tracking", mode), 0);
+	cr_assert_eq(rp_engine_open(&c, &eng), 0, "%s", rp_errmsg());
+	return eng;
+}
+
 /* Writes to 2 MiB pages are tracked and written out, with each mechanism. */
 static void huge_dirty(const char *mode)
 {
-	rp_config c;
 	rp_engine *eng;
 	rp_store *st;
 	rp_fileh *fh;
@@ -73,12 +87,7 @@ static void huge_dirty(const char *mode)
 	struct stat sb;
 	char got[3];
 
-	tu_huge_reserve(8);
-	rp_config_init(&c);
-	cr_assert_eq(rp_config_set(&c, "ram_size", "16M"), 0);
-	cr_assert_eq(rp_config_set(&c, "hugepages", "require"), 0);
-	cr_assert_eq(rp_config_set(&c, "dirty_tracking", mode), 0);
-	cr_assert_eq(rp_engine_open(&c, &eng), 0, "%s", rp_errmsg());
+	eng = huge_engine(8, "16M", mode);
 	char *path = tu_scratch_file("vm_huge_dirty", 3 * HP + 4096, 8);
 
 	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &st), 0, "%s", rp_errmsg());
@@ -121,4 +130,49 @@ Test(vm_hugetlb, dirty_huge_pages_are_written_out_wp_sync, .fini = tu_huge_resto
      .timeout = 120)
 {
 	huge_dirty("wp_sync");
+}
+
+/* Reclaim with 2 MiB pages: a pool of 4 huge pages, a mapping of 16; a dirty page stays
+ * with its data while the rest are evicted and reloaded around it. */
+static void huge_reclaim(const char *mode)
+{
+	rp_engine *eng;
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+	struct rp_stats s;
+
+	eng = huge_engine(6, "8M", mode);
+	char *path = tu_scratch_file("vm_huge_rc", 16 * HP, 9);
+
+	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(fh, 0, 16 * HP, PROT_READ | PROT_WRITE, &m), 0, "%s", rp_errmsg());
+	char *a = rp_mapping_addr(m);
+
+	tu_expect_fill(a + 2 * HP, 4096, 9, 2 * HP);
+	a[2 * HP + 5] = 'z'; /* loaded clean, then written: tracked through write-protection */
+	for (int pass = 0; pass < 2; pass++)
+		for (uint64_t p = 0; p < 16; p++)
+			if (p != 2)
+				tu_expect_fill(a + p * HP + 4096, 4096, 9, p * HP + 4096);
+	cr_assert_eq(rp_stats(eng, &s), 0);
+	cr_assert_leq(s.resident_pages, 4);
+	cr_assert_geq(s.pages_evicted, 2 * 15 - 4);
+	cr_assert_eq(s.dirty_pages, 1);
+	cr_assert_eq(a[2 * HP + 5], 'z');
+	rp_engine_close(eng);
+	tu_unlink(path);
+}
+
+Test(vm_hugetlb, reclaim_keeps_a_dirty_huge_page_wp_async, .fini = tu_huge_restore,
+     .timeout = 120)
+{
+	huge_reclaim("wp_async");
+}
+
+Test(vm_hugetlb, reclaim_keeps_a_dirty_huge_page_wp_sync, .fini = tu_huge_restore,
+     .timeout = 120)
+{
+	huge_reclaim("wp_sync");
 }

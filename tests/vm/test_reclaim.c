@@ -1,0 +1,573 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tests/vm/test_reclaim.c - reclaim: CLOCK eviction, watermarks, dirty pages under
+ * pressure, the dirty limit and its hook, the all-dirty case, writeback.
+ *
+ * Tests that involve writes run once per dirty-tracking mechanism (suites
+ * reclaim_wp_async and reclaim_wp_sync): the eviction path treats the two differently.
+ */
+#include "ringpager.h"
+#include "common/testutil.h"
+#include "vm/vm.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PG 4096ul
+
+#define RECLAIM_TEST(name) TU_TEST_EACH_WP(reclaim, name)
+
+/* An engine with a pool of `pool` 4 KiB pages; extra: "key=value" pairs, NULL-ended. */
+static unsigned internal_flags; /* for the next open_engine */
+
+static rp_engine *open_engine(uint64_t pool, const char *mode, const char *const *extra)
+{
+	rp_config cfg;
+	rp_engine *eng = NULL;
+
+	rp_config_init(&cfg);
+	cfg.ram_size = pool * PG;
+	cfg.hugepages = 2;
+	cfg.internal_flags = internal_flags;
+	internal_flags = 0;
+	if (mode)
+		cr_assert_eq(rp_config_set(&cfg, "dirty_tracking", mode), 0, "%s", rp_errmsg());
+	for (; extra && *extra; extra += 2)
+		cr_assert_eq(rp_config_set(&cfg, extra[0], extra[1]), 0, "%s", rp_errmsg());
+	int err = rp_engine_open(&cfg, &eng);
+
+	cr_assert_eq(err, 0, "rp_engine_open: %s", rp_errmsg());
+	return eng;
+}
+
+struct fix {
+	rp_engine *eng;
+	char *path;
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+	char *a;
+	uint64_t pages;
+};
+
+static void fix_open(struct fix *f, const char *name, uint64_t pool, uint64_t pages,
+                     const char *mode, int prot, const char *const *extra)
+{
+	f->eng = open_engine(pool, mode, extra);
+	f->pages = pages;
+	f->path = tu_scratch_file(name, pages * PG, 77);
+	cr_assert_eq(rp_store_open(f->eng, f->path, (prot & PROT_WRITE) ? O_RDWR : O_RDONLY, &f->st),
+	             0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(f->fh, 0, pages * PG, prot, &f->m), 0, "%s", rp_errmsg());
+	f->a = rp_mapping_addr(f->m);
+}
+
+static void fix_close(struct fix *f)
+{
+	cr_assert_eq(rp_unmap(f->m), 0);
+	cr_assert_eq(rp_fileh_close(f->fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_close(f->st), 0);
+	rp_engine_close(f->eng);
+	tu_unlink(f->path);
+}
+
+static struct rp_stats stats(rp_engine *eng)
+{
+	struct rp_stats s;
+
+	cr_assert_eq(rp_stats(eng, &s), 0);
+	return s;
+}
+
+/* Reads one byte of page p and checks it against the file's bytes. */
+static void read_page(struct fix *f, uint64_t p)
+{
+	unsigned char want;
+
+	tu_fill(&want, 1, 77, p * PG + 17);
+	cr_assert_eq((unsigned char)((volatile char *)f->a)[p * PG + 17], want, "page %lu",
+	             (unsigned long)p);
+}
+
+/* ---------------------------------------------------------------- eviction */
+
+Test(reclaim, a_sequential_pass_over_four_times_the_pool_stays_within_it)
+{
+	struct fix f;
+	const uint64_t pool = 256;
+	uint64_t peak = 0;
+
+	fix_open(&f, "rc_seq", pool, 4 * pool, NULL, PROT_READ, NULL);
+	for (int pass = 0; pass < 2; pass++)
+		for (uint64_t p = 0; p < f.pages; p++) {
+			read_page(&f, p);
+			struct rp_stats s = stats(f.eng);
+
+			cr_assert_leq(s.resident_pages, pool, "page %lu: %lu resident", (unsigned long)p,
+			              (unsigned long)s.resident_pages);
+			if (s.resident_pages > peak)
+				peak = s.resident_pages;
+		}
+	/* Every page of the whole file, read twice, with the pool holding a quarter. */
+	tu_expect_fill(f.a + (f.pages - 8) * PG, 8 * PG, 77, (f.pages - 8) * PG);
+	struct rp_stats s = stats(f.eng);
+
+	cr_assert_geq(s.pages_evicted, 2 * f.pages - pool, "%lu evicted",
+	              (unsigned long)s.pages_evicted);
+	cr_assert_geq(s.reclaim_passes, 1);
+	cr_assert_gt(peak, pool / 2, "the pool was used: peak %lu", (unsigned long)peak);
+	fix_close(&f);
+}
+
+Test(reclaim, a_hot_set_that_fits_the_pool_stays_resident)
+{
+	struct fix f;
+	const uint64_t pool = 256, hot = 32, cold = 4096;
+	uint64_t rng = 12345, hot_loads = 0, hot_touches = 0;
+
+	/* Pages [0, hot) are hot, [hot, hot + cold) cold; half of the touches each. */
+	fix_open(&f, "rc_hot", pool, hot + cold, NULL, PROT_READ, NULL);
+	for (int i = 0; i < 20000; i++) {
+		bool is_hot = tu_rand(&rng) & 1;
+		uint64_t p = is_hot ? tu_rand(&rng) % hot : hot + tu_rand(&rng) % cold;
+		uint64_t before = stats(f.eng).pages_loaded;
+
+		read_page(&f, p);
+		if (is_hot && i >= 5000) { /* warmed up */
+			hot_touches++;
+			hot_loads += stats(f.eng).pages_loaded - before;
+		}
+	}
+	double hit = 1.0 - (double)hot_loads / (double)hot_touches;
+	struct rp_stats s = stats(f.eng);
+
+	/* A hot page is touched every 64 touches on average; the pool (kept between 243 and
+	 * 250 pages by background reclaim) fills with cold pages every ~500. FIFO, blind to
+	 * use, would evict each hot page once per fill: about 1 hot touch in 7 would miss.
+	 * CLOCK keeps them. */
+	cr_assert_geq(hit, 0.95, "hot pages hit %.3f (%lu loads for %lu touches)", hit,
+	              (unsigned long)hot_loads, (unsigned long)hot_touches);
+	cr_assert_gt(s.reference_hits, 0);
+	cr_assert_gt(s.pages_evicted, 0);
+	cr_log_info("hot hit ratio %.4f, %lu evicted, %lu reference hits, %lu passes", hit,
+	            (unsigned long)s.pages_evicted, (unsigned long)s.reference_hits,
+	            (unsigned long)s.reclaim_passes);
+	fix_close(&f);
+}
+
+/* The hand clears a page's bit (and unmaps it) on its first pass and evicts the page on
+ * the second unless it was touched in between. */
+Test(reclaim, rp_reclaim_gives_a_touched_page_its_second_chance)
+{
+	struct fix f;
+
+	fix_open(&f, "rc_clock", 64, 16, NULL, PROT_READ, NULL);
+	for (uint64_t p = 0; p < 8; p++)
+		read_page(&f, p);
+	cr_assert_eq(stats(f.eng).resident_pages, 8);
+	/* First revolution clears the bits of 0..7, the second takes 0..3. */
+	cr_assert_eq(rp_reclaim(f.eng, 4), 4);
+	cr_assert_eq(stats(f.eng).resident_pages, 4);
+	uint64_t hits = stats(f.eng).reference_hits;
+
+	read_page(&f, 4); /* touched since the hand passed: a minor fault sets the bit */
+	cr_assert_eq(stats(f.eng).reference_hits, hits + 1);
+	cr_assert_eq(rp_reclaim(f.eng, 1), 1);
+	uint64_t loads = stats(f.eng).pages_loaded;
+
+	read_page(&f, 4); /* kept */
+	cr_assert_eq(stats(f.eng).pages_loaded, loads, "the touched page was evicted");
+	read_page(&f, 5); /* the hand took it instead */
+	cr_assert_eq(stats(f.eng).pages_loaded, loads + 1);
+	cr_assert_eq(rp_reclaim(f.eng, 0), -EINVAL);
+	cr_assert_eq(rp_reclaim(NULL, 1), -EINVAL);
+	fix_close(&f);
+}
+
+Test(reclaim, pinned_pages_are_never_evicted)
+{
+	struct fix f;
+
+	fix_open(&f, "rc_pin", 64, 256, NULL, PROT_READ, NULL);
+	cr_assert_eq(rp_pin(f.m, 0, 16 * PG), 0, "%s", rp_errmsg());
+	for (uint64_t p = 16; p < 256; p++)
+		read_page(&f, p);
+	uint64_t loads = stats(f.eng).pages_loaded;
+
+	tu_expect_fill(f.a, 16 * PG, 77, 0);
+	cr_assert_eq(stats(f.eng).pages_loaded, loads);
+	cr_assert_eq(rp_unpin(f.m, 0, 16 * PG), 0);
+	/* More than the pool can never be pinned at once. */
+	cr_assert_eq(rp_pin(f.m, 0, 65 * PG), -ENOMEM);
+	cr_assert(strstr(rp_errmsg(), "more than the RAM pool"), "%s", rp_errmsg());
+	fix_close(&f);
+}
+
+Test(reclaim, background_reclaim_brings_the_pool_down_to_the_low_watermark)
+{
+	struct fix f;
+	const char *const extra[] = {"reclaim_high", "50%", "reclaim_low", "25", NULL};
+
+	fix_open(&f, "rc_bg", 256, 512, NULL, PROT_READ, extra);
+	cr_assert(strstr(rp_engine_describe(f.eng), "from 50% (128 pages) down to 25% (64"), "%s",
+	          rp_engine_describe(f.eng));
+	for (uint64_t p = 0; p < 200; p++)
+		read_page(&f, p);
+	/* Never reaching the full pool: the reclaim thread keeps it between the marks. Wait
+	 * for it (bounded: a failure here is a hang, not a timing judgement). */
+	for (int i = 0; i < 2000 && stats(f.eng).resident_pages > 128; i++)
+		usleep(1000);
+	struct rp_stats s = stats(f.eng);
+
+	cr_assert_leq(s.resident_pages, 128, "%lu resident", (unsigned long)s.resident_pages);
+	cr_assert_gt(s.pages_evicted, 0);
+	cr_assert_eq(s.memory_waits, 0);
+	fix_close(&f);
+}
+
+/* ---------------------------------------------------------------- dirty pages */
+
+RECLAIM_TEST(dirty_pages_survive_reclaim_with_their_data)
+{
+	struct fix f;
+	const uint64_t pool = 64;
+
+	fix_open(&f, "rc_dirty", pool, 4 * pool, mode, PROT_READ | PROT_WRITE, NULL);
+	/* Pages 0..15 are written after a read (clean first: the write-protect path), 16..23
+	 * written without a read first. */
+	for (uint64_t p = 0; p < 16; p++) {
+		read_page(&f, p);
+		memset(f.a + p * PG, (int)(0x40 + p), PG);
+	}
+	for (uint64_t p = 16; p < 24; p++)
+		memset(f.a + p * PG, (int)(0x40 + p), PG);
+	/* Three passes over everything else: each page is evicted many times over. */
+	for (int pass = 0; pass < 3; pass++)
+		for (uint64_t p = 24; p < f.pages; p++)
+			read_page(&f, p);
+	struct rp_stats s = stats(f.eng);
+
+	/* (background reclaim may take some of them first) */
+	long got = rp_reclaim(f.eng, (long)pool);
+
+	cr_assert(got >= 0 && got <= (long)s.resident_pages - 24, "rp_reclaim: %ld", got);
+	s = stats(f.eng);
+	cr_assert_eq(s.resident_pages, 24, "every clean page goes, no dirty one: %lu left",
+	             (unsigned long)s.resident_pages);
+
+	cr_assert_geq(s.pages_evicted, 3 * (f.pages - 24) - pool);
+	cr_assert_eq(s.dirty_pages, 24, "%lu dirty", (unsigned long)s.dirty_pages);
+	cr_assert_eq(s.dirty_bytes, 24 * PG);
+	for (uint64_t p = 0; p < 24; p++)
+		for (size_t i = 0; i < PG; i += 511)
+			cr_assert_eq((unsigned char)f.a[p * PG + i], 0x40 + p, "page %lu byte %zu",
+			             (unsigned long)p, i);
+	/* And they still reach the store. */
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0, "%s",
+	             rp_errmsg());
+	cr_assert_eq(stats(f.eng).pages_written, 24);
+	fix_close(&f);
+}
+
+struct writer {
+	char *a;
+	uint64_t pages, value;
+	atomic_bool done;
+};
+
+/* Writes `value` once into every page, a few microseconds apart. */
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+
+	for (uint64_t p = 0; p < w->pages; p++) {
+		struct timespec t0, t;
+
+		((volatile uint64_t *)(void *)(w->a + p * PG))[1] = w->value;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		do
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		while ((t.tv_sec - t0.tv_sec) * 1000000000l + t.tv_nsec - t0.tv_nsec < 20000);
+	}
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+/* A thread writes clean pages while the hand sweeps them: not one write may be lost,
+ * whatever instant the hand passes (the race between collecting the writes of a page and
+ * zapping its mappings; the engine is told to pause between the two, which makes it
+ * likely). Each page is written once per round, so a lost write is never repaired by a
+ * later one, and eviction afterwards would show the store's older value. */
+RECLAIM_TEST(writes_racing_the_clock_hand_are_never_lost)
+{
+	struct fix f;
+	struct writer w = {.pages = 32};
+
+	internal_flags = VM_SLOW_ZAP;
+	fix_open(&f, "rc_race", 64, 256, mode, PROT_READ | PROT_WRITE, NULL);
+	w.a = f.a;
+	for (uint64_t round = 1; round <= 20; round++) {
+		pthread_t t;
+
+		for (uint64_t p = 0; p < w.pages; p++)
+			read_page(&f, p); /* resident, mapped, referenced */
+		/* clean and stored: the next writes must be seen anew */
+		cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0, "%s",
+		             rp_errmsg());
+		w.value = round;
+		atomic_store(&w.done, false);
+		cr_assert_eq(pthread_create(&t, NULL, writer_main, &w), 0);
+		while (!atomic_load(&w.done))
+			(void)rp_reclaim(f.eng, 64);
+		pthread_join(t, NULL);
+		(void)rp_reclaim(f.eng, 256); /* every page the engine thinks clean goes */
+		(void)rp_reclaim(f.eng, 256);
+		for (uint64_t p = 0; p < w.pages; p++) {
+			uint64_t v = ((volatile uint64_t *)(void *)(f.a + p * PG))[1];
+
+			cr_assert_eq(v, round, "round %lu: page %lu holds %lu: a write was lost",
+			             (unsigned long)round, (unsigned long)p, (unsigned long)v);
+		}
+	}
+	fix_close(&f);
+}
+
+/* ---------------------------------------------------------------- the hook */
+
+struct hook_rec {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	int calls[3];
+	uint64_t bytes;
+	rp_fileh *fh; /* when set, the hook writes out (MARKSTORED) on POOL_FULL */
+	int wo_result;
+};
+
+static void on_pressure(void *arg, rp_engine *eng, int why, uint64_t dirty_bytes)
+{
+	struct hook_rec *h = arg;
+
+	(void)eng;
+	cr_assert(why == RP_PRESSURE_DIRTY_LIMIT || why == RP_PRESSURE_POOL_FULL);
+	if (why == RP_PRESSURE_POOL_FULL && h->fh)
+		h->wo_result = rp_writeout(h->fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED);
+	pthread_mutex_lock(&h->lock);
+	h->calls[why]++;
+	h->bytes = dirty_bytes;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Waits (bounded: a failure is a missing call, not slowness) for `n` calls of `why`. */
+static bool wait_calls(struct hook_rec *h, int why, int n)
+{
+	struct timespec ts;
+	bool ok;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 30;
+	pthread_mutex_lock(&h->lock);
+	while (h->calls[why] < n)
+		if (pthread_cond_timedwait(&h->cv, &h->lock, &ts))
+			break;
+	ok = h->calls[why] >= n;
+	pthread_mutex_unlock(&h->lock);
+	return ok;
+}
+
+RECLAIM_TEST(crossing_the_dirty_limit_calls_the_hook_once_per_crossing)
+{
+	struct fix f;
+	struct hook_rec h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, NULL, 0};
+	const char *const extra[] = {"dirty_limit", "64k", NULL};
+
+	fix_open(&f, "rc_limit", 256, 256, mode, PROT_READ | PROT_WRITE, extra);
+	cr_assert_eq(rp_set_pressure_hook(f.eng, on_pressure, &h), 0);
+	for (uint64_t p = 0; p < 8; p++) { /* below the limit (16 pages) */
+		read_page(&f, p);
+		f.a[p * PG] = 1;
+	}
+	for (uint64_t p = 100; p < 108; p++) /* written without a read: dirty at the fault */
+		f.a[p * PG] = 1;
+	for (uint64_t p = 8; p < 12; p++) { /* clean first, then written: 20 pages */
+		read_page(&f, p);
+		f.a[p * PG] = 1;
+	}
+	cr_assert(wait_calls(&h, RP_PRESSURE_DIRTY_LIMIT, 1), "the hook was not called");
+	cr_assert_geq(h.bytes, 16 * PG);
+	/* Once per crossing: more writes above the limit do not call it again ... */
+	for (uint64_t p = 20; p < 30; p++)
+		f.a[p * PG] = 1;
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_MARKSTORED), 0); /* ... falling below re-arms */
+	for (int i = 0; i < 100 && atomic_load(&f.fh->vm->rc.over_limit); i++)
+		usleep(10000);
+	for (uint64_t p = 40; p < 60; p++)
+		f.a[p * PG] = 1;
+	cr_assert(wait_calls(&h, RP_PRESSURE_DIRTY_LIMIT, 2), "no call at the second crossing");
+	cr_assert_eq(h.calls[RP_PRESSURE_DIRTY_LIMIT], 2);
+	cr_assert_eq(stats(f.eng).hook_calls, 2);
+	cr_assert_eq(rp_set_pressure_hook(f.eng, NULL, NULL), 0);
+	fix_close(&f);
+}
+
+/* ---------------------------------------------------------------- nothing to free */
+
+RECLAIM_TEST(a_pool_full_of_dirty_pages_gives_sigbus_and_enomem_after_the_wait)
+{
+	struct fix f;
+	struct hook_rec h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, NULL, 0};
+	const char *const extra[] = {"reclaim_wait", "200", "dirty_limit", "0", NULL};
+	const uint64_t pool = 32;
+
+	fix_open(&f, "rc_full", pool, 4 * pool, mode, PROT_READ | PROT_WRITE, extra);
+	cr_assert_eq(rp_set_pressure_hook(f.eng, on_pressure, &h), 0);
+	for (uint64_t p = 0; p < pool; p++)
+		f.a[p * PG + 1] = 'd';
+	cr_assert_eq(stats(f.eng).dirty_pages, pool);
+	/* Nothing can go: the touch waits 200 ms, then SIGBUS at the address. */
+	cr_assert(tu_touch_gets_sigbus(f.a + 40 * PG + 8), "a touch with the pool all dirty");
+	cr_assert_eq(rp_pin(f.m, 50 * PG, PG), -ENOMEM, "%s", rp_errmsg());
+	cr_assert(strstr(rp_errmsg(), "dirty"), "%s", rp_errmsg());
+	cr_assert(wait_calls(&h, RP_PRESSURE_POOL_FULL, 1), "the hook was not told");
+	struct rp_stats s = stats(f.eng);
+
+	cr_assert_geq(s.memory_waits, 2);
+	cr_assert_geq(s.memory_failures, 2);
+	cr_assert_eq(s.dirty_pages, pool, "nothing dirty was lost");
+	/* The engine serves on: resident pages read, and once the application writes out,
+	 * memory comes back (the failed page loads through rp_pin, which also clears its
+	 * SIGBUS marker). */
+	cr_assert_eq(f.a[3 * PG + 1], 'd');
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0, "%s",
+	             rp_errmsg());
+	cr_assert_eq(rp_pin(f.m, 40 * PG, PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_unpin(f.m, 40 * PG, PG), 0);
+	read_page(&f, 40);
+	read_page(&f, 100);
+	cr_assert_eq(f.a[3 * PG + 1], 'd');
+	fix_close(&f);
+}
+
+struct toucher {
+	volatile char *addr;
+	char seen;
+};
+
+static void *toucher_main(void *arg)
+{
+	struct toucher *t = arg;
+
+	t->seen = *t->addr;
+	return NULL;
+}
+
+/* A fault that waits for memory completes once the hook writes out. */
+RECLAIM_TEST(a_waiting_fault_completes_when_the_hook_writes_out)
+{
+	struct fix f;
+	struct hook_rec h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, NULL, 0};
+	const char *const extra[] = {"reclaim_wait", "60000", "dirty_limit", "0", NULL};
+	const uint64_t pool = 32;
+	pthread_t t;
+
+	fix_open(&f, "rc_wait", pool, 4 * pool, mode, PROT_READ | PROT_WRITE, extra);
+	h.fh = f.fh;
+	cr_assert_eq(rp_set_pressure_hook(f.eng, on_pressure, &h), 0);
+	for (uint64_t p = 0; p < pool; p++)
+		f.a[p * PG + 1] = 'd';
+	struct toucher to = {f.a + 70 * PG + 17, 0};
+	unsigned char want;
+
+	tu_fill(&want, 1, 77, 70 * PG + 17);
+	cr_assert_eq(pthread_create(&t, NULL, toucher_main, &to), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq((unsigned char)to.seen, want);
+	cr_assert_eq(h.wo_result, 0);
+	cr_assert_geq(h.calls[RP_PRESSURE_POOL_FULL], 1);
+	struct rp_stats s = stats(f.eng);
+
+	cr_assert_geq(s.memory_waits, 1);
+	cr_assert_eq(s.memory_failures, 0);
+	cr_assert_eq(rp_set_pressure_hook(f.eng, NULL, NULL), 0);
+	fix_close(&f);
+}
+
+/* dirty_policy=writeback: the engine writes cold dirty pages back and evicts them. */
+RECLAIM_TEST(writeback_policy_writes_victims_back_and_the_store_holds_them)
+{
+	struct fix f;
+	const char *const extra[] = {"dirty_policy", "writeback", "reclaim_wait", "30000", NULL};
+	const uint64_t pool = 32;
+
+	fix_open(&f, "rc_wb", pool, 8 * pool, mode, PROT_READ | PROT_WRITE, extra);
+	for (uint64_t p = 0; p < f.pages; p++)
+		memset(f.a + p * PG, (int)(p & 0xff) ^ 0x5a, 64);
+	struct rp_stats s = stats(f.eng);
+
+	cr_assert_gt(s.writebacks, 0);
+	cr_assert_geq(s.pages_written, f.pages - pool, "%lu written",
+	              (unsigned long)s.pages_written);
+	cr_assert_eq(s.memory_failures, 0);
+	cr_assert_leq(s.resident_pages, pool);
+	/* Every page reads back what was written: from RAM, or reloaded from the store. */
+	for (uint64_t p = 0; p < f.pages; p++)
+		cr_assert_eq((unsigned char)f.a[p * PG + 63], (unsigned char)((p & 0xff) ^ 0x5a),
+		             "page %lu", (unsigned long)p);
+	/* The store itself holds the early pages (written back and evicted long ago). */
+	int fd = open(f.path, O_RDONLY);
+	unsigned char buf[64];
+
+	cr_assert_geq(fd, 0);
+	for (uint64_t p = 0; p < 64; p++) {
+		cr_assert_eq(pread(fd, buf, 64, (off_t)(p * PG)), 64);
+		for (int i = 0; i < 64; i++)
+			cr_assert_eq(buf[i], (unsigned char)((p & 0xff) ^ 0x5a), "store page %lu",
+			             (unsigned long)p);
+	}
+	close(fd);
+	fix_close(&f);
+}
+
+/* ---------------------------------------------------------------- configuration */
+
+Test(reclaim, watermarks_and_limits_are_checked)
+{
+	rp_config cfg;
+	rp_engine *eng = NULL;
+	char buf[32];
+
+	rp_config_init(&cfg);
+	cr_assert_eq(rp_config_get(&cfg, "reclaim_high", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "98%");
+	cr_assert_eq(rp_config_get(&cfg, "dirty_limit", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "50%");
+	cr_assert_eq(rp_config_get(&cfg, "dirty_policy", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "keep");
+	cr_assert_eq(rp_config_set(&cfg, "reclaim_high", "101"), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "reclaim_high=101"), "%s", rp_errmsg());
+	cr_assert_eq(rp_config_set(&cfg, "reclaim_low", "x%"), -EINVAL);
+	cr_assert_eq(rp_config_set(&cfg, "dirty_limit", "120%"), -EINVAL);
+	cr_assert_eq(rp_config_set(&cfg, "dirty_limit", "12X"), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "dirty_limit=12X"), "%s", rp_errmsg());
+	cr_assert_eq(rp_config_set(&cfg, "dirty_policy", "flush"), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "keep or writeback"), "%s", rp_errmsg());
+	cr_assert_eq(rp_config_set(&cfg, "dirty_limit", "256M"), 0);
+	cr_assert_eq(rp_config_get(&cfg, "dirty_limit", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "268435456");
+	cr_assert_eq(rp_config_set(&cfg, "reclaim_wait", "0"), 0);
+	/* low must be below high */
+	cfg.ram_size = 2 << 20;
+	cr_assert_eq(rp_config_set(&cfg, "reclaim_high", "60"), 0);
+	cr_assert_eq(rp_config_set(&cfg, "reclaim_low", "60"), 0);
+	cr_assert_eq(rp_engine_open(&cfg, &eng), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "reclaim_low=60%"), "%s", rp_errmsg());
+	cr_assert_null(eng);
+}
