@@ -149,8 +149,9 @@ int rp_stats(rp_engine *eng, struct rp_stats *out)
 long rp_reclaim(rp_engine *eng, long npages)
 {
 	if (!eng || npages <= 0)
-		return vm_errf(-EINVAL, "rp_reclaim: %s", !eng ? "engine is NULL"
-		                                               : "npages must be positive");
+		return !eng ? vm_errf(-EINVAL, "rp_reclaim: engine is NULL")
+		            : vm_errf(-EINVAL, "rp_reclaim: npages %ld: expected a positive number",
+		                      npages);
 	return (long)vm_reclaim_pages(&eng->vm, (uint64_t)npages);
 }
 

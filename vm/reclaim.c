@@ -856,7 +856,6 @@ static void *reclaim_main(void *arg)
 {
 	struct vm *vm = arg;
 	struct vm_reclaim *rc = &vm->rc;
-	uint64_t seen_epoch = 0;
 
 	pthread_mutex_lock(&rc->wlock);
 	while (!rc->stop) {
@@ -890,11 +889,12 @@ static void *reclaim_main(void *arg)
 		}
 		check_dirty_limit(vm);
 
-		/* Background reclaim: from the high watermark down to the low one. */
+		/* Background reclaim: from the high watermark (vm_reclaim_check set busy) down
+		 * to the low one; or for loads waiting. */
 		uint64_t ids[RC_WB_MAX], freed = 0;
 		unsigned nwb = 0;
 
-		while (ram_pool_charged(vm->pool) > rc->low) {
+		while ((atomic_load(&rc->busy) || waiting) && ram_pool_charged(vm->pool) > rc->low) {
 			uint64_t over = ram_pool_charged(vm->pool) - rc->low;
 			uint64_t got = sweep(vm, over < RC_BG_BATCH ? over : RC_BG_BATCH, ids, &nwb);
 
@@ -914,11 +914,11 @@ static void *reclaim_main(void *arg)
 			rc->full_told = false;
 			pthread_cond_broadcast(&rc->mem_cv);
 		}
-		bool tell = waiting && !freed && !rc->full_told && rc->epoch == seen_epoch;
+		/* Once per stall: full_told is cleared whenever memory is freed. */
+		bool tell = waiting && !freed && !rc->full_told;
 
 		if (tell)
 			rc->full_told = true;
-		seen_epoch = rc->epoch;
 		pthread_mutex_unlock(&rc->wlock);
 		if (tell)
 			call_hook(vm, VM_PRESSURE_POOL_FULL);
