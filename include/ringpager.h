@@ -345,7 +345,10 @@ RP_API int rp_fileh_dirty(rp_fileh *fh, uint64_t *pages);
 RP_API int rp_map(rp_fileh *fh, uint64_t off, size_t len, int prot, rp_mapping **out);
 RP_API void *rp_mapping_addr(const rp_mapping *m);
 RP_API size_t rp_mapping_len(const rp_mapping *m);
-/* Unmaps. Pins taken through the mapping are dropped; the pages stay in the handle. */
+/* Unmaps. Pins taken through the mapping are dropped; the pages stay in the handle, dirty
+ * ones with every write made through the mapping. A thread that still touches the mapping
+ * while it goes gets SIGSEGV (the mapping becomes read-only, then inaccessible, first):
+ * no write is silently lost. */
 RP_API int rp_unmap(rp_mapping *m);
 
 enum {

@@ -217,6 +217,13 @@ int vm_unmap(struct rp_mapping *m)
 	struct rp_fileh *fh = m->fh;
 	struct vm *vm = fh->vm;
 
+	/* A thread still using the mapping now is the application's bug; make it fault
+	 * (SIGSEGV) rather than lose data: first no more writes, so that the collection below
+	 * sees every write made through the mapping (under wp_async they live in its page
+	 * tables only); then no access at all, so that nothing touches the memfd behind the
+	 * engine's back once the range is unregistered. One VMA each time: no split. */
+	if (m->track)
+		(void)mprotect(m->addr, m->len, PROT_READ);
 	pthread_rwlock_wrlock(&vm->maps_lock);
 	by_addr_remove(vm, m);
 	pthread_rwlock_unlock(&vm->maps_lock);
@@ -224,6 +231,7 @@ int vm_unmap(struct rp_mapping *m)
 	/* Writes through this mapping not collected yet become DIRTY states now: the page
 	 * tables that remember them go with the mapping. */
 	vm_dirty_collect(fh, m);
+	(void)mprotect(m->addr, m->len, PROT_NONE);
 	for (struct vm_load *ld = fh->loads; ld; ld = ld->next)
 		if (ld->writer == m)
 			ld->writer = NULL;

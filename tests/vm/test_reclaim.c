@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -337,6 +339,100 @@ RECLAIM_TEST(writes_racing_the_clock_hand_are_never_lost)
 			             (unsigned long)round, (unsigned long)p, (unsigned long)v);
 		}
 	}
+	fix_close(&f);
+}
+
+/* A write racing rp_unmap: the writer gets SIGSEGV once the mapping goes, and every
+ * write it made before is kept (collected, dirty, never evicted). rp_unmap makes the
+ * mapping read-only before it collects, so no write can land between its collection and
+ * the munmap (where nobody would remember it, and eviction would drop it). The writer's
+ * first store comes 0..117 us after rp_unmap starts (it takes 40-120 us here). That
+ * window is narrow: 120 rounds without the read-only step lost no write, so this test
+ * guards the contract rather than reproducing the old loss. */
+static __thread sigjmp_buf segv_jmp;
+
+static void on_segv(int sig)
+{
+	(void)sig;
+	siglongjmp(segv_jmp, 1);
+}
+
+struct unmap_writer {
+	volatile uint64_t *p;
+	uint64_t base;         /* values written: base + 1, base + 2, ... */
+	unsigned delay_ns;     /* after `go`: lands the first write anywhere in rp_unmap */
+	atomic_bool ready, go;
+	uint64_t last;         /* the last value whose store completed, or 0 */
+};
+
+static void spin_ns(unsigned ns)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000000l + t.tv_nsec - t0.tv_nsec < (long)ns);
+}
+
+static void *unmap_writer_main(void *arg)
+{
+	struct unmap_writer *w = arg;
+	volatile uint64_t n = 0;
+
+	if (sigsetjmp(segv_jmp, 1) == 0) {
+		atomic_store(&w->ready, true);
+		while (!atomic_load(&w->go))
+			;
+		spin_ns(w->delay_ns);
+		for (;;) {
+			*w->p = w->base + n + 1;
+			n = n + 1;
+		}
+	}
+	w->last = n ? w->base + n : 0;
+	return NULL;
+}
+
+RECLAIM_TEST(a_write_racing_rp_unmap_is_kept_or_faults)
+{
+	struct fix f;
+	struct sigaction sa = {.sa_handler = on_segv}, old;
+	uint64_t expect;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old);
+	fix_open(&f, "rc_unmap", 64, 64, mode, PROT_READ | PROT_WRITE, NULL);
+	expect = *(volatile uint64_t *)(void *)(f.a + 3 * PG); /* the file's bytes */
+	for (unsigned round = 0; round < 40; round++) {
+		struct unmap_writer w = {.base = (round + 1) * 1000000000ull,
+		                         .delay_ns = round * 3000};
+		pthread_t t;
+
+		/* the page clean and stored: the writer's first store must be seen anew */
+		cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0, "%s",
+		             rp_errmsg());
+		w.p = (volatile uint64_t *)(void *)(f.a + 3 * PG);
+		(void)*w.p; /* mapped (write-protected) in this mapping: a write takes no fault */
+		cr_assert_eq(pthread_create(&t, NULL, unmap_writer_main, &w), 0);
+		while (!atomic_load(&w.ready))
+			;
+		atomic_store(&w.go, true);
+		cr_assert_eq(rp_unmap(f.m), 0);
+		pthread_join(t, NULL);
+		if (w.last)
+			expect = w.last;
+		(void)rp_reclaim(f.eng, 64); /* clean pages go; a dirty one stays */
+		(void)rp_reclaim(f.eng, 64);
+		cr_assert_eq(rp_map(f.fh, 0, f.pages * PG, PROT_READ | PROT_WRITE, &f.m), 0, "%s",
+		             rp_errmsg());
+		f.a = rp_mapping_addr(f.m);
+		uint64_t got = *(volatile uint64_t *)(void *)(f.a + 3 * PG);
+
+		cr_assert_eq(got, expect, "round %u: the page holds %lu, the writer's last store was %lu",
+		             round, (unsigned long)got, (unsigned long)expect);
+	}
+	sigaction(SIGSEGV, &old, NULL);
 	fix_close(&f);
 }
 
