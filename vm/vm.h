@@ -5,7 +5,8 @@
  * vm/ turns stores into memory (DESIGN.md, "The mechanism: identity layout"):
  *   struct vm          one instance per engine: the RAM pool, one userfaultfd, the
  *                      fault-service threads (each with its own io/ queue), the table
- *                      of user mappings by address, and the counters.
+ *                      of user mappings by address, the reclaim state and its thread
+ *                      (vm/reclaim.c), and the counters.
  *   struct rp_store    where pages come from: an io/ device, or custom ops.
  *   struct rp_fileh    one view of a store: a RAM handle (sparse memfd, RAM offset ==
  *                      store offset), its pagemap (one word per page, vm/page.h), the
@@ -24,10 +25,14 @@
  *
  * Locks, in the order they are taken:
  *   vm->maps_lock (rwlock)   the address table of mappings; read by the fault path
+ *   vm->rc.lock              one reclaim sweep at a time (the CLOCK hand); taken with no
+ *                            fh->lock held (a fault's load drops its own first), then
+ *                            vm->objs_lock and each fh->lock inside it
  *   fh->lock                 the handle's pagemap, loads, mappings list; never held across
  *                            I/O or a custom store's load
  *   vm->jobs_lock            loads handed to the service threads
- * ram/ takes its handle lock inside fh->lock (ram_alloc, ram_release).
+ * ram/ takes its handle lock inside fh->lock (ram_alloc, ram_release). vm->rc.wlock (reclaim
+ * waiters and kicks) is a leaf, taken under any of the others.
  */
 #ifndef RINGPAGER_VM_H
 #define RINGPAGER_VM_H
