@@ -93,7 +93,15 @@ static void collect_all(struct rp_fileh *fh, struct rp_mapping *m)
 		(void)vm_dirty_mark(fh, idx);
 }
 
-#define SCAN_VEC 256
+int vm_dirty_mark_region(struct rp_fileh *fh, uint64_t first, uint64_t end, uint64_t cat,
+                         void *arg)
+{
+	(void)cat;
+	(void)arg;
+	for (uint64_t p = first; p < end; p++)
+		(void)vm_dirty_mark(fh, p);
+	return 0;
+}
 
 /* Trade-off: the walk runs under the handle's lock, so faults on the handle wait for it
  * (the kernel's figure is about 31 ns per written page, less for the rest: a few ms for
@@ -101,26 +109,12 @@ static void collect_all(struct rp_fileh *fh, struct rp_mapping *m)
  * state changes meanwhile (invalidated, reloaded, written out). */
 static void collect_map(struct rp_fileh *fh, struct rp_mapping *m)
 {
-	struct vm *vm = fh->vm;
-	struct page_region vec[SCAN_VEC];
-	uint64_t base = (uintptr_t)m->addr, start = base, end = base + m->len, walk_end;
+	uint64_t base = (uintptr_t)m->addr;
 
-	while (start < end) {
-		int n = vm_pagemap_scan(vm->pagemap_fd, start, end, vec, SCAN_VEC, &walk_end);
-
-		if (n == -EINTR || n == -EAGAIN)
-			continue;
-		if (n < 0) {
-			collect_all(fh, m);
-			return;
-		}
-		for (int i = 0; i < n; i++)
-			for (uint64_t a = vec[i].start; a < vec[i].end; a += vm->psz)
-				(void)vm_dirty_mark(fh, m->first + (a - base) / vm->psz);
-		if (walk_end <= start)
-			break;
-		start = walk_end;
-	}
+	/* present and written: a poison marker is neither write-protected nor a page */
+	if (!vm_pagemap_walk(fh->vm, m, base, base + m->len, true, 0,
+	                     PAGE_IS_WRITTEN | PAGE_IS_PRESENT, vm_dirty_mark_region, NULL))
+		collect_all(fh, m);
 }
 
 void vm_dirty_collect(struct rp_fileh *fh, struct rp_mapping *only)

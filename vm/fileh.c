@@ -69,7 +69,7 @@ int vm_fileh_close(struct rp_fileh *fh)
 	if (fh->next)
 		fh->next->prev = fh->prev;
 	pthread_mutex_unlock(&vm->objs_lock);
-	vm_reclaim_forget(vm, fh); /* out of the list: no sweep can find it any more */
+	vm_reclaim_forget(vm); /* out of the list: no sweep can find it any more */
 
 	/* Loads of this handle may still be in flight (WILLNEED), and writeouts (async):
 	 * wait for them. Dirty pages are dropped with the rest. */

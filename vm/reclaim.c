@@ -165,10 +165,10 @@ static bool runs_has(const struct rc_runs *rs, uint64_t idx)
 	return lo < rs->n && rs->r[lo][0] <= idx;
 }
 
-/* Scratch space of a sweep: sized for one window (zaps and evictions are pages of it). */
+/* Scratch space of a sweep: the zaps of one window (pages of it, so at most RC_WINDOW
+ * runs). */
 struct rc_scratch {
-	uint64_t zap[RC_WINDOW][2], evict[RC_WINDOW][2];
-	struct page_region vec[64];
+	uint64_t zap[RC_WINDOW][2];
 };
 
 static bool tracked_async(const struct vm *vm, const struct rp_mapping *m)
@@ -176,71 +176,24 @@ static bool tracked_async(const struct vm *vm, const struct rp_mapping *m)
 	return m->track && vm->dirty == VM_DIRTY_WP_ASYNC;
 }
 
-/* The part of pages [lo, hi) that mapping m covers, as addresses; false when none. */
+/* The part of pages [lo, hi) that mapping m covers, as addresses [*a, *b); false when
+ * none. */
 static bool map_span(const struct vm *vm, const struct rp_mapping *m, uint64_t lo, uint64_t hi,
                      uint64_t *a, uint64_t *b)
 {
-	uint64_t l = lo > m->first ? lo : m->first;
-	uint64_t h = hi < m->first + m->npages ? hi : m->first + m->npages;
+	uint64_t len;
 
-	if (l >= h)
+	if (!vm_map_overlap(m, lo, hi - lo, a, &len, vm->psz))
 		return false;
-	*a = (uintptr_t)m->addr + (l - m->first) * vm->psz;
-	*b = (uintptr_t)m->addr + (h - m->first) * vm->psz;
-	return true;
-}
-
-typedef int (*region_fn)(struct rp_fileh *fh, uint64_t first, uint64_t end, uint64_t cat,
-                         void *arg);
-
-/* PAGEMAP_SCAN of [a, b) in m for pages whose categories, XORed with `inverted`, have
- * every bit of `mask`; fn is called for each region found (page indexes of the handle).
- * With wp, the pages reported are write-protected in the same walk. Returns false when
- * the kernel refused the scan or fn failed. */
-static bool scan_regions(struct vm *vm, struct rp_mapping *m, struct rc_scratch *s, uint64_t a,
-                         uint64_t b, bool wp, uint64_t inverted, uint64_t mask, region_fn fn,
-                         void *arg)
-{
-	while (a < b) {
-		struct pm_scan_arg q = {
-		    .size = sizeof(q),
-		    .flags = wp ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0,
-		    .start = a,
-		    .end = b,
-		    .vec = (uintptr_t)s->vec,
-		    .vec_len = sizeof(s->vec) / sizeof(s->vec[0]),
-		    .category_inverted = inverted,
-		    .category_mask = mask,
-		    .return_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		};
-		int n = ioctl(vm->pagemap_fd, PAGEMAP_SCAN, &q);
-
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n < 0)
-			return false;
-		for (int i = 0; i < n; i++) {
-			uint64_t base = (uintptr_t)m->addr;
-
-			if (fn(m->fh, m->first + (s->vec[i].start - base) / vm->psz,
-			       m->first + (s->vec[i].end - base) / vm->psz, s->vec[i].categories, arg))
-				return false;
-		}
-		if (q.walk_end <= a)
-			break;
-		a = q.walk_end;
-	}
+	*b = *a + len;
 	return true;
 }
 
 /* Before the zap: written pages become DIRTY; clean present ones are remembered. */
 static int pre_region(struct rp_fileh *fh, uint64_t first, uint64_t end, uint64_t cat, void *arg)
 {
-	if (cat & PAGE_IS_WRITTEN) {
-		for (uint64_t p = first; p < end; p++)
-			(void)vm_dirty_mark(fh, p);
-		return 0;
-	}
+	if (cat & PAGE_IS_WRITTEN)
+		return vm_dirty_mark_region(fh, first, end, cat, NULL);
 	return runs_add_n(arg, first, end - first);
 }
 
@@ -307,8 +260,8 @@ struct rc_present {
 /* wp_async, before the zap: collects writes in [lo, hi) of every writable mapping and
  * remembers each one's clean present pages; *all gets their union. fh->lock held. A
  * mapping whose scan fails counts every resident page of the span as written. */
-static struct rc_present *pre_scan(struct vm *vm, struct rp_fileh *fh, struct rc_scratch *s,
-                                   uint64_t lo, uint64_t hi, struct rc_runs *all)
+static struct rc_present *pre_scan(struct vm *vm, struct rp_fileh *fh, uint64_t lo, uint64_t hi,
+                                   struct rc_runs *all)
 {
 	struct rc_present *head = NULL;
 	uint64_t a, b, idx, w;
@@ -321,7 +274,7 @@ static struct rc_present *pre_scan(struct vm *vm, struct rp_fileh *fh, struct rc
 		if (p)
 			p->runs = (struct rc_runs){malloc(64 * sizeof(p->runs.r[0])), 0, 64};
 		if (!p || !p->runs.r ||
-		    !scan_regions(vm, m, s, a, b, true, 0, PAGE_IS_PRESENT, pre_region, &p->runs)) {
+		    !vm_pagemap_walk(vm, m, a, b, true, 0, PAGE_IS_PRESENT, pre_region, &p->runs)) {
 			for (uint64_t i = lo; pagemap_next(&fh->pm, i, &idx, &w) && idx < hi; i = idx + 1)
 				if (idx >= m->first && idx < m->first + m->npages)
 					(void)vm_dirty_mark(fh, idx);
@@ -343,9 +296,8 @@ static struct rc_present *pre_scan(struct vm *vm, struct rp_fileh *fh, struct rc
 
 /* wp_async, after the zap: pages written between pre_scan and the zap become DIRTY, and
  * the lists are freed. fh->lock held. */
-static void post_scan(struct vm *vm, struct rp_fileh *fh, struct rc_scratch *s,
-                      struct rc_present *head, const struct rc_runs *zapped, uint64_t lo,
-                      uint64_t hi)
+static void post_scan(struct vm *vm, struct rp_fileh *fh, struct rc_present *head,
+                      const struct rc_runs *zapped, uint64_t lo, uint64_t hi)
 {
 	while (head) {
 		struct rc_present *p = head;
@@ -354,8 +306,8 @@ static void post_scan(struct vm *vm, struct rp_fileh *fh, struct rc_scratch *s,
 
 		head = p->next;
 		if (p->runs.n && zapped->n && map_span(vm, p->m, lo, hi, &a, &b) &&
-		    !scan_regions(vm, p->m, s, a, b, false, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		                  PAGE_IS_PRESENT | PAGE_IS_SWAPPED, post_region, &pa))
+		    !vm_pagemap_walk(vm, p->m, a, b, false, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		                     PAGE_IS_PRESENT | PAGE_IS_SWAPPED, post_region, &pa))
 			/* cannot tell: every remembered page that was zapped counts as written */
 			for (size_t i = 0; i < p->runs.n; i++)
 				for (uint64_t q = p->runs.r[i][0]; q < p->runs.r[i][0] + p->runs.r[i][1];
@@ -365,7 +317,6 @@ static void post_scan(struct vm *vm, struct rp_fileh *fh, struct rc_scratch *s,
 		free(p->runs.r);
 		free(p);
 	}
-	(void)fh;
 }
 
 /* One window of fh from page `from`, freeing at most `want` pages. fh->lock not held.
@@ -376,7 +327,7 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
                           uint64_t *cold_dirty)
 {
 	const bool age_dirty = vm->rc.p.policy == VM_POLICY_WRITEBACK;
-	struct rc_runs zap = {s->zap, 0, 0}, evict = {s->evict, 0, 0};
+	struct rc_runs zap = {s->zap, 0, 0};
 	struct rc_runs present = {malloc(64 * sizeof(present.r[0])), 0, 64};
 	struct vm_release rel = {0, 0};
 	uint64_t idx, w, lo = UINT64_MAX, hi = from, seen = 0, freed = 0;
@@ -400,7 +351,7 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 	 * zapped, and a page present in a writable mapping counts as referenced, whatever
 	 * its bit says (see the top of the file). Had the union not fitted in memory, the
 	 * bits alone decide, which the invariant there makes safe. */
-	struct rc_present *pres = pre_scan(vm, fh, s, lo, hi, &present);
+	struct rc_present *pres = pre_scan(vm, fh, lo, hi, &present);
 
 	*next = hi;
 	for (uint64_t i = lo; pagemap_next(&fh->pm, i, &idx, &w) && idx < hi; i = idx + 1) {
@@ -415,9 +366,10 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 		} else if (st == PG_DIRTY) {
 			(*cold_dirty)++;
 		} else if (freed < want) {
+			/* No mapping maps it (its bit is clear); the hole punch runs by runs. */
 			(void)pagemap_set(&fh->pm, idx, 0);
 			(void)runs_add_n(&zap, idx, 1);
-			(void)runs_add_n(&evict, idx, 1);
+			vm_release_page(fh, &rel, idx);
 			freed++;
 		} else {
 			*next = idx; /* enough: the hand stops at the next victim */
@@ -426,7 +378,8 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 	}
 	if (pres && (vm->rc.p.flags & VM_SLOW_ZAP))
 		usleep(100);
-	/* One zap per run and mapping; then the victims' RAM goes, one hole punch per run. */
+	/* One zap per run and mapping (the victims' too: nothing of them may stay, a poison
+	 * marker included); the victims' RAM goes by one hole punch per run. */
 	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
 		uint64_t a, b;
 
@@ -434,10 +387,7 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 			if (map_span(vm, m, zap.r[i][0], zap.r[i][0] + zap.r[i][1], &a, &b))
 				(void)madvise((void *)(uintptr_t)a, b - a, MADV_DONTNEED);
 	}
-	post_scan(vm, fh, s, pres, &zap, lo, hi);
-	for (size_t i = 0; i < evict.n; i++)
-		for (uint64_t p = evict.r[i][0]; p < evict.r[i][0] + evict.r[i][1]; p++)
-			vm_release_page(fh, &rel, p);
+	post_scan(vm, fh, pres, &zap, lo, hi);
 	vm_release_flush(fh, &rel);
 	pthread_mutex_unlock(&fh->lock);
 	free(present.r);
@@ -514,9 +464,8 @@ uint64_t vm_reclaim_pages(struct vm *vm, uint64_t want)
 	return sweep(vm, want, NULL, NULL);
 }
 
-void vm_reclaim_forget(struct vm *vm, struct rp_fileh *fh)
+void vm_reclaim_forget(struct vm *vm)
 {
-	(void)fh;
 	if (!vm->rc.started)
 		return;
 	pthread_mutex_lock(&vm->rc.lock);

@@ -73,19 +73,22 @@ static int uffd_api(int fd, uint64_t want, uint64_t *features, uint64_t *ioctls)
 #define WP_ASYNC_FEATURES \
 	(UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_ASYNC)
 
-int vm_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, struct page_region *vec,
-                    size_t n, uint64_t *walk_end)
+/* One PAGEMAP_SCAN call: pages in [start, end) whose categories, XORed with `inverted`,
+ * hold every bit of `mask`; with wp, write-protected in the same walk. */
+static int pagemap_query(int pagemap_fd, uint64_t start, uint64_t end, bool wp,
+                         uint64_t inverted, uint64_t mask, struct page_region *vec, size_t n,
+                         uint64_t *walk_end)
 {
 	struct pm_scan_arg a = {
 	    .size = sizeof(a),
-	    .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+	    .flags = wp ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0,
 	    .start = start,
 	    .end = end,
 	    .vec = (uintptr_t)vec,
 	    .vec_len = n,
-	    /* present and written: a poison marker is neither write-protected nor a page */
-	    .category_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT,
-	    .return_mask = PAGE_IS_WRITTEN,
+	    .category_inverted = inverted,
+	    .category_mask = mask,
+	    .return_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 	};
 	int r = ioctl(pagemap_fd, PAGEMAP_SCAN, &a);
 
@@ -93,6 +96,39 @@ int vm_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, struct page_re
 		return -errno;
 	*walk_end = a.walk_end;
 	return r;
+}
+
+int vm_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, struct page_region *vec,
+                    size_t n, uint64_t *walk_end)
+{
+	/* present and written: a poison marker is neither write-protected nor a page */
+	return pagemap_query(pagemap_fd, start, end, true, 0, PAGE_IS_WRITTEN | PAGE_IS_PRESENT,
+	                     vec, n, walk_end);
+}
+
+bool vm_pagemap_walk(struct vm *vm, struct rp_mapping *m, uint64_t start, uint64_t end, bool wp,
+                     uint64_t inverted, uint64_t mask, vm_region_fn fn, void *arg)
+{
+	struct page_region vec[64];
+	uint64_t base = (uintptr_t)m->addr, walk_end;
+
+	while (start < end) {
+		int n = pagemap_query(vm->pagemap_fd, start, end, wp, inverted, mask, vec,
+		                      sizeof(vec) / sizeof(vec[0]), &walk_end);
+
+		if (n == -EINTR || n == -EAGAIN)
+			continue;
+		if (n < 0)
+			return false;
+		for (int i = 0; i < n; i++)
+			if (fn(m->fh, m->first + (vec[i].start - base) / vm->psz,
+			       m->first + (vec[i].end - base) / vm->psz, vec[i].categories, arg))
+				return false;
+		if (walk_end <= start)
+			break;
+		start = walk_end;
+	}
+	return true;
 }
 
 /* Tries dirty tracking on a one-page memfd with a userfaultfd of its own (same open
@@ -340,8 +376,8 @@ static void uffd_wake(struct vm *vm, uint64_t start, uint64_t len)
 }
 
 /* The part of pages [first, first+npages) that mapping m covers, as addresses. */
-static bool map_overlap(const struct rp_mapping *m, uint64_t first, uint64_t npages,
-                        uint64_t *start, uint64_t *len, size_t psz)
+bool vm_map_overlap(const struct rp_mapping *m, uint64_t first, uint64_t npages,
+                    uint64_t *start, uint64_t *len, size_t psz)
 {
 	uint64_t lo = first > m->first ? first : m->first;
 	uint64_t hi = first + npages < m->first + m->npages ? first + npages : m->first + m->npages;
@@ -357,7 +393,7 @@ void vm_uffd_wake(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t 
 {
 	uint64_t start, len;
 
-	if (map_overlap(m, first, npages, &start, &len, vm->psz))
+	if (vm_map_overlap(m, first, npages, &start, &len, vm->psz))
 		uffd_wake(vm, start, len);
 }
 
@@ -369,7 +405,7 @@ void vm_uffd_continue(struct vm *vm, struct rp_mapping *m, uint64_t first, uint6
 	const uint64_t mode = m->track && !writable ? UFFDIO_CONTINUE_MODE_WP : 0;
 	uint64_t start, len;
 
-	if (!map_overlap(m, first, npages, &start, &len, vm->psz))
+	if (!vm_map_overlap(m, first, npages, &start, &len, vm->psz))
 		return;
 	while (len) {
 		struct uffdio_continue c = {.range = {.start = start, .len = len}, .mode = mode};
@@ -415,7 +451,7 @@ void vm_uffd_protect(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64
 {
 	uint64_t start, len;
 
-	if (!m->track || !map_overlap(m, first, npages, &start, &len, vm->psz))
+	if (!m->track || !vm_map_overlap(m, first, npages, &start, &len, vm->psz))
 		return;
 	struct uffdio_writeprotect wp = {
 	    .range = {.start = start, .len = len},
@@ -430,7 +466,7 @@ void vm_uffd_poison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_
 {
 	uint64_t start, len;
 
-	if (!map_overlap(m, first, npages, &start, &len, vm->psz))
+	if (!vm_map_overlap(m, first, npages, &start, &len, vm->psz))
 		return;
 	if (vm->poison == VM_POISON_UFFD) {
 		for (uint64_t o = 0; o < len; o += vm->psz) {
@@ -459,7 +495,7 @@ void vm_uffd_unpoison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint6
 {
 	uint64_t start, len;
 
-	if (!map_overlap(m, first, npages, &start, &len, vm->psz))
+	if (!vm_map_overlap(m, first, npages, &start, &len, vm->psz))
 		return;
 	void *addr = (void *)(uintptr_t)start;
 

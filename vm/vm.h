@@ -355,6 +355,19 @@ struct page_region;
  * *walk_end to where the walk stopped (end, unless vec filled up). */
 int vm_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, struct page_region *vec,
                     size_t n, uint64_t *walk_end);
+/* For each region of pages in [start, end) of mapping m (addresses) whose categories,
+ * XORed with `inverted`, hold every bit of `mask`: fn(fh, first, end, categories, arg),
+ * first and end page indexes of the handle; a non-zero return stops the walk. With wp the
+ * pages reported are write-protected in the same walk (wp_async mappings only). Returns
+ * false when the kernel refused the scan or fn stopped it. */
+typedef int (*vm_region_fn)(struct rp_fileh *fh, uint64_t first, uint64_t end, uint64_t cat,
+                            void *arg);
+bool vm_pagemap_walk(struct vm *vm, struct rp_mapping *m, uint64_t start, uint64_t end, bool wp,
+                     uint64_t inverted, uint64_t mask, vm_region_fn fn, void *arg);
+/* The part of pages [first, first + npages) that mapping m covers, as an address and a
+ * length in bytes; false when they do not meet. */
+bool vm_map_overlap(const struct rp_mapping *m, uint64_t first, uint64_t npages,
+                    uint64_t *start, uint64_t *len, size_t psz);
 /* Wakes threads faulting on [first, first+npages) of m: they fault again. */
 void vm_uffd_wake(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
 /* Makes [first, first+npages) of mapping m raise SIGBUS on access, waking waiters. */
@@ -428,6 +441,9 @@ void vm_dirty_add(struct rp_fileh *fh, int64_t n);
 /* A write was seen on page idx: LOADED -> DIRTY, WRITING -> redirtied. Returns false
  * when the page is not resident. fh->lock held. */
 bool vm_dirty_mark(struct rp_fileh *fh, uint64_t idx);
+/* A vm_region_fn: vm_dirty_mark for each page of [first, end). fh->lock held. */
+int vm_dirty_mark_region(struct rp_fileh *fh, uint64_t first, uint64_t end, uint64_t cat,
+                         void *arg);
 /* wp_async: moves the pages written since the last collection in mapping `only` (NULL:
  * every mapping of fh) to DIRTY, protecting them again. Other mechanisms: nothing (their
  * states are current). fh->lock held. */
@@ -465,8 +481,9 @@ void vm_reclaim_check(struct vm *vm);
 /* The engine's dirty page count changed to `dirty`: wakes the reclaim thread when it
  * crossed dirty_limit (either way). */
 void vm_reclaim_dirty(struct vm *vm, uint64_t dirty);
-/* Waits until no sweep uses fh (it has left the handles list). */
-void vm_reclaim_forget(struct vm *vm, struct rp_fileh *fh);
+/* Waits until no sweep runs: one that picked a handle now leaving the handles list is
+ * done with it. */
+void vm_reclaim_forget(struct vm *vm);
 void vm_reclaim_set_hook(struct vm *vm, void (*hook)(void *, int, uint64_t), void *arg);
 /* A page of fh was touched: the CLOCK reference. fh->lock held. */
 static inline void vm_page_referenced(struct rp_fileh *fh, uint64_t idx, uint64_t w)
