@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,4 +190,32 @@ struct bu_fio bu_run_fio(const char *file, const char *rw, size_t bs, unsigned d
 	if (pclose(f) != 0)
 		r.ok = false;
 	return r;
+}
+
+int bu_rp_open(struct bu_rp *r, const char *prog, const char *file, uint64_t size, uint64_t ram,
+               unsigned depth)
+{
+	rp_config c;
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	rp_config_init(&c);
+	c.ram_size = ram;
+	c.hugepages = 2; /* off: these are 4 KiB page measurements */
+	if (depth)
+		c.queue_depth = depth;
+	if ((err = rp_config_load_env(&c)) || (err = rp_engine_open(&c, &r->eng)) ||
+	    (err = rp_store_open(r->eng, file, O_RDONLY, &r->st)) ||
+	    (err = rp_fileh_open(r->st, &r->fh)) || (err = rp_map(r->fh, 0, size, PROT_READ, &r->m))) {
+		fprintf(stderr, "%s: %s: %s\n", prog, rp_strerror(err), rp_errmsg());
+		bu_rp_close(r);
+		return err;
+	}
+	return 0;
+}
+
+void bu_rp_close(struct bu_rp *r)
+{
+	rp_engine_close(r->eng); /* rp_engine_close(NULL) does nothing */
+	memset(r, 0, sizeof(*r));
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringpager.h"
+
 #define BU_MAX_ROUNDS 32
 
 /* Seconds on the monotonic clock. */
@@ -43,4 +45,20 @@ bool bu_have_fio(void);
 struct bu_fio bu_run_fio(const char *file, const char *rw, size_t bs, unsigned depth,
                          uint64_t size, double runtime, const char *ioengine);
 
+/* A ringpager engine with a read-only mapping of a file, for the benchmarks. */
+struct bu_rp {
+	rp_engine *eng;
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+};
+
+/* Opens an engine of 4 KiB pages with a pool of `ram` bytes and, when depth is not 0,
+ * that queue_depth; RINGPAGER_* variables override both (fault_threads, io_backend, ...).
+ * Then maps the first `size` bytes of `file` read-only. 0, or -errno after saying why on
+ * stderr, prefixed by prog (nothing stays open then). */
+int bu_rp_open(struct bu_rp *r, const char *prog, const char *file, uint64_t size, uint64_t ram,
+               unsigned depth);
+/* Closes the engine, and the mapping, handle and store with it. */
+void bu_rp_close(struct bu_rp *r);
 #endif

@@ -155,7 +155,7 @@ static void cg_close(struct cg *c)
 
 struct result {
 	double seconds, rate, hit;
-	uint64_t hwm, shmem_peak, meta, evicted, loads, peak_resident, cg_peak;
+	uint64_t hwm, meta, evicted, loads, peak_resident, cg_peak;
 	int err;
 };
 
@@ -178,37 +178,17 @@ static uint64_t status_kb(const char *key)
 	return v;
 }
 
-static int rp_up(const struct opts *o, uint64_t pool, rp_engine **eng, const char **addr)
-{
-	rp_config c;
-	rp_store *st;
-	rp_fileh *fh;
-	rp_mapping *m;
-	int err;
-
-	rp_config_init(&c);
-	c.ram_size = pool;
-	c.hugepages = 2; /* 4 KiB pages: the comparison is with 4 KiB page-cache pages */
-	if ((err = rp_config_load_env(&c)) || (err = rp_engine_open(&c, eng)) ||
-	    (err = rp_store_open(*eng, o->file, O_RDONLY, &st)) || (err = rp_fileh_open(st, &fh)) ||
-	    (err = rp_map(fh, 0, o->size, PROT_READ, &m))) {
-		fprintf(stderr, "rcbench: %s: %s\n", rp_strerror(err), rp_errmsg());
-		return err;
-	}
-	*addr = rp_mapping_addr(m);
-	return 0;
-}
-
 static void child_scan(const struct opts *o, struct result *r)
 {
-	rp_engine *eng;
-	const char *a;
+	struct bu_rp rp;
 	volatile char sink = 0;
 	struct rp_stats s;
 	uint64_t peak_res = 0;
 
-	if ((r->err = rp_up(o, o->scan_pool, &eng, &a)))
+	if ((r->err = bu_rp_open(&rp, "rcbench", o->file, o->size, o->scan_pool, 0)))
 		return;
+	rp_engine *eng = rp.eng;
+	const char *a = rp_mapping_addr(rp.m);
 	double t0 = bu_now();
 
 	for (uint64_t off = 0; off < o->size; off += PG) {
@@ -227,8 +207,7 @@ static void child_scan(const struct opts *o, struct result *r)
 	r->loads = s.pages_loaded;
 	r->peak_resident = peak_res * PG;
 	r->hwm = status_kb("VmHWM") * 1024;
-	r->shmem_peak = 0;
-	rp_engine_close(eng);
+	bu_rp_close(&rp);
 	(void)sink;
 }
 
@@ -253,7 +232,7 @@ static uint64_t majflt(void)
 static void child_rand(const struct opts *o, bool kernel, bool hot, unsigned round,
                        struct result *r)
 {
-	rp_engine *eng = NULL;
+	struct bu_rp rp = {0};
 	const char *a;
 	volatile uint64_t sink = 0;
 	uint64_t rng = 0x9e3779b97f4a7c15ull * (round + 1), before = 0;
@@ -282,8 +261,12 @@ static void child_rand(const struct opts *o, bool kernel, bool hot, unsigned rou
 			fprintf(stderr, "rcbench: mmap: %s\n", strerror(errno));
 			return;
 		}
-	} else if ((r->err = rp_up(o, o->rand_pool, &eng, &a)))
+	} else if ((r->err = bu_rp_open(&rp, "rcbench", o->file, o->size, o->rand_pool, 0)))
 		return;
+	else
+		a = rp_mapping_addr(rp.m);
+	rp_engine *eng = rp.eng; /* NULL for the kernel's mmap */
+
 	for (uint64_t i = 0; i < o->warm; i++)
 		sink += *(const volatile uint64_t *)(const void *)(a + next_page(o, hot, &rng) * PG);
 	if (kernel)
@@ -308,7 +291,7 @@ static void child_rand(const struct opts *o, bool kernel, bool hot, unsigned rou
 	r->hit = 1.0 - (double)r->loads / (double)o->reads;
 	r->hwm = status_kb("VmHWM") * 1024;
 	if (eng)
-		rp_engine_close(eng);
+		bu_rp_close(&rp);
 	else
 		munmap((void *)a, o->size);
 	if (fd >= 0)

@@ -42,38 +42,6 @@ struct opts {
 	bool fio;
 };
 
-struct rp {
-	rp_engine *eng;
-	rp_store *st;
-	rp_fileh *fh;
-	rp_mapping *m;
-};
-
-static int rp_up(struct rp *r, const struct opts *o, unsigned depth, uint64_t ram)
-{
-	rp_config c;
-	int err;
-
-	rp_config_init(&c);
-	c.ram_size = ram;
-	c.hugepages = 2; /* off: these are 4 KiB page measurements */
-	c.queue_depth = depth;
-	/* RINGPAGER_* variables override (fault_threads, io_backend, ...). */
-	if ((err = rp_config_load_env(&c)) || (err = rp_engine_open(&c, &r->eng)) || (err = rp_store_open(r->eng, o->file, O_RDONLY, &r->st)) ||
-	    (err = rp_fileh_open(r->st, &r->fh)) ||
-	    (err = rp_map(r->fh, 0, o->size, PROT_READ, &r->m))) {
-		fprintf(stderr, "vmbench: %s: %s\n", rp_strerror(err), rp_errmsg());
-		return err;
-	}
-	return 0;
-}
-
-static void rp_down(struct rp *r)
-{
-	rp_engine_close(r->eng); /* closes the mapping, handle and store with it */
-	memset(r, 0, sizeof(*r));
-}
-
 /* ---------------------------------------------------------------- jobs */
 
 struct sample {
@@ -92,11 +60,11 @@ static int cmp_u32(const void *a, const void *b)
 static struct sample job_cold(const struct opts *o, uint64_t seed)
 {
 	struct sample s = {0};
-	struct rp r;
+	struct bu_rp r;
 	uint64_t npages = o->size / PG, sum = 0;
 	uint32_t *lat = calloc(o->touches, sizeof(*lat));
 
-	if (!lat || rp_up(&r, o, 32, 1ull << 30))
+	if (!lat || bu_rp_open(&r, "vmbench", o->file, o->size, 1ull << 30, 32))
 		exit(1);
 	volatile const char *a = rp_mapping_addr(r.m);
 	double t0 = bu_now();
@@ -113,7 +81,7 @@ static struct sample job_cold(const struct opts *o, uint64_t seed)
 	qsort(lat, o->touches, sizeof(*lat), cmp_u32);
 	s.ops = o->touches / secs;
 	s.p50 = lat[o->touches / 2] / 1e3;
-	rp_down(&r);
+	bu_rp_close(&r);
 	free(lat);
 	return s;
 }
@@ -152,11 +120,11 @@ static struct minor_sample job_minor(const struct opts *o, uint64_t seed)
 {
 	struct minor_sample s = {0};
 	uint64_t len = o->minor_bytes, npages = len / PG;
-	struct rp r;
+	struct bu_rp r;
 	rp_mapping *m2, *m3;
 	struct rp_stats st;
 
-	if (rp_up(&r, o, 32, len + (64ull << 20)))
+	if (bu_rp_open(&r, "vmbench", o->file, o->size, len + (64ull << 20), 32))
 		exit(1);
 	if (rp_pin(r.m, 0, len) || rp_map(r.fh, 0, len, PROT_READ, &m2) ||
 	    rp_map(r.fh, 0, len, PROT_READ, &m3)) {
@@ -167,7 +135,7 @@ static struct minor_sample job_minor(const struct opts *o, uint64_t seed)
 	s.rp_rand = touch_pages(rp_mapping_addr(m3), npages, true, seed);
 	rp_stats(r.eng, &st);
 	s.meta = (double)st.metadata_bytes / (double)st.resident_pages;
-	rp_down(&r);
+	bu_rp_close(&r);
 
 	/* The kernel's own minor fault: a memfd whose pages exist, mapped afresh. */
 	int fd = memfd_create("vmbench", MFD_CLOEXEC);
@@ -201,10 +169,10 @@ static struct sample job_pin(const struct opts *o, uint64_t seed)
 	struct sample s = {0};
 	uint64_t npages = o->size / PG;
 	rp_range *rg = malloc(o->pins * sizeof(*rg));
-	struct rp r;
+	struct bu_rp r;
 	struct rp_stats st;
 
-	if (!rg || rp_up(&r, o, 32, 1ull << 30))
+	if (!rg || bu_rp_open(&r, "vmbench", o->file, o->size, 1ull << 30, 32))
 		exit(1);
 	for (unsigned i = 0; i < o->pins; i++)
 		rg[i] = (rp_range){(bu_rand(&seed) % npages) * PG, PG};
@@ -219,7 +187,7 @@ static struct sample job_pin(const struct opts *o, uint64_t seed)
 	rp_stats(r.eng, &st);
 	s.ops = (double)st.pages_loaded / secs;
 	s.meta = (double)st.metadata_bytes / (double)st.resident_pages;
-	rp_down(&r);
+	bu_rp_close(&r);
 	free(rg);
 	return s;
 }
