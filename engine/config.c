@@ -49,6 +49,7 @@ static const struct key keys[] = {
     {"reclaim_wait", K_UINT, F(reclaim_wait), 0, 3600000, false},
     {"dirty_limit", K_LIMIT, F(dirty_limit), 0, UINT64_MAX, false},
     {"dirty_policy", K_POLICY, F(dirty_policy), 0, 0, false},
+    {"readahead_max", K_SIZE, F(readahead_max), 0, 1ull << 30, false},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -78,6 +79,7 @@ int rp_config_init(rp_config *cfg)
 	cfg->dirty_limit = 0;
 	cfg->dirty_limit_pct = 50;
 	cfg->dirty_policy = VM_POLICY_KEEP;
+	cfg->readahead_max = 2ull << 20; /* README "Readahead": measured against 512k..8M */
 	return 0;
 }
 
@@ -166,6 +168,11 @@ static int set_key(rp_config *cfg, const struct key *k, const char *value, const
 				               "%s%s=%s: expected a size in bytes, optionally with a "
 				               "suffix k, M, G or T (for example 64M)",
 				               where, k->name, value);
+			if (k->type == K_SIZE)
+				return vm_errf(-EINVAL,
+				               "%s%s=%s: expected a size from %" PRIu64 " to %" PRIu64
+				               " bytes, optionally with a suffix k, M, G or T",
+				               where, k->name, value, k->min, k->max);
 			return vm_errf(-EINVAL,
 			               "%s%s=%s: expected %sa number from %" PRIu64 " to %" PRIu64, where,
 			               k->name, value, k->auto_zero ? "auto or " : "", k->min, k->max);

@@ -65,6 +65,13 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 		free(eng);
 		return err;
 	}
+	if (cfg->readahead_max > (1ull << 30)) {
+		err = vm_errf(-EINVAL, "rp_engine_open: readahead_max=%" PRIu64
+		                       " bytes: expected 0 to 1073741824 (1G)",
+		              cfg->readahead_max);
+		free(eng);
+		return err;
+	}
 	memset(&p, 0, sizeof(p));
 	p.pool.ram_size = cfg->ram_size;
 	p.pool.hugepages = (enum ram_hugepages)cfg->hugepages;
@@ -84,6 +91,7 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 	p.reclaim.dirty_limit_bytes = cfg->dirty_limit;
 	p.reclaim.dirty_limit_pct = cfg->dirty_limit_pct;
 	p.reclaim.policy = (enum vm_dirty_policy)cfg->dirty_policy;
+	p.readahead_max = cfg->readahead_max;
 	err = vm_open(&eng->vm, &p);
 	if (err) {
 		free(eng);
@@ -143,6 +151,12 @@ int rp_stats(rp_engine *eng, struct rp_stats *out)
 	out->memory_waits = atomic_load(&c->mem_waits);
 	out->memory_failures = atomic_load(&c->mem_failures);
 	out->writebacks = atomic_load(&c->writebacks);
+	out->readahead_pages = atomic_load(&c->ra_pages);
+	out->readahead_used = atomic_load(&c->ra_used);
+	out->readahead_wasted = atomic_load(&c->ra_wasted);
+	out->readahead_windows = atomic_load(&c->ra_windows);
+	out->readahead_window_avg =
+	    out->readahead_windows ? out->readahead_pages / out->readahead_windows : 0;
 	return 0;
 }
 
@@ -417,12 +431,19 @@ int rp_advise(rp_mapping *m, size_t off, size_t len, int advice)
 		return err;
 	switch (advice) {
 	case RP_ADVICE_NORMAL:
-		return 0;
+	case RP_ADVICE_RANDOM:
+	case RP_ADVICE_SEQUENTIAL:
+		pthread_mutex_lock(&m->fh->lock);
+		err = vm_advise(m, r[0][0], r[0][1], advice);
+		pthread_mutex_unlock(&m->fh->lock);
+		return err;
 	case RP_ADVICE_WILLNEED:
 		return vm_pin(m->fh, m, (const uint64_t(*)[2])r, 1, false, false);
+	case RP_ADVICE_DONTNEED:
+		return vm_dontneed(m->fh, r[0][0], r[0][1]);
 	default:
-		return vm_errf(-EINVAL, "rp_advise: advice %d: expected RP_ADVICE_NORMAL or "
-		                        "RP_ADVICE_WILLNEED",
+		return vm_errf(-EINVAL, "rp_advise: advice %d: expected RP_ADVICE_NORMAL (0), "
+		                        "_RANDOM (1), _SEQUENTIAL (2), _WILLNEED (3) or _DONTNEED (4)",
 		               advice);
 	}
 }

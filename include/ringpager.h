@@ -86,6 +86,9 @@ RP_API const char *rp_errmsg(void);
  *                  them out) or "writeback" (under pressure the engine writes cold dirty
  *                  pages back itself, as rp_writeout(STORE | MARKSTORED | SYNC) would, and
  *                  evicts them: for databases whose log makes that safe).
+ *   readahead_max  the largest readahead window, bytes with a suffix ("2M", the default:
+ *                  README "Readahead" gives the measurements), at most a quarter of
+ *                  ram_size is used; "0" turns readahead off.
  * Values are refused (-EINVAL, rp_errmsg names the key and the value) when malformed
  * ("12X") or out of range; unknown keys are refused with their name. */
 typedef struct rp_config {
@@ -103,6 +106,7 @@ typedef struct rp_config {
 	uint64_t dirty_limit;   /* bytes; 0: dirty_limit_pct applies */
 	unsigned dirty_limit_pct; /* percent of ram_size; both 0: no limit */
 	int dirty_policy;       /* 0 keep, 1 writeback */
+	uint64_t readahead_max; /* bytes; 0: no readahead */
 	/* private: tests and benchmarks force fallbacks with it; leave it 0 */
 	unsigned internal_flags;
 } rp_config;
@@ -175,6 +179,12 @@ struct rp_stats {
 	uint64_t memory_waits;   /* loads that found the pool full of dirty or pinned pages */
 	uint64_t memory_failures;/* ... and gave up after reclaim_wait (SIGBUS, -ENOMEM) */
 	uint64_t writebacks;     /* writeouts the engine started itself (dirty_policy=writeback) */
+	uint64_t readahead_pages;   /* pages read ahead (read before any fault asked for them) */
+	uint64_t readahead_used;    /* ... of which a fault or a pin used afterwards */
+	uint64_t readahead_wasted;  /* ... of which left the pool unused (evicted, invalidated,
+	                               dropped by DONTNEED) */
+	uint64_t readahead_windows; /* readahead windows issued */
+	uint64_t readahead_window_avg; /* readahead_pages / readahead_windows, pages */
 };
 
 /* Copies the engine's counters into *out. Returns 0. */
@@ -222,7 +232,8 @@ typedef struct rp_store_ops {
 	/* Fill buf with the store's bytes [off, off + len); off and len are multiples of the
 	 * page size, and off + len may pass the store's size (fill that tail with zeros).
 	 * Return 0 when buf is filled, a negative errno when the load failed (the pages are
-	 * poisoned), or RP_LOAD_ASYNC after arranging for rp_load_done(tok, err) to be called
+	 * poisoned; a readahead window's are left absent instead, to be loaded again by the
+	 * fault that wants one), or RP_LOAD_ASYNC after arranging for rp_load_done(tok, err) to be called
 	 * later, from any thread, exactly once. A synchronous load runs on a fault-service
 	 * thread and holds it: keep it short, or go asynchronous. buf stays valid until the
 	 * load is done. Must not touch any mapping of the engine. */
@@ -352,11 +363,19 @@ RP_API size_t rp_mapping_len(const rp_mapping *m);
 RP_API int rp_unmap(rp_mapping *m);
 
 enum {
-	RP_ADVICE_NORMAL = 0,
-	RP_ADVICE_WILLNEED = 3, /* start loading the range now; return at once */
+	RP_ADVICE_NORMAL = 0,     /* readahead as the access pattern suggests (the default) */
+	RP_ADVICE_RANDOM = 1,     /* no readahead: a fault reads its own page only */
+	RP_ADVICE_SEQUENTIAL = 2, /* readahead_max-sized windows from the first miss */
+	RP_ADVICE_WILLNEED = 3,   /* start loading the range now; return at once */
+	RP_ADVICE_DONTNEED = 4,   /* drop the range's clean pages from the pool now */
 };
 /* Gives advice about [off, off + len) of the mapping (offsets relative to the mapping).
- * WILLNEED starts the loads of the absent pages asynchronously. */
+ * NORMAL, RANDOM and SEQUENTIAL set how faults in the range read ahead (README,
+ * "Readahead"), until advice over the same pages changes it; they last as long as the
+ * mapping. WILLNEED starts the loads of the absent pages asynchronously. DONTNEED drops
+ * the range's clean, unpinned pages from the pool (writes made through wp_async
+ * mappings are collected first, so a written page is dirty and stays); the next touch
+ * reads the store again. Returns 0, or -EINVAL naming the bad argument, -ENOMEM. */
 RP_API int rp_advise(rp_mapping *m, size_t off, size_t len, int advice);
 
 /* Makes [off, off + len) of the mapping resident and mapped, without touching it: absent

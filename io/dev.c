@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/sysmacros.h>
 
 static atomic_uint_fast64_t rpio_dev_next_id = 1;
 
@@ -28,7 +29,32 @@ void rpio_msgf(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Fills size, lbs and the DIO alignments from the open descriptor. */
+/* The largest request the block layer sends to the device in one piece (its queue's
+ * max_sectors_kb), for the device `dev` (a partition: its disk's queue); 0 when sysfs
+ * does not say (no sysfs, a filesystem without a block device such as tmpfs). */
+static uint64_t rpio_dev_max_io(dev_t dev)
+{
+	static const char *const tails[] = {"queue", "../queue"};
+
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		char path[96];
+		unsigned long long kb = 0;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s/max_sectors_kb", major(dev),
+		         minor(dev), tails[i]);
+		if (!(f = fopen(path, "re")))
+			continue;
+		int ok = fscanf(f, "%llu", &kb) == 1;
+
+		fclose(f);
+		if (ok && kb)
+			return (uint64_t)kb << 10;
+	}
+	return 0;
+}
+
+/* Fills size, lbs, max_io and the DIO alignments from the open descriptor. */
 static int rpio_dev_probe(struct rpio_dev *d, char *msg, size_t msglen)
 {
 	struct stat st;
@@ -60,6 +86,9 @@ static int rpio_dev_probe(struct rpio_dev *d, char *msg, size_t msglen)
 		return -EINVAL;
 	}
 	d->off_align = d->mem_align = d->lbs;
+	d->max_io = rpio_dev_max_io(d->blockdev ? st.st_rdev : st.st_dev);
+	if (!d->max_io)
+		d->max_io = IO_MAX_IO_DEFAULT;
 
 	/* STATX_DIOALIGN: files since 6.1, block devices since 6.11. A filesystem that
 	 * accepts O_DIRECT but reports 0 (tmpfs) keeps the conservative values above. */

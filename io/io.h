@@ -64,6 +64,7 @@ const char *rpio_backend_name(enum rpio_backend b);
 int rpio_backend_parse(const char *s, enum rpio_backend *out);
 
 #define IO_MSG_LEN     256
+#define IO_MAX_IO_DEFAULT (1ull << 20) /* max_io when sysfs does not tell */
 #define IO_MAX_RETRIES 32 /* EINTR/EAGAIN resubmissions of one request before giving up */
 
 /* ---------------------------------------------------------------- devices */
@@ -93,6 +94,8 @@ struct rpio_dev {
 	uint32_t lbs;       /* logical block size */
 	uint32_t off_align; /* O_DIRECT offset and length alignment (1 when buffered) */
 	uint32_t mem_align; /* O_DIRECT buffer address alignment (1 when buffered) */
+	uint64_t max_io;    /* bytes the device takes in one request (sysfs max_sectors_kb;
+	                       IO_MAX_IO_DEFAULT when unknown): larger reads are split */
 	bool blockdev;      /* a block device, not a regular file */
 	bool buffered;      /* O_DIRECT was refused: I/O goes through the page cache */
 	bool rdonly;        /* opened O_RDONLY */

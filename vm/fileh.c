@@ -173,6 +173,7 @@ int vm_map(struct rp_fileh *fh, uint64_t off, size_t len, int prot, struct rp_ma
 	}
 	m->fh = fh;
 	m->addr = addr;
+	vm_ra_init(&m->ra);
 	m->len = len;
 	m->off = off;
 	m->first = off / vm->psz;
@@ -250,6 +251,7 @@ int vm_unmap(struct rp_mapping *m)
 	fh->nmaps--;
 	pthread_mutex_unlock(&vm->objs_lock);
 	free(m->pins);
+	free(m->adv);
 	free(m);
 	return 0;
 }

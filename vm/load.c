@@ -160,13 +160,30 @@ void vm_load_finish(struct vm_load *ld, int err)
 	struct vm *vm = fh->vm;
 	uint64_t first = ld->first, n = ld->npages;
 
+	/* A readahead window that failed is forgotten, not poisoned: the fault that wants one
+	 * of its pages reads it again, and that load reports the error. */
+	const bool empty = ld->stale || (err && ld->ra);
+
 	pthread_mutex_lock(&fh->lock);
-	if (ld->stale || err) {
-		fh_set_run(fh, first, n, ld->stale ? 0 : pg_make_poisoned(err));
+	if (empty || err) {
+		fh_set_run(fh, first, n, empty ? 0 : pg_make_poisoned(err));
 		ram_release(fh->ram, first * vm->psz, n * vm->psz);
 		vm_reclaim_kick(vm);
-		if (err && !ld->stale)
+		if (!empty)
 			atomic_fetch_add_explicit(&vm->ctr.load_errors, 1, memory_order_relaxed);
+		else if (ld->ra && !err) /* read ahead, then invalidated before any use */
+			atomic_fetch_add_explicit(&vm->ctr.ra_wasted, n, memory_order_relaxed);
+	} else if (ld->ra) {
+		/* Read ahead: left unmapped until touched (vm/readahead.c), the marker kept. */
+		for (uint64_t i = first; i < first + n; i++) {
+			uint64_t w = (pagemap_get(&fh->pm, i) & PG_RA_MARK) | PG_LOADED | PG_REF | PG_RA;
+
+			vm_page_check(w);
+			(void)pagemap_set(&fh->pm, i, w);
+		}
+		(void)madvise(fh->ram->alias + first * vm->psz, n * vm->psz, MADV_DONTNEED);
+		atomic_fetch_add_explicit(&vm->ctr.pages_loaded, n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&vm->ctr.bytes_read, n * vm->psz, memory_order_relaxed);
 	} else {
 		/* A write fault asked for it: dirty at once, mapped writable for the writer. */
 		/* Referenced: the CLOCK gives a new page one pass before it may go. */
@@ -182,9 +199,12 @@ void vm_load_finish(struct vm_load *ld, int err)
 		atomic_fetch_add_explicit(&vm->ctr.bytes_read, n * vm->psz, memory_order_relaxed);
 	}
 	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
-		if (ld->stale)
-			vm_uffd_wake(vm, m, first, n); /* they fault again and load afresh */
-		else if (err)
+		if (empty || (ld->ra && !err)) {
+			/* Stale or failed: they fault again and load afresh. Read ahead: the
+			 * threads that came while it loaded fault again and map what they use. */
+			if (empty || ld->faulted)
+				vm_uffd_wake(vm, m, first, n);
+		} else if (err)
 			vm_uffd_poison(vm, m, first, n);
 		else
 			vm_uffd_continue(vm, m, first, n, m == ld->writer);
@@ -200,6 +220,7 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
               uint64_t deadline)
 {
 	struct vm_load *ld = NULL;
+	struct vm_ra_batch ra = {NULL, NULL};
 	uint64_t page;
 	int err = 0;
 
@@ -231,14 +252,18 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
 					atomic_fetch_add_explicit(&vm->ctr.mem_failures, 1,
 					                          memory_order_relaxed);
 			}
-		} else if (write && m->track)
-			ld->writer = m;
+		} else {
+			if (write && m->track)
+				ld->writer = m;
+			vm_ra_miss(fh, m, page, &ra);
+		}
 		break;
 	case PG_LOADING: { /* vm_load_finish maps it and wakes us */
 		struct vm_load *l = pg_load(w);
 
 		if (write && m->track && l->npages == 1 && !l->writer)
 			l->writer = m;
+		vm_ra_loading(fh, m, page, w, &ra);
 		break;
 	}
 	case PG_POISONED:
@@ -246,20 +271,30 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
 		break;
 	default:
 		atomic_fetch_add_explicit(&vm->ctr.minor_faults, 1, memory_order_relaxed);
-		vm_page_referenced(fh, page, w);
-		write = write && m->track;
-		if (write)
-			(void)vm_dirty_mark(fh, page);
-		vm_uffd_continue(vm, m, page, 1, write);
+		vm_ra_touch(fh, m, page, w, write, &ra);
 		break;
 	}
 	pthread_mutex_unlock(&fh->lock);
 	pthread_rwlock_unlock(&vm->maps_lock);
-	if (ld)
+	if (ld) /* the faulting page first */
 		vm_service_submit(vm, svc, ld);
+	vm_ra_submit(vm, svc, &ra);
 }
 
 /* ---------------------------------------------------------------- pins and WILLNEED */
+
+/* Maps resident page p (word w) into m for a pin: referenced, and used if read ahead.
+ * fh->lock held. */
+static void pin_map(struct rp_fileh *fh, struct rp_mapping *m, uint64_t p, uint64_t w)
+{
+	if (w & PG_RA) {
+		w &= ~PG_RA;
+		(void)pagemap_set(&fh->pm, p, w);
+		atomic_fetch_add_explicit(&fh->vm->ctr.ra_used, 1, memory_order_relaxed);
+	}
+	vm_page_referenced(fh, p, w);
+	vm_uffd_continue(fh->vm, m, p, 1, false);
+}
 
 static int pins_record(struct rp_mapping *m, const uint64_t (*r)[2], size_t n);
 
@@ -375,10 +410,8 @@ static int pin_walk(struct rp_fileh *fh, struct pin_cursor *c, bool start, bool 
 		default:
 			/* Resident before this walk: map it into the pin's mapping. Pages that
 			 * loads bring in are mapped into every mapping by vm_load_finish. */
-			if (c->map && start && !stop_at_loading) {
-				vm_page_referenced(fh, cursor_page(c), w);
-				vm_uffd_continue(fh->vm, c->map, cursor_page(c), 1, false);
-			}
+			if (c->map && start && !stop_at_loading)
+				pin_map(fh, c->map, cursor_page(c), w);
 			break;
 		}
 		cursor_skip(c, 1);
@@ -467,10 +500,10 @@ int vm_pin(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2
 				for (uint64_t p = ranges[i][0]; p < ranges[i][0] + ranges[i][1]; p++) {
 					uint64_t w = pagemap_get(&fh->pm, p);
 
-					if (w & PG_REF) /* mapped since it was loaded or last touched */
+					/* mapped since it was loaded or last touched, unless read ahead */
+					if ((w & PG_REF) && !(w & PG_RA))
 						continue;
-					vm_page_referenced(fh, p, w);
-					vm_uffd_continue(fh->vm, m, p, 1, false);
+					pin_map(fh, m, p, w);
 				}
 		}
 		if (r <= 0)
@@ -589,6 +622,8 @@ int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n)
 		(void)pagemap_set(&fh->pm, idx, 0);
 		if (pg_dirty(w))
 			vm_dirty_add(fh, -1);
+		if (w & PG_RA)
+			atomic_fetch_add_explicit(&vm->ctr.ra_wasted, 1, memory_order_relaxed);
 		vm_release_page(fh, &rel, idx);
 	}
 	vm_release_flush(fh, &rel);

@@ -8,9 +8,12 @@
  * and a pagemap leaf whose slots are all 0 is freed, so metadata follows what is resident.
  *
  *   bits  0..2   state (below)
- *   bit   3      readahead marker (readahead issue: the page that triggers the next window)
+ *   bit   3      readahead marker: a touch of this page starts the stream's next window
+ *                (vm/readahead.c); LOADING or resident pages only
  *   bit   4      referenced: touched since the CLOCK hand last passed (vm/reclaim.c)
  *   bit   5      redirtied: WRITING, and written again since its writeout took it
+ *   bit   6      read ahead and not used yet: loaded by a readahead window and mapped in
+ *                no mapping since (the first touch maps it and clears the bit); LOADED only
  *   bits  8..19  pin count (rp_pin), 0..PG_PIN_MAX
  *   bits 20..63  aux: LOADING -> the struct vm_load in flight, shifted right by 4;
  *                     POISONED -> the positive errno of the failed load
@@ -59,6 +62,8 @@
  *             that cleared the bit unmapped it, and every path that maps a page sets the
  *             bit (vm_load_finish, the minor fault, pins). So a clear bit survives
  *             only while nobody touches the page, and evicting it races with no write.
+ *             The converse does not hold: a page read ahead (bit 6) is referenced, as
+ *             every new page is for one pass of the hand, yet mapped nowhere.
  *   DIRTY     resident, and modified since it was loaded or last stored: never released
  *             except by invalidate, discard or closing the handle.
  *   WRITING   a writeout is writing it from the alias: its RAM must stay (invalidate and
@@ -86,6 +91,7 @@ enum vm_page_state {
 #define PG_RA_MARK    (1ull << 3)
 #define PG_REF        (1ull << 4)
 #define PG_REDIRTY    (1ull << 5)
+#define PG_RA         (1ull << 6)
 #define PG_PIN_SHIFT  8
 #define PG_PIN_MAX    0xfffull
 #define PG_PIN_MASK   (PG_PIN_MAX << PG_PIN_SHIFT)
@@ -124,11 +130,11 @@ static inline int pg_dirty(uint64_t w)
 	return s == PG_DIRTY || s == PG_WRITING;
 }
 
-/* The same word in state s (pins and the readahead and reference bits kept, redirtied
- * cleared). */
+/* The same word in state s (pins, the marker and the reference bit kept; redirtied and
+ * read-ahead cleared: a page changes state only once something used it). */
 static inline uint64_t pg_with_state(uint64_t w, unsigned s)
 {
-	return (w & ~(PG_STATE_MASK | PG_REDIRTY)) | s;
+	return (w & ~(PG_STATE_MASK | PG_REDIRTY | PG_RA)) | s;
 }
 
 /* Load objects are allocated 16-byte aligned below 2^48: (ptr >> 4) fits in 44 bits. */
@@ -163,6 +169,8 @@ static inline void vm_page_check(uint64_t w)
 	assert(pg_state(w) != PG_POISONED || (pg_pins(w) == 0 && pg_poison_err(w) < 0));
 	assert(!(w & PG_REDIRTY) || pg_state(w) == PG_WRITING);
 	assert(!(w & PG_REF) || pg_resident(w));
+	assert(!(w & PG_RA) || pg_state(w) == PG_LOADED);
+	assert(!(w & PG_RA_MARK) || pg_state(w) == PG_LOADING || pg_resident(w));
 }
 
 #endif

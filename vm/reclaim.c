@@ -362,7 +362,8 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 			continue;
 		if ((w & PG_REF) || runs_has(&present, idx)) {
 			(void)pagemap_set(&fh->pm, idx, w & ~PG_REF);
-			(void)runs_add_n(&zap, idx, 1);
+			if (!(w & PG_RA)) /* read ahead and unused: mapped nowhere */
+				(void)runs_add_n(&zap, idx, 1);
 		} else if (st == PG_DIRTY) {
 			(*cold_dirty)++;
 		} else if (freed < want) {
@@ -371,6 +372,8 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 			(void)runs_add_n(&zap, idx, 1);
 			vm_release_page(fh, &rel, idx);
 			freed++;
+			if (w & PG_RA)
+				atomic_fetch_add_explicit(&vm->ctr.ra_wasted, 1, memory_order_relaxed);
 		} else {
 			*next = idx; /* enough: the hand stops at the next victim */
 			break;
@@ -394,6 +397,75 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 	if (freed)
 		atomic_fetch_add_explicit(&vm->ctr.evicted, freed, memory_order_relaxed);
 	return freed;
+}
+
+/* rp_advise DONTNEED: windows of at most RC_WINDOW resident pages, each under the
+ * handle's lock: clean unpinned pages are zapped from every mapping, and those still
+ * clean after the zap (wp_async: no write between the scans, as in rc_window) are
+ * released. */
+int vm_dontneed(struct rp_fileh *fh, uint64_t first, uint64_t n)
+{
+	struct vm *vm = fh->vm;
+	struct rc_scratch *s = malloc(sizeof(*s));
+	struct rc_runs present = {malloc(64 * sizeof(present.r[0])), 0, 64};
+	uint64_t from = first, end = first + n, wasted = 0;
+
+	if (!s || !present.r) {
+		free(s);
+		free(present.r);
+		return vm_errf(-ENOMEM, "out of memory");
+	}
+	while (from < end) {
+		struct rc_runs zap = {s->zap, 0, 0};
+		struct vm_release rel = {0, 0};
+		uint64_t idx, w, lo = UINT64_MAX, hi = from, seen = 0;
+
+		pthread_mutex_lock(&fh->lock);
+		for (uint64_t i = from; seen < RC_WINDOW && pagemap_next(&fh->pm, i, &idx, &w) &&
+		                        idx < end;
+		     i = idx + 1) {
+			if (lo == UINT64_MAX)
+				lo = idx;
+			hi = idx + 1;
+			seen++;
+		}
+		if (!seen) {
+			pthread_mutex_unlock(&fh->lock);
+			break;
+		}
+		present.n = 0;
+		struct rc_present *pres = pre_scan(vm, fh, lo, hi, &present);
+
+		for (uint64_t i = lo; pagemap_next(&fh->pm, i, &idx, &w) && idx < hi; i = idx + 1)
+			if (pg_state(w) == PG_LOADED && !pg_pins(w)) {
+				(void)pagemap_set(&fh->pm, idx, w & ~PG_REF); /* zapped below */
+				(void)runs_add_n(&zap, idx, 1);
+			}
+		for (struct rp_mapping *m = fh->maps; m; m = m->next) {
+			uint64_t a, b;
+
+			for (size_t i = 0; i < zap.n; i++)
+				if (map_span(vm, m, zap.r[i][0], zap.r[i][0] + zap.r[i][1], &a, &b))
+					(void)madvise((void *)(uintptr_t)a, b - a, MADV_DONTNEED);
+		}
+		post_scan(vm, fh, pres, &zap, lo, hi);
+		for (size_t i = 0; i < zap.n; i++)
+			for (uint64_t p = zap.r[i][0]; p < zap.r[i][0] + zap.r[i][1]; p++) {
+				w = pagemap_get(&fh->pm, p);
+				if (pg_state(w) != PG_LOADED || pg_pins(w))
+					continue; /* written between the scans: dirty now */
+				(void)pagemap_set(&fh->pm, p, 0);
+				vm_release_page(fh, &rel, p);
+				wasted += (w & PG_RA) != 0;
+			}
+		vm_release_flush(fh, &rel);
+		pthread_mutex_unlock(&fh->lock);
+		from = hi;
+	}
+	atomic_fetch_add_explicit(&vm->ctr.ra_wasted, wasted, memory_order_relaxed);
+	free(s);
+	free(present.r);
+	return 0;
 }
 
 /* ---------------------------------------------------------------- sweeps */

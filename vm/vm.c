@@ -35,6 +35,11 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 		ram_pool_close(vm->pool);
 		return vm_errf(err, "%s", why);
 	}
+	/* A window larger than a quarter of the pool would evict the stream's own pages. */
+	vm->ra_max = p->readahead_max / vm->psz;
+	if (vm->ra_max > vm->pool->capacity / 4)
+		vm->ra_max = vm->pool->capacity / 4;
+	vm->ra_chunk = VM_RA_CHUNK_BYTES / vm->psz ? VM_RA_CHUNK_BYTES / vm->psz : 1;
 	err = vm_service_start(vm, p);
 	struct vm_reclaim_params rp = p->reclaim;
 
@@ -50,16 +55,22 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 		ram_pool_close(vm->pool);
 		return err;
 	}
+	char ra[64] = "off";
+
+	if (vm->ra_max > 1)
+		snprintf(ra, sizeof(ra), "windows up to %" PRIu64 " pages", vm->ra_max);
 	snprintf(vm->describe, sizeof(vm->describe),
 	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s\n"
 	         "reclaim: CLOCK, background from %u%% (%" PRIu64 " pages) down to %u%% (%" PRIu64
 	         " pages); dirty pages: %s, limit %" PRIu64 " pages; a load waits up to %u ms "
-	         "for memory",
+	         "for memory\nreadahead: %s (readahead_max %" PRIu64 " bytes%s)",
 	         vm->pool->describe, vm->pool->warning[0] ? "; warning: " : "", vm->pool->warning,
 	         vm_service_describe(vm), why, vm->nsvc, vm->nsvc == 1 ? "" : "s",
 	         vm->bound ? ", one bound to each CPU" : "", p->reclaim.high, vm->rc.high,
 	         p->reclaim.low, vm->rc.low, vm_policy_name(p->reclaim.policy),
-	         vm->rc.dirty_limit, p->reclaim.wait_ms);
+	         vm->rc.dirty_limit, p->reclaim.wait_ms,
+	         ra, p->readahead_max,
+	         vm->ra_max < p->readahead_max / vm->psz ? ", capped at a quarter of the pool" : "");
 	return 0;
 }
 

@@ -50,6 +50,10 @@
 
 /* Largest load request a range of absent pages is coalesced into (rp_pin, WILLNEED). */
 #define VM_LOAD_MAX_BYTES (1ul << 20)
+/* Pages read ahead are mapped by the first touch in runs of up to this many bytes (not
+ * all at load: an unmapped page is how the engine learns that a page read ahead was
+ * used, and the CLOCK sees unused ones as cold). README "Readahead" has the measurements. */
+#define VM_RA_CHUNK_BYTES (256ul << 10)
 /* Largest write request a run of dirty pages is coalesced into (writeout). Larger runs
  * are split: the block layer splits them anyway, and the cap bounds how long one
  * request holds a queue slot. */
@@ -124,6 +128,9 @@ struct vm_load {
 	bool stale;             /* invalidated while in flight: discard at completion */
 	bool waited;            /* a pin waits for it: wake the handle's waiters */
 	struct rp_mapping *writer;   /* a write fault asked for it: mapped writable there */
+	bool ra;                     /* a readahead window's: its pages stay unmapped until
+	                                touched (vm/readahead.c), and an error only empties them */
+	bool faulted;                /* a thread faulted on one of its pages while it loaded */
 	struct vm_load *next, *prev; /* fh->loads */
 	atomic_int done;             /* custom stores: rp_load_done called */
 } __attribute__((aligned(16)));
@@ -176,6 +183,51 @@ struct rp_fileh {
 	struct rp_fileh *next, *prev;
 };
 
+/* ---------------------------------------------------------------- readahead
+ *
+ * vm/readahead.c (the algorithm is explained at its top). The detector is pure: it sees
+ * the pagemap only through vm_ra_env, so tests feed it access sequences. */
+
+/* One stream's state (one per mapping, like the kernel's per open file): the last window
+ * read, pages [start, start + size), whose marker is at start + size - async. */
+struct vm_ra {
+	uint64_t start, size, async;
+	uint64_t prev;  /* the last page the stream touched; UINT64_MAX: none yet */
+	unsigned miss;  /* misses, less pages read ahead and used: past RA_MISS_MAX, no guessing */
+};
+
+/* What the detector may look at. */
+struct vm_ra_env {
+	uint64_t max;    /* the largest window, pages (0 or 1: no readahead) */
+	uint64_t lo, hi; /* the pages the stream may read: [lo, hi) */
+	bool (*present)(void *arg, uint64_t idx); /* page idx resident or being loaded */
+	void *arg;
+};
+
+/* A window to read: pages [start, start + size); mark: the page to carry the marker, or
+ * UINT64_MAX. Pages already present are skipped when it is read. */
+struct vm_ra_win {
+	uint64_t start, size, mark;
+};
+
+void vm_ra_init(struct vm_ra *ra);
+/* A fault found page idx absent; advice RP_ADVICE_NORMAL, _SEQUENTIAL or _RANDOM. True
+ * with *w the window to read (the page idx itself is loaded by the caller either way);
+ * false: idx alone. */
+bool vm_ra_sync(struct vm_ra *ra, const struct vm_ra_env *e, int advice, uint64_t idx,
+                struct vm_ra_win *w);
+/* A fault found the marker on page idx: true with *w the next window (asynchronous). */
+bool vm_ra_async(struct vm_ra *ra, const struct vm_ra_env *e, int advice, uint64_t idx,
+                 struct vm_ra_win *w);
+/* n pages read ahead were used, the last of them `last`: the back-off's credit. */
+void vm_ra_used(struct vm_ra *ra, uint64_t last, uint64_t n);
+
+/* A range of a mapping with advice other than NORMAL. */
+struct vm_adv {
+	uint64_t first, end; /* pages of the handle */
+	int advice;          /* RP_ADVICE_SEQUENTIAL or RP_ADVICE_RANDOM */
+};
+
 struct rp_mapping {
 	struct rp_fileh *fh;
 	char *addr;
@@ -187,6 +239,9 @@ struct rp_mapping {
 	bool remapped; /* VM_POISON_REMAP: some range was remapped to the poison memfd */
 	uint64_t (*pins)[2]; /* ranges pinned through this mapping: (first page, pages) */
 	size_t npins, cpins; /* under fh->lock */
+	struct vm_ra ra;     /* its readahead stream; under fh->lock */
+	struct vm_adv *adv;  /* advice ranges, sorted and disjoint; under fh->lock */
+	size_t nadv;
 	struct rp_mapping *next, *prev; /* fh->maps */
 };
 
@@ -244,6 +299,7 @@ struct vm_params {
 	unsigned flags;         /* VM_FORCE_* */
 	enum vm_dirty_mode dirty; /* VM_DIRTY_AUTO: the best the kernel has */
 	struct vm_reclaim_params reclaim;
+	uint64_t readahead_max; /* bytes; 0: no readahead */
 };
 
 struct vm_counters {
@@ -252,6 +308,7 @@ struct vm_counters {
 	    bytes_written, write_requests;
 	_Atomic uint64_t evicted, reclaim_passes, ref_hits, hook_calls, mem_waits, mem_failures,
 	    writebacks;
+	_Atomic uint64_t ra_pages, ra_used, ra_wasted, ra_windows;
 };
 
 /* A fault that found the pool full, waiting for memory (vm/reclaim.c). */
@@ -321,6 +378,9 @@ struct vm {
 
 	struct vm_reclaim rc;
 	uint64_t next_fh_id;
+	uint64_t ra_max;   /* largest readahead window, pages (readahead_max, at most a quarter
+	                      of the pool); 0 or 1: none */
+	uint64_t ra_chunk; /* pages read ahead mapped by one touch */
 
 	struct vm_counters ctr;
 	char describe[2048];
@@ -493,6 +553,33 @@ static inline void vm_page_referenced(struct rp_fileh *fh, uint64_t idx, uint64_
 		atomic_fetch_add_explicit(&fh->vm->ctr.ref_hits, 1, memory_order_relaxed);
 	}
 }
+
+/* vm/readahead.c: the fault path's side. fh->lock held, vm->maps_lock held for reading.
+ * Loads that they start are collected in a batch, issued once the locks are dropped. */
+struct vm_ra_batch {
+	struct vm_load *head, *tail;
+};
+/* The fault on absent page idx of m started idx's own load: reads its window ahead. */
+void vm_ra_miss(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, struct vm_ra_batch *b);
+/* A fault on page idx of m, which is resident (word w): starts the next window when idx
+ * carries the marker, and maps the page (a write: writable, and DIRTY), with the pages
+ * read ahead after it that nothing mapped yet. */
+void vm_ra_touch(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
+                 bool write, struct vm_ra_batch *b);
+/* A fault on page idx of m while it loads (word w): the marker starts the next window. */
+void vm_ra_loading(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
+                   struct vm_ra_batch *b);
+/* Issues the batch's loads (no lock held): on svc's queue, or handed to a service thread. */
+void vm_ra_submit(struct vm *vm, struct vm_service *svc, struct vm_ra_batch *b);
+/* Sets the advice of pages [first, first + n) of m: NORMAL, SEQUENTIAL, RANDOM. fh->lock
+ * held. 0 or -ENOMEM. */
+int vm_advise(struct rp_mapping *m, uint64_t first, uint64_t n, int advice);
+/* The advice in force for page idx of m. fh->lock held. */
+int vm_advice_at(const struct rp_mapping *m, uint64_t idx);
+/* Drops the clean, unpinned pages of [first, first + n) from the pool (rp_advise
+ * DONTNEED): their next touch reads the store again. Dirty pages stay (writes that
+ * wp_async recorded in page tables are found first). vm/reclaim.c. */
+int vm_dontneed(struct rp_fileh *fh, uint64_t first, uint64_t n);
 
 /* vm/writeout.c: writeouts. */
 /* Internal writeout flag (beside RP_WRITEOUT_*): only DIRTY pages whose reference bit is

@@ -39,6 +39,9 @@ static rp_engine *open_engine(uint64_t pool, const char *mode, const char *const
 	cfg.hugepages = 2;
 	cfg.internal_flags = internal_flags;
 	internal_flags = 0;
+	/* These tests count pages exactly: no readahead (tests/vm/test_readahead.c has
+	 * reclaim with it). */
+	cfg.readahead_max = 0;
 	if (mode)
 		cr_assert_eq(rp_config_set(&cfg, "dirty_tracking", mode), 0, "%s", rp_errmsg());
 	for (; extra && *extra; extra += 2)

@@ -81,7 +81,9 @@ Test(vm, mapped_page_reads_the_store)
 	cr_assert_eq(s.bytes_read, 1 << 20);
 	cr_assert_eq(s.resident_pages, 256);
 	cr_assert_eq(s.load_errors, 0);
-	cr_assert_geq(s.faults, 256);
+	/* One fault a page, or fewer: readahead maps pages read ahead in runs. */
+	cr_assert_gt(s.faults, 0);
+	cr_assert_leq(s.faults, 256);
 	cr_assert_eq(rp_unmap(m), 0);
 	fixture_close(&f);
 }
@@ -257,6 +259,8 @@ static void eight_threads(bool async, bool same_page)
 	cr_assert_eq(rp_store_create(eng, &cs_ops, &cs, 64 * PG, &st), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_fileh_open(st, &fh), 0);
 	cr_assert_eq(rp_map(fh, 0, 64 * PG, PROT_READ, &m), 0);
+	/* One load a page: the count below is exact. */
+	cr_assert_eq(rp_advise(m, 0, 64 * PG, RP_ADVICE_RANDOM), 0, "%s", rp_errmsg());
 	pthread_barrier_init(&bar, NULL, 8);
 	for (int i = 0; i < 8; i++) {
 		uint64_t page = same_page ? 3 : (uint64_t)i * 7;

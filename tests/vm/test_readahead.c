@@ -1,0 +1,652 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tests/vm/test_readahead.c - readahead: the detector fed access sequences (no engine,
+ * deterministic), then end to end through mappings: the counters, advice, DONTNEED,
+ * windows that fail, a window mapped for the faulting thread before it is all in.
+ */
+#include "ringpager.h"
+#include "common/testutil.h"
+#include "vm/vm.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PG 4096ul
+
+/* ---------------------------------------------------------------- the detector
+ *
+ * A simulated handle: which pages are present, which carry the marker, which were read
+ * ahead and not used. An access does what the fault path does: a miss asks vm_ra_sync
+ * (the page itself is present by then, as its load started first), a marker asks
+ * vm_ra_async, a page read ahead is used. Windows asked for are recorded. */
+
+#define SIM_MAXWIN 8192
+
+struct sim {
+	uint64_t n;
+	unsigned char *present, *mark, *ahead;
+	struct vm_ra ra;
+	struct vm_ra_env e;
+	struct vm_ra_win win[SIM_MAXWIN];
+	size_t nwin;
+	uint64_t misses, used;
+};
+
+static bool sim_present(void *arg, uint64_t idx)
+{
+	return ((struct sim *)arg)->present[idx];
+}
+
+static struct sim *sim_new(uint64_t n, uint64_t max)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+
+	cr_assert(s);
+	s->n = n;
+	s->present = calloc(n, 1);
+	s->mark = calloc(n, 1);
+	s->ahead = calloc(n, 1);
+	cr_assert(s->present && s->mark && s->ahead);
+	vm_ra_init(&s->ra);
+	s->e = (struct vm_ra_env){.max = max, .lo = 0, .hi = n, .present = sim_present, .arg = s};
+	return s;
+}
+
+static void sim_free(struct sim *s)
+{
+	free(s->present);
+	free(s->mark);
+	free(s->ahead);
+	free(s);
+}
+
+/* Reads a window as ra_read does: absent pages only; the marker only on a page read. */
+static void sim_read(struct sim *s, const struct vm_ra_win *w)
+{
+	cr_assert_lt(s->nwin, SIM_MAXWIN);
+	cr_assert_leq(w->size, s->e.max, "window of %lu pages, max %lu", (unsigned long)w->size,
+	              (unsigned long)s->e.max);
+	cr_assert_leq(w->start + w->size, s->e.hi);
+	s->win[s->nwin++] = *w;
+	for (uint64_t p = w->start; p < w->start + w->size; p++)
+		if (!s->present[p]) {
+			s->present[p] = s->ahead[p] = 1;
+			if (p == w->mark)
+				s->mark[p] = 1;
+		}
+}
+
+static void sim_access(struct sim *s, uint64_t idx, int advice)
+{
+	struct vm_ra_win w;
+
+	cr_assert_lt(idx, s->n);
+	if (!s->present[idx]) {
+		s->misses++;
+		s->present[idx] = 1;
+		if (vm_ra_sync(&s->ra, &s->e, advice, idx, &w))
+			sim_read(s, &w);
+		return;
+	}
+	if (s->mark[idx]) {
+		s->mark[idx] = 0;
+		if (vm_ra_async(&s->ra, &s->e, advice, idx, &w))
+			sim_read(s, &w);
+	}
+	if (s->ahead[idx]) {
+		s->ahead[idx] = 0;
+		s->used++;
+		vm_ra_used(&s->ra, idx, 1);
+	}
+}
+
+static void expect_win(const struct sim *s, size_t i, uint64_t start, uint64_t size,
+                       uint64_t mark)
+{
+	cr_assert_lt(i, s->nwin, "window %zu was not asked for (%zu were)", i, s->nwin);
+	cr_assert(s->win[i].start == start && s->win[i].size == size && s->win[i].mark == mark,
+	          "window %zu: [%lu, +%lu) marker %lu; expected [%lu, +%lu) marker %lu", i,
+	          (unsigned long)s->win[i].start, (unsigned long)s->win[i].size,
+	          (unsigned long)s->win[i].mark, (unsigned long)start, (unsigned long)size,
+	          (unsigned long)mark);
+}
+
+/* A forward scan from the first page: 4 pages, marker on the second; then each window
+ * is all asynchronous (marker on its first page), twice the last, up to the maximum. */
+Test(ra_detector, a_forward_scan_ramps_up_to_the_maximum_with_the_markers_in_place)
+{
+	struct sim *s = sim_new(4096, 64);
+
+	for (uint64_t p = 0; p < 4096; p++)
+		sim_access(s, p, RP_ADVICE_NORMAL);
+	expect_win(s, 0, 0, 4, 1);
+	expect_win(s, 1, 4, 8, 4);
+	expect_win(s, 2, 12, 16, 12);
+	expect_win(s, 3, 28, 32, 28);
+	expect_win(s, 4, 60, 64, 60);
+	expect_win(s, 5, 124, 64, 124);
+	for (size_t i = 5; i < s->nwin; i++) {
+		cr_assert_eq(s->win[i].start, s->win[i - 1].start + s->win[i - 1].size,
+		             "window %zu does not follow the last", i);
+		cr_assert(s->win[i].size == 64 || s->win[i].start + s->win[i].size == 4096);
+	}
+	cr_assert_eq(s->misses, 1, "a scan misses once, then reads ahead (%lu misses)",
+	             (unsigned long)s->misses);
+	cr_assert_eq(s->used, 4095);
+	sim_free(s);
+}
+
+Test(ra_detector, a_scan_that_starts_mid_file_is_recognised_at_its_second_page)
+{
+	struct sim *s = sim_new(100000, 64);
+
+	for (uint64_t p = 30000; p < 34000; p++)
+		sim_access(s, p, RP_ADVICE_NORMAL);
+	cr_assert_eq(s->misses, 2);
+	expect_win(s, 0, 30001, 4, 30002);
+	cr_assert_eq(s->win[s->nwin - 1].size, 64);
+	sim_free(s);
+}
+
+/* Two forward scans interleaved page by page in one mapping: one stream state, so each
+ * stream finds its way back through its marker (context readahead and the run of
+ * present pages after the marker). Both ramp up; misses stay few. */
+Test(ra_detector, two_interleaved_forward_scans_are_both_recognised)
+{
+	struct sim *s = sim_new(200000, 64);
+	uint64_t max_a = 0, max_b = 0;
+
+	for (uint64_t i = 0; i < 8000; i++) {
+		sim_access(s, i, RP_ADVICE_NORMAL);
+		sim_access(s, 100000 + i, RP_ADVICE_NORMAL);
+	}
+	for (size_t i = 0; i < s->nwin; i++) {
+		uint64_t *m = s->win[i].start < 100000 ? &max_a : &max_b;
+
+		if (s->win[i].size > *m)
+			*m = s->win[i].size;
+	}
+	cr_assert_eq(max_a, 64);
+	cr_assert_eq(max_b, 64);
+	cr_assert_lt(s->misses, 16, "%lu misses for 16000 pages", (unsigned long)s->misses);
+	sim_free(s);
+}
+
+/* Random accesses, each with two present pages just before it (as if by chance):
+ * context readahead reads ahead for them at first, nothing is used, and past the
+ * back-off limit no window is asked for any more. */
+Test(ra_detector, a_random_pattern_stops_asking_for_windows_after_the_back_off)
+{
+	struct sim *s = sim_new(1 << 20, 64);
+	uint64_t seed = 5;
+	size_t early = 0;
+
+	for (unsigned i = 0; i < 2000; i++) {
+		uint64_t p = 2 + tu_rand(&seed) % ((1 << 20) - 2);
+
+		if (s->present[p])
+			continue;
+		s->present[p - 1] = s->present[p - 2] = 1;
+		sim_access(s, p, RP_ADVICE_NORMAL);
+		if (i == 200)
+			early = s->nwin;
+	}
+	cr_assert_gt(early, 50, "context readahead never fired (%zu windows)", early);
+	cr_assert_eq(s->nwin, early, "%zu windows after the back-off", s->nwin - early);
+	sim_free(s);
+}
+
+/* Plain random accesses over a large range ask for (almost) nothing. */
+Test(ra_detector, plain_random_accesses_ask_for_almost_no_readahead)
+{
+	struct sim *s = sim_new(1 << 20, 512);
+	uint64_t seed = 9, pages = 0;
+
+	for (unsigned i = 0; i < 20000; i++)
+		sim_access(s, tu_rand(&seed) % (1 << 20), RP_ADVICE_NORMAL);
+	for (size_t i = 0; i < s->nwin; i++)
+		pages += s->win[i].size;
+	cr_assert_lt(pages, s->misses / 100, "%lu pages asked for on %lu misses",
+	             (unsigned long)pages, (unsigned long)s->misses);
+	sim_free(s);
+}
+
+Test(ra_detector, random_advice_reads_no_window)
+{
+	struct sim *s = sim_new(4096, 64);
+
+	for (uint64_t p = 0; p < 4096; p++)
+		sim_access(s, p, RP_ADVICE_RANDOM);
+	cr_assert_eq(s->nwin, 0);
+	cr_assert_eq(s->misses, 4096);
+	sim_free(s);
+}
+
+/* SEQUENTIAL: the first miss, even mid-file, reads a whole maximum window with its
+ * marker halfway; the stream then goes on by maximum windows. */
+Test(ra_detector, sequential_advice_reads_maximum_windows_from_the_first_miss)
+{
+	struct sim *s = sim_new(100000, 64);
+
+	for (uint64_t p = 5000; p < 5400; p++)
+		sim_access(s, p, RP_ADVICE_SEQUENTIAL);
+	expect_win(s, 0, 5000, 64, 5032);
+	expect_win(s, 1, 5064, 64, 5064);
+	cr_assert_eq(s->misses, 1);
+	sim_free(s);
+}
+
+Test(ra_detector, windows_stay_inside_the_range_and_a_tiny_maximum_is_off)
+{
+	struct sim *s = sim_new(1000, 64);
+
+	s->e.lo = 100;
+	s->e.hi = 150;
+	for (uint64_t p = 100; p < 150; p++)
+		sim_access(s, p, RP_ADVICE_NORMAL);
+	cr_assert_eq(s->misses, 1);
+	for (uint64_t p = 150; p < 1000; p++)
+		cr_assert(!s->present[p], "page %lu past the range was read", (unsigned long)p);
+	sim_free(s);
+	s = sim_new(1000, 1);
+	for (uint64_t p = 0; p < 100; p++)
+		sim_access(s, p, RP_ADVICE_SEQUENTIAL);
+	cr_assert_eq(s->nwin, 0);
+	sim_free(s);
+}
+
+/* Advice ranges split and replace each other as madvise's do. */
+Test(ra_detector, advice_ranges_split_and_replace)
+{
+	struct rp_mapping m;
+
+	memset(&m, 0, sizeof(m));
+	cr_assert_eq(vm_advise(&m, 100, 100, RP_ADVICE_SEQUENTIAL), 0);
+	cr_assert_eq(vm_advise(&m, 150, 10, RP_ADVICE_RANDOM), 0);
+	cr_assert_eq(vm_advise(&m, 0, 120, RP_ADVICE_NORMAL), 0);
+	cr_assert_eq(vm_advise(&m, 300, 5, RP_ADVICE_RANDOM), 0);
+	const int want[][2] = {{0, RP_ADVICE_NORMAL},       {119, RP_ADVICE_NORMAL},
+	                       {120, RP_ADVICE_SEQUENTIAL}, {149, RP_ADVICE_SEQUENTIAL},
+	                       {150, RP_ADVICE_RANDOM},     {159, RP_ADVICE_RANDOM},
+	                       {160, RP_ADVICE_SEQUENTIAL}, {199, RP_ADVICE_SEQUENTIAL},
+	                       {200, RP_ADVICE_NORMAL},     {300, RP_ADVICE_RANDOM},
+	                       {305, RP_ADVICE_NORMAL}};
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		cr_assert_eq(vm_advice_at(&m, (uint64_t)want[i][0]), want[i][1], "page %d",
+		             want[i][0]);
+	cr_assert_eq(m.nadv, 4);
+	free(m.adv);
+}
+
+/* ---------------------------------------------------------------- end to end */
+
+struct fx {
+	rp_engine *eng;
+	char *path;
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+	char *a;
+	uint64_t pages;
+};
+
+/* An engine (pool of `pool` pages, readahead_max `ra`) over a scratch file of `pages`
+ * pages mapped whole with prot. */
+static void fx_open(struct fx *f, const char *name, uint64_t pool, const char *ra,
+                    uint64_t pages, int prot, const char *mode)
+{
+	rp_config cfg;
+
+	rp_config_init(&cfg);
+	cfg.ram_size = pool * PG;
+	cfg.hugepages = 2;
+	cr_assert_eq(rp_config_set(&cfg, "readahead_max", ra), 0, "%s", rp_errmsg());
+	if (mode)
+		cr_assert_eq(rp_config_set(&cfg, "dirty_tracking", mode), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_engine_open(&cfg, &f->eng), 0, "%s", rp_errmsg());
+	f->pages = pages;
+	f->path = tu_scratch_file(name, pages * PG, 31);
+	cr_assert_eq(rp_store_open(f->eng, f->path, (prot & PROT_WRITE) ? O_RDWR : O_RDONLY, &f->st),
+	             0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(f->fh, 0, pages * PG, prot, &f->m), 0, "%s", rp_errmsg());
+	f->a = rp_mapping_addr(f->m);
+}
+
+static void fx_close(struct fx *f)
+{
+	cr_assert_eq(rp_unmap(f->m), 0);
+	cr_assert_eq(rp_fileh_close(f->fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_close(f->st), 0);
+	rp_engine_close(f->eng);
+	tu_unlink(f->path);
+}
+
+static struct rp_stats fx_stats(const struct fx *f)
+{
+	struct rp_stats s;
+
+	cr_assert_eq(rp_stats(f->eng, &s), 0);
+	return s;
+}
+
+/* Touches page p (one byte in it) and checks the byte against the file. */
+static void fx_touch(const struct fx *f, uint64_t p)
+{
+	unsigned char want;
+
+	tu_fill(&want, 1, 31, p * PG + 100);
+	cr_assert_eq((unsigned char)((volatile char *)f->a)[p * PG + 100], want, "page %lu",
+	             (unsigned long)p);
+}
+
+Test(readahead, a_sequential_pass_issues_far_fewer_reads_than_pages)
+{
+	struct fx f;
+
+	fx_open(&f, "ra_seq", 16384, "1M", 4096, PROT_READ, NULL);
+	for (uint64_t p = 0; p < f.pages; p++)
+		fx_touch(&f, p);
+	tu_expect_fill(f.a, f.pages * PG, 31, 0);
+	struct rp_stats s = fx_stats(&f);
+
+	cr_assert_eq(s.pages_loaded, 4096);
+	cr_assert_lt(s.loads, 4096 / 64, "%lu reads for 4096 pages", (unsigned long)s.loads);
+	cr_assert_lt(s.faults, 4096 / 16, "%lu faults for 4096 pages", (unsigned long)s.faults);
+	cr_assert_eq(s.readahead_pages, 4095);
+	cr_assert_eq(s.readahead_used, 4095);
+	cr_assert_eq(s.readahead_wasted, 0);
+	cr_assert_gt(s.readahead_windows, 0);
+	cr_assert_eq(s.readahead_window_avg, s.readahead_pages / s.readahead_windows);
+	cr_assert_gt(s.readahead_window_avg, 64);
+	fx_close(&f);
+}
+
+Test(readahead, readahead_max_zero_and_random_advice_read_one_page_a_fault)
+{
+	struct fx f;
+
+	fx_open(&f, "ra_off", 4096, "0", 256, PROT_READ, NULL);
+	for (uint64_t p = 0; p < f.pages; p++)
+		fx_touch(&f, p);
+	cr_assert_eq(fx_stats(&f).loads, 256);
+	cr_assert_eq(fx_stats(&f).readahead_pages, 0);
+	cr_assert(strstr(rp_engine_describe(f.eng), "readahead: off"), "%s",
+	          rp_engine_describe(f.eng));
+	fx_close(&f);
+
+	fx_open(&f, "ra_rand", 4096, "1M", 512, PROT_READ, NULL);
+	cr_assert_eq(rp_advise(f.m, 0, 256 * PG, RP_ADVICE_RANDOM), 0, "%s", rp_errmsg());
+	for (uint64_t p = 0; p < 256; p++)
+		fx_touch(&f, p);
+	cr_assert_eq(fx_stats(&f).loads, 256);
+	/* The advice covers its range only: the rest reads ahead. */
+	for (uint64_t p = 256; p < 512; p++)
+		fx_touch(&f, p);
+	cr_assert_lt(fx_stats(&f).loads, 256 + 32);
+	/* NORMAL over it again: readahead is back. */
+	cr_assert_eq(rp_advise(f.m, 0, 256 * PG, RP_ADVICE_NORMAL), 0);
+	cr_assert_eq(rp_advise(f.m, 0, 512 * PG, RP_ADVICE_DONTNEED), 0);
+	uint64_t loads = fx_stats(&f).loads;
+
+	for (uint64_t p = 0; p < 256; p++)
+		fx_touch(&f, p);
+	cr_assert_lt(fx_stats(&f).loads, loads + 32);
+	fx_close(&f);
+}
+
+Test(readahead, sequential_advice_reads_a_whole_window_at_the_first_miss)
+{
+	struct fx f;
+
+	fx_open(&f, "ra_seqadv", 16384, "512k", 1024, PROT_READ, NULL);
+	cr_assert_eq(rp_advise(f.m, 0, f.pages * PG, RP_ADVICE_SEQUENTIAL), 0, "%s", rp_errmsg());
+	fx_touch(&f, 300);
+	struct rp_stats s = fx_stats(&f);
+
+	cr_assert_eq(s.readahead_windows, 1);
+	cr_assert_eq(s.readahead_pages, 127); /* 128 pages from the miss, less its own */
+	cr_assert_eq(s.resident_pages, 128);
+	tu_expect_fill(f.a + 300 * PG, 128 * PG, 31, 300 * PG);
+	fx_close(&f);
+}
+
+Test(readahead, bad_advice_and_bad_readahead_max_are_refused_by_name)
+{
+	struct fx f;
+	rp_config cfg;
+
+	fx_open(&f, "ra_bad", 4096, "1M", 16, PROT_READ, NULL);
+	cr_assert_eq(rp_advise(f.m, 0, PG, 9), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "advice 9"), "%s", rp_errmsg());
+	cr_assert_eq(rp_advise(f.m, 0, 17 * PG, RP_ADVICE_DONTNEED), -EINVAL);
+	cr_assert_eq(rp_advise(f.m, 1, PG, RP_ADVICE_SEQUENTIAL), -EINVAL);
+	fx_close(&f);
+	rp_config_init(&cfg);
+	cr_assert_eq(rp_config_set(&cfg, "readahead_max", "12X"), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "readahead_max=12X"), "%s", rp_errmsg());
+	cr_assert_eq(rp_config_set(&cfg, "readahead_max", "2G"), -EINVAL);
+	cr_assert_eq(rp_config_set(&cfg, "readahead_max", "4M"), 0);
+	cr_assert_eq(cfg.readahead_max, 4u << 20);
+	char buf[32];
+
+	cr_assert_eq(rp_config_get(&cfg, "readahead_max", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "4194304");
+}
+
+/* Pages read ahead and never touched count as wasted when they leave: DONTNEED and
+ * invalidate both count them; touched ones count as used. */
+Test(readahead, unused_pages_read_ahead_count_as_wasted_when_they_go)
+{
+	struct fx f;
+
+	fx_open(&f, "ra_waste", 16384, "256k", 1024, PROT_READ, NULL);
+	cr_assert_eq(rp_advise(f.m, 0, f.pages * PG, RP_ADVICE_SEQUENTIAL), 0);
+	/* Page 0 is demanded, 1..63 read ahead with the marker on 32; touching page 1 maps
+	 * the pages read ahead from it up to the marker: 1..31 used. */
+	fx_touch(&f, 0);
+	fx_touch(&f, 1);
+	fx_touch(&f, 2);
+	struct rp_stats s = fx_stats(&f);
+
+	cr_assert_eq(s.readahead_pages, 63);
+	cr_assert_eq(s.readahead_used, 31);
+	cr_assert_eq(s.readahead_wasted, 0);
+	/* 16..31 used, 32..47 not. */
+	cr_assert_eq(rp_advise(f.m, 16 * PG, 32 * PG, RP_ADVICE_DONTNEED), 0);
+	s = fx_stats(&f);
+	cr_assert_eq(s.resident_pages, 32);
+	cr_assert_eq(s.readahead_wasted, 16);
+	/* 48..63 not used either. */
+	cr_assert_eq(rp_invalidate(f.fh, 0, f.pages * PG), 0);
+	s = fx_stats(&f);
+	cr_assert_eq(s.resident_pages, 0);
+	cr_assert_eq(s.readahead_wasted, 32);
+	cr_assert_eq(s.readahead_used, 31);
+	fx_close(&f);
+}
+
+/* DONTNEED drops clean pages (the next touch reads the store again) and keeps a page
+ * written through the mapping, with its bytes, whichever way writes are tracked. */
+TU_TEST_EACH_WP(readahead, dontneed_drops_clean_pages_and_keeps_written_ones)
+{
+	struct fx f;
+
+	fx_open(&f, "ra_dontneed", 4096, "0", 64, PROT_READ | PROT_WRITE, mode);
+	for (uint64_t p = 0; p < 64; p++)
+		fx_touch(&f, p);
+	f.a[5 * PG] = 'w';
+	cr_assert_eq(fx_stats(&f).resident_pages, 64);
+	uint64_t loaded = fx_stats(&f).pages_loaded;
+
+	cr_assert_eq(rp_advise(f.m, 0, 64 * PG, RP_ADVICE_DONTNEED), 0, "%s", rp_errmsg());
+	cr_assert_eq(fx_stats(&f).resident_pages, 1);
+	cr_assert_eq(f.a[5 * PG], 'w');
+	uint64_t dirty = 0;
+
+	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0);
+	cr_assert_eq(dirty, 1);
+	fx_touch(&f, 6);
+	cr_assert_eq(fx_stats(&f).pages_loaded, loaded + 1);
+	fx_close(&f);
+}
+
+/* A pass over four times the pool with readahead on: the pool holds, every byte is
+ * right, and the windows are cut to a quarter of the pool. */
+Test(readahead, a_pass_over_four_times_the_pool_stays_within_it)
+{
+	struct fx f;
+
+	fx_open(&f, "ra_pool", 256, "2M", 1024, PROT_READ, NULL);
+	cr_assert(strstr(rp_engine_describe(f.eng), "windows up to 64 pages"), "%s",
+	          rp_engine_describe(f.eng));
+	for (int pass = 0; pass < 2; pass++)
+		for (uint64_t p = 0; p < f.pages; p++) {
+			fx_touch(&f, p);
+			cr_assert_leq(fx_stats(&f).resident_pages, 256);
+		}
+	struct rp_stats s = fx_stats(&f);
+
+	cr_assert_lt(s.loads, 2 * 1024 / 16);
+	cr_assert_geq(s.pages_evicted, 2 * 1024 - 256);
+	fx_close(&f);
+}
+
+/* ---------------------------------------------------------------- custom stores */
+
+/* A store whose window loads (more than one page) are held until the test lets them go,
+ * or fail; single-page loads complete at once. */
+struct hold_store {
+	pthread_mutex_t lock;
+	rp_load_token *held[64];
+	uint64_t held_off[64];
+	size_t held_len[64];
+	void *held_buf[64];
+	unsigned nheld;
+	bool fail_windows;
+	atomic_int loads, window_loads;
+	atomic_bool stop;
+};
+
+static int hs_load(void *ctx, uint64_t off, void *buf, size_t len, rp_load_token *tok)
+{
+	struct hold_store *h = ctx;
+
+	atomic_fetch_add(&h->loads, 1);
+	if (len == PG) {
+		tu_fill(buf, len, 31, off);
+		return 0;
+	}
+	atomic_fetch_add(&h->window_loads, 1);
+	if (h->fail_windows)
+		return -EIO;
+	pthread_mutex_lock(&h->lock);
+	cr_assert_lt(h->nheld, 64);
+	h->held[h->nheld] = tok;
+	h->held_off[h->nheld] = off;
+	h->held_len[h->nheld] = len;
+	h->held_buf[h->nheld] = buf;
+	h->nheld++;
+	pthread_mutex_unlock(&h->lock);
+	return RP_LOAD_ASYNC;
+}
+
+static void hs_release(struct hold_store *h)
+{
+	pthread_mutex_lock(&h->lock);
+	for (unsigned i = 0; i < h->nheld; i++) {
+		tu_fill(h->held_buf[i], h->held_len[i], 31, h->held_off[i]);
+		rp_load_done(h->held[i], 0);
+	}
+	h->nheld = 0;
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void *hs_releaser(void *arg)
+{
+	struct hold_store *h = arg;
+
+	while (!atomic_load(&h->stop)) {
+		hs_release(h);
+		usleep(200);
+	}
+	return NULL;
+}
+
+static const rp_store_ops hs_ops = {.load = hs_load};
+
+static void hs_open(struct fx *f, struct hold_store *h, uint64_t pages)
+{
+	rp_config cfg;
+
+	rp_config_init(&cfg);
+	cfg.ram_size = 16ul << 20;
+	cfg.hugepages = 2;
+	cr_assert_eq(rp_engine_open(&cfg, &f->eng), 0, "%s", rp_errmsg());
+	pthread_mutex_init(&h->lock, NULL);
+	f->path = NULL;
+	f->pages = pages;
+	cr_assert_eq(rp_store_create(f->eng, &hs_ops, h, pages * PG, &f->st), 0);
+	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0);
+	cr_assert_eq(rp_map(f->fh, 0, pages * PG, PROT_READ, &f->m), 0);
+	f->a = rp_mapping_addr(f->m);
+}
+
+/* The faulting thread runs on once its own page is in: the rest of its window is still
+ * held by the store. */
+Test(readahead, the_faulting_page_is_mapped_before_its_window_is_all_in)
+{
+	struct fx f;
+	struct hold_store h = {0};
+
+	hs_open(&f, &h, 256);
+	fx_touch(&f, 0); /* returns although the window [1, 4) is held */
+	/* The window's load is issued after the page's own: wait for it to reach the store
+	 * (it cannot complete there until released). */
+	for (int i = 0; i < 10000 && atomic_load(&h.window_loads) == 0; i++)
+		usleep(1000);
+	cr_assert_eq(atomic_load(&h.window_loads), 1);
+	pthread_mutex_lock(&h.lock);
+	cr_assert_eq(h.nheld, 1);
+	cr_assert_eq(h.held_off[0], PG);
+	cr_assert_eq(h.held_len[0], 3 * PG);
+	pthread_mutex_unlock(&h.lock);
+	/* The rest of the scan, with a thread that lets the held windows go. */
+	pthread_t t;
+
+	atomic_store(&h.stop, false);
+	cr_assert_eq(pthread_create(&t, NULL, hs_releaser, &h), 0);
+	for (uint64_t p = 1; p < 256; p++)
+		fx_touch(&f, p);
+	atomic_store(&h.stop, true);
+	pthread_join(t, NULL);
+	hs_release(&h);
+	cr_assert_gt(atomic_load(&h.window_loads), 3);
+	fx_close(&f);
+}
+
+/* A window whose read fails leaves its pages absent, not poisoned: touching one reads it
+ * alone (which works here), and no load error is counted. */
+Test(readahead, a_failed_window_is_read_again_by_the_fault_that_wants_it)
+{
+	struct fx f;
+	struct hold_store h = {.fail_windows = true};
+
+	hs_open(&f, &h, 64);
+	for (uint64_t p = 0; p < 64; p++)
+		fx_touch(&f, p);
+	struct rp_stats s = fx_stats(&f);
+
+	cr_assert_gt(atomic_load(&h.window_loads), 0);
+	cr_assert_eq(s.load_errors, 0);
+	cr_assert_eq(s.resident_pages, 64);
+	fx_close(&f);
+}
