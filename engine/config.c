@@ -79,7 +79,7 @@ int rp_config_init(rp_config *cfg)
 	cfg->dirty_limit = 0;
 	cfg->dirty_limit_pct = 50;
 	cfg->dirty_policy = VM_POLICY_KEEP;
-	cfg->readahead_max = 2ull << 20; /* README "Readahead": measured against 512k..8M */
+	cfg->readahead_max = 8ull << 20; /* README "Readahead": measured against 512k..32M */
 	return 0;
 }
 
