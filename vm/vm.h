@@ -19,7 +19,8 @@
  * (UFFDIO_CONTINUE), or allocates it in the RAM handle and starts a read of the store into
  * the alias mapping; when the read completes, the page is mapped into every mapping of the
  * handle at once (one UFFDIO_CONTINUE per mapping, which also wakes every thread that
- * faulted on it). So a page is loaded once however many threads wait for it, waiters are
+ * faulted on it). A miss may also read a window ahead (vm/readahead.c): those pages stay
+ * unmapped until touched. So a page is loaded once however many threads wait for it, waiters are
  * woken by the completion, and no lock is held across I/O: the handle's lock protects
  * its pagemap only while states change.
  *
