@@ -420,12 +420,19 @@ void vm_ra_touch(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64
 		vm_page_referenced(fh, idx, w);
 		m->ra.prev = idx;
 	}
-	write = write && m->track;
+	/* A write under wp_async: mapped write-protected all the same, and the kernel records
+	 * the write when the thread retries it. The message may be late: a run of pages read
+	 * ahead, mapped for another fault, can map this page and wake the thread before its
+	 * own message is read, and by then its write may have been written out; marking the
+	 * page dirty here would make it dirty with nothing new in it. */
+	write = write && m->track && vm->dirty != VM_DIRTY_WP_ASYNC;
 	if (write)
 		(void)vm_dirty_mark(fh, idx);
-	vm_uffd_continue(vm, m, idx, 1, write);
+	/* The run first: mapping idx wakes the thread, whose next touches should find the
+	 * run mapped, not fault on it again. */
 	if (k > 1)
 		vm_uffd_continue(vm, m, idx + 1, k - 1, false);
+	vm_uffd_continue(vm, m, idx, 1, write);
 }
 
 void vm_ra_submit(struct vm *vm, struct vm_service *svc, struct vm_ra_batch *b)
