@@ -319,6 +319,36 @@ static void post_scan(struct vm *vm, struct rp_fileh *fh, struct rc_present *hea
 	}
 }
 
+/* The window from page `from`: the span [*lo, *hi) of the next RC_WINDOW resident pages
+ * below `end`. False when there are none. fh->lock held. */
+static bool rc_span(struct rp_fileh *fh, uint64_t from, uint64_t end, uint64_t *lo,
+                    uint64_t *hi)
+{
+	uint64_t idx, w, seen = 0;
+
+	for (uint64_t i = from; seen < RC_WINDOW && pagemap_next(&fh->pm, i, &idx, &w) && idx < end;
+	     i = idx + 1) {
+		if (!seen)
+			*lo = idx;
+		*hi = idx + 1;
+		seen++;
+	}
+	return seen > 0;
+}
+
+/* Unmaps the runs of `zap` from every mapping of fh: one MADV_DONTNEED per run and
+ * mapping. fh->lock held. */
+static void rc_zap(struct vm *vm, struct rp_fileh *fh, const struct rc_runs *zap)
+{
+	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
+		uint64_t a, b;
+
+		for (size_t i = 0; i < zap->n; i++)
+			if (map_span(vm, m, zap->r[i][0], zap->r[i][0] + zap->r[i][1], &a, &b))
+				(void)madvise((void *)(uintptr_t)a, b - a, MADV_DONTNEED);
+	}
+}
+
 /* One window of fh from page `from`, freeing at most `want` pages. fh->lock not held.
  * Returns pages freed; *next is where the hand goes (fh->npages: past the end); *looked
  * counts the resident pages looked at; *cold_dirty the cold dirty pages met. */
@@ -330,18 +360,12 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 	struct rc_runs zap = {s->zap, 0, 0};
 	struct rc_runs present = {malloc(64 * sizeof(present.r[0])), 0, 64};
 	struct vm_release rel = {0, 0};
-	uint64_t idx, w, lo = UINT64_MAX, hi = from, seen = 0, freed = 0;
+	uint64_t idx, w, lo = from, hi = from, freed = 0;
 
 	if (!present.r)
 		return *next = from, 0;
 	pthread_mutex_lock(&fh->lock);
-	for (uint64_t i = from; seen < RC_WINDOW && pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1) {
-		if (lo == UINT64_MAX)
-			lo = idx;
-		hi = idx + 1;
-		seen++;
-	}
-	if (!seen) {
+	if (!rc_span(fh, from, UINT64_MAX, &lo, &hi)) {
 		pthread_mutex_unlock(&fh->lock);
 		free(present.r);
 		*next = fh->npages;
@@ -381,15 +405,9 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 	}
 	if (pres && (vm->rc.p.flags & VM_SLOW_ZAP))
 		usleep(100);
-	/* One zap per run and mapping (the victims' too: nothing of them may stay, a poison
-	 * marker included); the victims' RAM goes by one hole punch per run. */
-	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
-		uint64_t a, b;
-
-		for (size_t i = 0; i < zap.n; i++)
-			if (map_span(vm, m, zap.r[i][0], zap.r[i][0] + zap.r[i][1], &a, &b))
-				(void)madvise((void *)(uintptr_t)a, b - a, MADV_DONTNEED);
-	}
+	/* The victims are zapped too: nothing of them may stay, a poison marker included;
+	 * their RAM goes by one hole punch per run. */
+	rc_zap(vm, fh, &zap);
 	post_scan(vm, fh, pres, &zap, lo, hi);
 	vm_release_flush(fh, &rel);
 	pthread_mutex_unlock(&fh->lock);
@@ -418,18 +436,10 @@ int vm_dontneed(struct rp_fileh *fh, uint64_t first, uint64_t n)
 	while (from < end) {
 		struct rc_runs zap = {s->zap, 0, 0};
 		struct vm_release rel = {0, 0};
-		uint64_t idx, w, lo = UINT64_MAX, hi = from, seen = 0;
+		uint64_t idx, w, lo = from, hi = from;
 
 		pthread_mutex_lock(&fh->lock);
-		for (uint64_t i = from; seen < RC_WINDOW && pagemap_next(&fh->pm, i, &idx, &w) &&
-		                        idx < end;
-		     i = idx + 1) {
-			if (lo == UINT64_MAX)
-				lo = idx;
-			hi = idx + 1;
-			seen++;
-		}
-		if (!seen) {
+		if (!rc_span(fh, from, end, &lo, &hi)) {
 			pthread_mutex_unlock(&fh->lock);
 			break;
 		}
@@ -441,13 +451,7 @@ int vm_dontneed(struct rp_fileh *fh, uint64_t first, uint64_t n)
 				(void)pagemap_set(&fh->pm, idx, w & ~PG_REF); /* zapped below */
 				(void)runs_add_n(&zap, idx, 1);
 			}
-		for (struct rp_mapping *m = fh->maps; m; m = m->next) {
-			uint64_t a, b;
-
-			for (size_t i = 0; i < zap.n; i++)
-				if (map_span(vm, m, zap.r[i][0], zap.r[i][0] + zap.r[i][1], &a, &b))
-					(void)madvise((void *)(uintptr_t)a, b - a, MADV_DONTNEED);
-		}
+		rc_zap(vm, fh, &zap);
 		post_scan(vm, fh, pres, &zap, lo, hi);
 		for (size_t i = 0; i < zap.n; i++)
 			for (uint64_t p = zap.r[i][0]; p < zap.r[i][0] + zap.r[i][1]; p++) {
