@@ -173,22 +173,21 @@ void vm_load_finish(struct vm_load *ld, int err)
 			atomic_fetch_add_explicit(&vm->ctr.load_errors, 1, memory_order_relaxed);
 		else if (ld->ra && !err) /* read ahead, then invalidated before any use */
 			atomic_fetch_add_explicit(&vm->ctr.ra_wasted, n, memory_order_relaxed);
-	} else if (ld->ra) {
-		/* Read ahead: left unmapped until touched (vm/readahead.c), the marker kept. */
+	} else {
+		/* Read ahead: left unmapped until touched (vm/readahead.c), the marker kept.
+		 * Otherwise a write fault that asked for it makes it dirty at once, mapped
+		 * writable for the writer. Referenced either way: the CLOCK gives a new page one
+		 * pass before it may go. */
+		const bool dirty = ld->writer && !ld->ra;
+		const uint64_t base = (dirty ? PG_DIRTY : PG_LOADED) | PG_REF | (ld->ra ? PG_RA : 0);
+
 		for (uint64_t i = first; i < first + n; i++) {
-			uint64_t w = (pagemap_get(&fh->pm, i) & PG_RA_MARK) | PG_LOADED | PG_REF | PG_RA;
+			uint64_t w = (pagemap_get(&fh->pm, i) & PG_RA_MARK) | base;
 
 			vm_page_check(w);
 			(void)pagemap_set(&fh->pm, i, w);
 		}
-		(void)madvise(fh->ram->alias + first * vm->psz, n * vm->psz, MADV_DONTNEED);
-		atomic_fetch_add_explicit(&vm->ctr.pages_loaded, n, memory_order_relaxed);
-		atomic_fetch_add_explicit(&vm->ctr.bytes_read, n * vm->psz, memory_order_relaxed);
-	} else {
-		/* A write fault asked for it: dirty at once, mapped writable for the writer. */
-		/* Referenced: the CLOCK gives a new page one pass before it may go. */
-		fh_set_run(fh, first, n, (ld->writer ? PG_DIRTY : PG_LOADED) | PG_REF);
-		if (ld->writer)
+		if (dirty)
 			vm_dirty_add(fh, (int64_t)n);
 		/* The device wrote the pages through the alias, which left them mapped there
 		 * too: unmap them from it, so that the process's RSS counts a resident page once
@@ -199,7 +198,7 @@ void vm_load_finish(struct vm_load *ld, int err)
 		atomic_fetch_add_explicit(&vm->ctr.bytes_read, n * vm->psz, memory_order_relaxed);
 	}
 	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
-		if (empty || (ld->ra && !err)) {
+		if (empty || ld->ra) {
 			/* Stale or failed: they fault again and load afresh. Read ahead: the
 			 * threads that came while it loaded fault again and map what they use. */
 			if (empty || ld->faulted)
@@ -220,7 +219,7 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
               uint64_t deadline)
 {
 	struct vm_load *ld = NULL;
-	struct vm_ra_batch ra = {NULL, NULL};
+	struct vm_load_batch ra = {NULL, NULL};
 	uint64_t page;
 	int err = 0;
 
@@ -278,7 +277,22 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
 	pthread_rwlock_unlock(&vm->maps_lock);
 	if (ld) /* the faulting page first */
 		vm_service_submit(vm, svc, ld);
-	vm_ra_submit(vm, svc, &ra);
+	vm_load_batch_submit(vm, svc, &ra);
+}
+
+void vm_load_batch_submit(struct vm *vm, struct vm_service *svc, struct vm_load_batch *b)
+{
+	if (!b->head)
+		return;
+	if (!svc) {
+		vm_service_hand(vm, &b->head->job, &b->tail->job);
+	} else {
+		for (struct vm_load *ld = b->head, *next; ld; ld = next) {
+			next = (struct vm_load *)ld->job.qnext;
+			vm_service_submit(vm, svc, ld);
+		}
+	}
+	b->head = b->tail = NULL;
 }
 
 /* ---------------------------------------------------------------- pins and WILLNEED */
@@ -302,8 +316,7 @@ struct pin_cursor {
 	const uint64_t (*r)[2];
 	size_t n, ri;
 	uint64_t idx; /* page index within range ri */
-	/* loads started and not yet handed to the service threads */
-	struct vm_load *batch_head, *batch_tail;
+	struct vm_load_batch batch; /* loads started and not yet handed over */
 	unsigned nbatch;
 	struct rp_mapping *map; /* pins: map resident pages into it */
 	bool wait;              /* the caller waits (rp_pin): a load may wait for memory */
@@ -319,9 +332,8 @@ static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c)
 	if (!c->nbatch)
 		return;
 	pthread_mutex_unlock(&fh->lock);
-	vm_service_hand(fh->vm, &c->batch_head->job, &c->batch_tail->job);
+	vm_load_batch_submit(fh->vm, NULL, &c->batch);
 	pthread_mutex_lock(&fh->lock);
-	c->batch_head = c->batch_tail = NULL;
 	c->nbatch = 0;
 }
 
@@ -369,12 +381,7 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 	}
 	if (!ld)
 		return err;
-	ld->job.qnext = NULL;
-	if (c->batch_tail)
-		c->batch_tail->job.qnext = &ld->job;
-	else
-		c->batch_head = ld;
-	c->batch_tail = ld;
+	vm_load_batch_add(&c->batch, ld);
 	if (++c->nbatch >= PIN_BATCH)
 		pin_flush(fh, c);
 	return (int64_t)n;

@@ -310,7 +310,7 @@ static void ra_env(struct rp_fileh *fh, const struct rp_mapping *m, struct vm_ra
 /* Starts the loads of the window's absent pages, in runs of at most the device's largest
  * request, and puts the marker on its page. fh->lock held (dropped and retaken by each
  * vm_load_start). A run that finds no memory ends the window. */
-static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct vm_ra_batch *b)
+static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct vm_load_batch *b)
 {
 	struct vm *vm = fh->vm;
 	uint64_t end = win->start + win->size, p = win->start, started = 0;
@@ -339,12 +339,7 @@ static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct vm_
 			if (pg_state(w) == PG_LOADING && pg_load(w) == ld)
 				(void)pagemap_set(&fh->pm, win->mark, w | PG_RA_MARK);
 		}
-		ld->job.qnext = NULL;
-		if (b->tail)
-			b->tail->job.qnext = &ld->job;
-		else
-			b->head = ld;
-		b->tail = ld;
+		vm_load_batch_add(b, ld);
 		started += n;
 		p += n;
 	}
@@ -354,7 +349,7 @@ static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct vm_
 	}
 }
 
-void vm_ra_miss(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, struct vm_ra_batch *b)
+void vm_ra_miss(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, struct vm_load_batch *b)
 {
 	struct vm_ra_env e;
 	struct vm_ra_win win;
@@ -366,7 +361,7 @@ void vm_ra_miss(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, struct 
 
 /* The marker on page idx (word w) was reached: the next window. */
 static void ra_marker(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
-                      struct vm_ra_batch *b)
+                      struct vm_load_batch *b)
 {
 	struct vm_ra_env e;
 	struct vm_ra_win win;
@@ -378,7 +373,7 @@ static void ra_marker(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, u
 }
 
 void vm_ra_loading(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
-                   struct vm_ra_batch *b)
+                   struct vm_load_batch *b)
 {
 	pg_load(w)->faulted = true;
 	if (w & PG_RA_MARK)
@@ -386,7 +381,7 @@ void vm_ra_loading(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint
 }
 
 void vm_ra_touch(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
-                 bool write, struct vm_ra_batch *b)
+                 bool write, struct vm_load_batch *b)
 {
 	struct vm *vm = fh->vm;
 	uint64_t k = 1;
@@ -433,19 +428,4 @@ void vm_ra_touch(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64
 	if (k > 1)
 		vm_uffd_continue(vm, m, idx + 1, k - 1, false);
 	vm_uffd_continue(vm, m, idx, 1, write);
-}
-
-void vm_ra_submit(struct vm *vm, struct vm_service *svc, struct vm_ra_batch *b)
-{
-	if (!b->head)
-		return;
-	if (!svc) {
-		vm_service_hand(vm, &b->head->job, &b->tail->job);
-	} else {
-		for (struct vm_load *ld = b->head, *next; ld; ld = next) {
-			next = (struct vm_load *)ld->job.qnext;
-			vm_service_submit(vm, svc, ld);
-		}
-	}
-	b->head = b->tail = NULL;
 }

@@ -478,6 +478,22 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q);
 /* Completes a load with err (0 or -errno): LOADING -> LOADED, POISONED or (stale) EMPTY,
  * maps or poisons its range in every mapping, wakes pin waiters, frees ld. Any thread. */
 void vm_load_finish(struct vm_load *ld, int err);
+/* Loads started and not issued yet, chained through job.qnext. */
+struct vm_load_batch {
+	struct vm_load *head, *tail;
+};
+static inline void vm_load_batch_add(struct vm_load_batch *b, struct vm_load *ld)
+{
+	ld->job.qnext = NULL;
+	if (b->tail)
+		b->tail->job.qnext = &ld->job;
+	else
+		b->head = ld;
+	b->tail = ld;
+}
+/* Issues the batch's loads and empties it (no lock held): on svc's queue when called
+ * from a service thread, else handed to one with a single wake-up. */
+void vm_load_batch_submit(struct vm *vm, struct vm_service *svc, struct vm_load_batch *b);
 /* Loads every absent page of ranges (page indexes of fh) and, with pin, pins them all
  * and maps them into m. Returns 0, -EIO (or the load's error) when a page is poisoned,
  * -ENOMEM when the pool is full, -EOVERFLOW when a pin count would pass PG_PIN_MAX. */
@@ -556,22 +572,18 @@ static inline void vm_page_referenced(struct rp_fileh *fh, uint64_t idx, uint64_
 }
 
 /* vm/readahead.c: the fault path's side. fh->lock held, vm->maps_lock held for reading.
- * Loads that they start are collected in a batch, issued once the locks are dropped. */
-struct vm_ra_batch {
-	struct vm_load *head, *tail;
-};
+ * Loads that they start are collected in a batch (vm_load_batch), issued once the locks
+ * are dropped. */
 /* The fault on absent page idx of m started idx's own load: reads its window ahead. */
-void vm_ra_miss(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, struct vm_ra_batch *b);
+void vm_ra_miss(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, struct vm_load_batch *b);
 /* A fault on page idx of m, which is resident (word w): starts the next window when idx
- * carries the marker, and maps the page (a write: writable, and DIRTY), with the pages
- * read ahead after it that nothing mapped yet. */
+ * carries the marker, and maps the page (a write under wp_sync: writable, and DIRTY),
+ * with the pages read ahead after it that nothing mapped yet. */
 void vm_ra_touch(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
-                 bool write, struct vm_ra_batch *b);
+                 bool write, struct vm_load_batch *b);
 /* A fault on page idx of m while it loads (word w): the marker starts the next window. */
 void vm_ra_loading(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
-                   struct vm_ra_batch *b);
-/* Issues the batch's loads (no lock held): on svc's queue, or handed to a service thread. */
-void vm_ra_submit(struct vm *vm, struct vm_service *svc, struct vm_ra_batch *b);
+                   struct vm_load_batch *b);
 /* Sets the advice of pages [first, first + n) of m: NORMAL, SEQUENTIAL, RANDOM. fh->lock
  * held. 0 or -ENOMEM. */
 int vm_advise(struct rp_mapping *m, uint64_t first, uint64_t n, int advice);
