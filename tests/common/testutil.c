@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 const char *tu_dir(void)
@@ -292,4 +293,46 @@ bool tu_touch_gets_sigbus(volatile const char *addr)
 	if (got)
 		cr_assert_eq(bus_addr, (void *)addr, "si_addr %p, touched %p", bus_addr, (void *)addr);
 	return got;
+}
+
+/* ---------------------------------------------------------------- a mapped file */
+
+void tu_map_open(struct tu_map *f, rp_engine *eng, const char *name, uint64_t size,
+                 uint64_t seed, int prot)
+{
+	f->eng = eng;
+	f->pages = (size + 4095) / 4096;
+	f->seed = seed;
+	f->path = tu_scratch_file(name, size, seed);
+	cr_assert_eq(rp_store_open(eng, f->path, (prot & PROT_WRITE) ? O_RDWR : O_RDONLY, &f->st),
+	             0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(f->fh, 0, size, prot, &f->m), 0, "%s", rp_errmsg());
+	f->a = rp_mapping_addr(f->m);
+}
+
+void tu_map_close(struct tu_map *f)
+{
+	cr_assert_eq(rp_unmap(f->m), 0);
+	cr_assert_eq(rp_fileh_close(f->fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_close(f->st), 0);
+	rp_engine_close(f->eng);
+	tu_unlink(f->path);
+}
+
+void tu_map_read(const struct tu_map *f, uint64_t p)
+{
+	unsigned char want;
+
+	tu_fill(&want, 1, f->seed, p * 4096 + 17);
+	cr_assert_eq((unsigned char)((volatile char *)f->a)[p * 4096 + 17], want, "page %lu",
+	             (unsigned long)p);
+}
+
+struct rp_stats tu_stats(rp_engine *eng)
+{
+	struct rp_stats s;
+
+	cr_assert_eq(rp_stats(eng, &s), 0);
+	return s;
 }

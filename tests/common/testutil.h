@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringpager.h"
+
 /* The directory for scratch files: $RP_TEST_DIR (meson sets it to the build directory,
  * which is on a disk filesystem, unlike /tmp on many machines), else ".". */
 const char *tu_dir(void);
@@ -53,6 +55,28 @@ int tu_sysctl_swap(const char *path, const char *value, char *old, size_t oldlen
  * test's .fini). */
 void tu_huge_reserve(long free_pages);
 void tu_huge_restore(void);
+
+/* A store, handle and mapping over a scratch file, on an engine the test opened. */
+struct tu_map {
+	rp_engine *eng;
+	char *path;
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+	char *a;
+	uint64_t pages; /* the file's size in 4 KiB pages, rounded up */
+	uint64_t seed;  /* the file's bytes are tu_fill(seed) */
+};
+/* Creates a scratch file of `size` bytes (tu_fill(seed)), opens it on eng (O_RDWR when
+ * prot has PROT_WRITE) and maps it whole with prot. Asserts each step. */
+void tu_map_open(struct tu_map *f, rp_engine *eng, const char *name, uint64_t size,
+                 uint64_t seed, int prot);
+/* Unmaps, closes the handle, the store and the engine, removes the file. */
+void tu_map_close(struct tu_map *f);
+/* Reads one byte of page p through the mapping and asserts it is the file's. */
+void tu_map_read(const struct tu_map *f, uint64_t p);
+/* The engine's counters (asserting rp_stats succeeded). */
+struct rp_stats tu_stats(rp_engine *eng);
 
 /* Touches addr; returns true when that raised SIGBUS, after asserting that si_addr was
  * addr exactly. */

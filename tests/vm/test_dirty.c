@@ -600,32 +600,9 @@ DIRTY_TEST(a_write_during_an_inflight_writeout_keeps_the_page_dirty)
 
 /* ---------------------------------------------------------------- file stores */
 
-struct ffix {
-	rp_engine *eng;
-	char *path;
-	rp_store *st;
-	rp_fileh *fh;
-	rp_mapping *m;
-	char *a;
-};
-
-static void ffix_open(struct ffix *f, const char *mode, const char *name, uint64_t size)
+static void ffix_open(struct tu_map *f, const char *mode, const char *name, uint64_t size)
 {
-	f->eng = open_engine(mode, 0);
-	f->path = tu_scratch_file(name, size, 5);
-	cr_assert_eq(rp_store_open(f->eng, f->path, O_RDWR, &f->st), 0, "%s", rp_errmsg());
-	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0);
-	cr_assert_eq(rp_map(f->fh, 0, size, PROT_READ | PROT_WRITE, &f->m), 0, "%s", rp_errmsg());
-	f->a = rp_mapping_addr(f->m);
-}
-
-static void ffix_close(struct ffix *f)
-{
-	cr_assert_eq(rp_unmap(f->m), 0);
-	cr_assert_eq(rp_fileh_close(f->fh), 0);
-	cr_assert_eq(rp_store_close(f->st), 0);
-	rp_engine_close(f->eng);
-	tu_unlink(f->path);
+	tu_map_open(f, open_engine(mode, 0), name, size, 5, PROT_READ | PROT_WRITE);
 }
 
 /* In a child process: reads the file with O_DIRECT and compares with want. */
@@ -651,7 +628,7 @@ static void expect_file_odirect(const char *path, const void *want, size_t len)
 
 DIRTY_TEST(after_store_markstored_sync_a_new_process_reads_the_new_bytes)
 {
-	struct ffix f = {0};
+	struct tu_map f = {0};
 	const size_t len = 64 * PG;
 	char *want = malloc(len);
 
@@ -665,12 +642,12 @@ DIRTY_TEST(after_store_markstored_sync_a_new_process_reads_the_new_bytes)
 	expect_file_odirect(f.path, want, len);
 	cr_assert_eq(ndirty(f.fh), 0);
 	free(want);
-	ffix_close(&f);
+	tu_map_close(&f);
 }
 
 DIRTY_TEST(an_injected_write_error_keeps_pages_dirty_and_a_retry_stores_them)
 {
-	struct ffix f = {0};
+	struct tu_map f = {0};
 	const size_t len = 32 * PG;
 	char *want = malloc(len);
 	struct rpio_fault flt = {.ops = 1u << IO_OP_WRITE, .off_lo = 0, .off_hi = len, .err = EIO};
@@ -694,12 +671,12 @@ DIRTY_TEST(an_injected_write_error_keeps_pages_dirty_and_a_retry_stores_them)
 	cr_assert_eq(ndirty(f.fh), 0);
 	expect_file_odirect(f.path, want, len);
 	free(want);
-	ffix_close(&f);
+	tu_map_close(&f);
 }
 
 DIRTY_TEST(a_store_whose_size_is_not_a_page_multiple_keeps_its_size)
 {
-	struct ffix f = {0};
+	struct tu_map f = {0};
 	const size_t size = 5 * PG + 1000;
 	struct stat sb;
 
@@ -716,12 +693,12 @@ DIRTY_TEST(a_store_whose_size_is_not_a_page_multiple_keeps_its_size)
 	cr_assert_eq(pread(fd, &c, 1, 5 * PG + 999), 1);
 	cr_assert_eq(c, 'T');
 	close(fd);
-	ffix_close(&f);
+	tu_map_close(&f);
 }
 
 DIRTY_TEST(each_handle_of_a_store_keeps_private_modifications)
 {
-	struct ffix f = {0};
+	struct tu_map f = {0};
 	rp_fileh *fh2;
 	rp_mapping *m2;
 
@@ -743,7 +720,7 @@ DIRTY_TEST(each_handle_of_a_store_keeps_private_modifications)
 	cr_assert_eq(ndirty(fh2), 1);
 	cr_assert_eq(rp_unmap(m2), 0);
 	cr_assert_eq(rp_fileh_close(fh2), 0);
-	ffix_close(&f);
+	tu_map_close(&f);
 }
 
 static void *writeout_main(void *arg)
@@ -754,7 +731,7 @@ static void *writeout_main(void *arg)
 
 DIRTY_TEST(writeouts_of_two_handles_run_at_once_and_both_complete)
 {
-	struct ffix f = {0}, g = {0};
+	struct tu_map f = {0}, g = {0};
 	pthread_t t1, t2;
 	void *r1, *r2;
 
@@ -786,7 +763,7 @@ DIRTY_TEST(writeouts_of_two_handles_run_at_once_and_both_complete)
 	cr_assert_eq(rp_fileh_close(g.fh), 0);
 	cr_assert_eq(rp_store_close(g.st), 0);
 	tu_unlink(g.path);
-	ffix_close(&f);
+	tu_map_close(&f);
 }
 
 /* ---------------------------------------------------------------- bad arguments */

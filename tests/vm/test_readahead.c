@@ -288,22 +288,13 @@ Test(ra_detector, advice_ranges_split_and_replace)
 
 /* ---------------------------------------------------------------- end to end */
 
-struct fx {
-	rp_engine *eng;
-	char *path;
-	rp_store *st;
-	rp_fileh *fh;
-	rp_mapping *m;
-	char *a;
-	uint64_t pages;
-};
-
-/* An engine (pool of `pool` pages, readahead_max `ra`) over a scratch file of `pages`
- * pages mapped whole with prot. */
-static void fx_open(struct fx *f, const char *name, uint64_t pool, const char *ra,
+/* An engine (pool of `pool` pages, readahead_max `ra`, dirty_tracking `mode` unless
+ * NULL) over a scratch file of `pages` pages mapped whole with prot. */
+static void fx_open(struct tu_map *f, const char *name, uint64_t pool, const char *ra,
                     uint64_t pages, int prot, const char *mode)
 {
 	rp_config cfg;
+	rp_engine *eng;
 
 	rp_config_init(&cfg);
 	cfg.ram_size = pool * PG;
@@ -311,52 +302,19 @@ static void fx_open(struct fx *f, const char *name, uint64_t pool, const char *r
 	cr_assert_eq(rp_config_set(&cfg, "readahead_max", ra), 0, "%s", rp_errmsg());
 	if (mode)
 		cr_assert_eq(rp_config_set(&cfg, "dirty_tracking", mode), 0, "%s", rp_errmsg());
-	cr_assert_eq(rp_engine_open(&cfg, &f->eng), 0, "%s", rp_errmsg());
-	f->pages = pages;
-	f->path = tu_scratch_file(name, pages * PG, 31);
-	cr_assert_eq(rp_store_open(f->eng, f->path, (prot & PROT_WRITE) ? O_RDWR : O_RDONLY, &f->st),
-	             0, "%s", rp_errmsg());
-	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0, "%s", rp_errmsg());
-	cr_assert_eq(rp_map(f->fh, 0, pages * PG, prot, &f->m), 0, "%s", rp_errmsg());
-	f->a = rp_mapping_addr(f->m);
-}
-
-static void fx_close(struct fx *f)
-{
-	cr_assert_eq(rp_unmap(f->m), 0);
-	cr_assert_eq(rp_fileh_close(f->fh), 0, "%s", rp_errmsg());
-	cr_assert_eq(rp_store_close(f->st), 0);
-	rp_engine_close(f->eng);
-	tu_unlink(f->path);
-}
-
-static struct rp_stats fx_stats(const struct fx *f)
-{
-	struct rp_stats s;
-
-	cr_assert_eq(rp_stats(f->eng, &s), 0);
-	return s;
-}
-
-/* Touches page p (one byte in it) and checks the byte against the file. */
-static void fx_touch(const struct fx *f, uint64_t p)
-{
-	unsigned char want;
-
-	tu_fill(&want, 1, 31, p * PG + 100);
-	cr_assert_eq((unsigned char)((volatile char *)f->a)[p * PG + 100], want, "page %lu",
-	             (unsigned long)p);
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	tu_map_open(f, eng, name, pages * PG, 31, prot);
 }
 
 Test(readahead, a_sequential_pass_issues_far_fewer_reads_than_pages)
 {
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, "ra_seq", 16384, "1M", 4096, PROT_READ, NULL);
 	for (uint64_t p = 0; p < f.pages; p++)
-		fx_touch(&f, p);
+		tu_map_read(&f, p);
 	tu_expect_fill(f.a, f.pages * PG, 31, 0);
-	struct rp_stats s = fx_stats(&f);
+	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_eq(s.pages_loaded, 4096);
 	cr_assert_lt(s.loads, 4096 / 64, "%lu reads for 4096 pages", (unsigned long)s.loads);
@@ -367,61 +325,61 @@ Test(readahead, a_sequential_pass_issues_far_fewer_reads_than_pages)
 	cr_assert_gt(s.readahead_windows, 0);
 	cr_assert_eq(s.readahead_window_avg, s.readahead_pages / s.readahead_windows);
 	cr_assert_gt(s.readahead_window_avg, 64);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 Test(readahead, readahead_max_zero_and_random_advice_read_one_page_a_fault)
 {
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, "ra_off", 4096, "0", 256, PROT_READ, NULL);
 	for (uint64_t p = 0; p < f.pages; p++)
-		fx_touch(&f, p);
-	cr_assert_eq(fx_stats(&f).loads, 256);
-	cr_assert_eq(fx_stats(&f).readahead_pages, 0);
+		tu_map_read(&f, p);
+	cr_assert_eq(tu_stats(f.eng).loads, 256);
+	cr_assert_eq(tu_stats(f.eng).readahead_pages, 0);
 	cr_assert(strstr(rp_engine_describe(f.eng), "readahead: off"), "%s",
 	          rp_engine_describe(f.eng));
-	fx_close(&f);
+	tu_map_close(&f);
 
 	fx_open(&f, "ra_rand", 4096, "1M", 512, PROT_READ, NULL);
 	cr_assert_eq(rp_advise(f.m, 0, 256 * PG, RP_ADVICE_RANDOM), 0, "%s", rp_errmsg());
 	for (uint64_t p = 0; p < 256; p++)
-		fx_touch(&f, p);
-	cr_assert_eq(fx_stats(&f).loads, 256);
+		tu_map_read(&f, p);
+	cr_assert_eq(tu_stats(f.eng).loads, 256);
 	/* The advice covers its range only: the rest reads ahead. */
 	for (uint64_t p = 256; p < 512; p++)
-		fx_touch(&f, p);
-	cr_assert_lt(fx_stats(&f).loads, 256 + 32);
+		tu_map_read(&f, p);
+	cr_assert_lt(tu_stats(f.eng).loads, 256 + 32);
 	/* NORMAL over it again: readahead is back. */
 	cr_assert_eq(rp_advise(f.m, 0, 256 * PG, RP_ADVICE_NORMAL), 0);
 	cr_assert_eq(rp_advise(f.m, 0, 512 * PG, RP_ADVICE_DONTNEED), 0);
-	uint64_t loads = fx_stats(&f).loads;
+	uint64_t loads = tu_stats(f.eng).loads;
 
 	for (uint64_t p = 0; p < 256; p++)
-		fx_touch(&f, p);
-	cr_assert_lt(fx_stats(&f).loads, loads + 32);
-	fx_close(&f);
+		tu_map_read(&f, p);
+	cr_assert_lt(tu_stats(f.eng).loads, loads + 32);
+	tu_map_close(&f);
 }
 
 Test(readahead, sequential_advice_reads_a_whole_window_at_the_first_miss)
 {
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, "ra_seqadv", 16384, "512k", 1024, PROT_READ, NULL);
 	cr_assert_eq(rp_advise(f.m, 0, f.pages * PG, RP_ADVICE_SEQUENTIAL), 0, "%s", rp_errmsg());
-	fx_touch(&f, 300);
-	struct rp_stats s = fx_stats(&f);
+	tu_map_read(&f, 300);
+	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_eq(s.readahead_windows, 1);
 	cr_assert_eq(s.readahead_pages, 127); /* 128 pages from the miss, less its own */
 	cr_assert_eq(s.resident_pages, 128);
 	tu_expect_fill(f.a + 300 * PG, 128 * PG, 31, 300 * PG);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 Test(readahead, bad_advice_and_bad_readahead_max_are_refused_by_name)
 {
-	struct fx f;
+	struct tu_map f;
 	rp_config cfg;
 
 	fx_open(&f, "ra_bad", 4096, "1M", 16, PROT_READ, NULL);
@@ -429,7 +387,7 @@ Test(readahead, bad_advice_and_bad_readahead_max_are_refused_by_name)
 	cr_assert(strstr(rp_errmsg(), "advice 9"), "%s", rp_errmsg());
 	cr_assert_eq(rp_advise(f.m, 0, 17 * PG, RP_ADVICE_DONTNEED), -EINVAL);
 	cr_assert_eq(rp_advise(f.m, 1, PG, RP_ADVICE_SEQUENTIAL), -EINVAL);
-	fx_close(&f);
+	tu_map_close(&f);
 	rp_config_init(&cfg);
 	cr_assert_eq(rp_config_set(&cfg, "readahead_max", "12X"), -EINVAL);
 	cr_assert(strstr(rp_errmsg(), "readahead_max=12X"), "%s", rp_errmsg());
@@ -446,78 +404,78 @@ Test(readahead, bad_advice_and_bad_readahead_max_are_refused_by_name)
  * invalidate both count them; touched ones count as used. */
 Test(readahead, unused_pages_read_ahead_count_as_wasted_when_they_go)
 {
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, "ra_waste", 16384, "256k", 1024, PROT_READ, NULL);
 	cr_assert_eq(rp_advise(f.m, 0, f.pages * PG, RP_ADVICE_SEQUENTIAL), 0);
 	/* Page 0 is demanded, 1..63 read ahead with the marker on 32; touching page 1 maps
 	 * the pages read ahead from it up to the marker: 1..31 used. */
-	fx_touch(&f, 0);
-	fx_touch(&f, 1);
-	fx_touch(&f, 2);
-	struct rp_stats s = fx_stats(&f);
+	tu_map_read(&f, 0);
+	tu_map_read(&f, 1);
+	tu_map_read(&f, 2);
+	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_eq(s.readahead_pages, 63);
 	cr_assert_eq(s.readahead_used, 31);
 	cr_assert_eq(s.readahead_wasted, 0);
 	/* 16..31 used, 32..47 not. */
 	cr_assert_eq(rp_advise(f.m, 16 * PG, 32 * PG, RP_ADVICE_DONTNEED), 0);
-	s = fx_stats(&f);
+	s = tu_stats(f.eng);
 	cr_assert_eq(s.resident_pages, 32);
 	cr_assert_eq(s.readahead_wasted, 16);
 	/* 48..63 not used either. */
 	cr_assert_eq(rp_invalidate(f.fh, 0, f.pages * PG), 0);
-	s = fx_stats(&f);
+	s = tu_stats(f.eng);
 	cr_assert_eq(s.resident_pages, 0);
 	cr_assert_eq(s.readahead_wasted, 32);
 	cr_assert_eq(s.readahead_used, 31);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 /* DONTNEED drops clean pages (the next touch reads the store again) and keeps a page
  * written through the mapping, with its bytes, whichever way writes are tracked. */
 TU_TEST_EACH_WP(readahead, dontneed_drops_clean_pages_and_keeps_written_ones)
 {
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, "ra_dontneed", 4096, "0", 64, PROT_READ | PROT_WRITE, mode);
 	for (uint64_t p = 0; p < 64; p++)
-		fx_touch(&f, p);
+		tu_map_read(&f, p);
 	f.a[5 * PG] = 'w';
-	cr_assert_eq(fx_stats(&f).resident_pages, 64);
-	uint64_t loaded = fx_stats(&f).pages_loaded;
+	cr_assert_eq(tu_stats(f.eng).resident_pages, 64);
+	uint64_t loaded = tu_stats(f.eng).pages_loaded;
 
 	cr_assert_eq(rp_advise(f.m, 0, 64 * PG, RP_ADVICE_DONTNEED), 0, "%s", rp_errmsg());
-	cr_assert_eq(fx_stats(&f).resident_pages, 1);
+	cr_assert_eq(tu_stats(f.eng).resident_pages, 1);
 	cr_assert_eq(f.a[5 * PG], 'w');
 	uint64_t dirty = 0;
 
 	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0);
 	cr_assert_eq(dirty, 1);
-	fx_touch(&f, 6);
-	cr_assert_eq(fx_stats(&f).pages_loaded, loaded + 1);
-	fx_close(&f);
+	tu_map_read(&f, 6);
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, loaded + 1);
+	tu_map_close(&f);
 }
 
 /* A pass over four times the pool with readahead on: the pool holds, every byte is
  * right, and the windows are cut to a quarter of the pool. */
 Test(readahead, a_pass_over_four_times_the_pool_stays_within_it)
 {
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, "ra_pool", 256, "2M", 1024, PROT_READ, NULL);
 	cr_assert(strstr(rp_engine_describe(f.eng), "windows up to 64 pages"), "%s",
 	          rp_engine_describe(f.eng));
 	for (int pass = 0; pass < 2; pass++)
 		for (uint64_t p = 0; p < f.pages; p++) {
-			fx_touch(&f, p);
-			cr_assert_leq(fx_stats(&f).resident_pages, 256);
+			tu_map_read(&f, p);
+			cr_assert_leq(tu_stats(f.eng).resident_pages, 256);
 		}
-	struct rp_stats s = fx_stats(&f);
+	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_lt(s.loads, 2 * 1024 / 16);
 	cr_assert_geq(s.pages_evicted, 2 * 1024 - 256);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 /* ---------------------------------------------------------------- custom stores */
@@ -583,7 +541,7 @@ static void *hs_releaser(void *arg)
 
 static const rp_store_ops hs_ops = {.load = hs_load};
 
-static void hs_open(struct fx *f, struct hold_store *h, uint64_t pages)
+static void hs_open(struct tu_map *f, struct hold_store *h, uint64_t pages)
 {
 	rp_config cfg;
 
@@ -594,6 +552,7 @@ static void hs_open(struct fx *f, struct hold_store *h, uint64_t pages)
 	pthread_mutex_init(&h->lock, NULL);
 	f->path = NULL;
 	f->pages = pages;
+	f->seed = 31; /* hs_load's bytes */
 	cr_assert_eq(rp_store_create(f->eng, &hs_ops, h, pages * PG, &f->st), 0);
 	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0);
 	cr_assert_eq(rp_map(f->fh, 0, pages * PG, PROT_READ, &f->m), 0);
@@ -604,11 +563,11 @@ static void hs_open(struct fx *f, struct hold_store *h, uint64_t pages)
  * held by the store. */
 Test(readahead, the_faulting_page_is_mapped_before_its_window_is_all_in)
 {
-	struct fx f;
+	struct tu_map f;
 	struct hold_store h = {0};
 
 	hs_open(&f, &h, 256);
-	fx_touch(&f, 0); /* returns although the window [1, 4) is held */
+	tu_map_read(&f, 0); /* returns although the window [1, 4) is held */
 	/* The window's load is issued after the page's own: wait for it to reach the store
 	 * (it cannot complete there until released). */
 	for (int i = 0; i < 10000 && atomic_load(&h.window_loads) == 0; i++)
@@ -625,28 +584,28 @@ Test(readahead, the_faulting_page_is_mapped_before_its_window_is_all_in)
 	atomic_store(&h.stop, false);
 	cr_assert_eq(pthread_create(&t, NULL, hs_releaser, &h), 0);
 	for (uint64_t p = 1; p < 256; p++)
-		fx_touch(&f, p);
+		tu_map_read(&f, p);
 	atomic_store(&h.stop, true);
 	pthread_join(t, NULL);
 	hs_release(&h);
 	cr_assert_gt(atomic_load(&h.window_loads), 3);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 /* A window whose read fails leaves its pages absent, not poisoned: touching one reads it
  * alone (which works here), and no load error is counted. */
 Test(readahead, a_failed_window_is_read_again_by_the_fault_that_wants_it)
 {
-	struct fx f;
+	struct tu_map f;
 	struct hold_store h = {.fail_windows = true};
 
 	hs_open(&f, &h, 64);
 	for (uint64_t p = 0; p < 64; p++)
-		fx_touch(&f, p);
-	struct rp_stats s = fx_stats(&f);
+		tu_map_read(&f, p);
+	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_gt(atomic_load(&h.window_loads), 0);
 	cr_assert_eq(s.load_errors, 0);
 	cr_assert_eq(s.resident_pages, 64);
-	fx_close(&f);
+	tu_map_close(&f);
 }

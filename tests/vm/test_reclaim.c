@@ -52,69 +52,25 @@ static rp_engine *open_engine(uint64_t pool, const char *mode, const char *const
 	return eng;
 }
 
-struct fix {
-	rp_engine *eng;
-	char *path;
-	rp_store *st;
-	rp_fileh *fh;
-	rp_mapping *m;
-	char *a;
-	uint64_t pages;
-};
-
-static void fix_open(struct fix *f, const char *name, uint64_t pool, uint64_t pages,
+static void fix_open(struct tu_map *f, const char *name, uint64_t pool, uint64_t pages,
                      const char *mode, int prot, const char *const *extra)
 {
-	f->eng = open_engine(pool, mode, extra);
-	f->pages = pages;
-	f->path = tu_scratch_file(name, pages * PG, 77);
-	cr_assert_eq(rp_store_open(f->eng, f->path, (prot & PROT_WRITE) ? O_RDWR : O_RDONLY, &f->st),
-	             0, "%s", rp_errmsg());
-	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0, "%s", rp_errmsg());
-	cr_assert_eq(rp_map(f->fh, 0, pages * PG, prot, &f->m), 0, "%s", rp_errmsg());
-	f->a = rp_mapping_addr(f->m);
-}
-
-static void fix_close(struct fix *f)
-{
-	cr_assert_eq(rp_unmap(f->m), 0);
-	cr_assert_eq(rp_fileh_close(f->fh), 0, "%s", rp_errmsg());
-	cr_assert_eq(rp_store_close(f->st), 0);
-	rp_engine_close(f->eng);
-	tu_unlink(f->path);
-}
-
-static struct rp_stats stats(rp_engine *eng)
-{
-	struct rp_stats s;
-
-	cr_assert_eq(rp_stats(eng, &s), 0);
-	return s;
-}
-
-/* Reads one byte of page p and checks it against the file's bytes. */
-static void read_page(struct fix *f, uint64_t p)
-{
-	unsigned char want;
-
-	tu_fill(&want, 1, 77, p * PG + 17);
-	cr_assert_eq((unsigned char)((volatile char *)f->a)[p * PG + 17], want, "page %lu",
-	             (unsigned long)p);
+	tu_map_open(f, open_engine(pool, mode, extra), name, pages * PG, 77, prot);
 }
 
 /* ---------------------------------------------------------------- eviction */
 
 Test(reclaim, a_sequential_pass_over_four_times_the_pool_stays_within_it)
 {
-	struct fix f;
+	struct tu_map f;
 	const uint64_t pool = 256;
 	uint64_t peak = 0;
 
 	fix_open(&f, "rc_seq", pool, 4 * pool, NULL, PROT_READ, NULL);
 	for (int pass = 0; pass < 2; pass++)
 		for (uint64_t p = 0; p < f.pages; p++) {
-			read_page(&f, p);
-			struct rp_stats s = stats(f.eng);
+			tu_map_read(&f, p);
+			struct rp_stats s = tu_stats(f.eng);
 
 			cr_assert_leq(s.resident_pages, pool, "page %lu: %lu resident", (unsigned long)p,
 			              (unsigned long)s.resident_pages);
@@ -123,18 +79,18 @@ Test(reclaim, a_sequential_pass_over_four_times_the_pool_stays_within_it)
 		}
 	/* Every page of the whole file, read twice, with the pool holding a quarter. */
 	tu_expect_fill(f.a + (f.pages - 8) * PG, 8 * PG, 77, (f.pages - 8) * PG);
-	struct rp_stats s = stats(f.eng);
+	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_geq(s.pages_evicted, 2 * f.pages - pool, "%lu evicted",
 	              (unsigned long)s.pages_evicted);
 	cr_assert_geq(s.reclaim_passes, 1);
 	cr_assert_gt(peak, pool / 2, "the pool was used: peak %lu", (unsigned long)peak);
-	fix_close(&f);
+	tu_map_close(&f);
 }
 
 Test(reclaim, a_hot_set_that_fits_the_pool_stays_resident)
 {
-	struct fix f;
+	struct tu_map f;
 	const uint64_t pool = 256, hot = 32, cold = 4096;
 	uint64_t rng = 12345, hot_loads = 0, hot_touches = 0;
 
@@ -143,16 +99,16 @@ Test(reclaim, a_hot_set_that_fits_the_pool_stays_resident)
 	for (int i = 0; i < 20000; i++) {
 		bool is_hot = tu_rand(&rng) & 1;
 		uint64_t p = is_hot ? tu_rand(&rng) % hot : hot + tu_rand(&rng) % cold;
-		uint64_t before = stats(f.eng).pages_loaded;
+		uint64_t before = tu_stats(f.eng).pages_loaded;
 
-		read_page(&f, p);
+		tu_map_read(&f, p);
 		if (is_hot && i >= 5000) { /* warmed up */
 			hot_touches++;
-			hot_loads += stats(f.eng).pages_loaded - before;
+			hot_loads += tu_stats(f.eng).pages_loaded - before;
 		}
 	}
 	double hit = 1.0 - (double)hot_loads / (double)hot_touches;
-	struct rp_stats s = stats(f.eng);
+	struct rp_stats s = tu_stats(f.eng);
 
 	/* A hot page is touched every 64 touches on average; the pool (kept between 243 and
 	 * 250 pages by background reclaim) fills with cold pages every ~500. FIFO, blind to
@@ -165,91 +121,91 @@ Test(reclaim, a_hot_set_that_fits_the_pool_stays_resident)
 	cr_log_info("hot hit ratio %.4f, %lu evicted, %lu reference hits, %lu passes", hit,
 	            (unsigned long)s.pages_evicted, (unsigned long)s.reference_hits,
 	            (unsigned long)s.reclaim_passes);
-	fix_close(&f);
+	tu_map_close(&f);
 }
 
 /* The hand clears a page's bit (and unmaps it) on its first pass and evicts the page on
  * the second unless it was touched in between. */
 Test(reclaim, rp_reclaim_gives_a_touched_page_its_second_chance)
 {
-	struct fix f;
+	struct tu_map f;
 
 	fix_open(&f, "rc_clock", 64, 16, NULL, PROT_READ, NULL);
 	for (uint64_t p = 0; p < 8; p++)
-		read_page(&f, p);
-	cr_assert_eq(stats(f.eng).resident_pages, 8);
+		tu_map_read(&f, p);
+	cr_assert_eq(tu_stats(f.eng).resident_pages, 8);
 	/* First revolution clears the bits of 0..7, the second takes 0..3. */
 	cr_assert_eq(rp_reclaim(f.eng, 4), 4);
-	cr_assert_eq(stats(f.eng).resident_pages, 4);
-	uint64_t hits = stats(f.eng).reference_hits;
+	cr_assert_eq(tu_stats(f.eng).resident_pages, 4);
+	uint64_t hits = tu_stats(f.eng).reference_hits;
 
-	read_page(&f, 4); /* touched since the hand passed: a minor fault sets the bit */
-	cr_assert_eq(stats(f.eng).reference_hits, hits + 1);
+	tu_map_read(&f, 4); /* touched since the hand passed: a minor fault sets the bit */
+	cr_assert_eq(tu_stats(f.eng).reference_hits, hits + 1);
 	cr_assert_eq(rp_reclaim(f.eng, 1), 1);
-	uint64_t loads = stats(f.eng).pages_loaded;
+	uint64_t loads = tu_stats(f.eng).pages_loaded;
 
-	read_page(&f, 4); /* kept */
-	cr_assert_eq(stats(f.eng).pages_loaded, loads, "the touched page was evicted");
-	read_page(&f, 5); /* the hand took it instead */
-	cr_assert_eq(stats(f.eng).pages_loaded, loads + 1);
+	tu_map_read(&f, 4); /* kept */
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, loads, "the touched page was evicted");
+	tu_map_read(&f, 5); /* the hand took it instead */
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, loads + 1);
 	cr_assert_eq(rp_reclaim(f.eng, 0), -EINVAL);
 	cr_assert_eq(rp_reclaim(NULL, 1), -EINVAL);
-	fix_close(&f);
+	tu_map_close(&f);
 }
 
 Test(reclaim, pinned_pages_are_never_evicted)
 {
-	struct fix f;
+	struct tu_map f;
 
 	fix_open(&f, "rc_pin", 64, 256, NULL, PROT_READ, NULL);
 	cr_assert_eq(rp_pin(f.m, 0, 16 * PG), 0, "%s", rp_errmsg());
 	for (uint64_t p = 16; p < 256; p++)
-		read_page(&f, p);
-	uint64_t loads = stats(f.eng).pages_loaded;
+		tu_map_read(&f, p);
+	uint64_t loads = tu_stats(f.eng).pages_loaded;
 
 	tu_expect_fill(f.a, 16 * PG, 77, 0);
-	cr_assert_eq(stats(f.eng).pages_loaded, loads);
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, loads);
 	cr_assert_eq(rp_unpin(f.m, 0, 16 * PG), 0);
 	/* More than the pool can never be pinned at once. */
 	cr_assert_eq(rp_pin(f.m, 0, 65 * PG), -ENOMEM);
 	cr_assert(strstr(rp_errmsg(), "more than the RAM pool"), "%s", rp_errmsg());
-	fix_close(&f);
+	tu_map_close(&f);
 }
 
 Test(reclaim, background_reclaim_brings_the_pool_down_to_the_low_watermark)
 {
-	struct fix f;
+	struct tu_map f;
 	const char *const extra[] = {"reclaim_high", "50%", "reclaim_low", "25", NULL};
 
 	fix_open(&f, "rc_bg", 256, 512, NULL, PROT_READ, extra);
 	cr_assert(strstr(rp_engine_describe(f.eng), "from 50% (128 pages) down to 25% (64"), "%s",
 	          rp_engine_describe(f.eng));
 	for (uint64_t p = 0; p < 200; p++)
-		read_page(&f, p);
+		tu_map_read(&f, p);
 	/* Never reaching the full pool: the reclaim thread keeps it between the marks. Wait
 	 * for it (bounded: a failure here is a hang, not a timing judgement). */
-	for (int i = 0; i < 2000 && stats(f.eng).resident_pages > 128; i++)
+	for (int i = 0; i < 2000 && tu_stats(f.eng).resident_pages > 128; i++)
 		usleep(1000);
-	struct rp_stats s = stats(f.eng);
+	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_leq(s.resident_pages, 128, "%lu resident", (unsigned long)s.resident_pages);
 	cr_assert_gt(s.pages_evicted, 0);
 	cr_assert_eq(s.memory_waits, 0);
-	fix_close(&f);
+	tu_map_close(&f);
 }
 
 /* ---------------------------------------------------------------- dirty pages */
 
 RECLAIM_TEST(dirty_pages_survive_reclaim_with_their_data)
 {
-	struct fix f;
+	struct tu_map f;
 	const uint64_t pool = 64;
 
 	fix_open(&f, "rc_dirty", pool, 4 * pool, mode, PROT_READ | PROT_WRITE, NULL);
 	/* Pages 0..15 are written after a read (clean first: the write-protect path), 16..23
 	 * written without a read first. */
 	for (uint64_t p = 0; p < 16; p++) {
-		read_page(&f, p);
+		tu_map_read(&f, p);
 		memset(f.a + p * PG, (int)(0x40 + p), PG);
 	}
 	for (uint64_t p = 16; p < 24; p++)
@@ -257,14 +213,14 @@ RECLAIM_TEST(dirty_pages_survive_reclaim_with_their_data)
 	/* Three passes over everything else: each page is evicted many times over. */
 	for (int pass = 0; pass < 3; pass++)
 		for (uint64_t p = 24; p < f.pages; p++)
-			read_page(&f, p);
-	struct rp_stats s = stats(f.eng);
+			tu_map_read(&f, p);
+	struct rp_stats s = tu_stats(f.eng);
 
 	/* (background reclaim may take some of them first) */
 	long got = rp_reclaim(f.eng, (long)pool);
 
 	cr_assert(got >= 0 && got <= (long)s.resident_pages - 24, "rp_reclaim: %ld", got);
-	s = stats(f.eng);
+	s = tu_stats(f.eng);
 	cr_assert_eq(s.resident_pages, 24, "every clean page goes, no dirty one: %lu left",
 	             (unsigned long)s.resident_pages);
 
@@ -278,8 +234,8 @@ RECLAIM_TEST(dirty_pages_survive_reclaim_with_their_data)
 	/* And they still reach the store. */
 	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0, "%s",
 	             rp_errmsg());
-	cr_assert_eq(stats(f.eng).pages_written, 24);
-	fix_close(&f);
+	cr_assert_eq(tu_stats(f.eng).pages_written, 24);
+	tu_map_close(&f);
 }
 
 struct writer {
@@ -313,7 +269,7 @@ static void *writer_main(void *arg)
  * later one, and eviction afterwards would show the store's older value. */
 RECLAIM_TEST(writes_racing_the_clock_hand_are_never_lost)
 {
-	struct fix f;
+	struct tu_map f;
 	struct writer w = {.pages = 32};
 
 	internal_flags = VM_SLOW_ZAP;
@@ -323,7 +279,7 @@ RECLAIM_TEST(writes_racing_the_clock_hand_are_never_lost)
 		pthread_t t;
 
 		for (uint64_t p = 0; p < w.pages; p++)
-			read_page(&f, p); /* resident, mapped, referenced */
+			tu_map_read(&f, p); /* resident, mapped, referenced */
 		/* clean and stored: the next writes must be seen anew */
 		cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0, "%s",
 		             rp_errmsg());
@@ -342,7 +298,7 @@ RECLAIM_TEST(writes_racing_the_clock_hand_are_never_lost)
 			             (unsigned long)round, (unsigned long)p, (unsigned long)v);
 		}
 	}
-	fix_close(&f);
+	tu_map_close(&f);
 }
 
 /* A write racing rp_unmap: the writer gets SIGSEGV once the mapping goes, and every
@@ -399,7 +355,7 @@ static void *unmap_writer_main(void *arg)
 
 RECLAIM_TEST(a_write_racing_rp_unmap_is_kept_or_faults)
 {
-	struct fix f;
+	struct tu_map f;
 	struct sigaction sa = {.sa_handler = on_segv}, old;
 	uint64_t expect;
 
@@ -436,7 +392,7 @@ RECLAIM_TEST(a_write_racing_rp_unmap_is_kept_or_faults)
 		             round, (unsigned long)got, (unsigned long)expect);
 	}
 	sigaction(SIGSEGV, &old, NULL);
-	fix_close(&f);
+	tu_map_close(&f);
 }
 
 /* ---------------------------------------------------------------- the hook */
@@ -484,20 +440,20 @@ static bool wait_calls(struct hook_rec *h, int why, int n)
 
 RECLAIM_TEST(crossing_the_dirty_limit_calls_the_hook_once_per_crossing)
 {
-	struct fix f;
+	struct tu_map f;
 	struct hook_rec h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, NULL, 0};
 	const char *const extra[] = {"dirty_limit", "64k", NULL};
 
 	fix_open(&f, "rc_limit", 256, 256, mode, PROT_READ | PROT_WRITE, extra);
 	cr_assert_eq(rp_set_pressure_hook(f.eng, on_pressure, &h), 0);
 	for (uint64_t p = 0; p < 8; p++) { /* below the limit (16 pages) */
-		read_page(&f, p);
+		tu_map_read(&f, p);
 		f.a[p * PG] = 1;
 	}
 	for (uint64_t p = 100; p < 108; p++) /* written without a read: dirty at the fault */
 		f.a[p * PG] = 1;
 	for (uint64_t p = 8; p < 12; p++) { /* clean first, then written: 20 pages */
-		read_page(&f, p);
+		tu_map_read(&f, p);
 		f.a[p * PG] = 1;
 	}
 	cr_assert(wait_calls(&h, RP_PRESSURE_DIRTY_LIMIT, 1), "the hook was not called");
@@ -512,16 +468,16 @@ RECLAIM_TEST(crossing_the_dirty_limit_calls_the_hook_once_per_crossing)
 		f.a[p * PG] = 1;
 	cr_assert(wait_calls(&h, RP_PRESSURE_DIRTY_LIMIT, 2), "no call at the second crossing");
 	cr_assert_eq(h.calls[RP_PRESSURE_DIRTY_LIMIT], 2);
-	cr_assert_eq(stats(f.eng).hook_calls, 2);
+	cr_assert_eq(tu_stats(f.eng).hook_calls, 2);
 	cr_assert_eq(rp_set_pressure_hook(f.eng, NULL, NULL), 0);
-	fix_close(&f);
+	tu_map_close(&f);
 }
 
 /* ---------------------------------------------------------------- nothing to free */
 
 RECLAIM_TEST(a_pool_full_of_dirty_pages_gives_sigbus_and_enomem_after_the_wait)
 {
-	struct fix f;
+	struct tu_map f;
 	struct hook_rec h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, NULL, 0};
 	const char *const extra[] = {"reclaim_wait", "200", "dirty_limit", "0", NULL};
 	const uint64_t pool = 32;
@@ -530,13 +486,13 @@ RECLAIM_TEST(a_pool_full_of_dirty_pages_gives_sigbus_and_enomem_after_the_wait)
 	cr_assert_eq(rp_set_pressure_hook(f.eng, on_pressure, &h), 0);
 	for (uint64_t p = 0; p < pool; p++)
 		f.a[p * PG + 1] = 'd';
-	cr_assert_eq(stats(f.eng).dirty_pages, pool);
+	cr_assert_eq(tu_stats(f.eng).dirty_pages, pool);
 	/* Nothing can go: the touch waits 200 ms, then SIGBUS at the address. */
 	cr_assert(tu_touch_gets_sigbus(f.a + 40 * PG + 8), "a touch with the pool all dirty");
 	cr_assert_eq(rp_pin(f.m, 50 * PG, PG), -ENOMEM, "%s", rp_errmsg());
 	cr_assert(strstr(rp_errmsg(), "dirty"), "%s", rp_errmsg());
 	cr_assert(wait_calls(&h, RP_PRESSURE_POOL_FULL, 1), "the hook was not told");
-	struct rp_stats s = stats(f.eng);
+	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_geq(s.memory_waits, 2);
 	cr_assert_geq(s.memory_failures, 2);
@@ -549,10 +505,10 @@ RECLAIM_TEST(a_pool_full_of_dirty_pages_gives_sigbus_and_enomem_after_the_wait)
 	             rp_errmsg());
 	cr_assert_eq(rp_pin(f.m, 40 * PG, PG), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_unpin(f.m, 40 * PG, PG), 0);
-	read_page(&f, 40);
-	read_page(&f, 100);
+	tu_map_read(&f, 40);
+	tu_map_read(&f, 100);
 	cr_assert_eq(f.a[3 * PG + 1], 'd');
-	fix_close(&f);
+	tu_map_close(&f);
 }
 
 struct toucher {
@@ -571,7 +527,7 @@ static void *toucher_main(void *arg)
 /* A fault that waits for memory completes once the hook writes out. */
 RECLAIM_TEST(a_waiting_fault_completes_when_the_hook_writes_out)
 {
-	struct fix f;
+	struct tu_map f;
 	struct hook_rec h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, NULL, 0};
 	const char *const extra[] = {"reclaim_wait", "60000", "dirty_limit", "0", NULL};
 	const uint64_t pool = 32;
@@ -591,25 +547,25 @@ RECLAIM_TEST(a_waiting_fault_completes_when_the_hook_writes_out)
 	cr_assert_eq((unsigned char)to.seen, want);
 	cr_assert_eq(h.wo_result, 0);
 	cr_assert_geq(h.calls[RP_PRESSURE_POOL_FULL], 1);
-	struct rp_stats s = stats(f.eng);
+	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_geq(s.memory_waits, 1);
 	cr_assert_eq(s.memory_failures, 0);
 	cr_assert_eq(rp_set_pressure_hook(f.eng, NULL, NULL), 0);
-	fix_close(&f);
+	tu_map_close(&f);
 }
 
 /* dirty_policy=writeback: the engine writes cold dirty pages back and evicts them. */
 RECLAIM_TEST(writeback_policy_writes_victims_back_and_the_store_holds_them)
 {
-	struct fix f;
+	struct tu_map f;
 	const char *const extra[] = {"dirty_policy", "writeback", "reclaim_wait", "30000", NULL};
 	const uint64_t pool = 32;
 
 	fix_open(&f, "rc_wb", pool, 8 * pool, mode, PROT_READ | PROT_WRITE, extra);
 	for (uint64_t p = 0; p < f.pages; p++)
 		memset(f.a + p * PG, (int)(p & 0xff) ^ 0x5a, 64);
-	struct rp_stats s = stats(f.eng);
+	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_gt(s.writebacks, 0);
 	cr_assert_geq(s.pages_written, f.pages - pool, "%lu written",
@@ -632,7 +588,7 @@ RECLAIM_TEST(writeback_policy_writes_victims_back_and_the_store_holds_them)
 			             (unsigned long)p);
 	}
 	close(fd);
-	fix_close(&f);
+	tu_map_close(&f);
 }
 
 /* ---------------------------------------------------------------- configuration */
