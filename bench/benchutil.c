@@ -113,6 +113,42 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+int bu_opt_rounds(const char *prog, const char *arg, unsigned *out)
+{
+	int n = atoi(arg);
+
+	if (n < 1 || n > BU_MAX_ROUNDS) {
+		fprintf(stderr, "%s: --rounds %s: 1..%d\n", prog, arg, BU_MAX_ROUNDS);
+		return -1;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
+int bu_opt_size4k(const char *prog, const char *opt, const char *arg, uint64_t *out)
+{
+	uint64_t v;
+
+	if (bu_parse_size(arg, &v) || v % 4096) {
+		fprintf(stderr, "%s: --%s %s: a multiple of 4k\n", prog, opt, arg);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int bu_opt_count(const char *prog, const char *opt, const char *arg, unsigned *out)
+{
+	uint64_t v;
+
+	if (bu_parse_size(arg, &v) || v > 10000000) {
+		fprintf(stderr, "%s: --%s %s: 1..10000000\n", prog, opt, arg);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
 double bu_median(const double *v, unsigned n)
 {
 	double s[BU_MAX_ROUNDS];

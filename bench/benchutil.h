@@ -21,6 +21,14 @@ int bu_parse_size(const char *s, uint64_t *out);
 /* Creates `path` with `size` pseudo-random bytes unless it exists that large already (or
  * is a block device). prog names the caller in messages. 0 or -1. */
 int bu_ensure_file(const char *prog, const char *path, uint64_t size);
+/* Command-line values: each says what is wrong on stderr (prog: --opt value: what is
+ * expected) and returns -1, else stores the value and returns 0.
+ *   bu_opt_rounds  1..BU_MAX_ROUNDS
+ *   bu_opt_size4k  a size (bu_parse_size) that is a multiple of 4 KiB
+ *   bu_opt_count   a count (bu_parse_size) from 1 to 10,000,000 */
+int bu_opt_rounds(const char *prog, const char *arg, unsigned *out);
+int bu_opt_size4k(const char *prog, const char *opt, const char *arg, uint64_t *out);
+int bu_opt_count(const char *prog, const char *opt, const char *arg, unsigned *out);
 /* The median of n <= BU_MAX_ROUNDS values. */
 double bu_median(const double *v, unsigned n);
 /* The smallest and largest of n values. */

@@ -347,12 +347,8 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'r':
-			o.rounds = (unsigned)atoi(optarg);
-			if (o.rounds < 1 || o.rounds > BU_MAX_ROUNDS) {
-				fprintf(stderr, "iobench: --rounds=%s: 1..%d\n", optarg,
-				        BU_MAX_ROUNDS);
+			if (bu_opt_rounds("iobench", optarg, &o.rounds))
 				return 2;
-			}
 			break;
 		case 'F':
 			o.fio = false;

@@ -169,34 +169,26 @@ int main(int argc, char **argv)
 	};
 	struct opts o = {.file = "rp-bench.dat", .size = 4ull << 30, .rounds = 5, .touches = 20000,
 	                 .runtime = 3, .fio = true};
-	uint64_t v;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.file = optarg; break;
 		case 's':
-		case 'R':
-			if (bu_parse_size(optarg, &v) || v % PG) {
-				fprintf(stderr, "rabench: --%s %s: a multiple of 4k\n",
-				        c == 's' ? "size" : "ram", optarg);
+			if (bu_opt_size4k("rabench", "size", optarg, &o.size))
 				return 2;
-			}
-			*(c == 's' ? &o.size : &o.ram) = v;
+			break;
+		case 'R':
+			if (bu_opt_size4k("rabench", "ram", optarg, &o.ram))
+				return 2;
 			break;
 		case 'r':
-			o.rounds = (unsigned)atoi(optarg);
-			if (o.rounds < 1 || o.rounds > BU_MAX_ROUNDS) {
-				fprintf(stderr, "rabench: --rounds %s: 1..%d\n", optarg, BU_MAX_ROUNDS);
+			if (bu_opt_rounds("rabench", optarg, &o.rounds))
 				return 2;
-			}
 			break;
 		case 't':
-			if (bu_parse_size(optarg, &v) || v > 10000000) {
-				fprintf(stderr, "rabench: --touches %s: 1..10000000\n", optarg);
+			if (bu_opt_count("rabench", "touches", optarg, &o.touches))
 				return 2;
-			}
-			o.touches = (unsigned)v;
 			break;
 		case 'T': o.runtime = atof(optarg); break;
 		case 'n': o.fio = false; break;

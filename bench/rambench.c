@@ -163,12 +163,8 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'r':
-			rounds = (unsigned)atoi(optarg);
-			if (rounds < 1 || rounds > BU_MAX_ROUNDS) {
-				fprintf(stderr, "rambench: --rounds=%s: 1..%d\n", optarg,
-				        BU_MAX_ROUNDS);
+			if (bu_opt_rounds("rambench", optarg, &rounds))
 				return 2;
-			}
 			break;
 		case 'R':
 			reserve = true;

@@ -220,42 +220,30 @@ int main(int argc, char **argv)
 	};
 	struct opts o = {.file = "rp-bench.dat", .size = 4ull << 30, .rounds = 5, .touches = 20000,
 	                 .pins = 32768, .minor_bytes = 256ull << 20, .runtime = 3, .fio = true};
-	uint64_t v;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.file = optarg; break;
 		case 's':
-			if (bu_parse_size(optarg, &o.size) || o.size % PG) {
-				fprintf(stderr, "vmbench: --size %s: a multiple of 4k\n", optarg);
+			if (bu_opt_size4k("vmbench", "size", optarg, &o.size))
 				return 2;
-			}
 			break;
 		case 'r':
-			o.rounds = (unsigned)atoi(optarg);
-			if (o.rounds < 1 || o.rounds > BU_MAX_ROUNDS) {
-				fprintf(stderr, "vmbench: --rounds %s: 1..%d\n", optarg, BU_MAX_ROUNDS);
+			if (bu_opt_rounds("vmbench", optarg, &o.rounds))
 				return 2;
-			}
 			break;
 		case 't':
-		case 'p':
-			if (bu_parse_size(optarg, &v) || v > 10000000) {
-				fprintf(stderr, "vmbench: --%s %s: 1..10000000\n",
-				        c == 't' ? "touches" : "pins", optarg);
+			if (bu_opt_count("vmbench", "touches", optarg, &o.touches))
 				return 2;
-			}
-			if (c == 't')
-				o.touches = (unsigned)v;
-			else
-				o.pins = (unsigned)v;
+			break;
+		case 'p':
+			if (bu_opt_count("vmbench", "pins", optarg, &o.pins))
+				return 2;
 			break;
 		case 'm':
-			if (bu_parse_size(optarg, &o.minor_bytes) || o.minor_bytes % PG) {
-				fprintf(stderr, "vmbench: --minor %s: a multiple of 4k\n", optarg);
+			if (bu_opt_size4k("vmbench", "minor", optarg, &o.minor_bytes))
 				return 2;
-			}
 			break;
 		case 'T': o.runtime = atof(optarg); break;
 		case 'n': o.fio = false; break;

@@ -271,10 +271,8 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'f': o.file = optarg; break;
 		case 's':
-			if (bu_parse_size(optarg, &o.size) || o.size % PG) {
-				fprintf(stderr, "wobench: --size %s: expected a multiple of 4k\n", optarg);
+			if (bu_opt_size4k("wobench", "size", optarg, &o.size))
 				return 2;
-			}
 			break;
 		case 'p':
 		case 'r':
