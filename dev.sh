@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # dev.sh - the two quick-start commands of ringpager (see README.md).
 #
-#   ./dev.sh bench   install what is missing, build, run the main job: the default
-#                    benchmark of the engine on a scratch file (with fio beside it)
+#   ./dev.sh bench   install what is missing, build, run the main job: rpbench's default
+#                    benchmark of the engine (bench/main.fio) on a 1 GiB scratch file
 #   ./dev.sh test    install what is missing, build twice (normal, and with
 #                    AddressSanitizer + UndefinedBehaviorSanitizer), run every test in
 #                    both builds, and print one line: N passed, N failed, N skipped
 #
-# Extra arguments after `bench` go to the benchmark (see `build/bench/iobench --help`).
+# Extra arguments after `bench` go to rpbench and override the job's options
+# (`./dev.sh bench --size=4G --output-format=json`; see README, "rpbench").
 # Needs root (or sudo) only to install packages; the root-only tests skip otherwise.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -80,7 +81,7 @@ case "$cmd" in
 bench)
 	install_missing
 	build build
-	exec build/bench/iobench --file build/rp-bench.dat "$@"
+	exec build/bench/rpbench "$@" bench/main.fio
 	;;
 test)
 	install_missing
@@ -95,7 +96,7 @@ test)
 	[ $((f1 + f2)) -eq 0 ] && [ $((p1 + p2)) -gt 0 ]
 	;;
 *)
-	echo "usage: ./dev.sh bench [iobench options] | ./dev.sh test" >&2
+	echo "usage: ./dev.sh bench [rpbench options] | ./dev.sh test" >&2
 	exit 2
 	;;
 esac
