@@ -888,6 +888,8 @@ static void show_progress(struct progress *pg, struct jobrun *jrs, unsigned njr,
 	}
 	if (now - pg->last < 1000000000ull)
 		return;
+	uint64_t left = 0; /* bytes still to do by clones that end when their size is done */
+
 	for (unsigned k = 0; k < njr; k++)
 		for (unsigned i = 0; jrs[k].th && i < jrs[k].job->numjobs; i++) {
 			struct thread *t = &jrs[k].th[i];
@@ -899,14 +901,31 @@ static void show_progress(struct progress *pg, struct jobrun *jrs, unsigned njr,
 				ios[d] += atomic_load(&t->cnt_ios[d]);
 			}
 			if (!atomic_load(&t->finished)) {
+				uint64_t size = t->file->nblocks * jrs[k].job->bs;
+				uint64_t done = atomic_load(&t->cnt_bytes[0]) + atomic_load(&t->cnt_bytes[1]);
+
 				running++;
 				if (t->deadline > now && t->deadline - now > eta)
 					eta = t->deadline - now;
+				if (!t->deadline && !jrs[k].job->time_based && size > done)
+					left += size - done;
 			}
 		}
+	if (!pg->last) { /* the first call only takes the counts: rates need an interval */
+		for (int d = 0; d < 2; d++)
+			pg->bytes[d] = bytes[d], pg->ios[d] = ios[d];
+		pg->last = now;
+		return;
+	}
+	if (left && bytes[0] + bytes[1] > pg->bytes[0] + pg->bytes[1]) {
+		double rate = (double)(bytes[0] + bytes[1] - pg->bytes[0] - pg->bytes[1]) / secs;
+		uint64_t e = (uint64_t)((double)left / rate * 1e9);
+
+		eta = e > eta ? e : eta;
+	}
 	for (int d = 0; d < 2; d++) {
-		double b = pg->last ? (double)(bytes[d] - pg->bytes[d]) / secs : 0;
-		double n = pg->last ? (double)(ios[d] - pg->ios[d]) / secs : 0;
+		double b = (double)(bytes[d] - pg->bytes[d]) / secs;
+		double n = (double)(ios[d] - pg->ios[d]) / secs;
 		static const char *const units[] = {"B", "KiB", "MiB", "GiB"};
 		unsigned u = 0;
 
