@@ -264,7 +264,9 @@ static void measure_start(struct thread *t, uint64_t now)
 {
 	struct jobrun *jr = t->jr;
 
-	t->t_meas = now;
+	/* from the planned end of ramp_time (the I/O that crossed it counts), or from now
+	 * when the clone ended within it */
+	t->t_meas = now < t->t_meas ? now : t->t_meas;
 	t->issued = 0;
 	getrusage(RUSAGE_THREAD, &t->ru0);
 	if (jr->eng && !atomic_exchange(&jr->stats0_taken, true))
