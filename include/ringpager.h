@@ -89,6 +89,12 @@ RP_API const char *rp_errmsg(void);
  *   readahead_max  the largest readahead window, bytes with a suffix ("8M", the default:
  *                  README "Readahead" gives the measurements), at most a quarter of
  *                  ram_size is used; "0" turns readahead off.
+ *   fault_spin_us  microseconds (0..10000, default 200) a service thread keeps polling
+ *                  for the completion of a fault's load before it sleeps: on a virtual
+ *                  machine a sleeping CPU takes tens of microseconds to wake for the
+ *                  completion (README "Fault service"). It spins only while a thread
+ *                  waits on a fault's own read, on a CPU that thread has left idle.
+ *                  0 turns it off.
  * Values are refused (-EINVAL, rp_errmsg names the key and the value) when malformed
  * ("12X") or out of range; unknown keys are refused with their name. */
 typedef struct rp_config {
@@ -107,6 +113,7 @@ typedef struct rp_config {
 	unsigned dirty_limit_pct; /* percent of ram_size; both 0: no limit */
 	int dirty_policy;       /* 0 keep, 1 writeback */
 	uint64_t readahead_max; /* bytes; 0: no readahead */
+	unsigned fault_spin_us; /* microseconds; 0: never spin */
 	/* private: tests and benchmarks force fallbacks with it; leave it 0 */
 	unsigned internal_flags;
 } rp_config;

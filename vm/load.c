@@ -66,6 +66,7 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, u
 	ld->fh = fh;
 	ld->first = first;
 	ld->npages = n;
+	ld->fault = (how & VM_LOAD_FAULT) != 0;
 	for (uint64_t i = first; i < first + n; i++) {
 		assert(pagemap_get(&fh->pm, i) == 0);
 		if (pagemap_set(&fh->pm, i, pg_make_loading(ld)) < 0) {

@@ -108,14 +108,6 @@ int vm_policy_parse(const char *s, enum vm_dirty_policy *out)
 	return -EINVAL;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void abs_time(uint64_t ns, struct timespec *ts)
 {
 	ts->tv_sec = (time_t)(ns / 1000000000ull);
@@ -608,7 +600,7 @@ int vm_reclaim_alloc(struct vm *vm, struct ram_handle *ram, uint64_t off, uint64
 		pthread_mutex_lock(&rc->wlock);
 		if (!waited) {
 			waited = true;
-			deadline = now_ns() + (uint64_t)rc->p.wait_ms * 1000000ull;
+			deadline = vm_now_ns() + (uint64_t)rc->p.wait_ms * 1000000ull;
 			atomic_fetch_add_explicit(&vm->ctr.mem_waits, 1, memory_order_relaxed);
 		}
 		uint64_t epoch = rc->epoch;
@@ -627,7 +619,7 @@ int vm_reclaim_alloc(struct vm *vm, struct ram_handle *ram, uint64_t off, uint64
 		bool stop = rc->stop;
 
 		pthread_mutex_unlock(&rc->wlock);
-		if (stop || (r == ETIMEDOUT && now_ns() >= deadline)) {
+		if (stop || (r == ETIMEDOUT && vm_now_ns() >= deadline)) {
 			e = ram_alloc(ram, off, len); /* one last try */
 			break;
 		}
@@ -656,7 +648,7 @@ static bool parked_room(struct vm_reclaim *rc)
 bool vm_reclaim_park(struct vm *vm, uint64_t addr, bool write, uint64_t deadline)
 {
 	struct vm_reclaim *rc = &vm->rc;
-	uint64_t now = now_ns();
+	uint64_t now = vm_now_ns();
 	bool first = !deadline;
 
 	if (!rc->started || !rc->p.wait_ms)
@@ -739,7 +731,7 @@ static void wb_release(struct vm_reclaim *rc, uint64_t id, bool failed)
 			break;
 		}
 	if (failed)
-		rc->wb_retry_ns = now_ns() + RC_WB_RETRY_MS * 1000000ull;
+		rc->wb_retry_ns = vm_now_ns() + RC_WB_RETRY_MS * 1000000ull;
 	pthread_cond_broadcast(&rc->cv);
 }
 
@@ -769,7 +761,7 @@ static void start_writebacks(struct vm *vm, const uint64_t *ids, unsigned n)
 {
 	struct vm_reclaim *rc = &vm->rc;
 
-	if (rc->p.policy != VM_POLICY_WRITEBACK || now_ns() < rc->wb_retry_ns)
+	if (rc->p.policy != VM_POLICY_WRITEBACK || vm_now_ns() < rc->wb_retry_ns)
 		return;
 	pthread_mutex_lock(&rc->lock); /* handles stay open while rc->lock is held */
 	for (unsigned i = 0; i < n; i++) {
@@ -884,7 +876,7 @@ static void *reclaim_main(void *arg)
 
 	pthread_mutex_lock(&rc->wlock);
 	while (!rc->stop) {
-		uint64_t now = now_ns(), wake = UINT64_MAX;
+		uint64_t now = vm_now_ns(), wake = UINT64_MAX;
 		bool collect = vm->dirty == VM_DIRTY_WP_ASYNC && rc->hook && rc->dirty_limit;
 
 		if (collect)
@@ -908,9 +900,9 @@ static void *reclaim_main(void *arg)
 
 		pthread_mutex_unlock(&rc->wlock);
 
-		if (collect && now_ns() >= rc->last_collect_ns + RC_COLLECT_MS * 1000000ull) {
+		if (collect && vm_now_ns() >= rc->last_collect_ns + RC_COLLECT_MS * 1000000ull) {
 			collect_all(vm);
-			rc->last_collect_ns = now_ns();
+			rc->last_collect_ns = vm_now_ns();
 		}
 		check_dirty_limit(vm);
 
@@ -979,7 +971,7 @@ int vm_reclaim_start(struct vm *vm, const struct vm_reclaim_params *p)
 	pthread_cond_init(&rc->cv, &ca);
 	pthread_cond_init(&rc->mem_cv, &ca);
 	pthread_condattr_destroy(&ca);
-	rc->last_collect_ns = now_ns();
+	rc->last_collect_ns = vm_now_ns();
 	int err = pthread_create(&rc->thread, NULL, reclaim_main, vm);
 
 	if (err) {

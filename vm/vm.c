@@ -40,6 +40,7 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 	if (vm->ra_max > vm->pool->capacity / 4)
 		vm->ra_max = vm->pool->capacity / 4;
 	vm->ra_chunk = VM_RA_CHUNK_BYTES / vm->psz ? VM_RA_CHUNK_BYTES / vm->psz : 1;
+	vm->spin_ns = p->fault_spin_ns;
 	err = vm_service_start(vm, p);
 	struct vm_reclaim_params rp = p->reclaim;
 
@@ -60,13 +61,13 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 	if (vm->ra_max > 1)
 		snprintf(ra, sizeof(ra), "windows up to %" PRIu64 " pages", vm->ra_max);
 	snprintf(vm->describe, sizeof(vm->describe),
-	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s\n"
+	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s; fault_spin_us %" PRIu64 "\n"
 	         "reclaim: CLOCK, background from %u%% (%" PRIu64 " pages) down to %u%% (%" PRIu64
 	         " pages); dirty pages: %s, limit %" PRIu64 " pages; a load waits up to %u ms "
 	         "for memory\nreadahead: %s (readahead_max %" PRIu64 " bytes%s)",
 	         vm->pool->describe, vm->pool->warning[0] ? "; warning: " : "", vm->pool->warning,
 	         vm_service_describe(vm), why, vm->nsvc, vm->nsvc == 1 ? "" : "s",
-	         vm->bound ? ", one bound to each CPU" : "", p->reclaim.high, vm->rc.high,
+	         vm->bound ? ", one bound to each CPU" : "", vm->spin_ns / 1000, p->reclaim.high, vm->rc.high,
 	         p->reclaim.low, vm->rc.low, vm_policy_name(p->reclaim.policy),
 	         vm->rc.dirty_limit, p->reclaim.wait_ms,
 	         ra, p->readahead_max,

@@ -44,6 +44,7 @@
 #include "vm/page.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -132,6 +133,7 @@ struct vm_load {
 	bool ra;                     /* a readahead window's: its pages stay unmapped until
 	                                touched (vm/readahead.c), and an error only empties them */
 	bool faulted;                /* a thread faulted on one of its pages while it loaded */
+	bool fault;                  /* a fault's own read: its thread waits (service spin) */
 	struct vm_load *next, *prev; /* fh->loads */
 	atomic_int done;             /* custom stores: rp_load_done called */
 } __attribute__((aligned(16)));
@@ -301,6 +303,7 @@ struct vm_params {
 	enum vm_dirty_mode dirty; /* VM_DIRTY_AUTO: the best the kernel has */
 	struct vm_reclaim_params reclaim;
 	uint64_t readahead_max; /* bytes; 0: no readahead */
+	uint64_t fault_spin_ns; /* vm/service.c: polling for a fault's read before sleeping */
 };
 
 struct vm_counters {
@@ -382,10 +385,20 @@ struct vm {
 	uint64_t ra_max;   /* largest readahead window, pages (readahead_max, at most a quarter
 	                      of the pool); 0 or 1: none */
 	uint64_t ra_chunk; /* pages read ahead mapped by one touch */
+	uint64_t spin_ns;  /* fault_spin_us, in ns */
 
 	struct vm_counters ctr;
 	char describe[2048];
 };
+
+/* CLOCK_MONOTONIC in nanoseconds (reclaim deadlines, the service threads' spin). */
+static inline uint64_t vm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* vm/vm.c: opens the pool and the userfaultfd (probing features), starts the service
  * threads. On failure returns -errno with the message set (vm_errf). */

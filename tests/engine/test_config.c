@@ -37,6 +37,7 @@ Test(config, defaults_are_sensible)
 	expect_get(&c, "sqpoll", "false");
 	expect_get(&c, "fault_threads", "auto");
 	expect_get(&c, "dirty_tracking", "auto");
+	expect_get(&c, "fault_spin_us", "200");
 }
 
 Test(config, every_key_round_trips_through_set_and_get)
@@ -54,6 +55,7 @@ Test(config, every_key_round_trips_through_set_and_get)
 	    {"sqpoll", "off", "false"},       {"fault_threads", "4", "4"},
 	    {"fault_threads", "auto", "auto"}, {"dirty_tracking", "wp_sync", "wp_sync"},
 	    {"dirty_tracking", "WP_ASYNC", "wp_async"}, {"dirty_tracking", "auto", "auto"},
+	    {"fault_spin_us", "0", "0"},      {"fault_spin_us", "10000", "10000"},
 	};
 	rp_config c;
 
@@ -73,6 +75,7 @@ Test(config, bad_values_and_unknown_keys_are_refused_by_name)
 	    {"hugepages", "maybe"},   {"io_backend", "spdk"},   {"queue_depth", "0"},
 	    {"queue_depth", "40000"}, {"sqpoll", "2"},          {"fault_threads", "65"},
 	    {"dirty_tracking", "none"}, {"dirty_tracking", "soft_dirty"},
+	    {"fault_spin_us", "10001"}, {"fault_spin_us", "fast"},
 	};
 	rp_config c, before;
 	char buf[4];

@@ -687,3 +687,67 @@ Test(vm, full_pool_gives_enomem_to_pin_and_sigbus_to_a_touch)
 	rp_engine_close(eng);
 	tu_unlink(path);
 }
+
+/* fault_spin_us: the service threads poll for a fault's read before sleeping. Off, or
+ * at its longest, random touches from two threads and the main thread read the file's
+ * bytes (faults arriving while a service thread spins), a pin beside them completes,
+ * and no page is loaded twice. */
+struct spin_arg {
+	const struct tu_map *f;
+	uint64_t seed;
+};
+
+static void *spin_toucher(void *p)
+{
+	struct spin_arg *a = p;
+	uint64_t x = a->seed;
+
+	for (int i = 0; i < 400; i++)
+		tu_map_read(a->f, tu_rand(&x) % a->f->pages);
+	return NULL;
+}
+
+static void fault_spin_run(const char *spin)
+{
+	rp_config c;
+	rp_engine *eng;
+	struct tu_map f;
+	pthread_t th[2];
+	struct spin_arg args[2];
+	struct rp_stats st;
+	char name[32];
+
+	rp_config_init(&c);
+	rp_config_set(&c, "ram_size", "64M");
+	rp_config_set(&c, "readahead_max", "0");
+	cr_assert_eq(rp_config_set(&c, "fault_spin_us", spin), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_engine_open(&c, &eng), 0, "%s", rp_errmsg());
+	cr_expect(strstr(rp_engine_describe(eng), "fault_spin_us"), "%s", rp_engine_describe(eng));
+	snprintf(name, sizeof(name), "spin%s", spin);
+	tu_map_open(&f, eng, name, 8 << 20, 61, PROT_READ);
+	for (int i = 0; i < 2; i++) {
+		args[i] = (struct spin_arg){&f, 100 + (uint64_t)i};
+		cr_assert_eq(pthread_create(&th[i], NULL, spin_toucher, &args[i]), 0);
+	}
+	cr_expect_eq(rp_pin(f.m, 4 << 20, 1 << 20), 0, "%s", rp_errmsg());
+	for (uint64_t p = 1024; p < 1024 + 256; p += 37)
+		tu_map_read(&f, p);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	cr_expect_eq(rp_unpin(f.m, 4 << 20, 1 << 20), 0);
+	st = tu_stats(eng);
+	cr_expect_gt(st.faults, 0);
+	cr_expect_eq(st.load_errors, 0);
+	cr_expect_leq(st.pages_loaded, f.pages, "a page loaded twice");
+	tu_map_close(&f);
+}
+
+Test(vm, fault_spin_off_serves_faults)
+{
+	fault_spin_run("0");
+}
+
+Test(vm, fault_spin_long_serves_faults_and_pins)
+{
+	fault_spin_run("10000");
+}
