@@ -9,7 +9,8 @@
  * median of the rounds with min..max, and each backend's ratio to fio.
  *
  * Every measurement reads with O_DIRECT, so no page cache is involved on either side.
- * rpbench (the fio-style benchmark of the whole engine) grows from this program.
+ * rpbench (bench/rpbench/, the fio-style benchmark of the whole engine) drives the same
+ * backends through fio job options; this program stays for its rotation of backends.
  */
 #include "io/io.h"
 #include "bench/benchutil.h"
