@@ -40,7 +40,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (spec.help || spec.version) {
-		fputs(spec.help ? usage : "rpbench-" RPB_VERSION "\n", stdout);
+		if (spec.help)
+			fputs(usage, stdout);
+		else
+			printf("rpbench-%s\n", rp_version());
 		rpb_spec_free(&spec);
 		return 0;
 	}
@@ -59,7 +62,7 @@ int main(int argc, char **argv)
 			        rpb_engine_name(j->engine), j->iodepth);
 		}
 	if (spec.format & RPB_FMT_NORMAL)
-		fprintf(out, "rpbench-%s\n", RPB_VERSION);
+		fprintf(out, "rpbench-%s\n", rp_version());
 	fflush(out);
 	r = rpb_run(&spec, &rep, progress);
 	if (spec.format & RPB_FMT_NORMAL)

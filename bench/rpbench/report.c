@@ -596,12 +596,13 @@ void rpb_report_json(FILE *f, const struct rpb_report *rep)
 {
 	struct jw w = {.f = f};
 	time_t now = (time_t)(rep->timestamp_ms / 1000);
-	char when[64];
+	char when[64], version[64];
 
 	strftime(when, sizeof(when), "%a %b %e %H:%M:%S %Y", localtime(&now));
+	snprintf(version, sizeof(version), "rpbench-%s", rp_version());
 	fputc('{', f);
 	w.depth = 1;
-	jw_str(&w, "fio version", "rpbench-" RPB_VERSION);
+	jw_str(&w, "fio version", version);
 	jw_u64(&w, "timestamp", (uint64_t)(rep->timestamp_ms / 1000));
 	jw_u64(&w, "timestamp_ms", (uint64_t)rep->timestamp_ms);
 	jw_str(&w, "time", when);

@@ -34,9 +34,6 @@
 #include "ringpager.h"
 
 #define RPB_ERR_LEN 512
-#ifndef RPB_VERSION
-#define RPB_VERSION "0.1.0"
-#endif
 
 enum rpb_rw {
 	RPB_READ = 0,
@@ -202,7 +199,7 @@ struct rpb_report {
 
 /* Prints fio's normal output for every entry and each group's "Run status" line. */
 void rpb_report_normal(FILE *f, const struct rpb_report *r);
-/* Prints fio's JSON: "fio version" (rpbench's), "timestamp", "global options",
+/* Prints fio's JSON: "fio version" (rpbench-<rp_version()>), "timestamp", "global options",
  * "jobs": [{"jobname", "groupid", "error", "job options", "read", "write", "trim",
  * "sync", "job_runtime", "usr_cpu", "sys_cpu", "ctx", "majf", "minf", "latency_ns",
  * "latency_us", "latency_ms", plus "ringpager" (engine counters) and "notes"}]. */

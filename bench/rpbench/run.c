@@ -171,10 +171,22 @@ static bool is_rawio(enum rpb_engine e)
 	return e == RPB_ENG_URING || e == RPB_ENG_AIO || e == RPB_ENG_PSYNC;
 }
 
+/* rw=randread, randwrite, randrw: offsets from the permutation */
+static bool is_random(enum rpb_rw rw)
+{
+	return rw == RPB_RANDREAD || rw == RPB_RANDWRITE || rw == RPB_RANDRW;
+}
+
+/* The mapping engines that do one access at a time per clone (iodepth does not apply). */
+static bool is_synchronous(enum rpb_engine e)
+{
+	return e == RPB_ENG_RINGPAGER || e == RPB_ENG_MMAP;
+}
+
 /* Blocks a clone has in flight at once: its buffer holds one per slot. */
 static unsigned slots(const struct rpb_job *j)
 {
-	return j->engine == RPB_ENG_RINGPAGER || j->engine == RPB_ENG_MMAP ? 1 : j->iodepth;
+	return is_synchronous(j->engine) ? 1 : j->iodepth;
 }
 
 /* ---------------------------------------------------------------- offsets */
@@ -236,11 +248,11 @@ static bool next_io(struct thread *t, uint64_t now, uint64_t *off, int *dir)
 	if (t->next_block == nb) { /* a cycle over the region is done: start the next */
 		t->next_block = 0;
 		t->cycle++;
-		if (j->rw == RPB_RANDREAD || j->rw == RPB_RANDWRITE || j->rw == RPB_RANDRW)
+		if (is_random(j->rw))
 			perm_init(t, t->keys[0] + t->cycle);
 	}
 	b = t->next_block++;
-	if (j->rw == RPB_RANDREAD || j->rw == RPB_RANDWRITE || j->rw == RPB_RANDRW)
+	if (is_random(j->rw))
 		b = perm(t, b);
 	*off = b * j->bs;
 	switch (j->rw) {
@@ -657,8 +669,7 @@ static int hint_of(const struct rpb_job *j)
 	if (h == RPB_HINT_UNSET)
 		h = j->engine == RPB_ENG_MMAP ? RPB_HINT_PATTERN : RPB_HINT_NONE;
 	if (h == RPB_HINT_PATTERN)
-		h = j->rw == RPB_RANDREAD || j->rw == RPB_RANDWRITE || j->rw == RPB_RANDRW
-		        ? RPB_HINT_RANDOM : RPB_HINT_SEQUENTIAL;
+		h = is_random(j->rw) ? RPB_HINT_RANDOM : RPB_HINT_SEQUENTIAL;
 	return h;
 }
 
@@ -715,7 +726,7 @@ static void job_notes(struct jobrun *jr)
 {
 	const struct rpb_job *j = jr->job;
 
-	if ((j->engine == RPB_ENG_RINGPAGER || j->engine == RPB_ENG_MMAP) && j->iodepth > 1)
+	if (is_synchronous(j->engine) && j->iodepth > 1)
 		note(jr, "iodepth=%u: the %s engine is synchronous, one access at a time per "
 		     "clone (as fio's psync); use numjobs, or ringpager-pin for a queue depth",
 		     j->iodepth, rpb_engine_name(j->engine));
