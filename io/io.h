@@ -191,6 +191,11 @@ int rpio_submit(struct rpio_queue *q);
  * (min is clamped to what is in flight, so it cannot wait forever). Submits staged
  * requests first. Returns the count, or -errno. */
 int rpio_reap(struct rpio_queue *q, struct rpio_cqe *out, unsigned max, unsigned min);
+/* Reads [off, off+len) into buf on the calling thread, without a queue (the faulting
+ * thread's own page in fault_mode=sigbus). The same rules as rpio_read: -EINVAL for an
+ * unaligned offset, length or buffer; zeros past the end of the device; short reads
+ * continued; EINTR/EAGAIN retried; failure injection applies. Returns len or -errno. */
+int64_t rpio_pread(struct rpio_dev *d, uint64_t off, void *buf, size_t len);
 
 /* ---------------------------------------------------------------- backends
  *

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define IO_MAX_DEPTH 32768u /* io_uring's largest submission queue */
 
@@ -540,4 +541,42 @@ int rpio_reap(struct rpio_queue *q, struct rpio_cqe *out, unsigned max, unsigned
 		}
 	}
 	return (int)n;
+}
+
+/* ---------------------------------------------------------------- synchronous reads */
+
+int64_t rpio_pread(struct rpio_dev *d, uint64_t off, void *buf, size_t len)
+{
+	size_t done = 0;
+	unsigned retries = 0;
+	int inj;
+
+	if (!len || off % d->off_align || len % d->off_align || (uintptr_t)buf % d->mem_align)
+		return -EINVAL;
+	/* One request, as rpio_read's: failure injection sees it once; an injected EINTR or
+	 * EAGAIN is retried like a device's, and the retry reaches the device. */
+	inj = rpio_fault_check(d, IO_OP_READ, off);
+	while (done < len) {
+		ssize_t n;
+
+		if (inj) {
+			n = -1;
+			errno = inj;
+			inj = 0;
+		} else {
+			n = pread(d->fd, (char *)buf + done, len - done, (off_t)(off + done));
+		}
+		if (n < 0) {
+			if ((errno == EINTR || errno == EAGAIN) && ++retries <= IO_MAX_RETRIES)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+		/* Past the end, or stopped where O_DIRECT cannot continue: zeros, as rpio_read. */
+		if (done < len && (n == 0 || off + done >= d->size || (off + done) % d->off_align)) {
+			memset((char *)buf + done, 0, len - done);
+			break;
+		}
+	}
+	return (int64_t)len;
 }

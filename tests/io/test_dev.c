@@ -172,3 +172,44 @@ Test(queue, backend_names_parse_both_ways)
 	cr_assert_eq(rpio_backend_parse("uring", &b), -EINVAL);
 	cr_assert_eq(rpio_backend_parse(NULL, &b), -EINVAL);
 }
+
+Test(dev, pread_on_the_calling_thread_follows_the_read_rules)
+{
+	const uint64_t size = 10 * 4096 + 100; /* the last page is short */
+	char *path = tu_scratch_file("dev-pread", size, 7);
+	char *buf = tu_aligned(2 * 4096);
+	struct rpio_dev *d;
+	char msg[IO_MSG_LEN];
+
+	cr_assert_eq(rpio_dev_open(path, O_RDONLY, &d, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(rpio_pread(d, 3 * 4096, buf, 2 * 4096), 2 * 4096);
+	tu_expect_fill(buf, 2 * 4096, 7, 3 * 4096);
+	/* Past the end: the file's 100 bytes, then zeros. */
+	memset(buf, 0xaa, 4096);
+	cr_assert_eq(rpio_pread(d, 10 * 4096, buf, 4096), 4096);
+	tu_expect_fill(buf, 100, 7, 10 * 4096);
+	for (size_t i = 100; i < 4096; i++)
+		cr_assert_eq(buf[i], 0, "byte %zu past the end", i);
+	if (!d->buffered) {
+		cr_assert_eq(rpio_pread(d, 4096 + d->off_align / 2 + 1, buf, 4096), -EINVAL);
+		cr_assert_eq(rpio_pread(d, 0, buf + 1, 4096), -EINVAL);
+	}
+	cr_assert_eq(rpio_pread(d, 0, buf, 0), -EINVAL);
+	/* Failure injection reaches it: EIO is returned, EINTR retried. */
+	struct rpio_fault f = {.ops = 1u << IO_OP_READ, .off_lo = 4096, .off_hi = 2 * 4096,
+	                       .err = EIO};
+
+	rpio_dev_inject(d, &f);
+	cr_assert_eq(rpio_pread(d, 4096, buf, 4096), -EIO);
+	cr_assert_eq(rpio_pread(d, 0, buf, 4096), 4096, "outside the range");
+	f.err = EINTR;
+	f.count = 1;
+	rpio_dev_inject(d, &f);
+	cr_assert_eq(rpio_pread(d, 4096, buf, 4096), 4096);
+	tu_expect_fill(buf, 4096, 7, 4096);
+	cr_assert_eq(rpio_dev_injected(d), 1);
+	rpio_dev_inject(d, NULL);
+	rpio_dev_close(d);
+	free(buf);
+	tu_unlink(path);
+}
