@@ -260,9 +260,12 @@ int main(int argc, char **argv)
 		o.fio = false;
 	}
 	{
+		/* The engine the jobs open: the defaults with the RINGPAGER_* variables. */
+		rp_config cfg;
 		rp_engine *e;
 
-		if (rp_engine_open(NULL, &e) == 0) {
+		rp_config_init(&cfg);
+		if (rp_config_load_env(&cfg) == 0 && rp_engine_open(&cfg, &e) == 0) {
 			printf("vmbench: engine: %s\n", rp_engine_describe(e));
 			rp_engine_close(e);
 		}
