@@ -103,7 +103,7 @@ static double run(size_t ps, uint64_t size, uint64_t reads, uint64_t *sink)
 		ram_pool_close(pool);
 		return -1;
 	}
-	if (ram_alloc(h, 0, size) || ram_map(h, 0, size, PROT_READ, NULL, (void **)&view)) {
+	if (ram_alloc(h, 0, size, 0) || ram_map(h, 0, size, PROT_READ, NULL, (void **)&view)) {
 		fprintf(stderr, "rambench: cannot allocate and map %" PRIu64 " MiB\n", size >> 20);
 		ram_handle_close(h);
 		ram_pool_close(pool);

@@ -22,7 +22,7 @@ extern char **environ;
 
 enum key_type {
 	K_SIZE, K_UINT, K_BOOL, K_PAGESIZE, K_HUGEPAGES, K_BACKEND, K_DIRTY, K_PCT, K_LIMIT,
-	K_POLICY
+	K_POLICY, K_FAULTMODE
 };
 
 struct key {
@@ -51,7 +51,11 @@ static const struct key keys[] = {
     {"dirty_policy", K_POLICY, F(dirty_policy), 0, 0, false},
     {"readahead_max", K_SIZE, F(readahead_max), 0, 1ull << 30, false},
     {"fault_spin_us", K_UINT, F(fault_spin_us), 0, 10000, false},
+    {"fault_mode", K_FAULTMODE, F(fault_mode), 0, 0, false},
 };
+
+/* fault_mode's values, by their rp_config numbers (RP_FAULT_MODE_*). */
+static const char *const fault_modes[] = {"auto", "uffd", "sigbus"};
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -82,6 +86,7 @@ int rp_config_init(rp_config *cfg)
 	cfg->dirty_policy = VM_POLICY_KEEP;
 	cfg->readahead_max = 8ull << 20; /* README "Readahead": measured against 512k..32M */
 	cfg->fault_spin_us = 200;        /* README "Fault service": measured 0..400 */
+	cfg->fault_mode = RP_FAULT_MODE_AUTO; /* uffd: ringpager.h says why not sigbus */
 	return 0;
 }
 
@@ -218,6 +223,14 @@ static int set_key(rp_config *cfg, const struct key *k, const char *value, const
 		cfg->io_backend = (int)be;
 		return 0;
 	}
+	case K_FAULTMODE:
+		for (int i = 0; i < (int)(sizeof(fault_modes) / sizeof(fault_modes[0])); i++)
+			if (!strcasecmp(value, fault_modes[i])) {
+				cfg->fault_mode = i;
+				return 0;
+			}
+		return vm_errf(-EINVAL, "%s%s=%s: expected auto, uffd or sigbus", where, k->name,
+		               value);
 	case K_DIRTY: {
 		enum vm_dirty_mode d;
 
@@ -328,6 +341,12 @@ int rp_config_get(const rp_config *cfg, const char *key, char *buf, size_t len)
 		break;
 	case K_DIRTY:
 		n = snprintf(buf, len, "%s", vm_dirty_name((enum vm_dirty_mode)cfg->dirty_tracking));
+		break;
+	case K_FAULTMODE:
+		n = snprintf(buf, len, "%s",
+		             cfg->fault_mode >= 0 && cfg->fault_mode <= RP_FAULT_MODE_SIGBUS
+		                 ? fault_modes[cfg->fault_mode]
+		                 : "?");
 		break;
 	case K_PCT:
 		n = snprintf(buf, len, "%u%%", *(const unsigned *)(const void *)field);

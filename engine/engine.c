@@ -65,6 +65,13 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 		free(eng);
 		return err;
 	}
+	if (cfg->fault_mode < RP_FAULT_MODE_AUTO || cfg->fault_mode > RP_FAULT_MODE_SIGBUS) {
+		err = vm_errf(-EINVAL, "rp_engine_open: fault_mode=%d: expected 0 (auto), 1 (uffd) "
+		                       "or 2 (sigbus)",
+		              cfg->fault_mode);
+		free(eng);
+		return err;
+	}
 	if (cfg->readahead_max > (1ull << 30)) {
 		err = vm_errf(-EINVAL, "rp_engine_open: readahead_max=%" PRIu64
 		                       " bytes: expected 0 to 1073741824 (1G)",
@@ -93,6 +100,7 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 	p.reclaim.policy = (enum vm_dirty_policy)cfg->dirty_policy;
 	p.readahead_max = cfg->readahead_max;
 	p.fault_spin_ns = (uint64_t)cfg->fault_spin_us * 1000;
+	p.fault_self = cfg->fault_mode == RP_FAULT_MODE_SIGBUS;
 	err = vm_open(&eng->vm, &p);
 	if (err) {
 		free(eng);
@@ -118,6 +126,11 @@ const char *rp_engine_describe(const rp_engine *eng)
 size_t rp_engine_page_size(const rp_engine *eng)
 {
 	return eng ? eng->vm.psz : 0;
+}
+
+int rp_sigbus_handle(const siginfo_t *si, void *ucontext)
+{
+	return vm_sigbus_serve(si, ucontext) ? 1 : 0;
 }
 
 int rp_stats(rp_engine *eng, struct rp_stats *out)

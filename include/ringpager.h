@@ -41,6 +41,7 @@ RP_API const char *rp_strerror(int err);
  * when no call has failed. Valid until the next failing call on the same thread. */
 RP_API const char *rp_errmsg(void);
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,8 +96,26 @@ RP_API const char *rp_errmsg(void);
  *                  completion (README "Fault service"). It spins only while a thread
  *                  waits on a fault's own read, on a CPU that thread has left idle.
  *                  0 turns it off.
+ *   fault_mode     who serves a fault: "uffd" (service threads reading the userfaultfd),
+ *                  "sigbus" (the faulting thread itself, in a SIGBUS handler ringpager
+ *                  installs: no wake-up of another thread, so a cold or minor fault costs
+ *                  less; README "Fault service" has the figures), or "auto" (default:
+ *                  uffd). sigbus asks three things of the application, which is why it is
+ *                  not the default: a system call that reads or writes a page of a mapping
+ *                  that is not resident fails with EFAULT (rp_pin such ranges first);
+ *                  a SIGBUS handler the application installs after rp_engine_open must
+ *                  chain to the one it replaces (ringpager passes every SIGBUS that is not
+ *                  its own to the handler installed before it); and threads that touch
+ *                  mappings must not block SIGBUS. It needs dirty_tracking wp_async
+ *                  (Linux 6.7) or read-only mappings.
  * Values are refused (-EINVAL, rp_errmsg names the key and the value) when malformed
  * ("12X") or out of range; unknown keys are refused with their name. */
+enum {
+	RP_FAULT_MODE_AUTO = 0,
+	RP_FAULT_MODE_UFFD = 1,
+	RP_FAULT_MODE_SIGBUS = 2,
+};
+
 typedef struct rp_config {
 	uint64_t ram_size;
 	size_t page_size; /* 0: auto */
@@ -114,6 +133,7 @@ typedef struct rp_config {
 	int dirty_policy;       /* 0 keep, 1 writeback */
 	uint64_t readahead_max; /* bytes; 0: no readahead */
 	unsigned fault_spin_us; /* microseconds; 0: never spin */
+	int fault_mode;         /* RP_FAULT_MODE_*: 0 auto, 1 uffd, 2 sigbus */
 	/* private: tests and benchmarks force fallbacks with it; leave it 0 */
 	unsigned internal_flags;
 } rp_config;
@@ -158,9 +178,18 @@ RP_API void rp_engine_close(rp_engine *eng);
 RP_API const char *rp_engine_describe(const rp_engine *eng);
 /* The pool's page size: offsets and lengths of rp_map, rp_pin, ... are multiples of it. */
 RP_API size_t rp_engine_page_size(const rp_engine *eng);
+/* For an application's own SIGBUS handler when engines run with fault_mode=sigbus: call it
+ * first, with the handler's siginfo and ucontext arguments. Returns 1 when the signal was
+ * one of ringpager's page faults and has been served (return from the handler: the access
+ * is retried), 0 when it is not ringpager's to serve (another address, a signal sent by
+ * kill, or a page that failed to load or found no memory: the application's case, with
+ * si_addr). Async-signal context only. ringpager's own handler does the same and then
+ * passes what it did not serve to the handler installed before it; an application whose
+ * handler replaces ringpager's after rp_engine_open must call this instead. */
+RP_API int rp_sigbus_handle(const siginfo_t *si, void *ucontext);
 
 struct rp_stats {
-	uint64_t faults;         /* userfaultfd faults served */
+	uint64_t faults;         /* page faults served (either fault_mode) */
 	uint64_t minor_faults;   /* ... of which found the page resident (no I/O) */
 	uint64_t pages_loaded;   /* pages read from stores */
 	uint64_t bytes_read;     /* bytes read from stores */

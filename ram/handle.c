@@ -220,7 +220,7 @@ static bool ram_charge(struct ram_pool *pool, uint64_t n)
 	return true;
 }
 
-int ram_alloc(struct ram_handle *h, uint64_t off, uint64_t len)
+int ram_alloc(struct ram_handle *h, uint64_t off, uint64_t len, unsigned flags)
 {
 	size_t ps = h->pool->page_size;
 	uint64_t first = off / ps, n = len / ps, missing;
@@ -239,7 +239,7 @@ int ram_alloc(struct ram_handle *h, uint64_t off, uint64_t len)
 	err = ram_bits_prepare(h, first, n);
 	/* fallocate reserves real pages: a later touch cannot fail. On a hugetlb pool it
 	 * fails with ENOSPC when the system's huge pages are gone. */
-	if (!err && fallocate(h->fd, 0, (off_t)off, (off_t)len) < 0)
+	if (!err && !(flags & RAM_ALLOC_BY_WRITE) && fallocate(h->fd, 0, (off_t)off, (off_t)len) < 0)
 		err = errno == ENOSPC ? -ENOMEM : -errno;
 	if (err) {
 		atomic_fetch_sub(&h->pool->charged, missing);

@@ -138,8 +138,12 @@ int ram_map(struct ram_handle *h, uint64_t off, size_t len, int prot, void *addr
 
 /* Allocates the pages of [off, off+len) that are not allocated yet and charges them.
  * -ENOMEM (nothing allocated) if the pool cannot take them all; -EINVAL for a range
- * that is unaligned or outside the handle. */
-int ram_alloc(struct ram_handle *h, uint64_t off, uint64_t len);
+ * that is unaligned or outside the handle. With RAM_ALLOC_BY_WRITE the pages are charged
+ * and counted allocated but not fallocated: the caller fills them at once with pwrite(2)
+ * on the handle's fd, which allocates them (without the fallocate's cost), or releases
+ * them if that fails. 4 KiB pools only (hugetlbfs has no write). */
+#define RAM_ALLOC_BY_WRITE 1u
+int ram_alloc(struct ram_handle *h, uint64_t off, uint64_t len, unsigned flags);
 /* Releases [off, off+len): punches the hole (every mapping sees zeros at the next
  * touch) and credits the pool for the pages that were allocated. */
 int ram_release(struct ram_handle *h, uint64_t off, uint64_t len);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static void fh_link_load(struct rp_fileh *fh, struct vm_load *ld)
 {
@@ -80,10 +81,13 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, u
 	 * completions of other loads are not held up by the fallocate. Faults on them wait;
 	 * an invalidate marks the load stale. */
 	pthread_mutex_unlock(&fh->lock);
-	e = ram_alloc(fh->ram, first * vm->psz, n * vm->psz);
+	const unsigned ram_flags = how & VM_LOAD_STAGED ? RAM_ALLOC_BY_WRITE : 0;
+
+	ld->staged = (how & VM_LOAD_STAGED) != 0;
+	e = ram_alloc(fh->ram, first * vm->psz, n * vm->psz, ram_flags);
 	if (e == -ENOMEM)
 		e = vm_reclaim_alloc(vm, fh->ram, first * vm->psz, n * vm->psz,
-		                     (how & VM_LOAD_MAY_WAIT) != 0);
+		                     (how & VM_LOAD_MAY_WAIT) != 0, ram_flags);
 	else if (!e)
 		vm_reclaim_check(vm);
 	pthread_mutex_lock(&fh->lock);
@@ -98,6 +102,7 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, u
 				vm_uffd_wake(vm, m, first, n);
 		if (ld->waited || fh->nloads == 0)
 			pthread_cond_broadcast(&fh->cv);
+		vm_sigbus_loaded(vm);
 		ram_meta_free(vm->pool, ld);
 		*err = e == -ENOMEM ? vm_errf(e,
 		                              "the RAM pool is full and nothing in it can be freed "
@@ -126,6 +131,25 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 	size_t len = ld->npages * psz;
 	int r;
 
+	if (st->dev && !q) {
+		/* fault_mode=sigbus: the faulting thread reads its own page. Into a bounce page
+		 * that stays mapped, then copied into the RAM handle with pwrite(2), where the
+		 * page was allocated already: a read straight into the alias would first fault
+		 * the new page into the alias (get_user_pages) and later unmap it again, which
+		 * measured 10 us dearer per 4 KiB load than the copy (README "Fault service"). */
+		void *bounce = ld->staged ? vm_sigbus_bounce(len) : NULL;
+		int64_t got = rpio_pread(st->dev, off, bounce ? bounce : buf, len);
+
+		if (bounce && got >= 0) {
+			ssize_t w = pwrite(fh->ram->fd, bounce, len, (off_t)off);
+
+			got = w == (ssize_t)len ? got : w < 0 ? -errno : -EIO;
+		} else {
+			ld->staged = false; /* through the alias: unmap it there after */
+		}
+		vm_load_finish(ld, got < 0 ? (int)got : 0);
+		return 0;
+	}
 	if (st->dev) {
 		struct iovec iov = {.iov_base = buf, .iov_len = len};
 
@@ -194,7 +218,8 @@ void vm_load_finish(struct vm_load *ld, int err)
 		 * too: unmap them from it, so that the process's RSS counts a resident page once
 		 * (in the mappings that use it), not twice. Writeout maps them back for as long
 		 * as its requests need; the memfd keeps the pages either way. */
-		(void)madvise(fh->ram->alias + first * vm->psz, n * vm->psz, MADV_DONTNEED);
+		if (!ld->staged)
+			(void)madvise(fh->ram->alias + first * vm->psz, n * vm->psz, MADV_DONTNEED);
 		atomic_fetch_add_explicit(&vm->ctr.pages_loaded, n, memory_order_relaxed);
 		atomic_fetch_add_explicit(&vm->ctr.bytes_read, n * vm->psz, memory_order_relaxed);
 	}
@@ -213,14 +238,19 @@ void vm_load_finish(struct vm_load *ld, int err)
 	if (ld->waited || fh->nloads == 0)
 		pthread_cond_broadcast(&fh->cv); /* a pin waits on this load, or close on all */
 	pthread_mutex_unlock(&fh->lock);
+	vm_sigbus_loaded(vm);
 	ram_meta_free(vm->pool, ld);
 }
 
-void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
-              uint64_t deadline)
+/* The fault path's decision, the same whoever serves the fault: a service thread reading
+ * the userfaultfd (vm_fault), or the faulting thread itself (vm_fault_self, self = true).
+ * *own is the load of the faulting page, started and not issued; *ra the readahead
+ * windows the fault opened. */
+static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool write,
+                                          uint64_t deadline, bool self, struct vm_load **own,
+                                          struct vm_load_batch *ra)
 {
-	struct vm_load *ld = NULL;
-	struct vm_load_batch ra = {NULL, NULL};
+	enum vm_fault_outcome out = VM_FAULT_RETRY;
 	uint64_t page;
 	int err = 0;
 
@@ -228,7 +258,7 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
 	struct rp_mapping *m = vm_fault_mapping(vm, addr, &page);
 
 	if (!m)
-		return;
+		return VM_FAULT_NOT_MINE;
 	struct rp_fileh *fh = m->fh;
 
 	if (!deadline) /* a parked fault retried was counted when it came */
@@ -237,13 +267,22 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
 	uint64_t w = pagemap_get(&fh->pm, page);
 
 	switch (pg_state(w)) {
-	case PG_EMPTY:
-		ld = vm_load_start(fh, page, 1, VM_LOAD_FAULT, &err);
+	case PG_EMPTY: {
+		/* A service thread must not block: a fault that finds the pool full parks (the
+		 * kernel holds the thread) and is retried. A thread serving itself waits for
+		 * memory in the load, as rp_pin does. */
+		/* A 4 KiB page of a device store is read through the thread's bounce page
+		 * (vm_load_issue says why). */
+		const unsigned stage = self && fh->store->dev && vm->psz == RAM_PAGE_4K
+		                           ? VM_LOAD_STAGED
+		                           : 0;
+		struct vm_load *ld = vm_load_start(
+		    fh, page, 1, self ? VM_LOAD_MAY_WAIT | stage : VM_LOAD_FAULT, &err);
+
 		if (!ld) {
-			/* Pool full and nothing clean to evict: the faulting thread waits (the
-			 * kernel holds it) until memory is freed, or gets SIGBUS when its wait
-			 * ends; the page stays EMPTY. */
-			if (err != -ENOMEM || !vm_reclaim_park(vm, addr, write, deadline)) {
+			/* Pool full and nothing clean to evict: the faulting thread waits until
+			 * memory is freed, or gets SIGBUS when its wait ends; the page stays EMPTY. */
+			if (err != -ENOMEM || self || !vm_reclaim_park(vm, addr, write, deadline)) {
 				vm_uffd_poison(vm, m, page, 1);
 				for (struct rp_mapping *o = fh->maps; o; o = o->next)
 					if (o != m) /* they fault again themselves */
@@ -251,34 +290,63 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
 				if (err == -ENOMEM)
 					atomic_fetch_add_explicit(&vm->ctr.mem_failures, 1,
 					                          memory_order_relaxed);
+				out = VM_FAULT_FAILED;
 			}
 		} else {
 			if (write && m->track)
 				ld->writer = m;
-			vm_ra_miss(fh, m, page, &ra);
+			vm_ra_miss(fh, m, page, ra);
+			*own = ld;
 		}
 		break;
+	}
 	case PG_LOADING: { /* vm_load_finish maps it and wakes us */
 		struct vm_load *l = pg_load(w);
 
 		if (write && m->track && l->npages == 1 && !l->writer)
 			l->writer = m;
-		vm_ra_loading(fh, m, page, w, &ra);
+		vm_ra_loading(fh, m, page, w, ra);
+		out = VM_FAULT_WAIT;
 		break;
 	}
 	case PG_POISONED:
 		vm_uffd_poison(vm, m, page, 1);
+		out = VM_FAULT_FAILED;
 		break;
 	default:
 		atomic_fetch_add_explicit(&vm->ctr.minor_faults, 1, memory_order_relaxed);
-		vm_ra_touch(fh, m, page, w, write, &ra);
+		vm_ra_touch(fh, m, page, w, write, ra);
 		break;
 	}
 	pthread_mutex_unlock(&fh->lock);
 	pthread_rwlock_unlock(&vm->maps_lock);
+	return out;
+}
+
+void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
+              uint64_t deadline)
+{
+	struct vm_load *ld = NULL;
+	struct vm_load_batch ra = {NULL, NULL};
+
+	(void)fault_decide(vm, addr, write, deadline, false, &ld, &ra);
 	if (ld) /* the faulting page first */
 		vm_service_submit(vm, svc, ld);
 	vm_load_batch_submit(vm, svc, &ra);
+}
+
+enum vm_fault_outcome vm_fault_self(struct vm *vm, uint64_t addr, bool write)
+{
+	struct vm_load *ld = NULL;
+	struct vm_load_batch ra = {NULL, NULL};
+	enum vm_fault_outcome out = fault_decide(vm, addr, write, 0, true, &ld, &ra);
+
+	/* The windows go to the service threads first, so that they are read while this
+	 * thread reads its own page (the read blocks it). */
+	vm_load_batch_submit(vm, NULL, &ra);
+	if (ld)
+		(void)vm_load_issue(ld, NULL);
+	return out;
 }
 
 void vm_load_batch_submit(struct vm *vm, struct vm_service *svc, struct vm_load_batch *b)

@@ -578,7 +578,7 @@ void vm_reclaim_check(struct vm *vm)
 }
 
 int vm_reclaim_alloc(struct vm *vm, struct ram_handle *ram, uint64_t off, uint64_t len,
-                     bool may_wait)
+                     bool may_wait, unsigned ram_flags)
 {
 	struct vm_reclaim *rc = &vm->rc;
 	uint64_t need = len / vm->psz, deadline = 0;
@@ -589,7 +589,7 @@ int vm_reclaim_alloc(struct vm *vm, struct ram_handle *ram, uint64_t off, uint64
 	for (;;) {
 		uint64_t got = vm_reclaim_pages(vm, need > RC_SYNC_MIN ? need : RC_SYNC_MIN);
 
-		e = ram_alloc(ram, off, len);
+		e = ram_alloc(ram, off, len, ram_flags);
 		if (e != -ENOMEM)
 			break;
 		if (got)
@@ -620,7 +620,7 @@ int vm_reclaim_alloc(struct vm *vm, struct ram_handle *ram, uint64_t off, uint64
 
 		pthread_mutex_unlock(&rc->wlock);
 		if (stop || (r == ETIMEDOUT && vm_now_ns() >= deadline)) {
-			e = ram_alloc(ram, off, len); /* one last try */
+			e = ram_alloc(ram, off, len, ram_flags); /* one last try */
 			break;
 		}
 	}

@@ -30,6 +30,7 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 	if (err)
 		return vm_errf(err, "%s", msg);
 	vm->psz = vm->pool->page_size;
+	vm->fault_self = p->fault_self;
 	err = vm_uffd_open(vm, p->flags, p->dirty, why, sizeof(why));
 	if (err) {
 		ram_pool_close(vm->pool);
@@ -47,6 +48,11 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 	rp.flags = p->flags;
 	if (!err && (err = vm_reclaim_start(vm, &rp)) < 0)
 		vm_service_stop(vm);
+	if (!err && vm->fault_self && (err = vm_sigbus_add(vm)) < 0) {
+		vm_reclaim_stop(vm);
+		vm_reclaim_fini(vm);
+		vm_service_stop(vm);
+	}
 	if (err) {
 		close(vm->uffd);
 		if (vm->poison_fd >= 0)
@@ -77,6 +83,8 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 
 void vm_close(struct vm *vm)
 {
+	if (vm->fault_self)
+		vm_sigbus_remove(vm);
 	vm_reclaim_stop(vm);
 	/* What the application left open goes, innermost first. */
 	pthread_rwlock_wrlock(&vm->maps_lock);

@@ -22,9 +22,13 @@
  * faulted on it). A miss may also read a window ahead (vm/readahead.c): those pages stay
  * unmapped until touched. So a page is loaded once however many threads wait for it, waiters are
  * woken by the completion, and no lock is held across I/O: the handle's lock protects
- * its pagemap only while states change.
+ * its pagemap only while states change. With fault_mode=sigbus (vm/sigbus.c) the faulting
+ * thread takes the same decision itself in a SIGBUS handler, reads its own page on the
+ * spot, and waits for other loads on vm->load_gen; windows still go to the service threads.
  *
  * Locks, in the order they are taken:
+ *   sig_rw (vm/sigbus.c)     the table of sigbus engines; held by the handler around all
+ *                            of the below
  *   vm->maps_lock (rwlock)   the address table of mappings; read by the fault path
  *   vm->rc.lock              one reclaim sweep at a time (the CLOCK hand); taken with no
  *                            fh->lock held (a fault's load drops its own first), then
@@ -44,6 +48,7 @@
 #include "vm/page.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -134,6 +139,8 @@ struct vm_load {
 	                                touched (vm/readahead.c), and an error only empties them */
 	bool faulted;                /* a thread faulted on one of its pages while it loaded */
 	bool fault;                  /* a fault's own read: its thread waits (service spin) */
+	bool staged;                 /* read through a bounce page and pwrite(2) to the RAM
+	                                handle (vm/sigbus.c): the alias was not touched */
 	struct vm_load *next, *prev; /* fh->loads */
 	atomic_int done;             /* custom stores: rp_load_done called */
 } __attribute__((aligned(16)));
@@ -304,6 +311,7 @@ struct vm_params {
 	struct vm_reclaim_params reclaim;
 	uint64_t readahead_max; /* bytes; 0: no readahead */
 	uint64_t fault_spin_ns; /* vm/service.c: polling for a fault's read before sleeping */
+	bool fault_self;        /* fault_mode=sigbus (vm/sigbus.c) */
 };
 
 struct vm_counters {
@@ -386,6 +394,9 @@ struct vm {
 	                      of the pool); 0 or 1: none */
 	uint64_t ra_chunk; /* pages read ahead mapped by one touch */
 	uint64_t spin_ns;  /* fault_spin_us, in ns */
+	bool fault_self;   /* fault_mode=sigbus: faults are served by the faulting threads */
+	_Atomic uint32_t load_gen;      /* bumped when a load ends; a futex for ... */
+	_Atomic uint32_t load_waiters;  /* ... the faulting threads waiting in vm/sigbus.c */
 
 	struct vm_counters ctr;
 	char describe[2048];
@@ -452,6 +463,37 @@ void vm_uffd_unpoison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint6
  * deadline: 0 for a new fault; a parked fault retried (vm/reclaim.c) keeps its own. */
 void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
               uint64_t deadline);
+/* What a fault served by the faulting thread itself came to (fault_mode=sigbus). */
+enum vm_fault_outcome {
+	VM_FAULT_NOT_MINE, /* no mapping of this engine holds the address */
+	VM_FAULT_RETRY,    /* the page is mapped (or its load went to a custom store): retry */
+	VM_FAULT_WAIT,     /* another load of the page is in flight: wait for load_gen */
+	VM_FAULT_FAILED,   /* the page failed to load, or no memory: the access gets SIGBUS */
+};
+/* The same decision as vm_fault, taken on the faulting thread: the faulting page is read
+ * on this thread (rpio_pread) and mapped before it returns; readahead windows go to the
+ * service threads. No lock held on entry. */
+enum vm_fault_outcome vm_fault_self(struct vm *vm, uint64_t addr, bool write);
+
+/* vm/sigbus.c: fault_mode=sigbus, the process's SIGBUS handler. */
+/* Adds vm to the engines the handler serves, installing the handler with the first. */
+int vm_sigbus_add(struct vm *vm);
+/* Serves the fault a SIGBUS reports when it is one of a sigbus engine's: true when the
+ * access may be retried, false when the signal is not ringpager's to serve (another
+ * address, another kind of SIGBUS, or a page that failed). Async-signal context. */
+bool vm_sigbus_serve(const siginfo_t *si, void *uc);
+/* Removes vm; the handler stays installed while the process's handler is still ours. */
+void vm_sigbus_remove(struct vm *vm);
+/* This thread's bounce page for a fault's own read of len bytes, or NULL (larger than a
+ * 4 KiB page, or no memory): vm_load_issue then reads into the alias. */
+void *vm_sigbus_bounce(size_t len);
+/* A load ended (LOADING pages changed state): threads waiting in the handler look again. */
+void vm_sigbus_loaded_slow(struct vm *vm);
+static inline void vm_sigbus_loaded(struct vm *vm)
+{
+	if (vm->fault_self)
+		vm_sigbus_loaded_slow(vm);
+}
 
 /* vm/service.c: the fault-service threads. */
 int vm_service_start(struct vm *vm, const struct vm_params *p);
@@ -482,11 +524,14 @@ bool vm_on_service_thread(void);
  * held on entry and on return. Returns the load or NULL with *err set. */
 #define VM_LOAD_MAY_WAIT 1u
 #define VM_LOAD_FAULT    2u
+#define VM_LOAD_STAGED   4u /* read through a bounce page, written with pwrite(2): the
+                               pages are charged, not fallocated (RAM_ALLOC_BY_WRITE) */
 struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, unsigned how,
                               int *err);
 /* Issues ld's read on a queue (device store) or calls the custom store's load. Called
- * without fh->lock. q may be NULL for custom stores. Returns 0 once issued or completed,
- * -EBUSY when the queue is full (try again later). */
+ * without fh->lock. With q NULL a device store's read is done on this thread, and ld is
+ * finished before the return. Returns 0 once issued or completed, -EBUSY when the queue
+ * is full (try again later). */
 int vm_load_issue(struct vm_load *ld, struct rpio_queue *q);
 /* Completes a load with err (0 or -errno): LOADING -> LOADED, POISONED or (stale) EMPTY,
  * maps or poisons its range in every mapping, wakes pin waiters, frees ld. Any thread. */
@@ -554,11 +599,11 @@ void vm_reclaim_fini(struct vm *vm);
 /* Evicts up to `want` clean pages (CLOCK), from any thread holding no fh->lock. Returns
  * the pages freed. */
 uint64_t vm_reclaim_pages(struct vm *vm, uint64_t want);
-/* ram_alloc failed with -ENOMEM for [off, off + len) of ram: reclaims and retries; with
- * may_wait (not on a service thread) waits up to reclaim_wait for memory. Returns 0 once
- * allocated, or -ENOMEM. No fh->lock held. */
+/* ram_alloc(ram_flags) failed with -ENOMEM for [off, off + len) of ram: reclaims and
+ * retries; with may_wait (not on a service thread) waits up to reclaim_wait for memory.
+ * Returns 0 once allocated, or -ENOMEM. No fh->lock held. */
 int vm_reclaim_alloc(struct vm *vm, struct ram_handle *ram, uint64_t off, uint64_t len,
-                     bool may_wait);
+                     bool may_wait, unsigned ram_flags);
 /* A fault found the pool full and nothing to free: it waits, parked, until memory comes
  * or its deadline (0: now + reclaim_wait) passes. False when it must fail at once. */
 bool vm_reclaim_park(struct vm *vm, uint64_t addr, bool write, uint64_t deadline);

@@ -272,7 +272,8 @@ static void *volatile bus_addr;
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
-	(void)uc;
+	if (rp_sigbus_handle(si, uc))
+		return; /* a page fault ringpager served: the touch is retried */
 	bus_addr = si->si_addr;
 	siglongjmp(bus_jmp, 1);
 }
@@ -335,4 +336,22 @@ struct rp_stats tu_stats(rp_engine *eng)
 
 	cr_assert_eq(rp_stats(eng, &s), 0);
 	return s;
+}
+
+/* ---------------------------------------------------------------- configurations */
+
+void tu_config_init(rp_config *cfg)
+{
+	const char *mode = getenv("RP_TEST_FAULT_MODE");
+
+	rp_config_init(cfg);
+	if (mode && *mode)
+		cr_assert_eq(rp_config_set(cfg, "fault_mode", mode), 0, "%s", rp_errmsg());
+}
+
+void tu_config_dirty(rp_config *cfg, const char *mode)
+{
+	cr_assert_eq(rp_config_set(cfg, "dirty_tracking", mode), 0, "%s", rp_errmsg());
+	if (!strcmp(mode, "wp_sync"))
+		cfg->fault_mode = RP_FAULT_MODE_UFFD;
 }

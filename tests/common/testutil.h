@@ -79,8 +79,15 @@ void tu_map_read(const struct tu_map *f, uint64_t p);
 struct rp_stats tu_stats(rp_engine *eng);
 
 /* Touches addr; returns true when that raised SIGBUS, after asserting that si_addr was
- * addr exactly. */
+ * addr exactly. Its handler is an application's that replaces ringpager's for a moment:
+ * it lets rp_sigbus_handle serve ringpager's faults first (fault_mode=sigbus). */
 bool tu_touch_gets_sigbus(volatile const char *addr);
+
+/* rp_config_init, then fault_mode from RP_TEST_FAULT_MODE when set: meson runs the vm
+ * suites once per fault mode (tests/meson.build). */
+void tu_config_init(rp_config *cfg);
+/* Sets dirty_tracking; wp_sync also sets fault_mode=uffd, the only mode it runs in. */
+void tu_config_dirty(rp_config *cfg, const char *mode);
 /* Defines a test body once and registers it in suites <prefix>_wp_async and
  * <prefix>_wp_sync, called with the dirty_tracking mode's name. */
 #define TU_TEST_EACH_WP(prefix, name)                                                   \

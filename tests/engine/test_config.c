@@ -38,6 +38,7 @@ Test(config, defaults_are_sensible)
 	expect_get(&c, "fault_threads", "auto");
 	expect_get(&c, "dirty_tracking", "auto");
 	expect_get(&c, "fault_spin_us", "200");
+	expect_get(&c, "fault_mode", "auto");
 }
 
 Test(config, every_key_round_trips_through_set_and_get)
@@ -56,6 +57,8 @@ Test(config, every_key_round_trips_through_set_and_get)
 	    {"fault_threads", "auto", "auto"}, {"dirty_tracking", "wp_sync", "wp_sync"},
 	    {"dirty_tracking", "WP_ASYNC", "wp_async"}, {"dirty_tracking", "auto", "auto"},
 	    {"fault_spin_us", "0", "0"},      {"fault_spin_us", "10000", "10000"},
+	    {"fault_mode", "sigbus", "sigbus"}, {"fault_mode", "UFFD", "uffd"},
+	    {"fault_mode", "auto", "auto"},
 	};
 	rp_config c;
 
@@ -76,6 +79,7 @@ Test(config, bad_values_and_unknown_keys_are_refused_by_name)
 	    {"queue_depth", "40000"}, {"sqpoll", "2"},          {"fault_threads", "65"},
 	    {"dirty_tracking", "none"}, {"dirty_tracking", "soft_dirty"},
 	    {"fault_spin_us", "10001"}, {"fault_spin_us", "fast"},
+	    {"fault_mode", "sigsegv"}, {"fault_mode", ""},
 	};
 	rp_config c, before;
 	char buf[4];

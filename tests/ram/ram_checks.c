@@ -30,7 +30,7 @@ void rc_aliasing(struct ram_pool *pool)
 	struct ram_handle *h = handle(pool, 8);
 	unsigned char *view;
 
-	cr_assert_eq(ram_alloc(h, 3 * ps, ps), 0);
+	cr_assert_eq(ram_alloc(h, 3 * ps, ps, 0), 0);
 	cr_assert_eq(ram_map(h, 2 * ps, 4 * ps, PROT_READ | PROT_WRITE, NULL, (void **)&view), 0);
 	cr_assert_neq((void *)view, (void *)(h->alias + 2 * ps), "two different addresses");
 	memset(h->alias + 3 * ps, 0xA5, ps);
@@ -59,7 +59,7 @@ void rc_release(struct ram_pool *pool)
 	struct ram_handle *h = handle(pool, 4);
 	unsigned char *view;
 
-	cr_assert_eq(ram_alloc(h, 0, 4 * ps), 0);
+	cr_assert_eq(ram_alloc(h, 0, 4 * ps, 0), 0);
 	cr_assert_eq(ram_pool_charged(pool), 4);
 	cr_assert_eq(ram_map(h, 0, 4 * ps, PROT_READ, NULL, (void **)&view), 0);
 	memset(h->alias, 0x77, 4 * ps);
@@ -89,21 +89,21 @@ void rc_capacity(struct ram_pool *pool)
 	cr_assert_leq(cap, 64);
 	/* two handles share the budget */
 	for (uint64_t i = 0; i < cap; i++)
-		cr_assert_eq(ram_alloc(i % 2 ? b : a, i * ps, ps), 0, "page %llu of %llu",
+		cr_assert_eq(ram_alloc(i % 2 ? b : a, i * ps, ps, 0), 0, "page %llu of %llu",
 		             (unsigned long long)i, (unsigned long long)cap);
 	cr_assert_eq(ram_pool_charged(pool), cap);
-	cr_assert_eq(ram_alloc(a, ps, ps), -ENOMEM, "one page past the capacity");
-	cr_assert_eq(ram_alloc(b, 0, 2 * ps), -ENOMEM, "a run that does not fit at all");
+	cr_assert_eq(ram_alloc(a, ps, ps, 0), -ENOMEM, "one page past the capacity");
+	cr_assert_eq(ram_alloc(b, 0, 2 * ps, 0), -ENOMEM, "a run that does not fit at all");
 	cr_assert_eq(ram_pool_charged(pool), cap, "a refused allocation charges nothing");
 	cr_assert_not(ram_page_allocated(a, ps));
-	cr_assert_eq(ram_alloc(a, 0, ps), 0, "an allocated page may be allocated again");
+	cr_assert_eq(ram_alloc(a, 0, ps, 0), 0, "an allocated page may be allocated again");
 	/* every allocated page is really there: writing them all raises no SIGBUS */
 	for (uint64_t i = 0; i < cap; i++)
 		memset((i % 2 ? b : a)->alias + i * ps, (int)i, ps);
 	/* freeing one page makes room for one */
 	cr_assert_eq(ram_release(b, ps, ps), 0);
-	cr_assert_eq(ram_alloc(a, ps, ps), 0);
-	cr_assert_eq(ram_alloc(b, ps, ps), -ENOMEM);
+	cr_assert_eq(ram_alloc(a, ps, ps, 0), 0);
+	cr_assert_eq(ram_alloc(b, ps, ps, 0), -ENOMEM);
 	ram_handle_close(a);
 	ram_handle_close(b);
 	cr_assert_eq(ram_pool_charged(pool), 0);
@@ -114,10 +114,10 @@ void rc_realloc_zero(struct ram_pool *pool)
 	size_t ps = pool->page_size;
 	struct ram_handle *h = handle(pool, 2);
 
-	cr_assert_eq(ram_alloc(h, ps, ps), 0);
+	cr_assert_eq(ram_alloc(h, ps, ps, 0), 0);
 	memset(h->alias + ps, 0xEE, ps);
 	cr_assert_eq(ram_release(h, ps, ps), 0);
-	cr_assert_eq(ram_alloc(h, ps, ps), 0);
+	cr_assert_eq(ram_alloc(h, ps, ps, 0), 0);
 	cr_assert(all_bytes((unsigned char *)h->alias + ps, ps, 0), "no bytes of the old page");
 	cr_assert_eq(ram_pool_charged(pool), 1);
 	ram_handle_close(h);

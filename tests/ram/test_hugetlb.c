@@ -147,20 +147,20 @@ Test(ram_hugepages, system_pool_emptied_by_others_gives_enomem_not_sigbus, .init
 	char msg[RAM_MSG_LEN];
 
 	cr_assert_eq(ram_handle_open(pool, 8 * RAM_PAGE_2M, &h, msg, sizeof(msg)), 0, "%s", msg);
-	cr_assert_eq(ram_alloc(h, 0, 2 * RAM_PAGE_2M), 0);
+	cr_assert_eq(ram_alloc(h, 0, 2 * RAM_PAGE_2M, 0), 0);
 	/* someone else takes the 6 huge pages that are left */
 	int other = memfd_create("other", MFD_CLOEXEC | MFD_HUGETLB);
 	cr_assert_geq(other, 0);
 	cr_assert_eq(ftruncate(other, 6 * RAM_PAGE_2M), 0);
 	cr_assert_eq(fallocate(other, 0, 0, 6 * RAM_PAGE_2M), 0);
 	/* our pool has room in its budget, the system has none: -ENOMEM, nothing charged */
-	cr_assert_eq(ram_alloc(h, 4 * RAM_PAGE_2M, RAM_PAGE_2M), -ENOMEM);
+	cr_assert_eq(ram_alloc(h, 4 * RAM_PAGE_2M, RAM_PAGE_2M, 0), -ENOMEM);
 	cr_assert_eq(ram_pool_charged(pool), 2);
 	cr_assert_not(ram_page_allocated(h, 4 * RAM_PAGE_2M));
 	/* the pages we have are still usable */
 	memset(h->alias, 1, 2 * RAM_PAGE_2M);
 	close(other);
-	cr_assert_eq(ram_alloc(h, 4 * RAM_PAGE_2M, RAM_PAGE_2M), 0, "room again");
+	cr_assert_eq(ram_alloc(h, 4 * RAM_PAGE_2M, RAM_PAGE_2M, 0), 0, "room again");
 	ram_handle_close(h);
 	cr_assert_eq(ram_pool_close(pool), 0);
 }

@@ -98,7 +98,7 @@ Test(ram_shmem, sparse_64gib_handle_holds_only_what_is_touched)
 		offs[i] = ((z ^ (z >> 31)) % (size / RAM_PAGE_4K)) * RAM_PAGE_4K;
 		if (!ram_page_allocated(h, offs[i]))
 			distinct++;
-		cr_assert_eq(ram_alloc(h, offs[i], RAM_PAGE_4K), 0, "page %d", i);
+		cr_assert_eq(ram_alloc(h, offs[i], RAM_PAGE_4K, 0), 0, "page %d", i);
 		memcpy(h->alias + offs[i], &offs[i], sizeof(offs[i]));
 	}
 	cr_assert_eq(ram_handle_pages(h), distinct);
@@ -154,12 +154,37 @@ Test(ram_shmem, closing_a_handle_credits_the_pool)
 	char msg[RAM_MSG_LEN];
 
 	cr_assert_eq(ram_handle_open(pool, 1 << 20, &h, msg, sizeof(msg)), 0, "%s", msg);
-	cr_assert_eq(ram_alloc(h, 0, 16 * RAM_PAGE_4K), 0);
-	cr_assert_eq(ram_alloc(h, 8 * RAM_PAGE_4K, 16 * RAM_PAGE_4K), 0, "overlap");
+	cr_assert_eq(ram_alloc(h, 0, 16 * RAM_PAGE_4K, 0), 0);
+	cr_assert_eq(ram_alloc(h, 8 * RAM_PAGE_4K, 16 * RAM_PAGE_4K, 0), 0, "overlap");
 	cr_assert_eq(ram_pool_charged(pool), 24, "a page is charged once");
 	cr_assert_eq(ram_pool_close(pool), -EBUSY, "a handle is open");
 	ram_handle_close(h);
 	cr_assert_eq(ram_pool_charged(pool), 0);
+	cr_assert_eq(ram_pool_close(pool), 0);
+}
+
+Test(ram_shmem, alloc_by_write_charges_and_leaves_the_write_to_the_caller)
+{
+	struct ram_pool *pool = shmem_pool(1 << 20);
+	struct ram_handle *h;
+	char msg[RAM_MSG_LEN], page[RAM_PAGE_4K];
+	struct stat st;
+
+	cr_assert_eq(ram_handle_open(pool, 1 << 20, &h, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(ram_alloc(h, 4 * RAM_PAGE_4K, RAM_PAGE_4K, RAM_ALLOC_BY_WRITE), 0);
+	cr_assert_eq(ram_pool_charged(pool), 1, "charged at once");
+	cr_assert_eq(fstat(h->fd, &st), 0);
+	cr_assert_eq(st.st_blocks, 0, "no page allocated by the call");
+	memset(page, 0x5a, sizeof(page));
+	cr_assert_eq(pwrite(h->fd, page, sizeof(page), 4 * RAM_PAGE_4K), (ssize_t)sizeof(page));
+	cr_assert_eq(fstat(h->fd, &st), 0);
+	cr_assert_eq(st.st_blocks, RAM_PAGE_4K / 512, "the write allocated it");
+	cr_assert_eq(h->alias[4 * RAM_PAGE_4K + 9], 0x5a);
+	cr_assert_eq(ram_release(h, 4 * RAM_PAGE_4K, RAM_PAGE_4K), 0);
+	cr_assert_eq(ram_pool_charged(pool), 0, "credited like any page");
+	cr_assert_eq(fstat(h->fd, &st), 0);
+	cr_assert_eq(st.st_blocks, 0);
+	ram_handle_close(h);
 	cr_assert_eq(ram_pool_close(pool), 0);
 }
 
@@ -188,10 +213,10 @@ Test(ram_shmem, bad_ranges_and_parameters_are_refused)
 
 	cr_assert_eq(ram_handle_open(pool, 0, &h, msg, sizeof(msg)), -EINVAL);
 	cr_assert_eq(ram_handle_open(pool, 1 << 20, &h, msg, sizeof(msg)), 0, "%s", msg);
-	cr_assert_eq(ram_alloc(h, 100, RAM_PAGE_4K), -EINVAL);
-	cr_assert_eq(ram_alloc(h, 0, 100), -EINVAL);
-	cr_assert_eq(ram_alloc(h, 0, 0), -EINVAL);
-	cr_assert_eq(ram_alloc(h, 1 << 20, RAM_PAGE_4K), -EINVAL, "past the end");
+	cr_assert_eq(ram_alloc(h, 100, RAM_PAGE_4K, 0), -EINVAL);
+	cr_assert_eq(ram_alloc(h, 0, 100, 0), -EINVAL);
+	cr_assert_eq(ram_alloc(h, 0, 0, 0), -EINVAL);
+	cr_assert_eq(ram_alloc(h, 1 << 20, RAM_PAGE_4K, 0), -EINVAL, "past the end");
 	cr_assert_eq(ram_release(h, (1 << 20) - RAM_PAGE_4K, 2 * RAM_PAGE_4K), -EINVAL);
 	cr_assert_eq(ram_map(h, 0, RAM_PAGE_4K, PROT_READ, (void *)0x1001, &addr), -EINVAL);
 	cr_assert_eq(ram_pool_charged(pool), 0);

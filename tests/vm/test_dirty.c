@@ -31,11 +31,11 @@ static rp_engine *open_engine(const char *mode, unsigned flags)
 	rp_config cfg;
 	rp_engine *eng = NULL;
 
-	rp_config_init(&cfg);
+	tu_config_init(&cfg);
 	cfg.ram_size = 64ul << 20;
 	cfg.hugepages = 2;
 	cfg.internal_flags = flags;
-	cr_assert_eq(rp_config_set(&cfg, "dirty_tracking", mode), 0, "%s", rp_errmsg());
+	tu_config_dirty(&cfg, mode);
 	int err = rp_engine_open(&cfg, &eng);
 
 	cr_assert_eq(err, 0, "rp_engine_open(dirty_tracking=%s): %s", mode, rp_errmsg());
@@ -817,7 +817,7 @@ Test(dirty, without_write_protect_writable_mappings_are_refused_and_reading_work
 	rp_mapping *m;
 	char *path = tu_scratch_file("dirty_none", 16 * PG, 4);
 
-	rp_config_init(&cfg);
+	tu_config_init(&cfg);
 	cfg.ram_size = 16ul << 20;
 	cfg.hugepages = 2;
 	cfg.internal_flags = VM_FORCE_NO_WP;

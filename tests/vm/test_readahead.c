@@ -296,12 +296,12 @@ static void fx_open(struct tu_map *f, const char *name, uint64_t pool, const cha
 	rp_config cfg;
 	rp_engine *eng;
 
-	rp_config_init(&cfg);
+	tu_config_init(&cfg);
 	cfg.ram_size = pool * PG;
 	cfg.hugepages = 2;
 	cr_assert_eq(rp_config_set(&cfg, "readahead_max", ra), 0, "%s", rp_errmsg());
 	if (mode)
-		cr_assert_eq(rp_config_set(&cfg, "dirty_tracking", mode), 0, "%s", rp_errmsg());
+		tu_config_dirty(&cfg, mode);
 	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
 	tu_map_open(f, eng, name, pages * PG, 31, prot);
 }
@@ -388,7 +388,7 @@ Test(readahead, bad_advice_and_bad_readahead_max_are_refused_by_name)
 	cr_assert_eq(rp_advise(f.m, 0, 17 * PG, RP_ADVICE_DONTNEED), -EINVAL);
 	cr_assert_eq(rp_advise(f.m, 1, PG, RP_ADVICE_SEQUENTIAL), -EINVAL);
 	tu_map_close(&f);
-	rp_config_init(&cfg);
+	tu_config_init(&cfg);
 	cr_assert_eq(rp_config_set(&cfg, "readahead_max", "12X"), -EINVAL);
 	cr_assert(strstr(rp_errmsg(), "readahead_max=12X"), "%s", rp_errmsg());
 	cr_assert_eq(rp_config_set(&cfg, "readahead_max", "2G"), -EINVAL);
@@ -545,7 +545,7 @@ static void hs_open(struct tu_map *f, struct hold_store *h, uint64_t pages)
 {
 	rp_config cfg;
 
-	rp_config_init(&cfg);
+	tu_config_init(&cfg);
 	cfg.ram_size = 16ul << 20;
 	cfg.hugepages = 2;
 	cr_assert_eq(rp_engine_open(&cfg, &f->eng), 0, "%s", rp_errmsg());

@@ -34,7 +34,7 @@ static rp_engine *open_engine(uint64_t pool, const char *mode, const char *const
 	rp_config cfg;
 	rp_engine *eng = NULL;
 
-	rp_config_init(&cfg);
+	tu_config_init(&cfg);
 	cfg.ram_size = pool * PG;
 	cfg.hugepages = 2;
 	cfg.internal_flags = internal_flags;
@@ -43,7 +43,7 @@ static rp_engine *open_engine(uint64_t pool, const char *mode, const char *const
 	 * reclaim with it). */
 	cfg.readahead_max = 0;
 	if (mode)
-		cr_assert_eq(rp_config_set(&cfg, "dirty_tracking", mode), 0, "%s", rp_errmsg());
+		tu_config_dirty(&cfg, mode);
 	for (; extra && *extra; extra += 2)
 		cr_assert_eq(rp_config_set(&cfg, extra[0], extra[1]), 0, "%s", rp_errmsg());
 	int err = rp_engine_open(&cfg, &eng);
@@ -545,8 +545,11 @@ RECLAIM_TEST(a_waiting_fault_completes_when_the_hook_writes_out)
 	cr_assert_eq(pthread_create(&t, NULL, toucher_main, &to), 0);
 	pthread_join(t, NULL);
 	cr_assert_eq((unsigned char)to.seen, want);
+	/* The hook's writeout freed the memory the fault waited for, so the fault may end
+	 * before the hook has returned and counted its call (at once with fault_mode=sigbus,
+	 * where the faulting thread itself waits on the memory). */
+	cr_assert(wait_calls(&h, RP_PRESSURE_POOL_FULL, 1), "the hook was told the pool is full");
 	cr_assert_eq(h.wo_result, 0);
-	cr_assert_geq(h.calls[RP_PRESSURE_POOL_FULL], 1);
 	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_geq(s.memory_waits, 1);
@@ -599,7 +602,7 @@ Test(reclaim, watermarks_and_limits_are_checked)
 	rp_engine *eng = NULL;
 	char buf[32];
 
-	rp_config_init(&cfg);
+	tu_config_init(&cfg);
 	cr_assert_eq(rp_config_get(&cfg, "reclaim_high", buf, sizeof(buf)), 0);
 	cr_assert_str_eq(buf, "98%");
 	cr_assert_eq(rp_config_get(&cfg, "dirty_limit", buf, sizeof(buf)), 0);

@@ -27,7 +27,7 @@ static rp_engine *open_engine(uint64_t ram, unsigned flags)
 	rp_config cfg;
 	rp_engine *eng = NULL;
 
-	rp_config_init(&cfg);
+	tu_config_init(&cfg);
 	cfg.ram_size = ram;
 	cfg.hugepages = 2; /* off */
 	cfg.internal_flags = flags;
@@ -658,7 +658,7 @@ Test(vm, full_pool_gives_enomem_to_pin_and_sigbus_to_a_touch)
 	rp_config cfg;
 	rp_engine *eng = NULL;
 
-	rp_config_init(&cfg);
+	tu_config_init(&cfg);
 	cfg.ram_size = 16 * PG;
 	cfg.hugepages = 2;
 	cr_assert_eq(rp_config_set(&cfg, "reclaim_wait", "100"), 0);
@@ -717,7 +717,7 @@ static void fault_spin_run(const char *spin)
 	struct rp_stats st;
 	char name[32];
 
-	rp_config_init(&c);
+	tu_config_init(&c);
 	rp_config_set(&c, "ram_size", "64M");
 	rp_config_set(&c, "readahead_max", "0");
 	cr_assert_eq(rp_config_set(&c, "fault_spin_us", spin), 0, "%s", rp_errmsg());

@@ -29,7 +29,7 @@ Test(vm_hugetlb, huge_pages_load_map_pin_and_invalidate, .fini = tu_huge_restore
 	struct rp_stats s;
 
 	tu_huge_reserve(8);
-	rp_config_init(&c);
+	tu_config_init(&c);
 	cr_assert_eq(rp_config_set(&c, "ram_size", "16M"), 0);
 	cr_assert_eq(rp_config_set(&c, "hugepages", "require"), 0);
 	cr_assert_eq(rp_engine_open(&c, &eng), 0, "%s", rp_errmsg());
@@ -68,10 +68,10 @@ static rp_engine *huge_engine(long reserve, const char *ram, const char *mode)
 	rp_engine *eng = NULL;
 
 	tu_huge_reserve(reserve);
-	rp_config_init(&c);
+	tu_config_init(&c);
 	cr_assert_eq(rp_config_set(&c, "ram_size", ram), 0);
 	cr_assert_eq(rp_config_set(&c, "hugepages", "require"), 0);
-	cr_assert_eq(rp_config_set(&c, "dirty_tracking", mode), 0);
+	tu_config_dirty(&c, mode);
 	cr_assert_eq(rp_engine_open(&c, &eng), 0, "%s", rp_errmsg());
 	return eng;
 }
