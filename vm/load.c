@@ -136,7 +136,7 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 		 * that stays mapped, then copied into the RAM handle with pwrite(2), where the
 		 * page was allocated already: a read straight into the alias would first fault
 		 * the new page into the alias (get_user_pages) and later unmap it again, which
-		 * measured 10 us dearer per 4 KiB load than the copy (README "Fault service"). */
+		 * measured 6-10 us dearer per 4 KiB load than the copy (README "Fault service"). */
 		void *bounce = ld->staged ? vm_sigbus_bounce(len) : NULL;
 		int64_t got = rpio_pread(st->dev, off, bounce ? bounce : buf, len);
 
@@ -270,9 +270,8 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 	case PG_EMPTY: {
 		/* A service thread must not block: a fault that finds the pool full parks (the
 		 * kernel holds the thread) and is retried. A thread serving itself waits for
-		 * memory in the load, as rp_pin does. */
-		/* A 4 KiB page of a device store is read through the thread's bounce page
-		 * (vm_load_issue says why). */
+		 * memory in the load, as rp_pin does, and reads a 4 KiB page of a device store
+		 * through its bounce page (vm_load_issue says why). */
 		const unsigned stage = self && fh->store->dev && vm->psz == RAM_PAGE_4K
 		                           ? VM_LOAD_STAGED
 		                           : 0;
