@@ -309,10 +309,15 @@ int vm_uffd_open(struct vm *vm, unsigned flags, enum vm_dirty_mode dirty, char *
 		/* A write-protect fault would arrive as SIGBUS too, and is not told from a
 		 * missing one by the signal; wp_async writes take no fault at all. */
 		close(fd);
-		snprintf(why, len,
-		         "fault_mode=sigbus needs dirty_tracking=wp_async, which is not available "
-		         "here (%s); use fault_mode=uffd",
-		         dirty_why);
+		if (dirty == VM_DIRTY_WP_SYNC)
+			snprintf(why, len,
+			         "fault_mode=sigbus needs dirty_tracking=wp_async, not wp_sync (its "
+			         "write-protect faults would arrive as SIGBUS); use fault_mode=uffd");
+		else
+			snprintf(why, len,
+			         "fault_mode=sigbus needs dirty_tracking=wp_async, which is not "
+			         "available here (%s); use fault_mode=uffd",
+			         dirty_why);
 		return -EOPNOTSUPP;
 	}
 	if (vm->dirty == VM_DIRTY_WP_SYNC)

@@ -228,8 +228,9 @@ Test(sigbus, wp_sync_is_refused_with_a_reason)
 	cr_assert_eq(rp_config_set(&cfg, "dirty_tracking", "wp_sync"), 0);
 	cr_assert_eq(rp_engine_open(&cfg, &eng), -EOPNOTSUPP);
 	cr_assert_null(eng);
-	cr_assert(strstr(rp_errmsg(), "fault_mode=sigbus needs dirty_tracking=wp_async"), "%s",
-	          rp_errmsg());
+	cr_assert(strstr(rp_errmsg(), "fault_mode=sigbus needs dirty_tracking=wp_async, not "
+	                              "wp_sync"),
+	          "%s", rp_errmsg());
 	cfg.fault_mode = 7;
 	cr_assert_eq(rp_engine_open(&cfg, &eng), -EINVAL);
 	cr_assert(strstr(rp_errmsg(), "fault_mode=7"), "%s", rp_errmsg());
