@@ -102,4 +102,13 @@ struct pm_scan_arg {
 #define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
 #endif
 
+/* pidfd_open (5.3) and process_madvise (5.10; MADV_DONTNEED on the caller's own pidfd
+ * since 6.13): one system-call number on every architecture. Probed before use. */
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open 434
+#endif
+#ifndef __NR_process_madvise
+#define __NR_process_madvise 440
+#endif
+
 #endif

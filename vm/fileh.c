@@ -76,6 +76,7 @@ int vm_fileh_close(struct rp_fileh *fh)
 	pthread_mutex_lock(&fh->lock);
 	while (fh->nloads)
 		pthread_cond_wait(&fh->cv, &fh->lock);
+	vm_alias_zap(fh, 0, 0, true); /* nothing may stay for an alias about to go */
 	vm_wo_wait_idle(fh);
 	vm_dirty_add(fh, -(int64_t)fh->ndirty);
 	pthread_mutex_unlock(&fh->lock);

@@ -50,6 +50,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
+#include <sys/uio.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,6 +62,10 @@
  * all at load: an unmapped page is how the engine learns that a page read ahead was
  * used, and the CLOCK sees unused ones as cold). README "Readahead" has the measurements. */
 #define VM_RA_CHUNK_BYTES (256ul << 10)
+/* Alias ranges of finished loads unmapped in one process_madvise (vm/load.c): at most
+ * this many ranges, or this many bytes (what RSS may count twice meanwhile), wait. */
+#define VM_ZAP_BATCH 64
+#define VM_ZAP_BYTES (1ul << 20)
 /* Largest write request a run of dirty pages is coalesced into (writeout). Larger runs
  * are split: the block layer splits them anyway, and the cap bounds how long one
  * request holds a queue slot. */
@@ -191,6 +196,11 @@ struct rp_fileh {
 	struct vm_wo *wo_pending, *wo_pending_tail; /* writeouts waiting for it */
 	uint64_t id;     /* order of opening: the reclaim hand moves through handles by it */
 	struct rp_fileh *next, *prev;
+	/* Alias ranges loads have filled, to be unmapped from the alias in one call
+	 * (vm_alias_zap, vm/load.c) */
+	struct iovec zap[VM_ZAP_BATCH];
+	unsigned nzap;
+	size_t zap_bytes;
 };
 
 /* ---------------------------------------------------------------- readahead
@@ -278,6 +288,8 @@ int vm_dirty_parse(const char *s, enum vm_dirty_mode *out);
 #define VM_FORCE_NO_WP        2u /* act as if the kernel had no write-protect for shmem */
 #define VM_SLOW_ZAP           4u /* reclaim sleeps 100 us between its write scan and its zap,
                                     widening the race that the scan after the zap closes */
+#define VM_FORCE_MADVISE      8u /* unmap the alias with madvise per range, as where the
+                                    kernel refuses process_madvise(MADV_DONTNEED) */
 
 #define VM_MAX_FAULT_THREADS 64
 
@@ -369,6 +381,7 @@ struct vm {
 	int poison_fd; /* VM_POISON_REMAP: an empty memfd */
 	enum vm_dirty_mode dirty;
 	int pagemap_fd; /* /proc/self/pagemap, for PAGEMAP_SCAN (wp_async) */
+	int pidfd;      /* this process, for process_madvise(MADV_DONTNEED); -1: madvise */
 
 	pthread_rwlock_t maps_lock;
 	struct rp_mapping **by_addr; /* sorted by address */
@@ -533,6 +546,9 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, u
  * finished before the return. Returns 0 once issued or completed, -EBUSY when the queue
  * is full (try again later). */
 int vm_load_issue(struct vm_load *ld, struct rpio_queue *q);
+/* Unmaps [first, first + n) of the handle from its alias, batched with others: the pages
+ * stay in the memfd. flush: now, with what is pending. fh->lock held. */
+void vm_alias_zap(struct rp_fileh *fh, uint64_t first, uint64_t n, bool flush);
 /* Completes a load with err (0 or -errno): LOADING -> LOADED, POISONED or (stale) EMPTY,
  * maps or poisons its range in every mapping, wakes pin waiters, frees ld. Any thread. */
 void vm_load_finish(struct vm_load *ld, int err);

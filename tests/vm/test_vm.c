@@ -487,6 +487,60 @@ Test(vm, pin_loads_without_touching_and_pinv_takes_random_pages)
 	fixture_close(&f);
 }
 
+/* How many pages of [addr, addr + len) this process has mapped (/proc/self/pagemap). */
+static unsigned present_pages(const char *addr, size_t len)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	unsigned n = 0;
+
+	cr_assert_geq(fd, 0);
+	for (size_t o = 0; o < len; o += PG) {
+		uint64_t e = 0;
+
+		cr_assert_eq(pread(fd, &e, 8, (off_t)(((uintptr_t)addr + o) / PG * 8)), 8);
+		n += (unsigned)(e >> 63);
+	}
+	close(fd);
+	return n;
+}
+
+/* The device writes a load's pages through the engine's alias mapping, which leaves them
+ * mapped there too; once the loads are done, only the user's mappings may map them (so
+ * RSS counts a page once). Batched with process_madvise, and with madvise per range. */
+static void loads_leave_the_alias(unsigned flags)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+	rp_range r[100];
+	uint64_t rng = 9;
+
+	fixture_file(&f, flags ? "vm_zap_madvise" : "vm_zap", 4 << 20, 32, flags);
+	cr_assert_eq(rp_map(f.fh, 0, 4 << 20, PROT_READ, &m), 0);
+	for (int i = 0; i < 100; i++)
+		r[i] = (rp_range){(tu_rand(&rng) % 512) * PG, PG};
+	cr_assert_eq(rp_pinv(m, r, 100), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_pin(m, 2 << 20, 2 << 20), 0, "%s", rp_errmsg());
+	const char *user = rp_mapping_addr(m);
+
+	cr_assert_geq(present_pages(user, 4 << 20), 512 + 90, "the pinned pages are mapped");
+	cr_assert_eq(present_pages(f.fh->ram->alias, 4 << 20), 0, "none stays in the alias");
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(rp_unpin(m, r[i].off, PG), 0);
+	cr_assert_eq(rp_unpin(m, 2 << 20, 2 << 20), 0);
+	rp_unmap(m);
+	fixture_close(&f);
+}
+
+Test(vm, loads_leave_the_alias_in_one_call)
+{
+	loads_leave_the_alias(0);
+}
+
+Test(vm, loads_leave_the_alias_range_by_range)
+{
+	loads_leave_the_alias(VM_FORCE_MADVISE);
+}
+
 Test(vm, willneed_loads_in_the_background)
 {
 	struct fixture f = {0};
