@@ -20,22 +20,22 @@
 static int pidfd_self(void)
 {
 	int fd = (int)syscall(__NR_pidfd_open, getpid(), 0);
-	char *page = MAP_FAILED;
+	bool works = false;
 
 	if (fd < 0)
 		return -1;
-	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
 	if (page != MAP_FAILED) {
 		struct iovec iov = {.iov_base = page, .iov_len = 4096};
 
 		page[0] = 1;
-		if (syscall(__NR_process_madvise, fd, &iov, (size_t)1, MADV_DONTNEED, 0u) == 4096 &&
-		    page[0] == 0) {
-			munmap(page, 4096);
-			return fd;
-		}
+		works = syscall(__NR_process_madvise, fd, &iov, (size_t)1, MADV_DONTNEED, 0u) == 4096 &&
+		        page[0] == 0; /* the page was dropped: it reads zeros again */
 		munmap(page, 4096);
 	}
+	if (works)
+		return fd;
 	close(fd);
 	return -1;
 }
