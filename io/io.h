@@ -99,6 +99,9 @@ struct rpio_dev {
 	bool blockdev;      /* a block device, not a regular file */
 	bool buffered;      /* O_DIRECT was refused: I/O goes through the page cache */
 	bool rdonly;        /* opened O_RDONLY */
+	int ring_reads;     /* io/pread.c: 1 an io_uring read is issued at once (the file takes
+	                       RWF_NOWAIT), -1 it would go to io_uring's worker threads, 0 not
+	                       known yet; accessed atomically */
 	uint64_t id;        /* unique per process, for queues' attach tables */
 	char *path;
 	char warning[IO_MSG_LEN]; /* non-empty when the open degraded (buffered I/O) */
@@ -124,6 +127,8 @@ void rpio_dev_close(struct rpio_dev *d);
 void rpio_dev_inject(struct rpio_dev *d, const struct rpio_fault *f);
 /* How many requests failure injection has failed since it was last armed. */
 uint64_t rpio_dev_injected(struct rpio_dev *d);
+/* Whether failure injection fails this request (op, offset): the errno, or 0. Counts it. */
+int rpio_fault_check(struct rpio_dev *d, enum rpio_op op, uint64_t off);
 
 /* ---------------------------------------------------------------- queues */
 
@@ -191,11 +196,32 @@ int rpio_submit(struct rpio_queue *q);
  * (min is clamped to what is in flight, so it cannot wait forever). Submits staged
  * requests first. Returns the count, or -errno. */
 int rpio_reap(struct rpio_queue *q, struct rpio_cqe *out, unsigned max, unsigned min);
-/* Reads [off, off+len) into buf on the calling thread, without a queue (the faulting
- * thread's own page in fault_mode=sigbus). The same rules as rpio_read: -EINVAL for an
- * unaligned offset, length or buffer; zeros past the end of the device; short reads
- * continued; EINTR/EAGAIN retried; failure injection applies. Returns len or -errno. */
-int64_t rpio_pread(struct rpio_dev *d, uint64_t off, void *buf, size_t len);
+/* A spin-wait loop's pause: lets the CPU's other hardware thread run (io/pread.c and the
+ * service threads' poll for a fault's read). */
+static inline void rpio_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* io/pread.c. Reads [off, off+len) into buf on the calling thread, without a queue (the
+ * faulting thread's own page in fault_mode=sigbus). The same rules as rpio_read: -EINVAL
+ * for an unaligned offset, length or buffer; zeros past the end of the device; short reads
+ * continued; EINTR/EAGAIN retried; failure injection applies. With spin_ns > 0 the read
+ * goes through the thread's own io_uring and the thread polls for its completion up to
+ * spin_ns before it sleeps (io/pread.c says why); 0, or where that ring cannot be made,
+ * pread(2). Async-signal-safe where the thread's ring exists or spin_ns is 0. Returns len
+ * or -errno. */
+int64_t rpio_pread(struct rpio_dev *d, uint64_t off, void *buf, size_t len, uint64_t spin_ns);
+/* How the calling thread's reads with spin_ns > 0 go: 1 through its io_uring, 0 none made
+ * yet, -errno why it could not be made or was dropped (pread(2) then). */
+int rpio_pread_ring(void);
+/* Tests: threads that make no ring yet make none (they read with pread(2)), as where
+ * io_uring is disabled. */
+void rpio_pread_ring_forbid(bool forbid);
 
 /* ---------------------------------------------------------------- backends
  *

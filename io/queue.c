@@ -205,8 +205,7 @@ void rpio_queue_detach(struct rpio_queue *q, struct rpio_dev *d)
 
 /* ---------------------------------------------------------------- staging */
 
-/* Decides whether failure injection fails this request; returns the errno or 0. */
-static int rpio_fault_check(struct rpio_dev *d, enum rpio_op op, uint64_t off)
+int rpio_fault_check(struct rpio_dev *d, enum rpio_op op, uint64_t off)
 {
 	int err = 0;
 
@@ -541,42 +540,4 @@ int rpio_reap(struct rpio_queue *q, struct rpio_cqe *out, unsigned max, unsigned
 		}
 	}
 	return (int)n;
-}
-
-/* ---------------------------------------------------------------- synchronous reads */
-
-int64_t rpio_pread(struct rpio_dev *d, uint64_t off, void *buf, size_t len)
-{
-	size_t done = 0;
-	unsigned retries = 0;
-	int inj;
-
-	if (!len || off % d->off_align || len % d->off_align || (uintptr_t)buf % d->mem_align)
-		return -EINVAL;
-	/* One request, as rpio_read's: failure injection sees it once; an injected EINTR or
-	 * EAGAIN is retried like a device's, and the retry reaches the device. */
-	inj = rpio_fault_check(d, IO_OP_READ, off);
-	while (done < len) {
-		ssize_t n;
-
-		if (inj) {
-			n = -1;
-			errno = inj;
-			inj = 0;
-		} else {
-			n = pread(d->fd, (char *)buf + done, len - done, (off_t)(off + done));
-		}
-		if (n < 0) {
-			if ((errno == EINTR || errno == EAGAIN) && ++retries <= IO_MAX_RETRIES)
-				continue;
-			return -errno;
-		}
-		done += (size_t)n;
-		/* Past the end, or stopped where O_DIRECT cannot continue: zeros, as rpio_read. */
-		if (done < len && (n == 0 || off + done >= d->size || (off + done) % d->off_align)) {
-			memset((char *)buf + done, 0, len - done);
-			break;
-		}
-	}
-	return (int64_t)len;
 }

@@ -234,9 +234,12 @@ int vm_unmap(struct rp_mapping *m)
 	 * tables that remember them go with the mapping. */
 	vm_dirty_collect(fh, m);
 	(void)mprotect(m->addr, m->len, PROT_NONE);
-	for (struct vm_load *ld = fh->loads; ld; ld = ld->next)
+	for (struct vm_load *ld = fh->loads; ld; ld = ld->next) {
 		if (ld->writer == m)
 			ld->writer = NULL;
+		if (ld->dst == m)
+			ld->dst = NULL;
+	}
 	if (m->prev)
 		m->prev->next = m->next;
 	else

@@ -135,20 +135,18 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 
 	if (st->dev && !q) {
 		/* fault_mode=sigbus: the faulting thread reads its own page. Into a bounce page
-		 * that stays mapped, then copied into the RAM handle with pwrite(2), where the
-		 * page was allocated already: a read straight into the alias would first fault
-		 * the new page into the alias (get_user_pages) and later unmap it again, which
-		 * measured 6-10 us dearer per 4 KiB load than the copy (README "Fault service"). */
+		 * that stays mapped; vm_load_finish then copies it into the RAM handle (charged,
+		 * not allocated yet: RAM_ALLOC_BY_WRITE) and maps it. A read straight into the
+		 * alias would first fault the new page into the alias (get_user_pages) and later
+		 * unmap it again, which measured 6-10 us dearer per 4 KiB load than the copy
+		 * (README "Fault service"). */
 		void *bounce = ld->staged ? vm_sigbus_bounce(len) : NULL;
-		int64_t got = rpio_pread(st->dev, off, bounce ? bounce : buf, len);
+		int64_t got = rpio_pread(st->dev, off, bounce ? bounce : buf, len, fh->vm->spin_ns);
 
-		if (bounce && got >= 0) {
-			ssize_t w = pwrite(fh->ram->fd, bounce, len, (off_t)off);
-
-			got = w == (ssize_t)len ? got : w < 0 ? -errno : -EIO;
-		} else {
+		if (bounce)
+			ld->src = bounce; /* vm_load_finish puts it in place */
+		else
 			ld->staged = false; /* through the alias: unmap it there after */
-		}
 		vm_load_finish(ld, got < 0 ? (int)got : 0);
 		return 0;
 	}
@@ -216,6 +214,25 @@ void vm_alias_zap(struct rp_fileh *fh, uint64_t first, uint64_t n, bool flush)
 	fh->zap_bytes = 0;
 }
 
+/* A staged load's page, read into ld->src, goes into the RAM handle: with one ioctl that
+ * allocates, fills and maps it in the mapping that faulted (UFFDIO_COPY), or, where that
+ * cannot be (the mapping went, a page is there already), with pwrite(2), to be mapped as
+ * any other load's. Under fh->lock, so that the mapping cannot go meanwhile. */
+static int load_place(struct vm_load *ld)
+{
+	struct rp_fileh *fh = ld->fh;
+	const size_t len = ld->npages * fh->vm->psz;
+	ssize_t w;
+
+	if (ld->dst && !fh->vm->no_copy &&
+	    vm_uffd_copy(fh->vm, ld->dst, ld->first, ld->src, ld->writer == ld->dst) == 0) {
+		ld->copied = true;
+		return 0;
+	}
+	w = pwrite(fh->ram->fd, ld->src, len, (off_t)(ld->first * fh->vm->psz));
+	return w == (ssize_t)len ? 0 : w < 0 ? -errno : -EIO;
+}
+
 void vm_load_finish(struct vm_load *ld, int err)
 {
 	struct rp_fileh *fh = ld->fh;
@@ -227,6 +244,8 @@ void vm_load_finish(struct vm_load *ld, int err)
 	const bool empty = ld->stale || (err && ld->ra);
 
 	pthread_mutex_lock(&fh->lock);
+	if (ld->src && !empty && !err)
+		err = load_place(ld);
 	if (empty || err) {
 		fh_set_run(fh, first, n, empty ? 0 : pg_make_poisoned(err));
 		ram_release(fh->ram, first * vm->psz, n * vm->psz);
@@ -268,7 +287,7 @@ void vm_load_finish(struct vm_load *ld, int err)
 				vm_uffd_wake(vm, m, first, n);
 		} else if (err)
 			vm_uffd_poison(vm, m, first, n);
-		else
+		else if (!(ld->copied && m == ld->dst))
 			vm_uffd_continue(vm, m, first, n, m == ld->writer);
 	}
 	fh_unlink_load(fh, ld);
@@ -333,6 +352,8 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 		} else {
 			if (write && m->track)
 				ld->writer = m;
+			if (stage)
+				ld->dst = m;
 			vm_ra_miss(fh, m, page, ra);
 			*own = ld;
 		}

@@ -213,15 +213,6 @@ static void read_faults(struct vm_service *s)
 	}
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* Polls the queue for completions for up to fault_spin_us while a fault's read is in
  * flight (the comment at the top says why). Returns true when it reaped some; false
  * after the time, or at once when a fault message or a job is waiting. */
@@ -237,7 +228,7 @@ static bool spin(struct vm_service *s)
 			return true;
 		if (i % 16 == 0 && (poll(pfd, 2, 0) > 0 || vm_now_ns() - t0 >= vm->spin_ns))
 			return false;
-		cpu_relax();
+		rpio_cpu_relax();
 	}
 }
 

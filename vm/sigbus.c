@@ -6,8 +6,10 @@
  * range: it raises SIGBUS in the faulting thread (si_code BUS_ADRERR, si_addr the address).
  * The handler here finds the engine and the mapping and takes the service threads'
  * decision (vm/load.c, fault_decide) on this thread: a page in the pool is mapped with
- * UFFDIO_CONTINUE; an absent page is read with one pread(2) into the alias (rpio_pread),
- * then mapped; the handler returns and the access is retried. Readahead windows still go
+ * UFFDIO_CONTINUE; an absent 4 KiB page of a device is read into the thread's bounce
+ * page (rpio_pread: through the thread's own io_uring, polled for up to fault_spin_us),
+ * then put into the RAM handle and mapped with UFFDIO_COPY (vm/load.c, load_place); the
+ * handler returns and the access is retried. Readahead windows still go
  * to the service threads, asynchronously. No other thread is woken on the fault's path,
  * so no CPU wakes another: on this 2-vCPU VM that wake-up is what a fault served by a
  * service thread pays (README "Fault service" has the figures for both modes).

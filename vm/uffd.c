@@ -472,6 +472,24 @@ void vm_uffd_continue(struct vm *vm, struct rp_mapping *m, uint64_t first, uint6
 	}
 }
 
+int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t page, const void *src, bool writable)
+{
+	const uint64_t mode = m->track && !writable ? UFFDIO_COPY_MODE_WP : 0;
+	uint64_t start, len;
+
+	if (!vm_map_overlap(m, page, 1, &start, &len, vm->psz))
+		return -ERANGE;
+	for (;;) {
+		struct uffdio_copy c = {
+		    .dst = start, .src = (uintptr_t)src, .len = len, .mode = mode};
+
+		if (ioctl(vm->uffd, UFFDIO_COPY, &c) == 0)
+			return 0;
+		if (errno != EAGAIN)
+			return -errno;
+	}
+}
+
 void vm_uffd_protect(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages,
                      bool protect)
 {

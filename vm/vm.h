@@ -144,8 +144,12 @@ struct vm_load {
 	                                touched (vm/readahead.c), and an error only empties them */
 	bool faulted;                /* a thread faulted on one of its pages while it loaded */
 	bool fault;                  /* a fault's own read: its thread waits (service spin) */
-	bool staged;                 /* read through a bounce page and pwrite(2) to the RAM
-	                                handle (vm/sigbus.c): the alias was not touched */
+	bool staged;                 /* read through a bounce page (vm/sigbus.c), then put in
+	                                the RAM handle: the alias was not touched */
+	const void *src;             /* staged: the bounce page read, put in place at finish */
+	struct rp_mapping *dst;      /* staged: the mapping that faulted, where the page goes
+	                                with UFFDIO_COPY; NULL once it is unmapped */
+	bool copied;                 /* ... and went: finish need not map it there */
 	struct vm_load *next, *prev; /* fh->loads */
 	atomic_int done;             /* custom stores: rp_load_done called */
 } __attribute__((aligned(16)));
@@ -292,6 +296,9 @@ int vm_dirty_parse(const char *s, enum vm_dirty_mode *out);
                                     kernel refuses process_madvise(MADV_DONTNEED) */
 
 #define VM_MAX_FAULT_THREADS 64
+#define VM_FORCE_PWRITE                                                                            \
+	16u /* fault_mode=sigbus: put a page read into the RAM handle                              \
+	       with pwrite(2), as where UFFDIO_COPY cannot map it */
 
 /* What reclaim does with dirty victims (vm/reclaim.c). */
 enum vm_dirty_policy {
@@ -410,6 +417,7 @@ struct vm {
 	bool fault_self;   /* fault_mode=sigbus: faults are served by the faulting threads */
 	_Atomic uint32_t load_gen;      /* bumped when a load ends; a futex for ... */
 	_Atomic uint32_t load_waiters;  /* ... the faulting threads waiting in vm/sigbus.c */
+	bool no_copy;      /* VM_FORCE_PWRITE */
 
 	struct vm_counters ctr;
 	char describe[2048];
@@ -469,6 +477,12 @@ bool vm_map_overlap(const struct rp_mapping *m, uint64_t first, uint64_t npages,
 /* Wakes threads faulting on [first, first+npages) of m: they fault again. */
 void vm_uffd_wake(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
 /* Makes [first, first+npages) of mapping m raise SIGBUS on access, waking waiters. */
+/* Puts one page, the psz bytes at src, into the RAM handle and maps it in m at once
+ * (UFFDIO_COPY: the kernel allocates the memfd page, copies, maps; write-protected in a
+ * tracked mapping unless writable). 0, or -errno with nothing done (-EEXIST: the page is
+ * in the memfd or mapped already; -ENOENT: the mapping is gone). */
+int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t page, const void *src,
+                 bool writable);
 void vm_uffd_poison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
 /* Undoes vm_uffd_poison over a range (mapping's own pages, not the handle's states). */
 void vm_uffd_unpoison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 static bool power_of_two(uint32_t v)
 {
@@ -173,7 +175,9 @@ Test(queue, backend_names_parse_both_ways)
 	cr_assert_eq(rpio_backend_parse(NULL, &b), -EINVAL);
 }
 
-Test(dev, pread_on_the_calling_thread_follows_the_read_rules)
+/* rpio_pread's rules, the same whichever way it reads (spin: its spin_ns). Returns the
+ * device's ring_reads after them. */
+static int pread_rules(uint64_t spin)
 {
 	const uint64_t size = 10 * 4096 + 100; /* the last page is short */
 	char *path = tu_scratch_file("dev-pread", size, 7);
@@ -182,33 +186,162 @@ Test(dev, pread_on_the_calling_thread_follows_the_read_rules)
 	char msg[IO_MSG_LEN];
 
 	cr_assert_eq(rpio_dev_open(path, O_RDONLY, &d, msg, sizeof(msg)), 0, "%s", msg);
-	cr_assert_eq(rpio_pread(d, 3 * 4096, buf, 2 * 4096), 2 * 4096);
+	cr_assert_eq(rpio_pread(d, 3 * 4096, buf, 2 * 4096, spin), 2 * 4096);
 	tu_expect_fill(buf, 2 * 4096, 7, 3 * 4096);
 	/* Past the end: the file's 100 bytes, then zeros. */
 	memset(buf, 0xaa, 4096);
-	cr_assert_eq(rpio_pread(d, 10 * 4096, buf, 4096), 4096);
+	cr_assert_eq(rpio_pread(d, 10 * 4096, buf, 4096, spin), 4096);
 	tu_expect_fill(buf, 100, 7, 10 * 4096);
 	for (size_t i = 100; i < 4096; i++)
 		cr_assert_eq(buf[i], 0, "byte %zu past the end", i);
 	if (!d->buffered) {
-		cr_assert_eq(rpio_pread(d, 4096 + d->off_align / 2 + 1, buf, 4096), -EINVAL);
-		cr_assert_eq(rpio_pread(d, 0, buf + 1, 4096), -EINVAL);
+		cr_assert_eq(rpio_pread(d, 4096 + d->off_align / 2 + 1, buf, 4096, spin), -EINVAL);
+		cr_assert_eq(rpio_pread(d, 0, buf + 1, 4096, spin), -EINVAL);
 	}
-	cr_assert_eq(rpio_pread(d, 0, buf, 0), -EINVAL);
+	cr_assert_eq(rpio_pread(d, 0, buf, 0, spin), -EINVAL);
 	/* Failure injection reaches it: EIO is returned, EINTR retried. */
-	struct rpio_fault f = {.ops = 1u << IO_OP_READ, .off_lo = 4096, .off_hi = 2 * 4096,
-	                       .err = EIO};
+	struct rpio_fault f = {
+	    .ops = 1u << IO_OP_READ, .off_lo = 4096, .off_hi = 2 * 4096, .err = EIO};
 
 	rpio_dev_inject(d, &f);
-	cr_assert_eq(rpio_pread(d, 4096, buf, 4096), -EIO);
-	cr_assert_eq(rpio_pread(d, 0, buf, 4096), 4096, "outside the range");
+	cr_assert_eq(rpio_pread(d, 4096, buf, 4096, spin), -EIO);
+	cr_assert_eq(rpio_pread(d, 0, buf, 4096, spin), 4096, "outside the range");
 	f.err = EINTR;
 	f.count = 1;
 	rpio_dev_inject(d, &f);
-	cr_assert_eq(rpio_pread(d, 4096, buf, 4096), 4096);
+	cr_assert_eq(rpio_pread(d, 4096, buf, 4096, spin), 4096);
 	tu_expect_fill(buf, 4096, 7, 4096);
 	cr_assert_eq(rpio_dev_injected(d), 1);
 	rpio_dev_inject(d, NULL);
+	int ring = d->ring_reads;
+
+	rpio_dev_close(d);
+	free(buf);
+	tu_unlink(path);
+	return ring;
+}
+
+Test(dev, pread_on_the_calling_thread_follows_the_read_rules)
+{
+	pread_rules(0);
+	cr_assert_eq(rpio_pread_ring(), 0, "spin_ns 0 reads with pread(2), no ring");
+}
+
+Test(dev, pread_polled_through_the_threads_ring_follows_the_same_rules)
+{
+	if (pread_rules(1000000) < 0)
+		cr_skip_test("the scratch directory's filesystem refuses RWF_NOWAIT: no ring");
+	cr_assert_eq(rpio_pread_ring(), 1, "the thread's ring was made and kept");
+	/* A spin that ends before the device: the thread sleeps for the completion. */
+	pread_rules(1);
+	cr_assert_eq(rpio_pread_ring(), 1);
+}
+
+Test(dev, pread_falls_back_to_pread_where_no_ring_can_be_made)
+{
+	rpio_pread_ring_forbid(true);
+	if (pread_rules(1000000) < 0)
+		cr_skip_test("the scratch directory's filesystem refuses RWF_NOWAIT: no ring");
+	cr_assert_eq(rpio_pread_ring(), -EPERM, "reads went through pread(2)");
+	rpio_pread_ring_forbid(false);
+}
+
+Test(dev, pread_of_a_file_io_uring_would_hand_to_a_worker_uses_pread)
+{
+	/* tmpfs takes no RWF_NOWAIT (O_DIRECT where the kernel has it, else buffered). */
+	char path[] = "/dev/shm/rp-test-pread-XXXXXX";
+	char *buf = tu_aligned(4096), want[4096];
+	int fd = mkstemp(path);
+	struct rpio_dev *d;
+	char msg[IO_MSG_LEN];
+
+	if (fd < 0)
+		cr_skip_test("no /dev/shm: %s", strerror(errno));
+	tu_fill(want, sizeof(want), 9, 4096);
+	cr_assert_eq(pwrite(fd, want, sizeof(want), 4096), 4096);
+	close(fd);
+	cr_assert_eq(rpio_dev_open(path, O_RDONLY, &d, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(rpio_pread(d, 4096, buf, 4096, 1000000), 4096);
+	cr_assert(memcmp(buf, want, sizeof(want)) == 0);
+	cr_assert_eq(d->ring_reads, -1, "the probe found no RWF_NOWAIT");
+	cr_assert_eq(rpio_pread_ring(), 0, "so no ring was made");
+	rpio_dev_close(d);
+	unlink(path);
+	free(buf);
+}
+
+static int count_fds(void)
+{
+	char p[64];
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++) {
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		n += access(p, F_OK) == 0;
+	}
+	return n;
+}
+
+struct ring_thread {
+	struct rpio_dev *d;
+	char *buf;
+	int64_t got;
+	int state, fds;
+};
+
+static void *ring_thread_main(void *arg)
+{
+	struct ring_thread *t = arg;
+
+	t->got = rpio_pread(t->d, 4096, t->buf, 4096, 1000000);
+	t->state = rpio_pread_ring();
+	t->fds = count_fds();
+	return NULL;
+}
+
+Test(dev, a_threads_ring_is_closed_when_it_ends_and_a_forked_child_makes_its_own)
+{
+	char *path = tu_scratch_file("dev-pread-ring", 8 * 4096, 3);
+	char *buf = tu_aligned(4096);
+	struct rpio_dev *d;
+	char msg[IO_MSG_LEN];
+	pthread_t th;
+
+	cr_assert_eq(rpio_dev_open(path, O_RDONLY, &d, msg, sizeof(msg)), 0, "%s", msg);
+	const int before = count_fds();
+	struct ring_thread t = {.d = d, .buf = buf};
+
+	cr_assert_eq(pthread_create(&th, NULL, ring_thread_main, &t), 0);
+	pthread_join(th, NULL);
+	if (d->ring_reads < 0)
+		cr_skip_test("the scratch directory's filesystem refuses RWF_NOWAIT: no ring");
+	cr_assert_eq(t.got, 4096);
+	tu_expect_fill(buf, 4096, 3, 4096);
+	cr_assert_eq(t.state, 1);
+	cr_assert_eq(t.fds, before + 1, "the ring's descriptor while the thread lives");
+	cr_assert_eq(count_fds(), before, "and none after it ended");
+
+	/* This thread's ring, then a child's: its first read makes a ring of its own. */
+	cr_assert_eq(rpio_pread(d, 0, buf, 4096, 1000000), 4096);
+	cr_assert_eq(rpio_pread_ring(), 1);
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char want[4096];
+		int ok = rpio_pread_ring() == 0 &&
+		         rpio_pread(d, 2 * 4096, buf, 4096, 1000000) == 4096 &&
+		         rpio_pread_ring() == 1 && count_fds() == before + 1;
+
+		tu_fill(want, sizeof(want), 3, 2 * 4096);
+		_exit(ok && memcmp(buf, want, sizeof(want)) == 0 ? 0 : 1);
+	}
+	cr_assert_gt(pid, 0);
+	int status;
+
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's read");
+	cr_assert_eq(rpio_pread(d, 3 * 4096, buf, 4096, 1000000), 4096, "the parent's ring");
+	tu_expect_fill(buf, 4096, 3, 3 * 4096);
 	rpio_dev_close(d);
 	free(buf);
 	tu_unlink(path);

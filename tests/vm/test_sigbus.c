@@ -21,12 +21,15 @@
 
 #define PG 4096ul
 
-static rp_engine *open_mode(const char *mode)
+static rp_engine *open_spin(const char *mode, const char *spin_us, unsigned flags)
 {
 	rp_config cfg;
 	rp_engine *eng = NULL;
 
 	rp_config_init(&cfg);
+	cfg.internal_flags = flags;
+	if (spin_us)
+		cr_assert_eq(rp_config_set(&cfg, "fault_spin_us", spin_us), 0, "%s", rp_errmsg());
 	cfg.ram_size = 32ul << 20;
 	cfg.hugepages = 2;      /* off */
 	cfg.readahead_max = 0; /* a load per fault, counted exactly */
@@ -35,6 +38,11 @@ static rp_engine *open_mode(const char *mode)
 
 	cr_assert_eq(err, 0, "rp_engine_open(fault_mode=%s): %s", mode, rp_errmsg());
 	return eng;
+}
+
+static rp_engine *open_mode(const char *mode)
+{
+	return open_spin(mode, NULL, 0);
 }
 
 Test(sigbus, describe_names_who_serves_faults)
@@ -260,4 +268,82 @@ Test(sigbus, a_write_to_an_absent_page_loads_it_dirty)
 	close(fd);
 	free(back);
 	tu_map_close(&f);
+}
+
+/* The faulting thread's own read (io/pread.c): through its io_uring, polled, where
+ * fault_spin_us > 0; with pread(2) where it is 0 or no ring can be made. The same bytes
+ * every way. */
+static void own_read_way(const char *spin_us, bool forbid, int want_ring)
+{
+	struct tu_map f;
+
+	rpio_pread_ring_forbid(forbid);
+	tu_map_open(&f, open_spin("sigbus", spin_us, 0), "sigbus_ring", 64 * PG, 13, PROT_READ);
+	for (uint64_t p = 0; p < 64; p += 7)
+		tu_map_read(&f, p);
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, 10);
+	const int probed = f.st->dev->ring_reads;
+
+	tu_map_close(&f);
+	rpio_pread_ring_forbid(false);
+	if (want_ring != 0 && probed < 0)
+		cr_skip_test("the scratch directory's filesystem refuses RWF_NOWAIT: no ring");
+	cr_assert_eq(rpio_pread_ring(), want_ring);
+}
+
+Test(sigbus, the_faulting_thread_polls_its_read_through_its_own_ring)
+{
+	own_read_way(NULL, false, 1); /* fault_spin_us's default */
+}
+
+Test(sigbus, with_fault_spin_us_0_the_faulting_thread_reads_with_pread)
+{
+	own_read_way("0", false, 0);
+}
+
+Test(sigbus, where_no_ring_can_be_made_the_faulting_thread_reads_with_pread)
+{
+	own_read_way(NULL, true, -EPERM);
+}
+
+/* A page the faulting thread read is mapped for it at once (UFFDIO_COPY; with
+ * VM_FORCE_PWRITE, pwrite(2) and UFFDIO_CONTINUE): write-protected in a tracked mapping, so
+ * that a later write is seen; the same page in the RAM handle, so that another mapping of
+ * the range shows it. */
+static void read_page_is_tracked_and_shared(unsigned flags)
+{
+	struct tu_map f;
+	rp_mapping *m2;
+
+	tu_map_open(&f, open_spin("sigbus", NULL, flags), "sigbus_place", 16 * PG, 17,
+	            PROT_READ | PROT_WRITE);
+	tu_map_read(&f, 3);
+	tu_map_read(&f, 4);
+	struct rp_stats s = tu_stats(f.eng);
+
+	cr_assert_eq(s.pages_loaded, 2);
+	cr_assert_eq(s.dirty_pages, 0);
+	f.a[3 * PG + 9] = 'x';
+	uint64_t dirty;
+
+	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0, "%s", rp_errmsg());
+	cr_assert_eq(dirty, 1, "the write after the read fault was seen");
+	cr_assert_eq(rp_map(f.fh, 0, 16 * PG, PROT_READ, &m2), 0, "%s", rp_errmsg());
+	const char *b = rp_mapping_addr(m2);
+
+	cr_assert_eq(b[3 * PG + 9], 'x', "the second mapping shows the same page");
+	tu_expect_fill(b + 4 * PG, PG, 17, 4 * PG);
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, 2, "and loads nothing");
+	cr_assert_eq(rp_unmap(m2), 0);
+	tu_map_close(&f);
+}
+
+Test(sigbus, a_page_read_is_mapped_write_tracked_and_shared)
+{
+	read_page_is_tracked_and_shared(0);
+}
+
+Test(sigbus, a_page_read_is_mapped_write_tracked_and_shared_through_pwrite)
+{
+	read_page_is_tracked_and_shared(VM_FORCE_PWRITE);
 }
