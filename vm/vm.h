@@ -82,8 +82,9 @@ void vm_errclear(void);
  *
  * A radix table keyed by page index: nodes of 64 children, leaves of 64 slots, height
  * chosen from the handle's page count. Lookup walks at most ceil(log64(npages)) nodes;
- * adjacent pages share a leaf (512 bytes for 64 pages, 8 bytes a page when dense); a leaf
- * is freed when its last slot returns to 0, and a node when its last child goes, so the
+ * adjacent pages share a leaf (512 bytes for 64 pages, 8 bytes a page when dense; a leaf
+ * holding at most 14 pages is a small one of 32 to 128 bytes, vm/pagemap.c); a leaf is
+ * freed when its last slot returns to 0, and a node when its last child goes, so the
  * table's size follows what is resident. Iteration is in page order. Not thread-safe: the
  * handle's lock protects it. Nodes come from the pool's metadata arena. */
 #define PM_BITS   6

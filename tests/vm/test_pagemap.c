@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tests/vm/test_pagemap.c - the radix table of page slots (vm/pagemap.c) against a plain
+ * array: lookups, in-order iteration, leaves that start small and grow into full ones,
+ * everything freed when the slots return to 0, and the bytes it keeps per page, dense and
+ * scattered.
+ */
+#include "vm/vm.h"
+#include "common/testutil.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+static struct ram_pool *meta_pool(void)
+{
+	struct ram_pool_params p = {.ram_size = 8ull << 20, .hugepages = RAM_HUGEPAGES_OFF};
+	struct ram_pool *pool;
+	char msg[RAM_MSG_LEN];
+
+	cr_assert_eq(ram_pool_open(&p, &pool, msg, sizeof(msg)), 0, "%s", msg);
+	return pool;
+}
+
+/* Every slot and the iteration agree with the model. */
+static void expect_model(const struct vm_pagemap *pm, const uint64_t *model, uint64_t n)
+{
+	uint64_t idx = 0, w, from = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		cr_assert_eq(pagemap_get(pm, i), model[i], "slot %llu", (unsigned long long)i);
+	for (uint64_t i = 0; i < n; i++) {
+		if (!model[i])
+			continue;
+		cr_assert(pagemap_next(pm, from, &idx, &w), "no slot after %llu, %llu expected",
+		          (unsigned long long)from, (unsigned long long)i);
+		cr_assert_eq(idx, i);
+		cr_assert_eq(w, model[i]);
+		from = i + 1;
+	}
+	cr_assert_not(pagemap_next(pm, from, &idx, &w), "a slot past the last: %llu",
+	              (unsigned long long)idx);
+}
+
+Test(pagemap, random_sets_and_clears_match_an_array)
+{
+	const uint64_t n = 64 * 64 * 3 + 17; /* two levels of nodes, a partial last leaf */
+	struct ram_pool *pool = meta_pool();
+	uint64_t *model = calloc(n, sizeof(*model)), seed = 42;
+	struct vm_pagemap pm;
+
+	pagemap_init(&pm, pool, n);
+	for (int round = 0; round < 40; round++) {
+		/* Bursts in one region at a time, so that leaves pass through every size: a
+		 * few slots, many (a full leaf), back to none. */
+		uint64_t base = tu_rand(&seed) % n, span = 1 + tu_rand(&seed) % 200;
+
+		for (int k = 0; k < 300; k++) {
+			uint64_t i = (base + tu_rand(&seed) % span) % n;
+			uint64_t w = tu_rand(&seed) % 3 ? tu_rand(&seed) | 1 : 0;
+
+			cr_assert_eq(pagemap_set(&pm, i, w), 0);
+			model[i] = w;
+		}
+		expect_model(&pm, model, n);
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		cr_assert_eq(pagemap_set(&pm, i, 0), 0);
+		model[i] = 0;
+	}
+	expect_model(&pm, model, n);
+	cr_assert_eq(pm.nodes, 0, "every leaf and node freed once all slots are 0");
+	cr_assert_null(pm.root);
+	pagemap_fini(&pm);
+	free(model);
+	ram_pool_close(pool);
+}
+
+Test(pagemap, a_leaf_grows_from_small_to_full_and_back_to_nothing)
+{
+	struct ram_pool *pool = meta_pool();
+	uint64_t model[64 * 4] = {0};
+	struct vm_pagemap pm;
+
+	pagemap_init(&pm, pool, 64 * 4);
+	/* Leaf 1 filled in a scattered order, one slot at a time, checked at every size. */
+	for (unsigned k = 0; k < 64; k++) {
+		unsigned i = 64 + (k * 37) % 64;
+
+		cr_assert_eq(pagemap_set(&pm, i, 1000 + i), 0);
+		model[i] = 1000 + i;
+		expect_model(&pm, model, 64 * 4);
+	}
+	cr_assert_eq(pm.nodes, 2, "the root node and one leaf");
+	for (unsigned k = 0; k < 64; k++) {
+		unsigned i = 64 + (k * 29) % 64;
+
+		cr_assert_eq(pagemap_set(&pm, i, 0), 0);
+		model[i] = 0;
+		expect_model(&pm, model, 64 * 4);
+	}
+	cr_assert_eq(pm.nodes, 0);
+	/* Height 0: the root is the leaf itself. */
+	struct vm_pagemap one;
+
+	pagemap_init(&one, pool, 20);
+	cr_assert_eq(one.height, 0);
+	cr_assert_eq(pagemap_set(&one, 19, 7), 0);
+	cr_assert_eq(pagemap_set(&one, 3, 9), 0);
+	cr_assert_eq(pagemap_get(&one, 19), 7);
+	cr_assert_eq(pagemap_get(&one, 3), 9);
+	cr_assert_eq(pagemap_get(&one, 4), 0);
+	cr_assert_eq(pagemap_set(&one, 19, 0), 0);
+	cr_assert_eq(pagemap_set(&one, 3, 0), 0);
+	cr_assert_null(one.root);
+	pagemap_fini(&one);
+	pagemap_fini(&pm);
+	ram_pool_close(pool);
+}
+
+/* Bytes the metadata arena holds per slot set, after setting `count` slots chosen by
+ * `pick` among n pages. */
+static double bytes_per_slot(uint64_t n, uint64_t count, bool scattered)
+{
+	struct ram_pool *pool = meta_pool();
+	struct vm_pagemap pm;
+	uint64_t seed = 7, set = 0;
+	const size_t before = ram_meta_bytes(pool);
+
+	pagemap_init(&pm, pool, n);
+	for (uint64_t k = 0; k < count; k++) {
+		uint64_t i = scattered ? tu_rand(&seed) % n : k;
+
+		set += pagemap_get(&pm, i) == 0;
+		cr_assert_eq(pagemap_set(&pm, i, 1), 0);
+	}
+	const double per = (double)(ram_meta_bytes(pool) - before) / (double)set;
+
+	pagemap_fini(&pm);
+	ram_pool_close(pool);
+	return per;
+}
+
+Test(pagemap, scattered_pages_cost_little_more_than_dense_ones)
+{
+	/* vmbench's sparse case: 32,768 random pages of a 4 GiB file (2^20 pages). With a
+	 * full 512-byte leaf for each, it cost 234 bytes a page. */
+	double dense = bytes_per_slot(1u << 20, 1u << 16, false);
+	double sparse = bytes_per_slot(1u << 20, 32768, true);
+
+	cr_assert_leq(dense, 9.0, "dense: %.1f bytes a page", dense);
+	cr_assert_leq(sparse, 64.0, "scattered: %.1f bytes a page (target 64)", sparse);
+	cr_log_info("pagemap bytes per page: dense %.1f, scattered (3%%) %.1f", dense, sparse);
+}
