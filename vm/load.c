@@ -133,13 +133,15 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 	size_t len = ld->npages * psz;
 	int r;
 
+	/* A fault's own 4 KiB page (staged) is read into a bounce page that stays mapped:
+	 * the faulting thread's in fault_mode=sigbus, a service thread's otherwise (given at
+	 * issue, vm/service.c). vm_load_finish then copies it into the RAM handle (charged,
+	 * not allocated yet: RAM_ALLOC_BY_WRITE) and maps it with one UFFDIO_COPY. A read
+	 * straight into the alias would first fault the new page into the alias
+	 * (get_user_pages, zeroing it, inside the submission) and later unmap it again: 6-10
+	 * us dearer per fault in either mode (README "Fault service"). */
 	if (st->dev && !q) {
-		/* fault_mode=sigbus: the faulting thread reads its own page. Into a bounce page
-		 * that stays mapped; vm_load_finish then copies it into the RAM handle (charged,
-		 * not allocated yet: RAM_ALLOC_BY_WRITE) and maps it. A read straight into the
-		 * alias would first fault the new page into the alias (get_user_pages) and later
-		 * unmap it again, which measured 6-10 us dearer per 4 KiB load than the copy
-		 * (README "Fault service"). */
+		/* fault_mode=sigbus: the faulting thread reads its own page. */
 		void *bounce = ld->staged ? vm_sigbus_bounce(len) : NULL;
 		int64_t got = rpio_pread(st->dev, off, bounce ? bounce : buf, len, fh->vm->spin_ns);
 
@@ -151,7 +153,7 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 		return 0;
 	}
 	if (st->dev) {
-		struct iovec iov = {.iov_base = buf, .iov_len = len};
+		struct iovec iov = {.iov_base = ld->src ? ld->src : buf, .iov_len = len};
 
 		r = rpio_read(q, st->dev, off, &iov, 1, ld);
 		if (r == -EBUSY)
@@ -289,6 +291,9 @@ void vm_load_finish(struct vm_load *ld, int err)
 			vm_uffd_poison(vm, m, first, n);
 		else if (!(ld->copied && m == ld->dst))
 			vm_uffd_continue(vm, m, first, n, m == ld->writer);
+		else if (!vm->fault_self) /* mapped by the copy: wake its faults now, not before
+		                             the page's state and counters say it is in */
+			vm_uffd_wake(vm, m, first, n);
 	}
 	fh_unlink_load(fh, ld);
 	if (fh->nloads == 0) /* quiet: what waits to leave the alias goes now */
@@ -297,6 +302,8 @@ void vm_load_finish(struct vm_load *ld, int err)
 		pthread_cond_broadcast(&fh->cv); /* a pin waits on this load, or close on all */
 	pthread_mutex_unlock(&fh->lock);
 	vm_sigbus_loaded(vm);
+	if (ld->bsvc)
+		vm_service_bounce_put(ld->bsvc, ld->src);
 	ram_meta_free(vm->pool, ld);
 }
 
@@ -328,13 +335,11 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 	case PG_EMPTY: {
 		/* A service thread must not block: a fault that finds the pool full parks (the
 		 * kernel holds the thread) and is retried. A thread serving itself waits for
-		 * memory in the load, as rp_pin does, and reads a 4 KiB page of a device store
-		 * through its bounce page (vm_load_issue says why). */
-		const unsigned stage = self && fh->store->dev && vm->psz == RAM_PAGE_4K
-		                           ? VM_LOAD_STAGED
-		                           : 0;
+		 * memory in the load, as rp_pin does. Either reads a 4 KiB page of a device
+		 * store through a bounce page (vm_load_issue says why). */
+		const unsigned stage = fh->store->dev && vm->psz == RAM_PAGE_4K ? VM_LOAD_STAGED : 0;
 		struct vm_load *ld = vm_load_start(
-		    fh, page, 1, self ? VM_LOAD_MAY_WAIT | stage : VM_LOAD_FAULT, &err);
+		    fh, page, 1, (self ? VM_LOAD_MAY_WAIT : VM_LOAD_FAULT) | stage, &err);
 
 		if (!ld) {
 			/* Pool full and nothing clean to evict: the faulting thread waits until

@@ -50,10 +50,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define SVC_MSGS 64 /* fault messages read at once */
 #define SVC_CQES 64
+#define SVC_BOUNCE 32 /* 4 KiB bounce pages per thread, for faults' own reads */
 
 struct vm_service {
 	struct vm *vm;
@@ -67,6 +69,11 @@ struct vm_service {
 	struct rpio_queue_params qp;
 	struct vm_job *backlog_head, *backlog_tail;
 	unsigned fault_reads; /* faults' own reads issued here, not yet completed */
+	/* Bounce pages for staged loads (a fault's own 4 KiB page, read here and put into
+	 * the RAM handle by vm_load_finish): a stack of the free ones. */
+	char *bounce;
+	void *bounce_free[SVC_BOUNCE];
+	unsigned nbounce;
 	struct rpio_dev *detach; /* a store closes: drop the queue's registration; jobs_lock */
 	/* start-up handshake */
 	pthread_mutex_t ready_lock;
@@ -93,15 +100,43 @@ static void backlog_push(struct vm_service *s, struct vm_job *job)
 	s->backlog_tail = job;
 }
 
-/* Starts what a job asks for on queue q: 0 when done with it (issued, or finished), or
+/* A staged load is read into one of the thread's bounce pages; when none is free, into
+ * the alias like any other load. */
+static int load_issue(struct vm_service *s, struct vm_load *ld)
+{
+	if (ld->staged && !ld->src) {
+		if (!s->nbounce) {
+			ld->staged = false;
+		} else {
+			ld->src = s->bounce_free[--s->nbounce];
+			ld->bsvc = s;
+		}
+	}
+	int r = vm_load_issue(ld, s->q);
+
+	if (r == -EBUSY && ld->bsvc) { /* tried again later, with a page then */
+		vm_service_bounce_put(s, ld->src);
+		ld->src = NULL;
+		ld->bsvc = NULL;
+	}
+	return r;
+}
+
+void vm_service_bounce_put(struct vm_service *s, void *page)
+{
+	assert(svc_self == s && s->nbounce < SVC_BOUNCE);
+	s->bounce_free[s->nbounce++] = page;
+}
+
+/* Starts what a job asks for on s's queue: 0 when done with it (issued, or finished), or
  * -EBUSY when the queue is full (try again after completions). */
-static int job_issue(struct vm_job *job, struct rpio_queue *q)
+static int job_issue(struct vm_service *s, struct vm_job *job)
 {
 	switch (job->kind) {
 	case VM_JOB_LOAD:
-		return vm_load_issue((struct vm_load *)job, q);
+		return load_issue(s, (struct vm_load *)job);
 	case VM_JOB_WRITEOUT:
-		return vm_wo_issue((struct vm_wo *)job, q);
+		return vm_wo_issue((struct vm_wo *)job, s->q);
 	default:
 		assert(!"a write run is never queued on its own");
 		return 0;
@@ -117,7 +152,7 @@ static void backlog_issue(struct vm_service *s)
 		s->backlog_head = job->qnext;
 		if (!s->backlog_head)
 			s->backlog_tail = NULL;
-		if (job_issue(job, s->q) == -EBUSY) {
+		if (job_issue(s, job) == -EBUSY) {
 			job->qnext = s->backlog_head;
 			s->backlog_head = job;
 			if (!s->backlog_tail)
@@ -259,6 +294,14 @@ static void *service_main(void *arg)
 	set_ready(s, err < 0 ? err : 1);
 	if (err < 0)
 		return NULL;
+	/* Without them (no memory for 128 KiB), faults read into the alias. */
+	s->bounce = vm->no_bounce ? MAP_FAILED
+	                          : mmap(NULL, SVC_BOUNCE * RAM_PAGE_4K, PROT_READ | PROT_WRITE,
+	                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (s->bounce == MAP_FAILED)
+		s->bounce = NULL;
+	for (unsigned i = 0; s->bounce && i < SVC_BOUNCE; i++)
+		s->bounce_free[s->nbounce++] = s->bounce + (size_t)i * RAM_PAGE_4K;
 	for (;;) {
 		/* Issue first, then reap: a request failed by failure injection or validation
 		 * completes at once without signalling the queue's eventfd, so it must be
@@ -292,6 +335,8 @@ static void *service_main(void *arg)
 	}
 	rpio_queue_close(s->q);
 	s->q = NULL;
+	if (s->bounce)
+		munmap(s->bounce, SVC_BOUNCE * RAM_PAGE_4K);
 	return NULL;
 }
 
@@ -300,7 +345,7 @@ void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_load *ld
 	if (svc) {
 		if (ld->fault)
 			svc->fault_reads++;
-		if (svc->backlog_head || vm_load_issue(ld, svc->q) == -EBUSY)
+		if (svc->backlog_head || load_issue(svc, ld) == -EBUSY)
 			backlog_push(svc, &ld->job);
 		return;
 	}

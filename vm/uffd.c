@@ -474,7 +474,8 @@ void vm_uffd_continue(struct vm *vm, struct rp_mapping *m, uint64_t first, uint6
 
 int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t page, const void *src, bool writable)
 {
-	const uint64_t mode = m->track && !writable ? UFFDIO_COPY_MODE_WP : 0;
+	const uint64_t mode =
+	    UFFDIO_COPY_MODE_DONTWAKE | (m->track && !writable ? UFFDIO_COPY_MODE_WP : 0);
 	uint64_t start, len;
 
 	if (!vm_map_overlap(m, page, 1, &start, &len, vm->psz))

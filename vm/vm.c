@@ -61,6 +61,7 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 	vm->psz = vm->pool->page_size;
 	vm->fault_self = p->fault_self;
 	vm->no_copy = (p->flags & VM_FORCE_PWRITE) != 0;
+	vm->no_bounce = (p->flags & VM_NO_BOUNCE) != 0;
 	err = vm_uffd_open(vm, p->flags, p->dirty, why, sizeof(why));
 	if (err) {
 		ram_pool_close(vm->pool);

@@ -147,7 +147,8 @@ struct vm_load {
 	bool fault;                  /* a fault's own read: its thread waits (service spin) */
 	bool staged;                 /* read through a bounce page (vm/sigbus.c), then put in
 	                                the RAM handle: the alias was not touched */
-	const void *src;             /* staged: the bounce page read, put in place at finish */
+	void *src;                   /* staged: the bounce page read, put in place at finish */
+	struct vm_service *bsvc;     /* ... a service thread's, given back at finish */
 	struct rp_mapping *dst;      /* staged: the mapping that faulted, where the page goes
 	                                with UFFDIO_COPY; NULL once it is unmapped */
 	bool copied;                 /* ... and went: finish need not map it there */
@@ -295,11 +296,13 @@ int vm_dirty_parse(const char *s, enum vm_dirty_mode *out);
                                     widening the race that the scan after the zap closes */
 #define VM_FORCE_MADVISE      8u /* unmap the alias with madvise per range, as where the
                                     kernel refuses process_madvise(MADV_DONTNEED) */
+/* a staged load's page goes into the RAM handle with pwrite(2), as where UFFDIO_COPY
+ * cannot map it (the faulting mapping went) */
+#define VM_FORCE_PWRITE 16u
+/* service threads get no bounce pages: faults read into the alias, as when all are in use */
+#define VM_NO_BOUNCE 32u
 
 #define VM_MAX_FAULT_THREADS 64
-#define VM_FORCE_PWRITE                                                                            \
-	16u /* fault_mode=sigbus: put a page read into the RAM handle                              \
-	       with pwrite(2), as where UFFDIO_COPY cannot map it */
 
 /* What reclaim does with dirty victims (vm/reclaim.c). */
 enum vm_dirty_policy {
@@ -419,6 +422,7 @@ struct vm {
 	_Atomic uint32_t load_gen;      /* bumped when a load ends; a futex for ... */
 	_Atomic uint32_t load_waiters;  /* ... the faulting threads waiting in vm/sigbus.c */
 	bool no_copy;      /* VM_FORCE_PWRITE */
+	bool no_bounce;    /* VM_NO_BOUNCE */
 
 	struct vm_counters ctr;
 	char describe[2048];
@@ -480,8 +484,9 @@ void vm_uffd_wake(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t 
 /* Makes [first, first+npages) of mapping m raise SIGBUS on access, waking waiters. */
 /* Puts one page, the psz bytes at src, into the RAM handle and maps it in m at once
  * (UFFDIO_COPY: the kernel allocates the memfd page, copies, maps; write-protected in a
- * tracked mapping unless writable). 0, or -errno with nothing done (-EEXIST: the page is
- * in the memfd or mapped already; -ENOENT: the mapping is gone). */
+ * tracked mapping unless writable). Wakes nobody: vm_uffd_wake when the page's state says
+ * it is in. 0, or -errno with nothing done (-EEXIST: the page is in the memfd or mapped
+ * already; -ENOENT: the mapping is gone). */
 int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t page, const void *src,
                  bool writable);
 void vm_uffd_poison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
@@ -539,6 +544,8 @@ void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail);
 /* Queues a job on this service thread's backlog when called on one of vm's, else hands
  * it to one. */
 void vm_service_defer(struct vm *vm, struct vm_job *job);
+/* Gives a staged load's bounce page back to service thread s (on that thread). */
+void vm_service_bounce_put(struct vm_service *s, void *page);
 /* True on a fault-service thread (of any engine): functions that wait for the service
  * refuse to run there (-EDEADLK). */
 bool vm_on_service_thread(void);

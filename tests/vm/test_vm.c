@@ -541,6 +541,55 @@ Test(vm, loads_leave_the_alias_range_by_range)
 	loads_leave_the_alias(VM_FORCE_MADVISE);
 }
 
+/* A fault's own page is read into a service thread's bounce page and copied into the RAM
+ * handle; with none free (VM_NO_BOUNCE: none at all) it is read into the alias. Either
+ * way every byte is the store's, each page loads once, another mapping of the range shows
+ * the page without loading it, and nothing stays mapped in the alias. */
+static void faults_through_bounce_or_alias(unsigned flags)
+{
+	struct fixture f = {0};
+	rp_mapping *m, *m2;
+	uint64_t rng = 5, seen[512] = {0}, n = 0;
+
+	fixture_file(&f, flags ? "vm_nobounce" : "vm_bounce", 2 << 20, 44, flags);
+	cr_assert_eq(rp_map(f.fh, 0, 2 << 20, PROT_READ, &m), 0);
+	cr_assert_eq(rp_map(f.fh, 0, 2 << 20, PROT_READ, &m2), 0);
+	cr_assert_eq(rp_advise(m, 0, 2 << 20, RP_ADVICE_RANDOM), 0, "%s", rp_errmsg());
+	const char *a = rp_mapping_addr(m), *b = rp_mapping_addr(m2);
+
+	for (int i = 0; i < 60; i++) {
+		uint64_t p = tu_rand(&rng) % 512;
+
+		tu_expect_fill(a + p * PG, PG, 44, p * PG);
+		n += !seen[p];
+		seen[p] = 1;
+	}
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, n);
+	for (uint64_t p = 0; p < 512; p++)
+		if (seen[p])
+			tu_expect_fill(b + p * PG, PG, 44, p * PG);
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, n, "the second mapping loaded nothing");
+	/* The last load woke this thread before it finished (the alias is unmapped at its
+	 * very end, under the handle's lock): take the lock once to wait for that. */
+	uint64_t dirty;
+
+	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0);
+	cr_assert_eq(present_pages(f.fh->ram->alias, 2 << 20), 0, "none stays in the alias");
+	rp_unmap(m2);
+	rp_unmap(m);
+	fixture_close(&f);
+}
+
+Test(vm, a_faults_page_is_read_through_a_bounce_page)
+{
+	faults_through_bounce_or_alias(0);
+}
+
+Test(vm, a_faults_page_is_read_into_the_alias_without_bounce_pages)
+{
+	faults_through_bounce_or_alias(VM_NO_BOUNCE);
+}
+
 Test(vm, willneed_loads_in_the_background)
 {
 	struct fixture f = {0};
