@@ -55,7 +55,6 @@
 
 #define SVC_MSGS 64 /* fault messages read at once */
 #define SVC_CQES 64
-#define SVC_BOUNCE 32 /* 4 KiB bounce pages per thread, for faults' own reads */
 
 struct vm_service {
 	struct vm *vm;
@@ -69,10 +68,12 @@ struct vm_service {
 	struct rpio_queue_params qp;
 	struct vm_job *backlog_head, *backlog_tail;
 	unsigned fault_reads; /* faults' own reads issued here, not yet completed */
-	/* Bounce pages for staged loads (a fault's own 4 KiB page, read here and put into
-	 * the RAM handle by vm_load_finish): a stack of the free ones. */
+	/* Bounce pages for staged loads (a lone 4 KiB page of a fault or a pin, read here
+	 * and put into the RAM handle by vm_load_finish): one per request the queue takes,
+	 * and a stack of the free ones. */
 	char *bounce;
-	void *bounce_free[SVC_BOUNCE];
+	size_t nbounce_max;
+	void **bounce_free;
 	unsigned nbounce;
 	struct rpio_dev *detach; /* a store closes: drop the queue's registration; jobs_lock */
 	/* start-up handshake */
@@ -124,7 +125,7 @@ static int load_issue(struct vm_service *s, struct vm_load *ld)
 
 void vm_service_bounce_put(struct vm_service *s, void *page)
 {
-	assert(svc_self == s && s->nbounce < SVC_BOUNCE);
+	assert(svc_self == s && s->nbounce < s->nbounce_max);
 	s->bounce_free[s->nbounce++] = page;
 }
 
@@ -294,14 +295,16 @@ static void *service_main(void *arg)
 	set_ready(s, err < 0 ? err : 1);
 	if (err < 0)
 		return NULL;
-	/* Without them (no memory for 128 KiB), faults read into the alias. */
-	s->bounce = vm->no_bounce ? MAP_FAILED
-	                          : mmap(NULL, SVC_BOUNCE * RAM_PAGE_4K, PROT_READ | PROT_WRITE,
-	                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	/* Without them (no memory), loads read into the alias. */
+	s->nbounce_max = s->qp.depth;
+	s->bounce_free = vm->no_bounce ? NULL : calloc(s->nbounce_max, sizeof(void *));
+	s->bounce = s->bounce_free ? mmap(NULL, s->nbounce_max * RAM_PAGE_4K, PROT_READ | PROT_WRITE,
+	                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
+	                           : MAP_FAILED;
 	if (s->bounce == MAP_FAILED)
 		s->bounce = NULL;
-	for (unsigned i = 0; s->bounce && i < SVC_BOUNCE; i++)
-		s->bounce_free[s->nbounce++] = s->bounce + (size_t)i * RAM_PAGE_4K;
+	for (size_t i = 0; s->bounce && i < s->nbounce_max; i++)
+		s->bounce_free[s->nbounce++] = s->bounce + i * RAM_PAGE_4K;
 	for (;;) {
 		/* Issue first, then reap: a request failed by failure injection or validation
 		 * completes at once without signalling the queue's eventfd, so it must be
@@ -336,7 +339,8 @@ static void *service_main(void *arg)
 	rpio_queue_close(s->q);
 	s->q = NULL;
 	if (s->bounce)
-		munmap(s->bounce, SVC_BOUNCE * RAM_PAGE_4K);
+		munmap(s->bounce, s->nbounce_max * RAM_PAGE_4K);
+	free(s->bounce_free);
 	return NULL;
 }
 

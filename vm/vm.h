@@ -140,6 +140,7 @@ struct vm_load {
 	int err;                /* result, 0 or -errno */
 	bool stale;             /* invalidated while in flight: discard at completion */
 	bool waited;            /* a pin waits for it: wake the handle's waiters */
+	unsigned *pin_left;     /* a pin's count of its loads not finished: the last wakes it */
 	struct rp_mapping *writer;   /* a write fault asked for it: mapped writable there */
 	bool ra;                     /* a readahead window's: its pages stay unmapped until
 	                                touched (vm/readahead.c), and an error only empties them */
