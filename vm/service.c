@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #define SVC_MSGS 64 /* fault messages read at once */
+#define SVC_BOUNCE_MAX 256 /* bounce pages per thread at most (1 MiB), whatever the depth */
 #define SVC_CQES 64
 
 struct vm_service {
@@ -69,8 +70,8 @@ struct vm_service {
 	struct vm_job *backlog_head, *backlog_tail;
 	unsigned fault_reads; /* faults' own reads issued here, not yet completed */
 	/* Bounce pages for staged loads (a lone 4 KiB page of a fault or a pin, read here
-	 * and put into the RAM handle by vm_load_finish): one per request the queue takes,
-	 * and a stack of the free ones. */
+	 * and put into the RAM handle by vm_load_finish): one per request the queue takes
+	 * (at most SVC_BOUNCE_MAX), and a stack of the free ones. */
 	char *bounce;
 	size_t nbounce_max;
 	void **bounce_free;
@@ -296,7 +297,7 @@ static void *service_main(void *arg)
 	if (err < 0)
 		return NULL;
 	/* Without them (no memory), loads read into the alias. */
-	s->nbounce_max = s->qp.depth;
+	s->nbounce_max = s->qp.depth < SVC_BOUNCE_MAX ? s->qp.depth : SVC_BOUNCE_MAX;
 	s->bounce_free = vm->no_bounce ? NULL : calloc(s->nbounce_max, sizeof(void *));
 	s->bounce = s->bounce_free ? mmap(NULL, s->nbounce_max * RAM_PAGE_4K, PROT_READ | PROT_WRITE,
 	                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
