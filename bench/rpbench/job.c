@@ -168,6 +168,34 @@ static int parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 	return 0;
 }
 
+/* fio's CPU list: numbers and ranges, comma separated ("0-3,6"). */
+static int parse_cpus(const char *v, cpu_set_t *set, unsigned *n)
+{
+	CPU_ZERO(set);
+	*n = 0;
+	while (*v) {
+		char *end;
+		unsigned long long lo, hi;
+
+		if (leading_number(v, &lo, &end) < 0)
+			return -EINVAL;
+		hi = lo;
+		if (*end == '-' && leading_number(end + 1, &hi, &end) < 0)
+			return -EINVAL;
+		if (lo > hi || hi >= CPU_SETSIZE || (*end && *end != ','))
+			return -EINVAL;
+		for (unsigned long long c = lo; c <= hi; c++)
+			if (!CPU_ISSET(c, set)) {
+				CPU_SET(c, set);
+				(*n)++;
+			}
+		v = *end ? end + 1 : end;
+		if (*end && !*v)
+			return -EINVAL; /* a trailing comma */
+	}
+	return *n ? 0 : -EINVAL;
+}
+
 static int parse_name(const char *v, const char *const *names, size_t n, int *out)
 {
 	for (size_t i = 0; i < n; i++)
@@ -310,6 +338,16 @@ static int job_set(struct rpb_job *j, const char *key, const char *val, char *er
 		if (parse_name(val, hints, 5, &e) < 0)
 			BAD("fadvise_hint=%s: expected 0, 1, normal, random or sequential", val);
 		j->fadvise_hint = e;
+	} else if (strcmp(key, "cpus_allowed") == 0) {
+		if (parse_cpus(val, &j->cpus, &j->ncpus) < 0)
+			BAD("cpus_allowed=%s: expected CPU numbers and ranges below %d (0-3,6)", val,
+			    CPU_SETSIZE);
+	} else if (strcmp(key, "cpus_allowed_policy") == 0) {
+		static const char *const pol[] = {"shared", "split"};
+
+		if (parse_name(val, pol, 2, &e) < 0)
+			BAD("cpus_allowed_policy=%s: expected shared or split", val);
+		j->cpus_split = e == 1;
 	} else if (strcmp(key, "randseed") == 0) {
 		if (parse_uint(val, 0, UINT64_MAX, &u) < 0)
 			BAD("randseed=%s: expected a number", val);

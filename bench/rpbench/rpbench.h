@@ -26,6 +26,7 @@
 #ifndef RINGPAGER_RPBENCH_H
 #define RINGPAGER_RPBENCH_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -92,6 +93,9 @@ struct rpb_job {
 	bool group_reporting;
 	bool end_fsync;      /* make the writes durable at the end, timed */
 	int fadvise_hint;    /* RPB_HINT_*: the access-pattern advice given to the mapping */
+	cpu_set_t cpus;      /* cpus_allowed: the CPUs the job's threads may run on */
+	unsigned ncpus;      /* how many CPUs it names; 0: cpus_allowed not given */
+	bool cpus_split;     /* cpus_allowed_policy=split: clone i on the set's i-th CPU */
 	unsigned groupid;    /* set by the parser: jobs of a group run together */
 
 	/* ringpager engine configuration: defaults, RINGPAGER_* variables, then the

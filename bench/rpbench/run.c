@@ -499,6 +499,32 @@ static void end_sync(struct thread *t)
 		rpb_lat_add(&t->sync, now_ns() - t0);
 }
 
+/* cpus_allowed, as fio: the whole set for every clone, or with the split policy one CPU
+ * each, round robin over the set. */
+static void bind_cpus(struct thread *t)
+{
+	const struct rpb_job *j = t->jr->job;
+	cpu_set_t set = j->cpus;
+
+	if (!j->ncpus)
+		return;
+	if (j->cpus_split) {
+		unsigned k = t->clone % j->ncpus;
+
+		CPU_ZERO(&set);
+		for (int c = 0; c < CPU_SETSIZE; c++)
+			if (CPU_ISSET(c, &j->cpus) && k-- == 0) {
+				CPU_SET(c, &set);
+				break;
+			}
+	}
+	int e = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+
+	if (e)
+		thread_fail(t, e, "cpus_allowed: this machine will not run the job there: %s",
+		            strerror(e));
+}
+
 static void *thread_main(void *arg)
 {
 	struct thread *t = arg;
@@ -506,6 +532,7 @@ static void *thread_main(void *arg)
 	uint64_t seed = j->randseed + (uint64_t)t->clone * 0x9E3779B97F4A7C15ull;
 
 	cur_thread = t;
+	bind_cpus(t);
 	if (!j->randrepeat)
 		seed ^= now_ns() ^ ((uint64_t)getpid() << 32);
 	t->rng = mix(seed);
@@ -520,7 +547,9 @@ static void *thread_main(void *arg)
 	t->deadline = j->runtime_ns ? t->t_meas + j->runtime_ns : 0;
 	if (j->ramp_ns == 0)
 		measure_start(t, t->t_start);
-	if (sigsetjmp(t->jb, 0)) {
+	if (t->error) {
+		/* cpus_allowed could not be had: the job fails having done nothing */
+	} else if (sigsetjmp(t->jb, 0)) {
 		t->in_access = false;
 		thread_fail(t, EIO, "SIGBUS at %p (file offset %llu): the page could not be loaded",
 		            t->bad_addr, (unsigned long long)((char *)t->bad_addr - map_base(t)));

@@ -7,6 +7,7 @@
 #include "common/testutil.h"
 
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -136,6 +137,7 @@ Test(rpbench_parse, every_key_on_the_command_line)
 	                   "--time_based", "--ramp_time=500ms", "--direct=0", "--ioengine=libaio",
 	                   "--randrepeat=0", "--randseed=42", "--stonewall", "--group_reporting",
 	                   "--end_fsync=1", "--thread", "--fadvise_hint=random",
+	                   "--cpus_allowed=0-2,5,4-4", "--cpus_allowed_policy=split",
 	                   "--output-format=json",
 	                   "--output=out.json", "--eta=never", NULL),
 	             0, "%s", err);
@@ -164,7 +166,11 @@ Test(rpbench_parse, every_key_on_the_command_line)
 	cr_expect_eq(s.eta, RPB_ETA_NEVER);
 	/* the options as given, for JSON's "job options" */
 	cr_expect_eq(j->fadvise_hint, RPB_HINT_RANDOM);
-	cr_expect_eq(j->opts.n, 22, "%u options recorded", j->opts.n);
+	cr_expect_eq(j->ncpus, 5);
+	for (int c = 0; c < 8; c++)
+		cr_expect_eq(CPU_ISSET(c, &j->cpus) != 0, c <= 2 || c == 4 || c == 5, "CPU %d", c);
+	cr_expect(j->cpus_split);
+	cr_expect_eq(j->opts.n, 24, "%u options recorded", j->opts.n);
 	rpb_spec_free(&s);
 
 	/* the aliases and the other spellings */
@@ -258,6 +264,13 @@ Test(rpbench_parse, unknown_and_malformed_refused_by_name)
 	expect_refused("time_based=maybe", "time_based=maybe", "--time_based=maybe", NULL);
 	expect_refused("fadvise_hint=maybe", "fadvise_hint=maybe", "--fadvise_hint=maybe", NULL);
 	expect_refused("ioengine=sync", "ioengine=sync", "--ioengine=sync", NULL);
+	expect_refused("cpus_allowed=3-1", "cpus_allowed=3-1", "--cpus_allowed=3-1", NULL);
+	expect_refused("cpus_allowed=x", "cpus_allowed=x", "--cpus_allowed=x", NULL);
+	expect_refused("cpus_allowed=1,", "cpus_allowed=1,", "--cpus_allowed=1,", NULL);
+	expect_refused("cpus_allowed=5000", "cpus_allowed=5000", "--cpus_allowed=5000", NULL);
+	expect_refused("cpus_allowed empty", "cpus_allowed=", "--cpus_allowed=", NULL);
+	expect_refused("cpus_allowed_policy=mine", "cpus_allowed_policy=mine",
+	               "--cpus_allowed_policy=mine", NULL);
 	expect_refused("ram_size=12X", "12X", "--ram_size=12X", NULL);
 	expect_refused("readahead_max=lots", "readahead_max", "--readahead_max=lots", NULL);
 	expect_refused("filename with ':'", "a:b", "--filename=a:b", NULL);
@@ -750,6 +763,38 @@ Test(rpbench_engines, libaio)
 Test(rpbench_engines, psync)
 {
 	engine_round_trip("psync", "--thread");
+}
+
+/* cpus_allowed binds the job's threads: a CPU the process may use runs the job; one it may
+ * not fails the job by name, having done nothing. */
+Test(rpbench_engines, cpus_allowed_binds_the_threads)
+{
+	char *path = tu_scratch_file("rpb_cpus", 1 << 20, 6), farg[512], carg[64];
+	cpu_set_t mine;
+	int have = -1, lack = -1;
+	struct run r;
+
+	cr_assert_eq(sched_getaffinity(0, sizeof(mine), &mine), 0);
+	for (int c = 0; c < 1024 && (have < 0 || lack < 0); c++) {
+		if (CPU_ISSET(c, &mine) && have < 0)
+			have = c;
+		if (!CPU_ISSET(c, &mine) && lack < 0)
+			lack = c;
+	}
+	snprintf(carg, sizeof(carg), "--cpus_allowed=%d", have);
+	run(&r, "--name=bound", fname(farg, sizeof(farg), path), "--rw=randread", "--size=1m",
+	    "--ram_size=16M", "--numjobs=2", "--cpus_allowed_policy=split", carg, NULL);
+	cr_expect_eq(r.ret, 0, "%s", r.rep.n ? r.rep.res[0].errmsg : "");
+	cr_expect_eq(r.rep.res[0].dir[0].ios, 256, "every block read");
+	run_free(&r);
+	snprintf(carg, sizeof(carg), "--cpus_allowed=%d", lack);
+	run(&r, "--name=nowhere", fname(farg, sizeof(farg), path), "--rw=randread", "--size=1m",
+	    "--ram_size=16M", carg, NULL);
+	cr_expect_neq(r.ret, 0, "a CPU the process may not use was accepted");
+	cr_expect(strstr(r.rep.res[0].errmsg, "cpus_allowed"), "%s", r.rep.res[0].errmsg);
+	cr_expect_eq(r.rep.res[0].dir[0].ios, 0);
+	run_free(&r);
+	tu_unlink(path);
 }
 
 Test(rpbench_engines, ringpager_writes_without_end_fsync_are_written_out)
