@@ -216,6 +216,10 @@ static inline void rpio_cpu_relax(void)
  * pread(2). Async-signal-safe where the thread's ring exists or spin_ns is 0. Returns len
  * or -errno. */
 int64_t rpio_pread(struct rpio_dev *d, uint64_t off, void *buf, size_t len, uint64_t spin_ns);
+/* Registers what rpio_pread's thread rings need (a thread-specific key, a fork handler),
+ * which may allocate: call it before rpio_pread runs in a signal handler. rpio_pread does
+ * it too, once, if nobody did. */
+void rpio_pread_prepare(void);
 /* How the calling thread's reads with spin_ns > 0 go: 1 through its io_uring, 0 none made
  * yet, -errno why it could not be made or was dropped (pread(2) then). */
 int rpio_pread_ring(void);

@@ -15,15 +15,17 @@
  * else meanwhile. The same trade as the service threads' fault_spin_us (vm/service.c).
  *
  * The ring: 4 entries, one read in flight at most, made at the thread's first such read
- * and closed when the thread ends (a thread-specific key's destructor) or, in a child
- * after fork, at its first read (the child's copy of the parent's ring is dropped and a
- * new one made, so that parent and child never share one). The ring costs the thread a
- * file descriptor. Where it cannot be made (io_uring missing or disabled, no descriptor
+ * and closed when the thread ends (a thread-specific key's destructor); in the child of a
+ * fork the forking thread's copy is dropped at once (a fork handler) and a new ring made
+ * at its first read, so that parent and child never share one. The ring costs the thread
+ * a file descriptor. Where it cannot be made (io_uring missing or disabled, no descriptor
  * left), or a submission fails, the thread reads with pread(2) from then on:
  * rpio_pread_ring says which, and why.
  *
- * Everything here runs in a signal handler (vm/sigbus.c): no malloc, no stdio. liburing's
- * setup and teardown are system calls and mmap.
+ * rpio_pread runs in a signal handler (vm/sigbus.c): after rpio_pread_prepare, which
+ * registers the key and the fork handler (either may allocate) and which vm/sigbus.c
+ * calls when an engine opens, it makes only system calls and mmaps (liburing's setup and
+ * teardown) and stores the thread's key.
  */
 #include "io/io.h"
 
@@ -66,13 +68,18 @@ static void ring_key_init(void)
 		ring_key_err = pthread_atfork(NULL, NULL, ring_atfork_child);
 }
 
+void rpio_pread_prepare(void)
+{
+	(void)pthread_once(&ring_once, ring_key_init);
+}
+
 static struct io_uring *thread_ring(void)
 {
 	if (ring_state == 1)
 		return &ring;
 	if (ring_state < 0)
 		return NULL;
-	(void)pthread_once(&ring_once, ring_key_init);
+	rpio_pread_prepare();
 	if (ring_key_err) {
 		ring_state = -ring_key_err;
 		return NULL;

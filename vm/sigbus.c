@@ -198,6 +198,7 @@ int vm_sigbus_add(struct vm *vm)
 	int err = 0;
 
 	(void)pthread_once(&bounce_once, bounce_init);
+	rpio_pread_prepare(); /* here, not at the first fault: it may allocate */
 	pthread_mutex_lock(&sig_lock);
 	if (sig_n == SIGBUS_MAX_ENGINES) {
 		err = vm_errf(-EMFILE, "fault_mode=sigbus: at most %d such engines in one process",
