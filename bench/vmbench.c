@@ -5,9 +5,11 @@
  *   cold   one thread touches random 4 KiB pages of a cold mapping of the data file
  *          (a new engine each round), against fio psync 4 KiB random reads at depth 1
  *          (O_DIRECT) on the same file: operations per second and median latency.
- *   minor  the cost of a fault on a page that is resident in the pool but not yet
- *          mapped: pages are pinned through one mapping, then touched through a second;
- *          against the kernel's own minor fault on a memfd mapping, measured the same way.
+ *   minor  the cost of touching pages that are resident in the pool but not yet mapped:
+ *          pages are pinned through one mapping, then touched through a second, per
+ *          touch; against the kernel's own minor faults on a memfd mapping, measured the
+ *          same way. Both map a faulting page's resident neighbours with it (fault-around,
+ *          64 KiB), so this is the cost per touch over a dense range, not per fault.
  *   pin    rp_pinv of random pages at queue depth 32, against fio io_uring 4 KiB random
  *          reads at depth 32.
  *   meta   the engine's metadata per resident page after the pin job (sparse pages) and

@@ -414,6 +414,7 @@ void vm_ra_touch(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64
 	} else {
 		vm_page_referenced(fh, idx, w);
 		m->ra.prev = idx;
+		vm_fault_around(fh, m, idx); /* its resident neighbours, before idx wakes */
 	}
 	/* A write under wp_async: mapped write-protected all the same, and the kernel records
 	 * the write when the thread retries it. The message may be late: a run of pages read

@@ -423,6 +423,28 @@ void vm_uffd_wake(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t 
 		uffd_wake(vm, start, len);
 }
 
+/* UFFDIO_CONTINUE over [*start, *start + *len), going on after a part done and
+ * retrying while the address space changes (fork, mremap). Returns 0 when all is mapped,
+ * else the errno that stopped it at *start (EEXIST: that page is mapped already). */
+static int continue_range(struct vm *vm, uint64_t *start, uint64_t *len, uint64_t mode)
+{
+	while (*len) {
+		struct uffdio_continue c = {.range = {.start = *start, .len = *len}, .mode = mode};
+
+		if (ioctl(vm->uffd, UFFDIO_CONTINUE, &c) == 0)
+			return 0;
+		int err = errno;
+
+		if (c.mapped > 0) { /* part done: go on after it */
+			*start += (uint64_t)c.mapped;
+			*len -= (uint64_t)c.mapped;
+		} else if (err != EAGAIN) {
+			return err;
+		}
+	}
+	return 0;
+}
+
 void vm_uffd_continue(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages,
                       bool writable)
 {
@@ -433,42 +455,42 @@ void vm_uffd_continue(struct vm *vm, struct rp_mapping *m, uint64_t first, uint6
 
 	if (!vm_map_overlap(m, first, npages, &start, &len, vm->psz))
 		return;
-	while (len) {
-		struct uffdio_continue c = {.range = {.start = start, .len = len}, .mode = mode};
+	int err = continue_range(vm, &start, &len, mode);
 
-		if (ioctl(vm->uffd, UFFDIO_CONTINUE, &c) == 0)
-			return;
-		int err = errno;
+	if (!err)
+		return;
+	if (err == EEXIST) {
+		/* A page of the range is mapped already: map the rest page by page, then wake,
+		 * in case a thread waits on a page that was mapped before its fault message was
+		 * read. */
+		if (len > vm->psz) {
+			for (uint64_t o = 0; o < len; o += vm->psz) {
+				struct uffdio_continue one = {.range = {.start = start + o, .len = vm->psz},
+				                              .mode = mode};
 
-		if (c.mapped > 0) { /* part done: go on after it */
-			start += (uint64_t)c.mapped;
-			len -= (uint64_t)c.mapped;
-			continue;
-		}
-		if (err == EAGAIN) /* the address space is changing (fork, mremap): retry */
-			continue;
-		if (err == EEXIST) {
-			/* A page of the range is mapped already: map the rest page by page, then
-			 * wake, in case a thread waits on a page that was mapped before its fault
-			 * message was read. */
-			if (len > vm->psz) {
-				for (uint64_t o = 0; o < len; o += vm->psz) {
-					struct uffdio_continue one = {
-					    .range = {.start = start + o, .len = vm->psz},
-					    .mode = mode};
-
-					while (ioctl(vm->uffd, UFFDIO_CONTINUE, &one) < 0 &&
-					       errno == EAGAIN)
-						;
-				}
+				while (ioctl(vm->uffd, UFFDIO_CONTINUE, &one) < 0 && errno == EAGAIN)
+					;
 			}
-			uffd_wake(vm, start, len);
-			return;
 		}
-		/* ENOENT/EFAULT: the mapping went away under us (rp_unmap keeps this from
-		 * happening while fh->lock is held); wake whoever waits and let them retry. */
 		uffd_wake(vm, start, len);
 		return;
+	}
+	/* ENOENT/EFAULT: the mapping went away under us (rp_unmap keeps this from happening
+	 * while fh->lock is held); wake whoever waits and let them retry. */
+	uffd_wake(vm, start, len);
+}
+
+void vm_uffd_map_around(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages)
+{
+	const uint64_t mode = m->track ? UFFDIO_CONTINUE_MODE_WP : 0;
+	uint64_t start, len;
+
+	if (!vm_map_overlap(m, first, npages, &start, &len, vm->psz))
+		return;
+	/* A page mapped already is skipped; any other error means the mapping is going. */
+	while (continue_range(vm, &start, &len, mode) == EEXIST) {
+		start += vm->psz;
+		len -= vm->psz;
 	}
 }
 

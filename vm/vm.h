@@ -483,6 +483,9 @@ bool vm_map_overlap(const struct rp_mapping *m, uint64_t first, uint64_t npages,
 /* Wakes threads faulting on [first, first+npages) of m: they fault again. */
 void vm_uffd_wake(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
 /* Makes [first, first+npages) of mapping m raise SIGBUS on access, waking waiters. */
+/* Maps those of [first, first+npages) that m does not map yet (fault-around): pages
+ * already mapped are skipped, write-protected in a tracked mapping. */
+void vm_uffd_map_around(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
 /* Puts one page, the psz bytes at src, into the RAM handle and maps it in m at once
  * (UFFDIO_COPY: the kernel allocates the memfd page, copies, maps; write-protected in a
  * tracked mapping unless writable). Wakes nobody: vm_uffd_wake when the page's state says
@@ -504,6 +507,9 @@ enum vm_fault_outcome {
 	VM_FAULT_WAIT,     /* another load of the page is in flight: wait for load_gen */
 	VM_FAULT_FAILED,   /* the page failed to load, or no memory: the access gets SIGBUS */
 };
+/* Maps the resident pages of idx's 64 KiB block into m, unreferenced (vm/load.c). */
+#define VM_FAULT_AROUND_BYTES (64ul << 10)
+void vm_fault_around(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx);
 /* The same decision as vm_fault, taken on the faulting thread: the faulting page is read
  * on this thread (rpio_pread) and mapped before it returns; readahead windows go to the
  * service threads. No lock held on entry. */

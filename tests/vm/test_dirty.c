@@ -239,6 +239,31 @@ DIRTY_TEST(read_loads_clean_and_write_makes_the_page_dirty)
 	fix_close(&f);
 }
 
+/* Fault-around maps a block's resident pages into a second mapping write-protected: a
+ * write to one of them there is seen, and only that page is dirty. */
+DIRTY_TEST(pages_mapped_around_a_fault_are_write_tracked)
+{
+	struct fix f = {0};
+	rp_mapping *m2;
+
+	fix_open(&f, mode, 16);
+	cr_assert_eq(rp_pin(f.m, 0, 16 * PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(f.fh, 0, 16 * PG, PROT_READ | PROT_WRITE, &m2), 0, "%s", rp_errmsg());
+	char *b = rp_mapping_addr(m2);
+	uint64_t minor = tu_stats(f.eng).minor_faults;
+
+	tu_expect_fill(b + 3 * PG, PG, 77, 3 * PG); /* maps 0..15 in m2 */
+	tu_expect_fill(b + 9 * PG, PG, 77, 9 * PG);
+	cr_assert_eq(tu_stats(f.eng).minor_faults, minor + 1, "one fault for the block");
+	b[9 * PG + 1] = 'y';
+	cr_assert_eq(page_state(f.fh, 9), PG_DIRTY);
+	cr_assert_eq(ndirty(f.fh), 1);
+	cr_assert_eq(f.a[9 * PG + 1], 'y');
+	cr_assert_eq(rp_unmap(m2), 0);
+	cr_assert_eq(rp_unpin(f.m, 0, 16 * PG), 0);
+	fix_close(&f);
+}
+
 DIRTY_TEST(write_to_a_page_never_loaded_loads_and_dirties_it_in_one_fault)
 {
 	struct fix f = {0};

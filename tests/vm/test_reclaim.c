@@ -131,6 +131,9 @@ Test(reclaim, rp_reclaim_gives_a_touched_page_its_second_chance)
 	struct tu_map f;
 
 	fix_open(&f, "rc_clock", 64, 16, NULL, PROT_READ, NULL);
+	/* RANDOM: no fault-around, so a touch references its own page only (the next test
+	 * has the neighbours). */
+	cr_assert_eq(rp_advise(f.m, 0, 16 * PG, RP_ADVICE_RANDOM), 0, "%s", rp_errmsg());
 	for (uint64_t p = 0; p < 8; p++)
 		tu_map_read(&f, p);
 	cr_assert_eq(tu_stats(f.eng).resident_pages, 8);
@@ -151,6 +154,47 @@ Test(reclaim, rp_reclaim_gives_a_touched_page_its_second_chance)
 	cr_assert_eq(rp_reclaim(f.eng, 0), -EINVAL);
 	cr_assert_eq(rp_reclaim(NULL, 1), -EINVAL);
 	tu_map_close(&f);
+}
+
+/* Fault-around: a minor fault maps and references the resident pages of its 64 KiB
+ * block, so the hand keeps them for a revolution; with RANDOM advice it does not. */
+static void neighbours_referenced(bool random)
+{
+	struct tu_map f;
+
+	fix_open(&f, random ? "rc_around_rand" : "rc_around", 64, 16, NULL, PROT_READ, NULL);
+	if (random)
+		cr_assert_eq(rp_advise(f.m, 0, 16 * PG, RP_ADVICE_RANDOM), 0, "%s", rp_errmsg());
+	for (uint64_t p = 0; p < 8; p++)
+		tu_map_read(&f, p);
+	/* The first revolution clears the bits of 0..7 (and unmaps them), the second takes
+	 * 0..3; 4..7 are resident, unmapped, their bits clear. */
+	cr_assert_eq(rp_reclaim(f.eng, 4), 4);
+	uint64_t minor = tu_stats(f.eng).minor_faults;
+
+	tu_map_read(&f, 4);
+	cr_assert_eq(tu_stats(f.eng).minor_faults, minor + 1);
+	tu_map_read(&f, 6); /* mapped by the fault on 4 unless RANDOM */
+	cr_assert_eq(tu_stats(f.eng).minor_faults, minor + (random ? 2 : 1));
+	cr_assert_eq(rp_reclaim(f.eng, 1), 1);
+	uint64_t loads = tu_stats(f.eng).pages_loaded;
+
+	/* 4..7 all referenced: the hand clears them and takes the first again, 4. RANDOM:
+	 * 5 and 7 were not touched, and the hand takes 5. */
+	tu_map_read(&f, 5);
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, loads + (random ? 1 : 0), "%s",
+	             random ? "5 was not evicted" : "5, a neighbour, was evicted");
+	tu_map_close(&f);
+}
+
+Test(reclaim, a_minor_fault_references_its_blocks_resident_pages)
+{
+	neighbours_referenced(false);
+}
+
+Test(reclaim, with_random_advice_a_minor_fault_references_its_own_page_only)
+{
+	neighbours_referenced(true);
 }
 
 Test(reclaim, pinned_pages_are_never_evicted)
