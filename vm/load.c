@@ -123,13 +123,19 @@ nomem:
 	return NULL;
 }
 
+/* VM_LOAD_STAGED for a load of n pages that goes through a bounce page: a lone 4 KiB
+ * page of a device store (vm_load_issue says why), a fault's or a pin's; else 0. */
+static unsigned stage_flag(const struct rp_fileh *fh, uint64_t n)
+{
+	return n == 1 && fh->store->dev && fh->vm->psz == RAM_PAGE_4K ? VM_LOAD_STAGED : 0;
+}
+
 int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 {
 	struct rp_fileh *fh = ld->fh;
 	struct rp_store *st = fh->store;
 	size_t psz = fh->vm->psz;
 	uint64_t off = ld->first * psz;
-	void *buf = fh->ram->alias + off;
 	size_t len = ld->npages * psz;
 	int r;
 
@@ -139,21 +145,21 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 	 * not allocated yet: RAM_ALLOC_BY_WRITE) and maps it with one UFFDIO_COPY. A read
 	 * straight into the alias would first fault the new page into the alias
 	 * (get_user_pages, zeroing it, inside the submission) and later unmap it again: 6-10
-	 * us dearer per fault in either mode (README "Fault service"). */
+	 * us dearer per fault in either mode (README "Fault service"). Without a bounce page,
+	 * through the alias, and unmapped there after. */
+	if (st->dev && !q && ld->staged && !(ld->src = vm_sigbus_bounce(len)))
+		ld->staged = false;
+	void *buf = ld->src ? ld->src : fh->ram->alias + off;
+
 	if (st->dev && !q) {
 		/* fault_mode=sigbus: the faulting thread reads its own page. */
-		void *bounce = ld->staged ? vm_sigbus_bounce(len) : NULL;
-		int64_t got = rpio_pread(st->dev, off, bounce ? bounce : buf, len, fh->vm->spin_ns);
+		int64_t got = rpio_pread(st->dev, off, buf, len, fh->vm->spin_ns);
 
-		if (bounce)
-			ld->src = bounce; /* vm_load_finish puts it in place */
-		else
-			ld->staged = false; /* through the alias: unmap it there after */
 		vm_load_finish(ld, got < 0 ? (int)got : 0);
 		return 0;
 	}
 	if (st->dev) {
-		struct iovec iov = {.iov_base = ld->src ? ld->src : buf, .iov_len = len};
+		struct iovec iov = {.iov_base = buf, .iov_len = len};
 
 		r = rpio_read(q, st->dev, off, &iov, 1, ld);
 		if (r == -EBUSY)
@@ -392,7 +398,7 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 		 * kernel holds the thread) and is retried. A thread serving itself waits for
 		 * memory in the load, as rp_pin does. Either reads a 4 KiB page of a device
 		 * store through a bounce page (vm_load_issue says why). */
-		const unsigned stage = fh->store->dev && vm->psz == RAM_PAGE_4K ? VM_LOAD_STAGED : 0;
+		const unsigned stage = stage_flag(fh, 1);
 		struct vm_load *ld = vm_load_start(
 		    fh, page, 1, (self ? VM_LOAD_MAY_WAIT : VM_LOAD_FAULT) | stage, &err);
 
@@ -563,11 +569,10 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 	 * no fallocate here, no fault of the page into the alias in the submission, no
 	 * unmapping after (rp_pinv of random pages on a fast device: 87-88k pages/s against
 	 * 54-63k, alternating). A run is read in one request into the alias. */
-	const bool stage = n == 1 && fh->store->dev && vm->psz == RAM_PAGE_4K;
+	const unsigned stage = stage_flag(fh, n);
 	/* Loads started and not handed over yet hold memory that a wait for memory could
 	 * never see freed: hand them over first, then look at the page again. */
-	const unsigned how = (c->wait && !c->nbatch ? VM_LOAD_MAY_WAIT : 0) |
-	                     (stage ? VM_LOAD_STAGED : 0);
+	const unsigned how = (c->wait && !c->nbatch ? VM_LOAD_MAY_WAIT : 0) | stage;
 	struct vm_load *ld = vm_load_start(fh, first, n, how, &err);
 
 	if (!ld && err == -ENOMEM && c->wait && c->nbatch) {

@@ -146,8 +146,9 @@ struct vm_load {
 	                                touched (vm/readahead.c), and an error only empties them */
 	bool faulted;                /* a thread faulted on one of its pages while it loaded */
 	bool fault;                  /* a fault's own read: its thread waits (service spin) */
-	bool staged;                 /* read through a bounce page (vm/sigbus.c), then put in
-	                                the RAM handle: the alias was not touched */
+	bool staged;                 /* read through a bounce page (the faulting thread's,
+	                                vm/sigbus.c, or a service thread's), then put in the
+	                                RAM handle: the alias was not touched */
 	void *src;                   /* staged: the bounce page read, put in place at finish */
 	struct vm_service *bsvc;     /* ... a service thread's, given back at finish */
 	struct rp_mapping *dst;      /* staged: the mapping that faulted, where the page goes
@@ -507,7 +508,8 @@ enum vm_fault_outcome {
 	VM_FAULT_WAIT,     /* another load of the page is in flight: wait for load_gen */
 	VM_FAULT_FAILED,   /* the page failed to load, or no memory: the access gets SIGBUS */
 };
-/* Maps the resident pages of idx's 64 KiB block into m, unreferenced (vm/load.c). */
+/* Maps the resident pages of idx's 64 KiB block into m and marks them referenced
+ * (fault-around, vm/load.c). fh->lock held. */
 #define VM_FAULT_AROUND_BYTES (64ul << 10)
 void vm_fault_around(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx);
 /* The same decision as vm_fault, taken on the faulting thread: the faulting page is read
@@ -566,8 +568,9 @@ bool vm_on_service_thread(void);
  * held on entry and on return. Returns the load or NULL with *err set. */
 #define VM_LOAD_MAY_WAIT 1u
 #define VM_LOAD_FAULT    2u
-#define VM_LOAD_STAGED   4u /* read through a bounce page, written with pwrite(2): the
-                               pages are charged, not fallocated (RAM_ALLOC_BY_WRITE) */
+#define VM_LOAD_STAGED   4u /* read through a bounce page, then put in place by UFFDIO_COPY
+                               or pwrite(2): the pages are charged, not fallocated
+                               (RAM_ALLOC_BY_WRITE) */
 struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, unsigned how,
                               int *err);
 /* Issues ld's read on a queue (device store) or calls the custom store's load. Called
