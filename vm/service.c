@@ -15,12 +15,29 @@
  *
  * Where the threads run (measured, README "Fault service"): with fault_threads=auto there
  * is one thread per CPU the process may use, each bound to its CPU. The fault message
- * wakes every service thread, and the one on the faulting thread's CPU runs at once when
- * that thread blocks: the fault is served and its completion comes back without waking
- * another CPU. On this machine (a 2-vCPU VM) a cross-CPU wake-up costs tens of
- * microseconds: a minor fault took 55 us served from the other CPU against 7.6 us on the
- * same one. The price is one spurious wake-up of each other service thread per fault,
- * acceptable for the CPU counts of one machine; fault_threads=N gives N unbound threads.
+ * wakes every service thread that listens on the userfaultfd, and the one on the faulting
+ * thread's CPU runs at once when that thread blocks: the fault is served and its
+ * completion comes back without waking another CPU. On this machine (a 2-vCPU VM) a
+ * cross-CPU wake-up costs tens of microseconds: a minor fault took 55 us served from the
+ * other CPU against 7.6 us on the same one. fault_threads=N gives N unbound threads.
+ *
+ * Who listens (listen_mask). Waking a service thread on another, idle CPU is an
+ * inter-processor interrupt that the faulting thread sends before it blocks: 10-17 us of a
+ * fault here (a trace of sched_waking -> ipi_send_cpu -> sched_switch), for a thread that
+ * then finds nothing to read. Where the faulting thread will fault next is known for
+ * certain only when it is bound to one CPU, which the README asks of threads that fault,
+ * for a reason of the same kind. So: each fault message names its thread
+ * (UFFD_FEATURE_THREAD_ID); the thread's CPU affinity is asked (sched_getaffinity, at most
+ * once per LISTEN_ASK_NS for the same thread); a thread bound to one CPU that has a service
+ * thread makes only that one listen, any other thread makes all listen, and what a thread
+ * asked for lasts LISTEN_KEEP_NS after its last fault (a thread bound elsewhere since has
+ * left its old CPU at once). Unbound faulting threads thus keep every service thread
+ * listening, as before; tried and not kept, guessing an unbound thread's CPU from the last
+ * wake-up (the service thread preempted by the thread it woke, or /proc): the scheduler
+ * here moves a woken thread to the idle CPU about as often as not, and each guess that the
+ * move made wrong cost a fault served across CPUs, dearer than the interrupt (minor faults
+ * went from 12 to 20 us). The set is never empty; a service thread whose bit changes is
+ * kicked, since a thread asleep in poll(2) keeps the descriptors it went to sleep with.
  *
  * Why poll and an eventfd rather than the ring as the only event loop: the same loop
  * then serves all three io/ backends, and io_uring's completions still arrive without a
@@ -56,6 +73,8 @@
 #define SVC_MSGS 64 /* fault messages read at once */
 #define SVC_BOUNCE_MAX 256 /* bounce pages per thread at most (1 MiB), whatever the depth */
 #define SVC_CQES 64
+#define LISTEN_ASK_NS (1000000ull)         /* a thread's affinity asked at most this often */
+#define LISTEN_KEEP_NS (100 * 1000000ull)  /* a CPU (or all) listens this long after ... */
 
 struct vm_service {
 	struct vm *vm;
@@ -77,6 +96,12 @@ struct vm_service {
 	void **bounce_free;
 	unsigned nbounce;
 	struct rpio_dev *detach; /* a store closes: drop the queue's registration; jobs_lock */
+	/* Who listens (the comment at the top) */
+	_Atomic uint64_t seen_ns;  /* ... a thread bound to this CPU faulted last, ... */
+	_Atomic uint32_t seen_tid; /* ... this one */
+	_Atomic bool polls_uffd;   /* it went to sleep in poll(2) with the userfaultfd */
+	uint32_t ask_tid;          /* the faulting thread whose affinity this thread asked ... */
+	uint64_t ask_ns;           /* ... when */
 	/* start-up handshake */
 	pthread_mutex_t ready_lock;
 	pthread_cond_t ready_cv;
@@ -224,6 +249,61 @@ static int reap(struct vm_service *s)
 	return total;
 }
 
+/* The service thread of the one CPU that thread tid is bound to, or -1: not bound to one
+ * CPU, no service thread there, or gone. */
+static int bound_service(const struct vm *vm, uint32_t tid)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity((pid_t)tid, sizeof(set), &set) < 0 || CPU_COUNT(&set) != 1)
+		return -1;
+	for (unsigned i = 0; i < vm->nsvc; i++)
+		if (vm->svc[i].cpu >= 0 && CPU_ISSET(vm->svc[i].cpu, &set))
+			return (int)i;
+	return -1;
+}
+
+/* A fault from thread tid: sets who listens, at most once per LISTEN_ASK_NS for the same
+ * thread, and kicks the service threads whose bit changed. Concurrent calls each leave
+ * a mask that holds what their thread asked for. */
+static void listen_for(struct vm_service *s, uint32_t tid)
+{
+	struct vm *vm = s->vm;
+	uint64_t now = vm_now_ns(), mask = 0;
+
+	if (tid == s->ask_tid && now - s->ask_ns < LISTEN_ASK_NS)
+		return;
+	s->ask_tid = tid;
+	s->ask_ns = now;
+	int at = bound_service(vm, tid);
+
+	if (at < 0)
+		atomic_store_explicit(&vm->listen_all_ns, now, memory_order_relaxed);
+	if (now - atomic_load_explicit(&vm->listen_all_ns, memory_order_relaxed) < LISTEN_KEEP_NS)
+		mask = vm_listen_all(vm);
+	for (unsigned i = 0; i < vm->nsvc; i++) {
+		struct vm_service *o = &vm->svc[i];
+
+		if ((int)i == at) {
+			atomic_store_explicit(&o->seen_ns, now, memory_order_relaxed);
+			atomic_store_explicit(&o->seen_tid, tid, memory_order_relaxed);
+		} else if (atomic_load_explicit(&o->seen_tid, memory_order_relaxed) == tid) {
+			atomic_store_explicit(&o->seen_ns, 0, memory_order_relaxed); /* bound elsewhere */
+		}
+		if (now - atomic_load_explicit(&o->seen_ns, memory_order_relaxed) < LISTEN_KEEP_NS)
+			mask |= 1ull << i;
+	}
+	if (!mask) /* all it asked for lapsed meanwhile: never nobody */
+		mask = vm_listen_all(vm);
+	if (atomic_load(&vm->listen_mask) == mask)
+		return;
+	uint64_t old = atomic_exchange(&vm->listen_mask, mask);
+
+	for (unsigned i = 0; i < vm->nsvc; i++)
+		if ((mask ^ old) & (1ull << i))
+			(void)eventfd_write(vm->svc[i].kick_fd, 1);
+}
+
 static void read_faults(struct vm_service *s)
 {
 	struct vm *vm = s->vm;
@@ -239,6 +319,9 @@ static void read_faults(struct vm_service *s)
 				continue;
 			uint64_t addr = msg[i].arg.pagefault.address & ~(uint64_t)(vm->psz - 1);
 			uint64_t flags = msg[i].arg.pagefault.flags;
+
+			if (vm->listen_chosen)
+				listen_for(s, msg[i].arg.pagefault.feat.ptid);
 
 			if (flags & UFFD_PAGEFAULT_FLAG_WP)
 				vm_wp_fault(vm, addr);
@@ -318,8 +401,13 @@ static void *service_main(void *arg)
 			s->fault_reads = 0; /* a custom store's loads complete elsewhere */
 		else if (s->fault_reads && vm->spin_ns && !s->backlog_head && spin(s))
 			continue;
+		/* Not a listener: poll ignores the entry (fd -1), and a fault does not wake this
+		 * thread (the comment at the top). A kick brings it back. */
+		const bool listen = atomic_load(&vm->listen_mask) & (1ull << s->id);
+
+		atomic_store_explicit(&s->polls_uffd, listen, memory_order_relaxed);
 		struct pollfd pfd[3] = {
-		    {.fd = vm->uffd, .events = POLLIN},
+		    {.fd = listen ? vm->uffd : -1, .events = POLLIN},
 		    {.fd = s->kick_fd, .events = POLLIN},
 		    {.fd = s->io_fd, .events = POLLIN},
 		};
@@ -431,6 +519,11 @@ int vm_service_start(struct vm *vm, const struct vm_params *p)
 	vm->svc = calloc(n, sizeof(*vm->svc));
 	if (!vm->svc)
 		return vm_errf(-ENOMEM, "out of memory");
+	/* All listen until a fault says which may not; only bound service threads of a
+	 * userfaultfd whose messages name the faulting thread narrow it. */
+	vm->listen_chosen = vm->bound && n > 1 && !vm->fault_self &&
+	                    (vm->uffd_features & UFFD_FEATURE_THREAD_ID);
+	atomic_store(&vm->listen_mask, n >= 64 ? ~0ull : (1ull << n) - 1);
 	for (unsigned i = 0; i < n; i++) {
 		struct vm_service *s = &vm->svc[i];
 
@@ -470,6 +563,26 @@ int vm_service_start(struct vm *vm, const struct vm_params *p)
 		return err;
 	}
 	return 0;
+}
+
+int vm_service_cpu(const struct vm *vm, unsigned i)
+{
+	return i < vm->nsvc ? vm->svc[i].cpu : -1;
+}
+
+uint64_t vm_listening(const struct vm *vm)
+{
+	uint64_t mask = 0;
+
+	for (unsigned i = 0; i < vm->nsvc; i++)
+		if (atomic_load_explicit(&vm->svc[i].polls_uffd, memory_order_relaxed))
+			mask |= 1ull << i;
+	return mask;
+}
+
+uint64_t vm_listen_all(const struct vm *vm)
+{
+	return vm->nsvc >= 64 ? ~0ull : (1ull << vm->nsvc) - 1;
 }
 
 /* The io backend's description, from the first thread's queue. */

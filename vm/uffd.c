@@ -293,6 +293,8 @@ int vm_uffd_open(struct vm *vm, unsigned flags, enum vm_dirty_mode dirty, char *
 	}
 	if (vm->fault_self)
 		want |= UFFD_FEATURE_SIGBUS;
+	else if (have & UFFD_FEATURE_THREAD_ID) /* which CPUs listen (vm/service.c) */
+		want |= UFFD_FEATURE_THREAD_ID;
 
 	if ((have & UFFD_FEATURE_POISON) && !(flags & VM_FORCE_POISON_REMAP))
 		want |= UFFD_FEATURE_POISON;

@@ -412,6 +412,11 @@ struct vm {
 	struct vm_service *svc;
 	unsigned nsvc;
 	bool bound; /* service threads bound to CPUs */
+	/* the service threads that wait on the userfaultfd, a bit per index; chosen by the
+	 * faulting threads' affinity when listen_chosen (vm/service.c says how) */
+	_Atomic uint64_t listen_mask;
+	bool listen_chosen;
+	_Atomic uint64_t listen_all_ns; /* when a thread not bound to one CPU last faulted */
 	atomic_bool stopping;
 
 	struct vm_reclaim rc;
@@ -542,6 +547,13 @@ int vm_service_start(struct vm *vm, const struct vm_params *p);
 void vm_service_stop(struct vm *vm);
 /* Every service thread drops its queue's registration of dev (a store closes). */
 void vm_service_detach(struct vm *vm, struct rpio_dev *dev);
+/* The CPU service thread i is bound to, or -1. */
+int vm_service_cpu(const struct vm *vm, unsigned i);
+/* The service threads whose last sleep in poll(2) waited on the userfaultfd, as bits of
+ * listen_mask (those that do listen, for tests). */
+uint64_t vm_listening(const struct vm *vm);
+/* Every service thread's bit of listen_mask. */
+uint64_t vm_listen_all(const struct vm *vm);
 /* The I/O backend in use, as rpio_queue_describe says it. */
 const char *vm_service_describe(const struct vm *vm);
 /* Starts a load that vm_load_start prepared: on this service thread's queue when called

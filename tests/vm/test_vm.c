@@ -855,3 +855,118 @@ Test(vm, fault_spin_long_serves_faults_and_pins)
 {
 	fault_spin_run("10000");
 }
+
+/* Who listens on the userfaultfd (vm/service.c): a thread bound to one CPU is served by
+ * that CPU's service thread alone; bound to another since, by the other's; unbound, by
+ * all. The touches run on a thread of their own that the test waits for with a deadline: a
+ * service thread left out of the set while it should listen would leave a fault unserved
+ * for ever (a missing kick does that), and the deadline turns the hang into a failure. */
+#define LISTEN_PHASES 5
+
+struct listen_run {
+	char *a;
+	const struct vm *vm;
+	int cpu[LISTEN_PHASES]; /* bound to it in each phase, or -1: every CPU allowed */
+	cpu_set_t all;
+	uint64_t mask[LISTEN_PHASES]; /* listen_mask after each phase's touches ... */
+	uint64_t listening[LISTEN_PHASES]; /* ... and the threads that then wait on the uffd */
+	int failed_bind;
+};
+
+static void *listen_touch(void *arg)
+{
+	struct listen_run *r = arg;
+	uint64_t page = 0;
+
+	for (int ph = 0; ph < LISTEN_PHASES; ph++) {
+		cpu_set_t set = r->all;
+
+		if (r->cpu[ph] >= 0) {
+			CPU_ZERO(&set);
+			CPU_SET(r->cpu[ph], &set);
+		}
+		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0) {
+			r->failed_bind = r->cpu[ph];
+			return NULL;
+		}
+		usleep(3000); /* past LISTEN_ASK_NS: the next fault asks the affinity again */
+		for (int i = 0; i < 64; i++, page++) {
+			volatile char c = r->a[page * PG];
+
+			(void)c;
+		}
+		r->mask[ph] = atomic_load(&r->vm->listen_mask);
+		/* The threads that left or joined the set were kicked: each sleeps again with
+		 * the descriptors the mask says, soon (a second at most, on a loaded machine). */
+		for (int t = 0; t < 1000 && (r->listening[ph] = vm_listening(r->vm)) != r->mask[ph]; t++)
+			usleep(1000);
+	}
+	return NULL;
+}
+
+static uint64_t service_bit(const struct vm *vm, int cpu)
+{
+	for (unsigned i = 0; i < vm->nsvc; i++)
+		if (vm_service_cpu(vm, i) == cpu)
+			return 1ull << i;
+	return 0;
+}
+
+Test(vm, a_thread_bound_to_one_cpu_is_served_by_that_cpus_service_thread)
+{
+	struct fixture f = {0};
+	struct listen_run r = {.failed_bind = -2};
+	rp_mapping *m;
+	int cpus[2], n = 0;
+
+	cr_assert_eq(sched_getaffinity(0, sizeof(r.all), &r.all), 0);
+	for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+		if (CPU_ISSET(c, &r.all))
+			cpus[n++] = c;
+	if (n < 2)
+		cr_skip_test("needs two CPUs, this process may use one");
+	fixture_file(&f, "vm_listen", 4 << 20, 61, 0);
+	r.vm = f.fh->vm;
+	if (!r.vm->listen_chosen)
+		cr_skip_test("every service thread listens here (%s)",
+		             r.vm->fault_self ? "fault_mode=sigbus" : "no UFFD_FEATURE_THREAD_ID");
+	const uint64_t all = vm_listen_all(r.vm), b0 = service_bit(r.vm, cpus[0]),
+	               b1 = service_bit(r.vm, cpus[1]);
+
+	cr_assert(b0 && b1 && b0 != b1, "one service thread per CPU");
+	cr_assert_eq(atomic_load(&r.vm->listen_mask), all, "all listen before the first fault");
+	cr_assert_eq(rp_map(f.fh, 0, 4 << 20, PROT_READ, &m), 0, "%s", rp_errmsg());
+	/* RANDOM: each page its own fault, no readahead or fault-around */
+	cr_assert_eq(rp_advise(m, 0, 4 << 20, RP_ADVICE_RANDOM), 0, "%s", rp_errmsg());
+	r.a = rp_mapping_addr(m);
+	const int phase_cpu[LISTEN_PHASES] = {cpus[1], cpus[0], cpus[1], -1, cpus[0]};
+
+	memcpy(r.cpu, phase_cpu, sizeof(r.cpu));
+	pthread_t th;
+	struct timespec dl;
+
+	cr_assert_eq(pthread_create(&th, NULL, listen_touch, &r), 0);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 20;
+	int err = pthread_timedjoin_np(th, NULL, &dl);
+
+	cr_assert_eq(err, 0, "faults not served within 20 s: %s", strerror(err));
+	cr_assert_eq(r.failed_bind, -2, "cannot bind to CPU %d", r.failed_bind);
+	tu_expect_fill(r.a, LISTEN_PHASES * 64 * PG, 61, 0);
+	for (int ph = 0; ph < LISTEN_PHASES; ph++)
+		cr_expect_eq(r.listening[ph], r.mask[ph],
+		             "phase %d: the service threads waiting on the userfaultfd (0x%llx) are "
+		             "not those chosen (0x%llx)",
+		             ph, (unsigned long long)r.listening[ph], (unsigned long long)r.mask[ph]);
+	cr_expect_eq(r.mask[0], b1, "bound to CPU %d: 0x%llx", cpus[1], (unsigned long long)r.mask[0]);
+	cr_expect_eq(r.mask[1], b0, "bound to CPU %d since: 0x%llx", cpus[0],
+	             (unsigned long long)r.mask[1]);
+	cr_expect_eq(r.mask[2], b1, "and back: 0x%llx", (unsigned long long)r.mask[2]);
+	cr_expect_eq(r.mask[3], all, "unbound, all listen: 0x%llx", (unsigned long long)r.mask[3]);
+	/* All for LISTEN_KEEP_NS after the unbound thread's last fault, then only its CPU's:
+	 * which one it is depends on how long the phase took. */
+	cr_expect(r.mask[4] == all || r.mask[4] == b0, "bound to CPU %d again: 0x%llx", cpus[0],
+	          (unsigned long long)r.mask[4]);
+	rp_unmap(m);
+	fixture_close(&f);
+}
