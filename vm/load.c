@@ -297,8 +297,11 @@ void vm_load_finish(struct vm_load *ld, int err)
 			vm_uffd_poison(vm, m, first, n);
 		else if (!(ld->copied && m == ld->dst))
 			vm_uffd_continue(vm, m, first, n, m == ld->writer);
-		else if (!vm->fault_self) /* mapped by the copy: wake its faults now, not before
-		                             the page's state and counters say it is in */
+		else if (!vm->fault_self && (ld->fault || ld->faulted))
+			/* Mapped by the copy: wake its faults now, not before the page's state and
+			 * counters say it is in. A pin's page nobody faulted on needs no wake-up (a
+			 * fault whose message is read later finds the page mapped, and its CONTINUE
+			 * wakes it): one ioctl less per page pinned. */
 			vm_uffd_wake(vm, m, first, n);
 	}
 	fh_unlink_load(fh, ld);

@@ -89,7 +89,7 @@ struct vm_service {
 	struct vm_job *backlog_head, *backlog_tail;
 	unsigned fault_reads; /* faults' own reads issued here, not yet completed */
 	/* Bounce pages for staged loads (a lone 4 KiB page of a fault or a pin, read here
-	 * and put into the RAM handle by vm_load_finish): one per request the queue takes
+	 * and put into the RAM handle by vm_load_finish): two per request the queue takes
 	 * (at most SVC_BOUNCE_MAX), and a stack of the free ones. */
 	char *bounce;
 	size_t nbounce_max;
@@ -236,6 +236,13 @@ static int reap(struct vm_service *s)
 	int n, total = 0;
 
 	while ((n = rpio_reap(s->q, cqe, SVC_CQES, 0)) > 0) {
+		/* The slots are free again: start what waits for them first, then finish the
+		 * completions (a page copied in, mapped, waiters woken: microseconds each), so
+		 * that the device does not wait for that work. */
+		if (s->backlog_head) {
+			backlog_issue(s);
+			(void)rpio_submit(s->q);
+		}
 		for (int i = 0; i < n; i++) {
 			struct vm_job *job = cqe[i].udata;
 
@@ -380,7 +387,10 @@ static void *service_main(void *arg)
 	if (err < 0)
 		return NULL;
 	/* Without them (no memory), loads read into the alias. */
-	s->nbounce_max = s->qp.depth < SVC_BOUNCE_MAX ? s->qp.depth : SVC_BOUNCE_MAX;
+	/* Two per slot: a slot's next load is issued before the finish that gives its
+	 * bounce page back (reap). */
+	s->nbounce_max = 2 * (size_t)s->qp.depth < SVC_BOUNCE_MAX ? 2 * (size_t)s->qp.depth
+	                                                           : SVC_BOUNCE_MAX;
 	s->bounce_free = vm->no_bounce ? NULL : calloc(s->nbounce_max, sizeof(void *));
 	s->bounce = s->bounce_free ? mmap(NULL, s->nbounce_max * RAM_PAGE_4K, PROT_READ | PROT_WRITE,
 	                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)

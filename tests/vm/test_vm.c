@@ -488,6 +488,46 @@ Test(vm, pin_loads_without_touching_and_pinv_takes_random_pages)
 	fixture_close(&f);
 }
 
+/* A queue of 2 slots and a pin of many lone pages and runs: the loads wait in the service
+ * thread's backlog, each completion's slot is refilled before the completion is finished
+ * (vm/service.c, reap), and the 4 bounce pages run out now and then, when a page is read
+ * into the alias instead. Every page must arrive whole, and pinned pages must be mapped. */
+Test(vm, a_pin_far_deeper_than_the_queue_loads_every_page)
+{
+	struct fixture f = {0};
+	rp_config cfg;
+	rp_mapping *m;
+	rp_range r[600];
+	struct rp_stats s;
+	uint64_t rng = 9;
+
+	tu_config_init(&cfg);
+	cfg.ram_size = 64ul << 20;
+	cfg.hugepages = 2;
+	cfg.queue_depth = 2;
+	cr_assert_eq(rp_engine_open(&cfg, &f.eng), 0, "%s", rp_errmsg());
+	f.path = tu_scratch_file("vm_pin_deep", 16 << 20, 37);
+	cr_assert_eq(rp_store_open(f.eng, f.path, O_RDONLY, &f.st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(f.st, &f.fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(f.fh, 0, 16 << 20, PROT_READ, &m), 0, "%s", rp_errmsg());
+	/* Lone pages in the first 12 MiB (odd pages only, so none touch), runs after. */
+	for (int i = 0; i < 500; i++)
+		r[i] = (rp_range){(2 * (tu_rand(&rng) % 1536) + 1) * PG, PG};
+	for (int i = 500; i < 600; i++)
+		r[i] = (rp_range){(12ul << 20) + (uint64_t)(i - 500) * 10 * PG, 8 * PG};
+	cr_assert_eq(rp_pinv(m, r, 600), 0, "%s", rp_errmsg());
+	rp_stats(f.eng, &s);
+	cr_assert_eq(s.faults, 0, "pinning faults nothing");
+	cr_assert_eq(s.load_errors, 0);
+	for (int i = 0; i < 600; i++)
+		tu_expect_fill((char *)rp_mapping_addr(m) + r[i].off, r[i].len, 37, r[i].off);
+	rp_stats(f.eng, &s);
+	cr_assert_eq(s.faults, 0, "pinned pages are mapped: %llu faults",
+	             (unsigned long long)s.faults);
+	rp_unmap(m); /* drops the pins */
+	fixture_close(&f);
+}
+
 /* How many pages of [addr, addr + len) this process has mapped (/proc/self/pagemap). */
 static unsigned present_pages(const char *addr, size_t len)
 {
