@@ -84,7 +84,7 @@ int rp_config_init(rp_config *cfg)
 	cfg->dirty_limit = 0;
 	cfg->dirty_limit_pct = 50;
 	cfg->dirty_policy = VM_POLICY_KEEP;
-	cfg->readahead_max = 8ull << 20; /* README "Readahead": measured against 512k..32M */
+	cfg->readahead_max = 32ull << 20; /* README "Readahead": measured against 512k..64M */
 	cfg->fault_spin_us = 200;        /* README "Fault service": measured 0..400 */
 	cfg->fault_mode = RP_FAULT_MODE_AUTO; /* uffd: ringpager.h says why not sigbus */
 	return 0;

@@ -87,7 +87,7 @@ RP_API const char *rp_errmsg(void);
  *                  them out) or "writeback" (under pressure the engine writes cold dirty
  *                  pages back itself, as rp_writeout(STORE | MARKSTORED | SYNC) would, and
  *                  evicts them: for databases whose log makes that safe).
- *   readahead_max  the largest readahead window, bytes with a suffix ("8M", the default:
+ *   readahead_max  the largest readahead window, bytes with a suffix ("32M", the default:
  *                  README "Readahead" gives the measurements), at most a quarter of
  *                  ram_size is used; "0" turns readahead off.
  *   fault_spin_us  microseconds (0..10000, default 200) a service thread keeps polling
