@@ -474,7 +474,21 @@ void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail)
 	else
 		vm->jobs_head = head;
 	vm->jobs_tail = tail;
+	/* The service thread of the caller's CPU when there is one: the caller mostly waits
+	 * for the work (rp_pin, a synchronous writeout), and that thread then runs as soon as
+	 * it sleeps and wakes it from the same CPU, with no interrupt to another, idle one
+	 * (rpbench ringpager-pin, batches of 32 random pages, four rounds alternating: 38-47k
+	 * pages/s against 27-44k taking the threads in turn). Any thread takes any job, so
+	 * this is only where the kick goes. */
 	unsigned k = vm->next_kick++ % vm->nsvc;
+
+	if (vm->bound) {
+		const int cpu = sched_getcpu();
+
+		for (unsigned i = 0; i < vm->nsvc; i++)
+			if (vm->svc[i].cpu == cpu)
+				k = i;
+	}
 
 	pthread_mutex_unlock(&vm->jobs_lock);
 	(void)eventfd_write(vm->svc[k].kick_fd, 1);
