@@ -54,6 +54,8 @@ static void fh_set_run(struct rp_fileh *fh, uint64_t first, uint64_t n, uint64_t
 		(void)pagemap_set(&fh->pm, i, w);
 }
 
+void (*vm_pin_hook)(struct rp_fileh *fh);
+
 struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, unsigned how,
                               int *err)
 {
@@ -685,6 +687,8 @@ int vm_pin(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2
 		               " pages)",
 		               total, fh->vm->pool->capacity);
 	pthread_mutex_lock(&fh->lock);
+	const uint64_t unmaps = fh->unmaps;
+
 	/* First pass: start every load, so that they all run at once. Then wait for the
 	 * last of them: one wake-up, where waiting on each in turn woke this thread (and
 	 * took the handle's lock from the service thread) once per completion. */
@@ -693,6 +697,11 @@ int vm_pin(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2
 		pthread_cond_wait(&fh->cv, &fh->lock);
 	if (r < 0 || !wait)
 		goto out;
+	if (vm_pin_hook) {
+		pthread_mutex_unlock(&fh->lock);
+		vm_pin_hook(fh);
+		pthread_mutex_lock(&fh->lock);
+	}
 	for (;;) {
 		/* Wait pass: the cursor only moves forward over resident pages, so the whole
 		 * wait costs one walk of the ranges plus one look per completion. */
@@ -717,13 +726,18 @@ int vm_pin(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2
 		if (r == 0) {
 			m->npins += n;
 			/* Mapped, as promised: reclaim may have unmapped a page since the first
-			 * pass (pinned now, it stays). */
+			 * pass (pinned now, it stays). A referenced page was mapped here by that
+			 * pass or by its load, and stays so unless the reclaim hand unmapped
+			 * pages since: its bit may then be a fault's in another mapping, which
+			 * maps the page there only. So with no unmap since, only the pages not
+			 * referenced (or read ahead) are mapped again; after one, all are. */
+			const bool trust_ref = fh->unmaps == unmaps;
+
 			for (size_t i = 0; i < n; i++)
 				for (uint64_t p = ranges[i][0]; p < ranges[i][0] + ranges[i][1]; p++) {
 					uint64_t w = pagemap_get(&fh->pm, p);
 
-					/* mapped since it was loaded or last touched, unless read ahead */
-					if ((w & PG_REF) && !(w & PG_RA))
+					if (trust_ref && (w & PG_REF) && !(w & PG_RA))
 						continue;
 					pin_map(fh, m, p, w);
 				}

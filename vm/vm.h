@@ -203,6 +203,7 @@ struct rp_fileh {
 	struct vm_wo *wo_active; /* the writeout running; one per handle at a time */
 	struct vm_wo *wo_pending, *wo_pending_tail; /* writeouts waiting for it */
 	uint64_t id;     /* order of opening: the reclaim hand moves through handles by it */
+	uint64_t unmaps; /* times resident pages were unmapped from the mappings (rc_zap) */
 	struct rp_fileh *next, *prev;
 	/* Alias ranges loads have filled, to be unmapped from the alias in one call
 	 * (vm_alias_zap, vm/load.c) */
@@ -541,6 +542,10 @@ static inline void vm_sigbus_loaded(struct vm *vm)
 	if (vm->fault_self)
 		vm_sigbus_loaded_slow(vm);
 }
+
+/* For tests: called by rp_pin between its walk that maps what is resident and its last
+ * pass, with no lock held; NULL otherwise. */
+extern void (*vm_pin_hook)(struct rp_fileh *fh);
 
 /* vm/service.c: the fault-service threads. */
 int vm_service_start(struct vm *vm, const struct vm_params *p);

@@ -572,6 +572,60 @@ static void loads_leave_the_alias(unsigned flags)
 	fixture_close(&f);
 }
 
+/* rp_pin's promise (the pages are mapped) holds when, between its walk and its last pass,
+ * the reclaim hand unmaps the page and a fault in another mapping marks it referenced
+ * again: that fault maps it there only. vm_pin_hook runs both in between. */
+static struct {
+	rp_engine *eng;
+	char *a, *a2; /* the pin's mapping and another */
+	bool unmapped; /* the hand did unmap the page from the pin's mapping */
+} pin_race;
+
+#define PIN_RACE_PAGE 60
+
+static void pin_race_hook(struct rp_fileh *fh)
+{
+	(void)fh;
+	/* Every page is referenced: the hand clears each bit, unmapping the page, and takes
+	 * the first page it meets again, page 0 (the page pinned comes last). */
+	cr_assert_eq(rp_reclaim(pin_race.eng, 1), 1, "%s", rp_errmsg());
+	pin_race.unmapped = present_pages(pin_race.a + PIN_RACE_PAGE * PG, PG) == 0;
+	volatile char c = pin_race.a2[PIN_RACE_PAGE * PG]; /* mapped in a2 only, referenced */
+
+	(void)c;
+}
+
+Test(vm, a_page_unmapped_by_reclaim_while_being_pinned_is_mapped_again)
+{
+	struct fixture f = {0};
+	rp_mapping *m, *m2;
+
+	fixture_file(&f, "vm_pin_race", 1 << 20, 43, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 1 << 20, PROT_READ, &m), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(f.fh, 0, 1 << 20, PROT_READ, &m2), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_advise(m, 0, 1 << 20, RP_ADVICE_RANDOM), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_advise(m2, 0, 1 << 20, RP_ADVICE_RANDOM), 0, "%s", rp_errmsg());
+	pin_race.eng = f.eng;
+	pin_race.a = rp_mapping_addr(m);
+	pin_race.a2 = rp_mapping_addr(m2);
+	for (int i = 0; i < 50; i++)
+		tu_expect_fill(pin_race.a + i * PG, PG, 43, i * PG);
+	tu_expect_fill(pin_race.a + PIN_RACE_PAGE * PG, PG, 43, PIN_RACE_PAGE * PG);
+	vm_pin_hook = pin_race_hook;
+	int r = rp_pin(m, PIN_RACE_PAGE * PG, PG);
+
+	vm_pin_hook = NULL;
+	cr_assert_eq(r, 0, "%s", rp_errmsg());
+	cr_assert(pin_race.unmapped, "the reclaim hand did not unmap the page: no race to test");
+	cr_assert_eq(present_pages(pin_race.a + PIN_RACE_PAGE * PG, PG), 1,
+	             "the pinned page is not mapped in the pin's mapping");
+	tu_expect_fill(pin_race.a + PIN_RACE_PAGE * PG, PG, 43, PIN_RACE_PAGE * PG);
+	cr_assert_eq(rp_unpin(m, PIN_RACE_PAGE * PG, PG), 0, "%s", rp_errmsg());
+	rp_unmap(m2);
+	rp_unmap(m);
+	fixture_close(&f);
+}
+
 Test(vm, loads_leave_the_alias_in_one_call)
 {
 	loads_leave_the_alias(0);
