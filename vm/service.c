@@ -466,7 +466,15 @@ void vm_service_defer(struct vm *vm, struct vm_job *job)
 	vm_service_hand(vm, job, job);
 }
 
-void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail)
+/* Queues a chain of jobs for any service thread and kicks one: with `local`, the thread
+ * of the caller's CPU when there is one. The caller mostly waits for the work (rp_pin, a
+ * synchronous writeout), and that thread then runs as soon as it sleeps and wakes it
+ * from the same CPU, with no interrupt to another, idle one (rpbench ringpager-pin,
+ * batches of 32 random pages, four rounds alternating: 38-47k pages/s against 27-44k
+ * taking the threads in turn). Otherwise the threads in turn, which spreads a long pin's
+ * copying and mapping over the CPUs. Any thread takes any job: this is only where the
+ * kick goes. */
+static void hand(struct vm *vm, struct vm_job *head, struct vm_job *tail, bool local)
 {
 	pthread_mutex_lock(&vm->jobs_lock);
 	if (vm->jobs_tail)
@@ -474,24 +482,27 @@ void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail)
 	else
 		vm->jobs_head = head;
 	vm->jobs_tail = tail;
-	/* The service thread of the caller's CPU when there is one: the caller mostly waits
-	 * for the work (rp_pin, a synchronous writeout), and that thread then runs as soon as
-	 * it sleeps and wakes it from the same CPU, with no interrupt to another, idle one
-	 * (rpbench ringpager-pin, batches of 32 random pages, four rounds alternating: 38-47k
-	 * pages/s against 27-44k taking the threads in turn). Any thread takes any job, so
-	 * this is only where the kick goes. */
 	unsigned k = vm->next_kick++ % vm->nsvc;
 
-	if (vm->bound) {
+	if (local && vm->bound) {
 		const int cpu = sched_getcpu();
 
 		for (unsigned i = 0; i < vm->nsvc; i++)
 			if (vm->svc[i].cpu == cpu)
 				k = i;
 	}
-
 	pthread_mutex_unlock(&vm->jobs_lock);
 	(void)eventfd_write(vm->svc[k].kick_fd, 1);
+}
+
+void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail)
+{
+	hand(vm, head, tail, true);
+}
+
+void vm_service_hand_spread(struct vm *vm, struct vm_job *head, struct vm_job *tail)
+{
+	hand(vm, head, tail, false);
 }
 
 void vm_service_detach(struct vm *vm, struct rpio_dev *dev)

@@ -565,8 +565,10 @@ const char *vm_service_describe(const struct vm *vm);
  * from one (svc != NULL), else handed to a service thread. */
 void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_load *ld);
 /* Hands a chain of jobs (linked by qnext, ending at tail) to a service thread, with one
- * wake-up. */
+ * wake-up: that of the caller's CPU where there is one (vm_service_hand), or the threads
+ * in turn (vm_service_hand_spread, for the later batches of a long pin). */
 void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail);
+void vm_service_hand_spread(struct vm *vm, struct vm_job *head, struct vm_job *tail);
 /* Queues a job on this service thread's backlog when called on one of vm's, else hands
  * it to one. */
 void vm_service_defer(struct vm *vm, struct vm_job *job);
