@@ -1021,9 +1021,13 @@ Test(vm, a_thread_bound_to_one_cpu_is_served_by_that_cpus_service_thread)
 		cr_skip_test("needs two CPUs, this process may use one");
 	fixture_file(&f, "vm_listen", 4 << 20, 61, 0);
 	r.vm = f.fh->vm;
-	if (!r.vm->listen_chosen)
+	if (!r.vm->listen_chosen) {
+		const bool self = r.vm->fault_self;
+
+		fixture_close(&f); /* its scratch file too */
 		cr_skip_test("every service thread listens here (%s)",
-		             r.vm->fault_self ? "fault_mode=sigbus" : "no UFFD_FEATURE_THREAD_ID");
+		             self ? "fault_mode=sigbus" : "no UFFD_FEATURE_THREAD_ID");
+	}
 	const uint64_t all = vm_listen_all(r.vm), b0 = service_bit(r.vm, cpus[0]),
 	               b1 = service_bit(r.vm, cpus[1]);
 
