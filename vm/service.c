@@ -386,9 +386,8 @@ static void *service_main(void *arg)
 	set_ready(s, err < 0 ? err : 1);
 	if (err < 0)
 		return NULL;
-	/* Without them (no memory), loads read into the alias. */
 	/* Two per slot: a slot's next load is issued before the finish that gives its
-	 * bounce page back (reap). */
+	 * bounce page back (reap). Without them (no memory), loads read into the alias. */
 	s->nbounce_max = 2 * (size_t)s->qp.depth < SVC_BOUNCE_MAX ? 2 * (size_t)s->qp.depth
 	                                                           : SVC_BOUNCE_MAX;
 	s->bounce_free = vm->no_bounce ? NULL : calloc(s->nbounce_max, sizeof(void *));
@@ -519,6 +518,12 @@ void vm_service_detach(struct vm *vm, struct rpio_dev *dev)
 	pthread_mutex_unlock(&vm->jobs_lock);
 }
 
+/* The bits of n service threads (at most VM_MAX_FAULT_THREADS, 64). */
+static uint64_t all_bits(unsigned n)
+{
+	return n >= 64 ? ~0ull : (1ull << n) - 1;
+}
+
 static void service_free(struct vm_service *s)
 {
 	if (s->kick_fd >= 0)
@@ -558,7 +563,7 @@ int vm_service_start(struct vm *vm, const struct vm_params *p)
 	 * userfaultfd whose messages name the faulting thread narrow it. */
 	vm->listen_chosen = vm->bound && n > 1 && !vm->fault_self &&
 	                    (vm->uffd_features & UFFD_FEATURE_THREAD_ID);
-	atomic_store(&vm->listen_mask, n >= 64 ? ~0ull : (1ull << n) - 1);
+	atomic_store(&vm->listen_mask, all_bits(n)); /* vm->nsvc counts them as they start */
 	for (unsigned i = 0; i < n; i++) {
 		struct vm_service *s = &vm->svc[i];
 
@@ -617,7 +622,7 @@ uint64_t vm_listening(const struct vm *vm)
 
 uint64_t vm_listen_all(const struct vm *vm)
 {
-	return vm->nsvc >= 64 ? ~0ull : (1ull << vm->nsvc) - 1;
+	return all_bits(vm->nsvc);
 }
 
 /* The io backend's description, from the first thread's queue. */

@@ -447,6 +447,16 @@ static int continue_range(struct vm *vm, uint64_t *start, uint64_t *len, uint64_
 	return 0;
 }
 
+/* UFFDIO_CONTINUE over [start, start + len), skipping the pages mapped already; stops at
+ * any other error (the mapping is going). */
+static void continue_unmapped(struct vm *vm, uint64_t start, uint64_t len, uint64_t mode)
+{
+	while (continue_range(vm, &start, &len, mode) == EEXIST) {
+		start += vm->psz;
+		len -= vm->psz;
+	}
+}
+
 void vm_uffd_continue(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages,
                       bool writable)
 {
@@ -462,18 +472,9 @@ void vm_uffd_continue(struct vm *vm, struct rp_mapping *m, uint64_t first, uint6
 	if (!err)
 		return;
 	if (err == EEXIST) {
-		/* A page of the range is mapped already: map the rest page by page, then wake,
-		 * in case a thread waits on a page that was mapped before its fault message was
-		 * read. */
-		if (len > vm->psz) {
-			for (uint64_t o = 0; o < len; o += vm->psz) {
-				struct uffdio_continue one = {.range = {.start = start + o, .len = vm->psz},
-				                              .mode = mode};
-
-				while (ioctl(vm->uffd, UFFDIO_CONTINUE, &one) < 0 && errno == EAGAIN)
-					;
-			}
-		}
+		/* A page of the range is mapped already: map the rest, then wake, in case a
+		 * thread waits on a page that was mapped before its fault message was read. */
+		continue_unmapped(vm, start, len, mode);
 		uffd_wake(vm, start, len);
 		return;
 	}
@@ -487,13 +488,8 @@ void vm_uffd_map_around(struct vm *vm, struct rp_mapping *m, uint64_t first, uin
 	const uint64_t mode = m->track ? UFFDIO_CONTINUE_MODE_WP : 0;
 	uint64_t start, len;
 
-	if (!vm_map_overlap(m, first, npages, &start, &len, vm->psz))
-		return;
-	/* A page mapped already is skipped; any other error means the mapping is going. */
-	while (continue_range(vm, &start, &len, mode) == EEXIST) {
-		start += vm->psz;
-		len -= vm->psz;
-	}
+	if (vm_map_overlap(m, first, npages, &start, &len, vm->psz))
+		continue_unmapped(vm, start, len, mode);
 }
 
 int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t page, const void *src, bool writable)

@@ -489,7 +489,6 @@ bool vm_map_overlap(const struct rp_mapping *m, uint64_t first, uint64_t npages,
                     uint64_t *start, uint64_t *len, size_t psz);
 /* Wakes threads faulting on [first, first+npages) of m: they fault again. */
 void vm_uffd_wake(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
-/* Makes [first, first+npages) of mapping m raise SIGBUS on access, waking waiters. */
 /* Maps those of [first, first+npages) that m does not map yet (fault-around): pages
  * already mapped are skipped, write-protected in a tracked mapping. */
 void vm_uffd_map_around(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
@@ -500,6 +499,7 @@ void vm_uffd_map_around(struct vm *vm, struct rp_mapping *m, uint64_t first, uin
  * already; -ENOENT: the mapping is gone). */
 int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t page, const void *src,
                  bool writable);
+/* Makes [first, first+npages) of mapping m raise SIGBUS on access, waking waiters. */
 void vm_uffd_poison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
 /* Undoes vm_uffd_poison over a range (mapping's own pages, not the handle's states). */
 void vm_uffd_unpoison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
