@@ -224,23 +224,78 @@ void vm_alias_zap(struct rp_fileh *fh, uint64_t first, uint64_t n, bool flush)
 	fh->zap_bytes = 0;
 }
 
+/* A loaded run's pages become LOADED (or DIRTY for a write fault that asked), referenced,
+ * and counted; load_unmark takes the counting back when the page could not be placed. */
+static void load_mark_in(struct rp_fileh *fh, struct vm_load *ld)
+{
+	struct vm *vm = fh->vm;
+	/* Read ahead: left unmapped until touched (vm/readahead.c), the marker kept.
+	 * Otherwise a write fault that asked for it makes it dirty at once, mapped writable
+	 * for the writer. Referenced either way: the CLOCK gives a new page one pass before
+	 * it may go. */
+	const bool dirty = ld->writer && !ld->ra;
+	const uint64_t base = (dirty ? PG_DIRTY : PG_LOADED) | PG_REF | (ld->ra ? PG_RA : 0);
+
+	for (uint64_t i = ld->first; i < ld->first + ld->npages; i++) {
+		uint64_t w = (pagemap_get(&fh->pm, i) & PG_RA_MARK) | base;
+
+		vm_page_check(w);
+		(void)pagemap_set(&fh->pm, i, w);
+	}
+	if (dirty)
+		vm_dirty_add(fh, (int64_t)ld->npages);
+	atomic_fetch_add_explicit(&vm->ctr.pages_loaded, ld->npages, memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->ctr.bytes_read, ld->npages * vm->psz, memory_order_relaxed);
+}
+
+static void load_unmark(struct rp_fileh *fh, struct vm_load *ld)
+{
+	struct vm *vm = fh->vm;
+
+	if (ld->writer && !ld->ra)
+		vm_dirty_add(fh, -(int64_t)ld->npages);
+	atomic_fetch_sub_explicit(&vm->ctr.pages_loaded, ld->npages, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&vm->ctr.bytes_read, ld->npages * vm->psz, memory_order_relaxed);
+}
+
 /* A staged load's page, read into ld->src, goes into the RAM handle: with one ioctl that
- * allocates, fills and maps it in the mapping that faulted (UFFDIO_COPY), or, where that
- * cannot be (the mapping went, a page is there already), with pwrite(2), to be mapped as
- * any other load's. Under fh->lock, so that the mapping cannot go meanwhile. */
-static int load_place(struct vm_load *ld)
+ * allocates, fills and maps it in the mapping that faulted and wakes the threads waiting
+ * there (UFFDIO_COPY), or, where that cannot be (the mapping went, a page is there
+ * already), with pwrite(2), to be mapped as any other load's. Under fh->lock, so that the
+ * mapping cannot go meanwhile. The copy wakes its faults, so the page is marked in
+ * (state, counters) first: a woken thread that reads rp_stats or the page's state sees
+ * it in, as it does when the wake-up comes after (one ioctl less per cold fault). *in
+ * says whether the page is marked in (never on an error). */
+static int load_place(struct vm_load *ld, bool *in)
 {
 	struct rp_fileh *fh = ld->fh;
-	const size_t len = ld->npages * fh->vm->psz;
+	struct vm *vm = fh->vm;
+	const size_t len = ld->npages * vm->psz;
 	ssize_t w;
 
-	if (ld->dst && !fh->vm->no_copy &&
-	    vm_uffd_copy(fh->vm, ld->dst, ld->first, ld->src, ld->writer == ld->dst) == 0) {
-		ld->copied = true;
-		return 0;
+	*in = false;
+	if (ld->dst && !vm->no_copy) {
+		/* A pin's page nobody faulted on needs no wake-up (a fault whose message is
+		 * read later finds the page mapped, and its CONTINUE wakes it); in sigbus mode
+		 * the faulting thread is not asleep. */
+		const bool wake = !vm->fault_self && (ld->fault || ld->faulted);
+
+		load_mark_in(fh, ld);
+		*in = true;
+		if (vm_uffd_copy(vm, ld->dst, ld->first, ld->src, ld->writer == ld->dst, wake) == 0) {
+			ld->copied = true;
+			return 0;
+		}
 	}
-	w = pwrite(fh->ram->fd, ld->src, len, (off_t)(ld->first * fh->vm->psz));
-	return w == (ssize_t)len ? 0 : w < 0 ? -errno : -EIO;
+	/* Marked in stays so unless the write fails too (a load error): taking it back and
+	 * marking again would count a dirty page twice against dirty_limit's crossing. */
+	w = pwrite(fh->ram->fd, ld->src, len, (off_t)(ld->first * vm->psz));
+	if (w == (ssize_t)len)
+		return 0;
+	if (*in)
+		load_unmark(fh, ld);
+	*in = false;
+	return w < 0 ? -errno : -EIO;
 }
 
 void vm_load_finish(struct vm_load *ld, int err)
@@ -253,9 +308,11 @@ void vm_load_finish(struct vm_load *ld, int err)
 	 * of its pages reads it again, and that load reports the error. */
 	const bool empty = ld->stale || (err && ld->ra);
 
+	bool in = false;
+
 	pthread_mutex_lock(&fh->lock);
 	if (ld->src && !empty && !err)
-		err = load_place(ld);
+		err = load_place(ld, &in);
 	if (empty || err) {
 		fh_set_run(fh, first, n, empty ? 0 : pg_make_poisoned(err));
 		ram_release(fh->ram, first * vm->psz, n * vm->psz);
@@ -265,29 +322,14 @@ void vm_load_finish(struct vm_load *ld, int err)
 		else if (ld->ra && !err) /* read ahead, then invalidated before any use */
 			atomic_fetch_add_explicit(&vm->ctr.ra_wasted, n, memory_order_relaxed);
 	} else {
-		/* Read ahead: left unmapped until touched (vm/readahead.c), the marker kept.
-		 * Otherwise a write fault that asked for it makes it dirty at once, mapped
-		 * writable for the writer. Referenced either way: the CLOCK gives a new page one
-		 * pass before it may go. */
-		const bool dirty = ld->writer && !ld->ra;
-		const uint64_t base = (dirty ? PG_DIRTY : PG_LOADED) | PG_REF | (ld->ra ? PG_RA : 0);
-
-		for (uint64_t i = first; i < first + n; i++) {
-			uint64_t w = (pagemap_get(&fh->pm, i) & PG_RA_MARK) | base;
-
-			vm_page_check(w);
-			(void)pagemap_set(&fh->pm, i, w);
-		}
-		if (dirty)
-			vm_dirty_add(fh, (int64_t)n);
+		if (!in)
+			load_mark_in(fh, ld);
 		/* The device wrote the pages through the alias, which left them mapped there
 		 * too: unmap them from it, so that the process's RSS counts a resident page once
 		 * (in the mappings that use it), not twice. Writeout maps them back for as long
 		 * as its requests need; the memfd keeps the pages either way. */
 		if (!ld->staged)
 			vm_alias_zap(fh, first, n, false);
-		atomic_fetch_add_explicit(&vm->ctr.pages_loaded, n, memory_order_relaxed);
-		atomic_fetch_add_explicit(&vm->ctr.bytes_read, n * vm->psz, memory_order_relaxed);
 	}
 	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
 		if (empty || ld->ra) {
@@ -297,14 +339,8 @@ void vm_load_finish(struct vm_load *ld, int err)
 				vm_uffd_wake(vm, m, first, n);
 		} else if (err)
 			vm_uffd_poison(vm, m, first, n);
-		else if (!(ld->copied && m == ld->dst))
+		else if (!(ld->copied && m == ld->dst)) /* the copy mapped it there, and woke */
 			vm_uffd_continue(vm, m, first, n, m == ld->writer);
-		else if (!vm->fault_self && (ld->fault || ld->faulted))
-			/* Mapped by the copy: wake its faults now, not before the page's state and
-			 * counters say it is in. A pin's page nobody faulted on needs no wake-up (a
-			 * fault whose message is read later finds the page mapped, and its CONTINUE
-			 * wakes it): one ioctl less per page pinned. */
-			vm_uffd_wake(vm, m, first, n);
 	}
 	fh_unlink_load(fh, ld);
 	if (fh->nloads == 0) /* quiet: what waits to leave the alias goes now */

@@ -492,10 +492,11 @@ void vm_uffd_map_around(struct vm *vm, struct rp_mapping *m, uint64_t first, uin
 		continue_unmapped(vm, start, len, mode);
 }
 
-int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t page, const void *src, bool writable)
+int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t page, const void *src, bool writable,
+                 bool wake)
 {
-	const uint64_t mode =
-	    UFFDIO_COPY_MODE_DONTWAKE | (m->track && !writable ? UFFDIO_COPY_MODE_WP : 0);
+	const uint64_t mode = (wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE) |
+	                      (m->track && !writable ? UFFDIO_COPY_MODE_WP : 0);
 	uint64_t start, len;
 
 	if (!vm_map_overlap(m, page, 1, &start, &len, vm->psz))
