@@ -36,8 +36,16 @@
  * wake-up (the service thread preempted by the thread it woke, or /proc): the scheduler
  * here moves a woken thread to the idle CPU about as often as not, and each guess that the
  * move made wrong cost a fault served across CPUs, dearer than the interrupt (minor faults
- * went from 12 to 20 us). The set is never empty; a service thread whose bit changes is
- * kicked, since a thread asleep in poll(2) keeps the descriptors it went to sleep with.
+ * went from 12 to 20 us). Also tried for unbound threads, to keep the woken thread on
+ * the serving CPU: the service thread SCHED_IDLE around the wake-up, so that the scheduler
+ * sees that CPU as idle (no gain measured, and an unprivileged thread cannot switch back);
+ * the faulting thread's affinity set to the serving CPU around the wake-up and restored
+ * after (a fifth faster, still below a bound thread, two system calls more per fault,
+ * and it races with the application's own sched_setaffinity: not kept). With the VM's
+ * guest halt polling on, unbound threads fault as fast as bound ones (README): what they
+ * pay is the wake-up of a halted CPU. The set is never empty; a service thread whose bit
+ * changes is kicked, since a thread asleep in poll(2) keeps the descriptors it went to
+ * sleep with.
  *
  * Why poll and an eventfd rather than the ring as the only event loop: the same loop
  * then serves all three io/ backends, and io_uring's completions still arrive without a
