@@ -10,6 +10,14 @@
  *          touch; against the kernel's own minor faults on a memfd mapping, measured the
  *          same way. Both map a faulting page's resident neighbours with it (fault-around,
  *          64 KiB), so this is the cost per touch over a dense range, not per fault.
+ *   lone   one fault per page: resident pages touched in random order through a mapping
+ *          under RANDOM advice (no fault-around), the thread bound to the CPU it runs
+ *          on, as the README asks of threads that fault; against the kernel mechanisms
+ *          under it, measured the same way in the same round: a userfaultfd MINOR fault
+ *          served by a thread on the same CPU (poll, read, UFFDIO_CONTINUE: the floor of
+ *          fault_mode=uffd), one raising SIGBUS and served in the handler (the floor of
+ *          fault_mode=sigbus), and SIGSEGV + mmap(MAP_FIXED) of the memfd page
+ *          (Wendelin virtmem's mechanism: its read fault is this plus its bookkeeping).
  *   pin    rp_pinv of random pages at queue depth 32, against fio io_uring 4 KiB random
  *          reads at depth 32.
  *   meta   the engine's metadata per resident page after the pin job (sparse pages) and
@@ -19,16 +27,23 @@
  */
 #include "ringpager.h"
 #include "bench/benchutil.h"
+#include "compat/kernel.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define PG 4096ul
@@ -39,6 +54,7 @@ struct opts {
 	unsigned rounds;
 	unsigned touches;
 	unsigned pins;
+	unsigned lone;
 	uint64_t minor_bytes;
 	double runtime;
 	bool fio;
@@ -166,6 +182,183 @@ static struct minor_sample job_minor(const struct opts *o, uint64_t seed)
 	return s;
 }
 
+/* ---------------------------------------------------------------- lone: a fault per page */
+
+struct lone_sample {
+	double rp, uffd, sigbus, segv;
+};
+
+/* The kernel mechanisms' shared state: one job at a time, on one thread (plus the uffd
+ * handler thread). */
+static struct {
+	int uffd, stop, memfd;
+	char *base;
+	int cpu;
+} kp;
+
+static int bind_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "vmbench: lone: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+/* A userfaultfd over kp.base's len bytes for MINOR faults; with SIGBUS, faults raise it. */
+static void kp_uffd(size_t len, bool sigbus)
+{
+	const int flags = O_CLOEXEC | O_NONBLOCK;
+
+	/* User-mode faults only: what an unprivileged process may ask for (a kernel without
+	 * the flag refuses it: then the full kind, which ringpager itself needs anyway). */
+	kp.uffd = (int)syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
+	if (kp.uffd < 0)
+		kp.uffd = (int)syscall(SYS_userfaultfd, flags);
+	if (kp.uffd < 0)
+		die("userfaultfd");
+	struct uffdio_api api = {.api = UFFD_API,
+	                         .features = UFFD_FEATURE_MINOR_SHMEM |
+	                                     (sigbus ? UFFD_FEATURE_SIGBUS : 0)};
+	struct uffdio_register reg = {.range = {(uintptr_t)kp.base, len},
+	                              .mode = UFFDIO_REGISTER_MODE_MINOR};
+
+	if (ioctl(kp.uffd, UFFDIO_API, &api) || ioctl(kp.uffd, UFFDIO_REGISTER, &reg))
+		die("userfaultfd MINOR registration");
+}
+
+static void kp_continue(uint64_t addr)
+{
+	struct uffdio_continue c = {.range = {addr & ~(PG - 1), PG}};
+
+	while (ioctl(kp.uffd, UFFDIO_CONTINUE, &c) && errno == EAGAIN)
+		;
+}
+
+/* The uffd handler thread: poll, read, UFFDIO_CONTINUE, as ringpager's service threads. */
+static void *kp_handler(void *arg)
+{
+	(void)bind_cpu(kp.cpu);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = kp.uffd, .events = POLLIN}, {.fd = kp.stop, .events = POLLIN}};
+		struct uffd_msg msg;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		if (read(kp.uffd, &msg, sizeof(msg)) == (ssize_t)sizeof(msg) &&
+		    msg.event == UFFD_EVENT_PAGEFAULT)
+			kp_continue(msg.arg.pagefault.address);
+	}
+	return arg;
+}
+
+static void kp_on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	kp_continue((uintptr_t)si->si_addr);
+}
+
+static void kp_on_sigsegv(int sig, siginfo_t *si, void *uc)
+{
+	const uintptr_t a = (uintptr_t)si->si_addr & ~(PG - 1);
+
+	(void)sig;
+	(void)uc;
+	if (mmap((void *)a, PG, PROT_READ, MAP_SHARED | MAP_FIXED, kp.memfd,
+	         (off_t)(a - (uintptr_t)kp.base)) == MAP_FAILED)
+		abort();
+}
+
+/* One kernel mechanism: 0 uffd with a handler thread, 1 uffd SIGBUS, 2 SIGSEGV + mmap. */
+static double job_kernel_lone(int how, uint64_t npages, uint64_t seed)
+{
+	const size_t len = npages * PG;
+	struct sigaction sa = {.sa_flags = SA_SIGINFO}, old;
+	const int sig = how == 1 ? SIGBUS : SIGSEGV;
+	pthread_t th;
+	double us;
+
+	kp.memfd = memfd_create("vmbench-lone", MFD_CLOEXEC);
+	if (kp.memfd < 0 || ftruncate(kp.memfd, (off_t)len) || fallocate(kp.memfd, 0, 0, (off_t)len))
+		die("memfd");
+	/* The pages mapped once elsewhere as well, as ringpager's are (pinned through another
+	 * mapping): a page's first mapping costs more than a later one. */
+	void *warm = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, kp.memfd, 0);
+
+	if (warm == MAP_FAILED)
+		die("mmap");
+	/* Wendelin's mapping is a reservation that the handler maps page by page. */
+	kp.base = how == 2 ? mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+	                          -1, 0)
+	                   : mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0);
+	if (kp.base == MAP_FAILED)
+		die("mmap");
+	if (how < 2)
+		kp_uffd(len, how == 1);
+	if (how == 0) {
+		kp.stop = eventfd(0, EFD_CLOEXEC);
+		if (kp.stop < 0 || (errno = pthread_create(&th, NULL, kp_handler, NULL)))
+			die("handler thread");
+	} else {
+		sa.sa_sigaction = how == 1 ? kp_on_sigbus : kp_on_sigsegv;
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(sig, &sa, &old))
+			die("sigaction");
+	}
+	us = touch_pages(kp.base, npages, true, seed);
+	if (how == 0) {
+		(void)eventfd_write(kp.stop, 1);
+		pthread_join(th, NULL);
+		close(kp.stop);
+	} else {
+		(void)sigaction(sig, &old, NULL);
+	}
+	if (how < 2)
+		close(kp.uffd);
+	munmap(kp.base, len);
+	munmap(warm, len);
+	close(kp.memfd);
+	return us;
+}
+
+static struct lone_sample job_lone(const struct opts *o, uint64_t seed)
+{
+	struct lone_sample s = {0};
+	const uint64_t npages = o->lone, len = npages * PG;
+	cpu_set_t was;
+	struct bu_rp r;
+	rp_mapping *m2;
+
+	/* Bound to the CPU it is on for the whole job; put back after. */
+	kp.cpu = sched_getcpu();
+	if (kp.cpu < 0 || pthread_getaffinity_np(pthread_self(), sizeof(was), &was) ||
+	    bind_cpu(kp.cpu))
+		die("binding to a CPU");
+	if (bu_rp_open(&r, "vmbench", o->file, len, len + (64ull << 20), 32))
+		exit(1);
+	if (rp_pin(r.m, 0, len) || rp_map(r.fh, 0, len, PROT_READ, &m2) ||
+	    rp_advise(m2, 0, len, RP_ADVICE_RANDOM)) {
+		fprintf(stderr, "vmbench: lone: %s\n", rp_errmsg());
+		exit(1);
+	}
+	s.rp = touch_pages(rp_mapping_addr(m2), npages, true, seed);
+	bu_rp_close(&r);
+	s.uffd = job_kernel_lone(0, npages, seed);
+	s.sigbus = job_kernel_lone(1, npages, seed);
+	s.segv = job_kernel_lone(2, npages, seed);
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(was), &was);
+	return s;
+}
+
 static struct sample job_pin(const struct opts *o, uint64_t seed)
 {
 	struct sample s = {0};
@@ -206,6 +399,7 @@ static void usage(FILE *f)
 	        "  --touches N      cold random touches per round (default 20000)\n"
 	        "  --pins N         random pages per rp_pinv (default 32768)\n"
 	        "  --minor SIZE     resident range touched for the minor-fault cost (default 256M)\n"
+	        "  --lone N         pages faulted one by one for the lone-fault cost (default 16384)\n"
 	        "  --runtime S      seconds per fio run (default 3)\n"
 	        "  --no-fio         skip the fio references\n"
 	        "Engine keys come from RINGPAGER_* variables (RINGPAGER_FAULT_THREADS=1, ...).\n");
@@ -218,10 +412,12 @@ int main(int argc, char **argv)
 	    {"rounds", required_argument, NULL, 'r'}, {"touches", required_argument, NULL, 't'},
 	    {"pins", required_argument, NULL, 'p'},   {"minor", required_argument, NULL, 'm'},
 	    {"runtime", required_argument, NULL, 'T'}, {"no-fio", no_argument, NULL, 'n'},
+	    {"lone", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},         {0},
 	};
 	struct opts o = {.file = "rp-bench.dat", .size = 4ull << 30, .rounds = 5, .touches = 20000,
-	                 .pins = 32768, .minor_bytes = 256ull << 20, .runtime = 3, .fio = true};
+	                 .pins = 32768, .lone = 16384, .minor_bytes = 256ull << 20, .runtime = 3, .fio = true};
+	char describe[2048] = "";
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
@@ -247,6 +443,10 @@ int main(int argc, char **argv)
 			if (bu_opt_size4k("vmbench", "minor", optarg, &o.minor_bytes))
 				return 2;
 			break;
+		case 'l':
+			if (bu_opt_count("vmbench", "lone", optarg, &o.lone))
+				return 2;
+			break;
 		case 'T': o.runtime = atof(optarg); break;
 		case 'n': o.fio = false; break;
 		case 'h': usage(stdout); return 0;
@@ -268,7 +468,8 @@ int main(int argc, char **argv)
 
 		rp_config_init(&cfg);
 		if (rp_config_load_env(&cfg) == 0 && rp_engine_open(&cfg, &e) == 0) {
-			printf("vmbench: engine: %s\n", rp_engine_describe(e));
+			snprintf(describe, sizeof(describe), "%s", rp_engine_describe(e));
+			printf("vmbench: engine: %s\n", describe);
 			rp_engine_close(e);
 		}
 	}
@@ -279,7 +480,9 @@ int main(int argc, char **argv)
 	double cold_ops[BU_MAX_ROUNDS], cold_p50[BU_MAX_ROUNDS], fio1_ops[BU_MAX_ROUNDS],
 	    fio1_p50[BU_MAX_ROUNDS], pin_ops[BU_MAX_ROUNDS], fio32_ops[BU_MAX_ROUNDS],
 	    meta_sparse[BU_MAX_ROUNDS], meta_dense[BU_MAX_ROUNDS], mn_seq[BU_MAX_ROUNDS],
-	    mn_rand[BU_MAX_ROUNDS], k_seq[BU_MAX_ROUNDS], k_rand[BU_MAX_ROUNDS];
+	    mn_rand[BU_MAX_ROUNDS], k_seq[BU_MAX_ROUNDS], k_rand[BU_MAX_ROUNDS],
+	    lone_rp[BU_MAX_ROUNDS], lone_uffd[BU_MAX_ROUNDS], lone_sigbus[BU_MAX_ROUNDS],
+	    lone_segv[BU_MAX_ROUNDS];
 	uint64_t seed = (uint64_t)(bu_now() * 1e9);
 
 	for (unsigned r = 0; r < o.rounds; r++) {
@@ -311,6 +514,12 @@ int main(int argc, char **argv)
 		k_seq[r] = m.kernel_seq;
 		k_rand[r] = m.kernel_rand;
 		meta_dense[r] = m.meta;
+		struct lone_sample l = job_lone(&o, seed + 3000 + r);
+
+		lone_rp[r] = l.rp;
+		lone_uffd[r] = l.uffd;
+		lone_sigbus[r] = l.sigbus;
+		lone_segv[r] = l.segv;
 		fprintf(stderr, "vmbench: round %u of %u done\n", r + 1, o.rounds);
 	}
 	unsigned n = o.rounds;
@@ -327,7 +536,17 @@ int main(int argc, char **argv)
 	bu_row("ringpager, ascending", mn_seq, n, "us", bu_median(k_seq, n));
 	bu_row("kernel memfd minor fault, random order", k_rand, n, "us", 0);
 	bu_row("ringpager, random order", mn_rand, n, "us", bu_median(k_rand, n));
-	printf("  (Wendelin virtmem's read fault on this machine: 12-13 us, BENCH.md)\n");
+	printf("minor fault, one per page (%u resident pages in random order, RANDOM advice, the "
+	       "thread bound to its CPU):\n", o.lone);
+	const bool sigbus_mode = strstr(describe, "fault_mode=sigbus") != NULL;
+
+	bu_row("userfaultfd, served on the same CPU", lone_uffd, n, "us", 0);
+	bu_row("userfaultfd SIGBUS, served in the handler", lone_sigbus, n, "us", 0);
+	bu_row("SIGSEGV + mmap(MAP_FIXED) (Wendelin's)", lone_segv, n, "us", 0);
+	bu_row(sigbus_mode ? "ringpager (to the SIGBUS floor)" : "ringpager (to the userfaultfd floor)",
+	       lone_rp, n, "us", bu_median(sigbus_mode ? lone_sigbus : lone_uffd, n));
+	printf("  ringpager / Wendelin's mechanism alone: %.2fx the time (its read fault adds its "
+	       "own work)\n", bu_median(lone_rp, n) / bu_median(lone_segv, n));
 	printf("rp_pinv of %u random pages, queue depth 32:\n", o.pins);
 	if (o.fio)
 		bu_row("fio io_uring randread 4k depth 32", fio32_ops, n, "IOPS", 0);
