@@ -11,13 +11,14 @@
  *          same way. Both map a faulting page's resident neighbours with it (fault-around,
  *          64 KiB), so this is the cost per touch over a dense range, not per fault.
  *   lone   one fault per page: resident pages touched in random order through a mapping
- *          under RANDOM advice (no fault-around), the thread bound to the CPU it runs
- *          on, as the README asks of threads that fault; against the kernel mechanisms
+ *          under RANDOM advice (no fault-around), the thread bound to the CPU it runs on
+ *          (as the README asks of threads that fault), then not; against the mechanisms
  *          under it, measured the same way in the same round: a userfaultfd MINOR fault
  *          served by a thread on the same CPU (poll, read, UFFDIO_CONTINUE: the floor of
  *          fault_mode=uffd), one raising SIGBUS and served in the handler (the floor of
- *          fault_mode=sigbus), and SIGSEGV + mmap(MAP_FIXED) of the memfd page
- *          (Wendelin virtmem's mechanism: its read fault is this plus its bookkeeping).
+ *          fault_mode=sigbus), SIGSEGV + mmap(MAP_FIXED) of the memfd page (Wendelin
+ *          virtmem's mechanism), and Wendelin's whole read fault by the system calls it
+ *          makes (kp_on_sigsegv_read).
  *   pin    rp_pinv of random pages at queue depth 32, against fio io_uring 4 KiB random
  *          reads at depth 32.
  *   meta   the engine's metadata per resident page after the pin job (sparse pages) and
@@ -185,7 +186,7 @@ static struct minor_sample job_minor(const struct opts *o, uint64_t seed)
 /* ---------------------------------------------------------------- lone: a fault per page */
 
 struct lone_sample {
-	double rp, uffd, sigbus, segv;
+	double rp, rp_unbound, uffd, sigbus, segv, wendelin;
 };
 
 /* The kernel mechanisms' shared state: one job at a time, on one thread (plus the uffd
@@ -267,6 +268,26 @@ static void kp_on_sigbus(int sig, siginfo_t *si, void *uc)
 	kp_continue((uintptr_t)si->si_addr);
 }
 
+/* Wendelin virtmem's first read fault, by the system calls its source makes (read, not
+ * copied: bigfile/pagefault.c, virtmem.c, ram_shmfs.c), with a no-op load as in its own
+ * BenchmarkPagefaultC: the RAM page allocated (fallocate), mapped somewhere to be loaded
+ * and unmapped, then mapped read-only in place (mmap MAP_FIXED). Its bookkeeping (one
+ * global lock, a list walk, a malloc) is left out, so this is a floor for it. */
+static void kp_on_sigsegv_read(int sig, siginfo_t *si, void *uc)
+{
+	const uintptr_t a = (uintptr_t)si->si_addr & ~(PG - 1);
+	const off_t off = (off_t)(a - (uintptr_t)kp.base);
+	void *tmp;
+
+	(void)sig;
+	(void)uc;
+	if (fallocate(kp.memfd, 0, off, PG) ||
+	    (tmp = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, kp.memfd, off)) == MAP_FAILED ||
+	    munmap(tmp, PG) ||
+	    mmap((void *)a, PG, PROT_READ, MAP_SHARED | MAP_FIXED, kp.memfd, off) == MAP_FAILED)
+		abort();
+}
+
 static void kp_on_sigsegv(int sig, siginfo_t *si, void *uc)
 {
 	const uintptr_t a = (uintptr_t)si->si_addr & ~(PG - 1);
@@ -278,26 +299,28 @@ static void kp_on_sigsegv(int sig, siginfo_t *si, void *uc)
 		abort();
 }
 
-/* One kernel mechanism: 0 uffd with a handler thread, 1 uffd SIGBUS, 2 SIGSEGV + mmap. */
+/* One kernel mechanism: 0 uffd with a handler thread, 1 uffd SIGBUS, 2 SIGSEGV + mmap,
+ * 3 Wendelin's whole read fault (kp_on_sigsegv_read: its pages are not allocated yet). */
 static double job_kernel_lone(int how, uint64_t npages, uint64_t seed)
 {
 	const size_t len = npages * PG;
 	struct sigaction sa = {.sa_flags = SA_SIGINFO}, old;
 	const int sig = how == 1 ? SIGBUS : SIGSEGV;
+	void *warm = NULL;
 	pthread_t th;
 	double us;
 
 	kp.memfd = memfd_create("vmbench-lone", MFD_CLOEXEC);
-	if (kp.memfd < 0 || ftruncate(kp.memfd, (off_t)len) || fallocate(kp.memfd, 0, 0, (off_t)len))
+	if (kp.memfd < 0 || ftruncate(kp.memfd, (off_t)len) ||
+	    (how < 3 && fallocate(kp.memfd, 0, 0, (off_t)len)))
 		die("memfd");
 	/* The pages mapped once elsewhere as well, as ringpager's are (pinned through another
 	 * mapping): a page's first mapping costs more than a later one. */
-	void *warm = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, kp.memfd, 0);
-
-	if (warm == MAP_FAILED)
+	if (how < 3 && (warm = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, kp.memfd, 0)) ==
+	                   MAP_FAILED)
 		die("mmap");
 	/* Wendelin's mapping is a reservation that the handler maps page by page. */
-	kp.base = how == 2 ? mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+	kp.base = how >= 2 ? mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 	                          -1, 0)
 	                   : mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0);
 	if (kp.base == MAP_FAILED)
@@ -309,7 +332,7 @@ static double job_kernel_lone(int how, uint64_t npages, uint64_t seed)
 		if (kp.stop < 0 || (errno = pthread_create(&th, NULL, kp_handler, NULL)))
 			die("handler thread");
 	} else {
-		sa.sa_sigaction = how == 1 ? kp_on_sigbus : kp_on_sigsegv;
+		sa.sa_sigaction = how == 1 ? kp_on_sigbus : how == 2 ? kp_on_sigsegv : kp_on_sigsegv_read;
 		sigemptyset(&sa.sa_mask);
 		if (sigaction(sig, &sa, &old))
 			die("sigaction");
@@ -325,7 +348,8 @@ static double job_kernel_lone(int how, uint64_t npages, uint64_t seed)
 	if (how < 2)
 		close(kp.uffd);
 	munmap(kp.base, len);
-	munmap(warm, len);
+	if (warm)
+		munmap(warm, len);
 	close(kp.memfd);
 	return us;
 }
@@ -336,25 +360,33 @@ static struct lone_sample job_lone(const struct opts *o, uint64_t seed)
 	const uint64_t npages = o->lone, len = npages * PG;
 	cpu_set_t was;
 	struct bu_rp r;
-	rp_mapping *m2;
+	rp_mapping *m2, *m3;
 
-	/* Bound to the CPU it is on for the whole job; put back after. */
+	if (bu_rp_open(&r, "vmbench", o->file, len, len + (64ull << 20), 32))
+		exit(1);
+	if (rp_pin(r.m, 0, len) || rp_map(r.fh, 0, len, PROT_READ, &m2) ||
+	    rp_map(r.fh, 0, len, PROT_READ, &m3) || rp_advise(m2, 0, len, RP_ADVICE_RANDOM) ||
+	    rp_advise(m3, 0, len, RP_ADVICE_RANDOM)) {
+		fprintf(stderr, "vmbench: lone: %s\n", rp_errmsg());
+		exit(1);
+	}
+	/* Bound to the CPU it is on, then not bound, as the process came (in that order: an
+	 * unbound thread's faults keep every service thread listening for 100 ms after,
+	 * vm/service.c), then bound again for the references; put back after. */
 	kp.cpu = sched_getcpu();
 	if (kp.cpu < 0 || pthread_getaffinity_np(pthread_self(), sizeof(was), &was) ||
 	    bind_cpu(kp.cpu))
 		die("binding to a CPU");
-	if (bu_rp_open(&r, "vmbench", o->file, len, len + (64ull << 20), 32))
-		exit(1);
-	if (rp_pin(r.m, 0, len) || rp_map(r.fh, 0, len, PROT_READ, &m2) ||
-	    rp_advise(m2, 0, len, RP_ADVICE_RANDOM)) {
-		fprintf(stderr, "vmbench: lone: %s\n", rp_errmsg());
-		exit(1);
-	}
 	s.rp = touch_pages(rp_mapping_addr(m2), npages, true, seed);
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(was), &was);
+	s.rp_unbound = touch_pages(rp_mapping_addr(m3), npages, true, seed);
 	bu_rp_close(&r);
+	if (bind_cpu(kp.cpu))
+		die("binding to a CPU");
 	s.uffd = job_kernel_lone(0, npages, seed);
 	s.sigbus = job_kernel_lone(1, npages, seed);
 	s.segv = job_kernel_lone(2, npages, seed);
+	s.wendelin = job_kernel_lone(3, npages, seed);
 	(void)pthread_setaffinity_np(pthread_self(), sizeof(was), &was);
 	return s;
 }
@@ -482,7 +514,7 @@ int main(int argc, char **argv)
 	    meta_sparse[BU_MAX_ROUNDS], meta_dense[BU_MAX_ROUNDS], mn_seq[BU_MAX_ROUNDS],
 	    mn_rand[BU_MAX_ROUNDS], k_seq[BU_MAX_ROUNDS], k_rand[BU_MAX_ROUNDS],
 	    lone_rp[BU_MAX_ROUNDS], lone_uffd[BU_MAX_ROUNDS], lone_sigbus[BU_MAX_ROUNDS],
-	    lone_segv[BU_MAX_ROUNDS];
+	    lone_segv[BU_MAX_ROUNDS], lone_wendelin[BU_MAX_ROUNDS], lone_rp_unbound[BU_MAX_ROUNDS];
 	uint64_t seed = (uint64_t)(bu_now() * 1e9);
 
 	for (unsigned r = 0; r < o.rounds; r++) {
@@ -517,9 +549,11 @@ int main(int argc, char **argv)
 		struct lone_sample l = job_lone(&o, seed + 3000 + r);
 
 		lone_rp[r] = l.rp;
+		lone_rp_unbound[r] = l.rp_unbound;
 		lone_uffd[r] = l.uffd;
 		lone_sigbus[r] = l.sigbus;
 		lone_segv[r] = l.segv;
+		lone_wendelin[r] = l.wendelin;
 		fprintf(stderr, "vmbench: round %u of %u done\n", r + 1, o.rounds);
 	}
 	unsigned n = o.rounds;
@@ -536,17 +570,21 @@ int main(int argc, char **argv)
 	bu_row("ringpager, ascending", mn_seq, n, "us", bu_median(k_seq, n));
 	bu_row("kernel memfd minor fault, random order", k_rand, n, "us", 0);
 	bu_row("ringpager, random order", mn_rand, n, "us", bu_median(k_rand, n));
-	printf("minor fault, one per page (%u resident pages in random order, RANDOM advice, the "
-	       "thread bound to its CPU):\n", o.lone);
+	printf("minor fault, one per page (%u resident pages in random order, RANDOM advice; the "
+	       "thread bound to its CPU unless said):\n", o.lone);
 	const bool sigbus_mode = strstr(describe, "fault_mode=sigbus") != NULL;
 
 	bu_row("userfaultfd, served on the same CPU", lone_uffd, n, "us", 0);
 	bu_row("userfaultfd SIGBUS, served in the handler", lone_sigbus, n, "us", 0);
 	bu_row("SIGSEGV + mmap(MAP_FIXED) (Wendelin's)", lone_segv, n, "us", 0);
+	bu_row("Wendelin's read fault, its system calls", lone_wendelin, n, "us", 0);
 	bu_row(sigbus_mode ? "ringpager (to the SIGBUS floor)" : "ringpager (to the userfaultfd floor)",
 	       lone_rp, n, "us", bu_median(sigbus_mode ? lone_sigbus : lone_uffd, n));
-	printf("  ringpager / Wendelin's mechanism alone: %.2fx the time (its read fault adds its "
-	       "own work)\n", bu_median(lone_rp, n) / bu_median(lone_segv, n));
+	bu_row("ringpager, the thread not bound", lone_rp_unbound, n, "us",
+	       bu_median(sigbus_mode ? lone_sigbus : lone_uffd, n));
+	printf("  ringpager / Wendelin's read fault (its system calls, no-op load): %.2fx the "
+	       "time bound, %.2fx not bound\n", bu_median(lone_rp, n) / bu_median(lone_wendelin, n),
+	       bu_median(lone_rp_unbound, n) / bu_median(lone_wendelin, n));
 	printf("rp_pinv of %u random pages, queue depth 32:\n", o.pins);
 	if (o.fio)
 		bu_row("fio io_uring randread 4k depth 32", fio32_ops, n, "IOPS", 0);
