@@ -38,7 +38,10 @@
  * move made wrong cost a fault served across CPUs, dearer than the interrupt (minor faults
  * went from 12 to 20 us). Also tried for unbound threads, to keep the woken thread on
  * the serving CPU: the service thread SCHED_IDLE around the wake-up, so that the scheduler
- * sees that CPU as idle (no gain measured, and an unprivileged thread cannot switch back);
+ * sees that CPU as idle (a trace shows the woken thread kept there, but its faults still
+ * served from both CPUs in turn, 5,665 and 4,411 in a second: no gain; with only the
+ * serving CPU listening, 0.55x -> 0.39x of fio; an unprivileged thread cannot switch
+ * back anyway);
  * the faulting thread's affinity set to the serving CPU around the wake-up and restored
  * after (a fifth faster, still below a bound thread, two system calls more per fault,
  * and it races with the application's own sched_setaffinity: not kept). With the VM's
