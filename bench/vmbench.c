@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #define PG 4096ul
+#define LONE_MAX 32768u /* --lone at most */
 
 struct opts {
 	const char *file;
@@ -431,7 +432,8 @@ static void usage(FILE *f)
 	        "  --touches N      cold random touches per round (default 20000)\n"
 	        "  --pins N         random pages per rp_pinv (default 32768)\n"
 	        "  --minor SIZE     resident range touched for the minor-fault cost (default 256M)\n"
-	        "  --lone N         pages faulted one by one for the lone-fault cost (default 16384)\n"
+	        "  --lone N         pages faulted one by one for the lone-fault cost (default 16384,\n"
+	        "                   at most 32768)\n"
 	        "  --runtime S      seconds per fio run (default 3)\n"
 	        "  --no-fio         skip the fio references\n"
 	        "Engine keys come from RINGPAGER_* variables (RINGPAGER_FAULT_THREADS=1, ...).\n");
@@ -478,6 +480,12 @@ int main(int argc, char **argv)
 		case 'l':
 			if (bu_opt_count("vmbench", "lone", optarg, &o.lone))
 				return 2;
+			if (o.lone > LONE_MAX) {
+				/* Wendelin's mechanism maps each page on its own (one VMA each in
+				 * random order), against vm.max_map_count (65530 by default). */
+				fprintf(stderr, "vmbench: --lone %s: at most %u pages\n", optarg, LONE_MAX);
+				return 2;
+			}
 			break;
 		case 'T': o.runtime = atof(optarg); break;
 		case 'n': o.fio = false; break;
@@ -489,6 +497,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (o.minor_bytes > o.size)
 		o.minor_bytes = o.size;
+	if (o.lone > o.size / PG)
+		o.lone = (unsigned)(o.size / PG);
 	if (o.fio && !bu_have_fio()) {
 		fprintf(stderr, "vmbench: fio not found: references skipped (--no-fio to silence)\n");
 		o.fio = false;
