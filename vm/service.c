@@ -40,14 +40,13 @@
  * the serving CPU: the service thread SCHED_IDLE around the wake-up, so that the scheduler
  * sees that CPU as idle (a trace shows the woken thread kept there, but its faults still
  * served from both CPUs in turn, 5,665 and 4,411 in a second: no gain; with only the
- * serving CPU listening, 0.55x -> 0.39x of fio; an unprivileged thread cannot switch
- * back anyway);
- * the faulting thread's affinity set to the serving CPU around the wake-up and restored
- * after (a fifth faster, still below a bound thread, two system calls more per fault,
- * and it races with the application's own sched_setaffinity: not kept). With the VM's
- * guest halt polling on, unbound threads fault as fast as bound ones (README): what they
- * pay is the wake-up of a halted CPU. The set is never empty; a service thread whose bit
- * changes is kicked, since a thread asleep in poll(2) keeps the descriptors it went to
+ * serving CPU listening, 0.55x -> 0.39x of fio; an unprivileged thread cannot switch back
+ * anyway); the faulting thread's affinity set to the serving CPU around the wake-up and
+ * restored after (a fifth faster, still below a bound thread, two system calls more per
+ * fault, and it races with the application's own sched_setaffinity: not kept). With the
+ * VM's guest halt polling on, unbound threads fault as fast as bound ones (README): what
+ * they pay is the wake-up of a halted CPU. The set is never empty; a service thread whose
+ * bit changes is kicked, since a thread asleep in poll(2) keeps the descriptors it went to
  * sleep with.
  *
  * Why poll and an eventfd rather than the ring as the only event loop: the same loop
