@@ -2,8 +2,8 @@
 /*
  * tests/vm/test_sigbus.c - fault_mode=sigbus (vm/sigbus.c): faults served on the faulting
  * thread, the process's SIGBUS handler and what it passes on, and the documented costs
- * (EFAULT from system calls, wp_sync refused). The vm, dirty, reclaim and readahead suites
- * also run whole in this mode (tests/meson.build).
+ * (EFAULT from system calls, where uffd mode waits; wp_sync refused). The vm, dirty,
+ * reclaim and readahead suites also run whole in this mode (tests/meson.build).
  */
 #include "vm/vm.h"
 #include "common/testutil.h"
@@ -218,6 +218,66 @@ Test(sigbus, system_calls_on_pages_not_resident_get_efault_until_pinned)
 	cr_assert_eq(read(p[0], back, PG), (ssize_t)PG);
 	tu_expect_fill(back, PG, 12, 5 * PG);
 	cr_assert_eq(rp_unpin(f.m, 5 * PG, PG), 0);
+	close(p[0]);
+	close(p[1]);
+	free(back);
+	tu_map_close(&f);
+}
+
+/* What decides is whether the page is mapped where the system call reads it, not whether
+ * it is in the pool: a page loaded through one mapping is not yet mapped in a second one. */
+Test(sigbus, system_calls_on_resident_pages_not_mapped_there_get_efault_until_touched)
+{
+	struct tu_map f;
+	rp_mapping *b;
+	int p[2];
+	char *back = tu_aligned(PG);
+
+	tu_map_open(&f, open_mode("sigbus"), "sigbus_efault_two", 32 * PG, 13, PROT_READ);
+	tu_map_read(&f, 5); /* loaded, and mapped in f.m */
+	cr_assert_eq(rp_map(f.fh, 0, 32 * PG, PROT_READ, &b), 0, "%s", rp_errmsg());
+	char *bb = rp_mapping_addr(b);
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(write(p[1], f.a + 5 * PG, PG), (ssize_t)PG, "mapped in the first mapping");
+	cr_assert_eq(read(p[0], back, PG), (ssize_t)PG);
+	errno = 0;
+	cr_assert_eq(write(p[1], bb + 5 * PG, PG), -1, "resident, but not mapped in the second");
+	cr_assert_eq(errno, EFAULT);
+	cr_assert_eq(tu_stats(f.eng).loads, 1, "no load was started for it");
+	(void)*(volatile char *)(bb + 5 * PG); /* a touch maps it, with no load */
+	cr_assert_eq(write(p[1], bb + 5 * PG, PG), (ssize_t)PG);
+	cr_assert_eq(read(p[0], back, PG), (ssize_t)PG);
+	tu_expect_fill(back, PG, 13, 5 * PG);
+	cr_assert_eq(tu_stats(f.eng).loads, 1);
+	cr_assert_eq(rp_unmap(b), 0);
+	close(p[0]);
+	close(p[1]);
+	free(back);
+	tu_map_close(&f);
+}
+
+/* The reason uffd is the default: there the kernel waits for the service threads inside
+ * the system call, as it waits for a disk read under the kernel's own mmap. */
+Test(sigbus, in_uffd_mode_system_calls_on_pages_not_mapped_wait_for_them)
+{
+	struct tu_map f;
+	rp_mapping *b;
+	int p[2];
+	char *back = tu_aligned(PG);
+
+	tu_map_open(&f, open_mode("uffd"), "uffd_syscalls", 32 * PG, 14, PROT_READ);
+	cr_assert_eq(rp_map(f.fh, 0, 32 * PG, PROT_READ, &b), 0, "%s", rp_errmsg());
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(write(p[1], f.a + 7 * PG, PG), (ssize_t)PG, "absent: loaded in the call");
+	cr_assert_eq(read(p[0], back, PG), (ssize_t)PG);
+	tu_expect_fill(back, PG, 14, 7 * PG);
+	cr_assert_eq(write(p[1], (char *)rp_mapping_addr(b) + 7 * PG, PG), (ssize_t)PG,
+	             "resident, mapped in the call");
+	cr_assert_eq(read(p[0], back, PG), (ssize_t)PG);
+	tu_expect_fill(back, PG, 14, 7 * PG);
+	cr_assert_eq(tu_stats(f.eng).loads, 1);
+	cr_assert_eq(rp_unmap(b), 0);
 	close(p[0]);
 	close(p[1]);
 	free(back);
