@@ -201,6 +201,16 @@ Test(sigbus, the_handler_stays_while_any_engine_needs_it)
 
 /* ---------------------------------------------------------------- what it costs */
 
+/* A write(2) of the page at a into the pipe p succeeds (what: why it should), and the bytes
+ * that come out are the store's at pos (filled from seed). */
+static void expect_write_carries(const int p[2], const char *a, char *back, uint64_t seed,
+                                 uint64_t pos, const char *what)
+{
+	cr_assert_eq(write(p[1], a, PG), (ssize_t)PG, "%s", what);
+	cr_assert_eq(read(p[0], back, PG), (ssize_t)PG);
+	tu_expect_fill(back, PG, seed, pos);
+}
+
 Test(sigbus, system_calls_on_pages_not_resident_get_efault_until_pinned)
 {
 	struct tu_map f;
@@ -214,9 +224,7 @@ Test(sigbus, system_calls_on_pages_not_resident_get_efault_until_pinned)
 	                                                "a system call");
 	cr_assert_eq(errno, EFAULT);
 	cr_assert_eq(rp_pin(f.m, 5 * PG, PG), 0, "%s", rp_errmsg());
-	cr_assert_eq(write(p[1], f.a + 5 * PG, PG), (ssize_t)PG);
-	cr_assert_eq(read(p[0], back, PG), (ssize_t)PG);
-	tu_expect_fill(back, PG, 12, 5 * PG);
+	expect_write_carries(p, f.a + 5 * PG, back, 12, 5 * PG, "pinned");
 	cr_assert_eq(rp_unpin(f.m, 5 * PG, PG), 0);
 	close(p[0]);
 	close(p[1]);
@@ -239,16 +247,13 @@ Test(sigbus, system_calls_on_resident_pages_not_mapped_there_get_efault_until_to
 	char *bb = rp_mapping_addr(b);
 
 	cr_assert_eq(pipe(p), 0);
-	cr_assert_eq(write(p[1], f.a + 5 * PG, PG), (ssize_t)PG, "mapped in the first mapping");
-	cr_assert_eq(read(p[0], back, PG), (ssize_t)PG);
+	expect_write_carries(p, f.a + 5 * PG, back, 13, 5 * PG, "mapped in the first mapping");
 	errno = 0;
 	cr_assert_eq(write(p[1], bb + 5 * PG, PG), -1, "resident, but not mapped in the second");
 	cr_assert_eq(errno, EFAULT);
 	cr_assert_eq(tu_stats(f.eng).loads, 1, "no load was started for it");
 	(void)*(volatile char *)(bb + 5 * PG); /* a touch maps it, with no load */
-	cr_assert_eq(write(p[1], bb + 5 * PG, PG), (ssize_t)PG);
-	cr_assert_eq(read(p[0], back, PG), (ssize_t)PG);
-	tu_expect_fill(back, PG, 13, 5 * PG);
+	expect_write_carries(p, bb + 5 * PG, back, 13, 5 * PG, "mapped by the touch");
 	cr_assert_eq(tu_stats(f.eng).loads, 1);
 	cr_assert_eq(rp_unmap(b), 0);
 	close(p[0]);
@@ -269,13 +274,9 @@ Test(sigbus, in_uffd_mode_system_calls_on_pages_not_mapped_wait_for_them)
 	tu_map_open(&f, open_mode("uffd"), "uffd_syscalls", 32 * PG, 14, PROT_READ);
 	cr_assert_eq(rp_map(f.fh, 0, 32 * PG, PROT_READ, &b), 0, "%s", rp_errmsg());
 	cr_assert_eq(pipe(p), 0);
-	cr_assert_eq(write(p[1], f.a + 7 * PG, PG), (ssize_t)PG, "absent: loaded in the call");
-	cr_assert_eq(read(p[0], back, PG), (ssize_t)PG);
-	tu_expect_fill(back, PG, 14, 7 * PG);
-	cr_assert_eq(write(p[1], (char *)rp_mapping_addr(b) + 7 * PG, PG), (ssize_t)PG,
-	             "resident, mapped in the call");
-	cr_assert_eq(read(p[0], back, PG), (ssize_t)PG);
-	tu_expect_fill(back, PG, 14, 7 * PG);
+	expect_write_carries(p, f.a + 7 * PG, back, 14, 7 * PG, "absent: loaded in the call");
+	expect_write_carries(p, (char *)rp_mapping_addr(b) + 7 * PG, back, 14, 7 * PG,
+	                     "resident, mapped in the call");
 	cr_assert_eq(tu_stats(f.eng).loads, 1);
 	cr_assert_eq(rp_unmap(b), 0);
 	close(p[0]);
