@@ -330,6 +330,9 @@ void vm_load_finish(struct vm_load *ld, int err)
 		 * as its requests need; the memfd keeps the pages either way. */
 		if (!ld->staged)
 			vm_alias_zap(fh, first, n, false);
+		/* The pages can be evicted now: a load waiting for memory while the pool was
+		 * full of pages in flight (a WILLNEED of the whole pool) may take them. */
+		vm_reclaim_kick(vm);
 	}
 	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
 		if (empty || ld->ra) {

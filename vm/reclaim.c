@@ -53,8 +53,10 @@
  * When nothing can be freed (every page dirty under keep, or pinned): a fault is parked
  * (the kernel keeps its thread waiting) and rp_pin waits, both up to reclaim_wait ms;
  * the pressure hook is told (RP_PRESSURE_POOL_FULL) so that the application can write
- * out; whenever memory may have been freed (a hole punched, pages made clean) the waiters
- * try again. When the wait ends: the faulting thread gets SIGBUS (a poison marker, as for
+ * out; whenever memory may have been freed (a hole punched, pages made clean, a load
+ * completed) the waiters try again. When nothing can be freed means pages in flight too:
+ * a pool filled by WILLNEED is evictable as soon as its loads complete. When the wait
+ * ends (after one last sweep): the faulting thread gets SIGBUS (a poison marker, as for
  * a failed load: the page keeps raising SIGBUS in that mapping until it is loaded by
  * rp_pin or WILLNEED, or rp_invalidate clears it), and rp_pin returns -ENOMEM. The engine
  * never aborts.
@@ -622,7 +624,11 @@ int vm_reclaim_alloc(struct vm *vm, struct ram_handle *ram, uint64_t off, uint64
 
 		pthread_mutex_unlock(&rc->wlock);
 		if (stop || (r == ETIMEDOUT && vm_now_ns() >= deadline)) {
-			e = ram_alloc(ram, off, len, ram_flags); /* one last try */
+			/* One last try, with a sweep: pages that became evictable without a kick
+			 * must not be left unseen. */
+			if (!stop)
+				(void)vm_reclaim_pages(vm, need > RC_SYNC_MIN ? need : RC_SYNC_MIN);
+			e = ram_alloc(ram, off, len, ram_flags);
 			break;
 		}
 	}

@@ -216,6 +216,46 @@ Test(reclaim, pinned_pages_are_never_evicted)
 	tu_map_close(&f);
 }
 
+/* A pool filled by WILLNEED holds nothing but clean pages once its loads complete: a
+ * fault or a pin that came while they were in flight must take memory from them, not
+ * wait out reclaim_wait (an hour here: a stall is this test's timeout) and fail. Each
+ * round touches, then pins, a page far from the window while it loads. */
+/* WILLNEED does not wait for memory: with the last round's loads still in flight it may
+ * find no room and say so. */
+static void willneed(struct tu_map *f, uint64_t first, uint64_t n)
+{
+	int e = rp_advise(f->m, first * PG, n * PG, RP_ADVICE_WILLNEED);
+
+	cr_assert(e == 0 || e == -ENOMEM, "%d: %s", e, rp_errmsg());
+}
+
+Test(reclaim, a_pool_filled_by_willneed_makes_room_for_the_next_load, .timeout = 120)
+{
+	struct tu_map f;
+	const uint64_t pool = 2048, pages = 8 * pool;
+	const char *const extra[] = {"reclaim_wait", "3600000", NULL};
+
+	fix_open(&f, "rc_willneed", pool, pages, NULL, PROT_READ, extra);
+	for (uint64_t round = 0; round < 5; round++) {
+		const uint64_t win = (round % 4) * pool, far = (win + 5 * pool / 2) % pages;
+
+		cr_assert_eq(rp_advise(f.m, 0, pages * PG, RP_ADVICE_DONTNEED), 0, "%s", rp_errmsg());
+		willneed(&f, win, pool);
+		tu_map_read(&f, far + round);
+		willneed(&f, win, pool);
+		cr_assert_eq(rp_pin(f.m, (far + 8 + round) * PG, PG), 0, "round %lu: %s",
+		             (unsigned long)round, rp_errmsg());
+		tu_expect_fill(f.a + (far + 8 + round) * PG, PG, 77, (far + 8 + round) * PG);
+		cr_assert_eq(rp_unpin(f.m, (far + 8 + round) * PG, PG), 0);
+	}
+	struct rp_stats s = tu_stats(f.eng);
+
+	cr_assert_eq(s.memory_failures, 0, "%lu loads gave up waiting for memory",
+	             (unsigned long)s.memory_failures);
+	cr_assert_leq(s.resident_pages, pool);
+	tu_map_close(&f);
+}
+
 Test(reclaim, background_reclaim_brings_the_pool_down_to_the_low_watermark)
 {
 	struct tu_map f;
