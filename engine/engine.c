@@ -284,10 +284,14 @@ static int check_range(const char *fn, struct rp_fileh *fh, uint64_t off, uint64
                        uint64_t *first, uint64_t *n)
 {
 	size_t psz = fh->vm->psz;
-	uint64_t end = fh->npages * psz;
+	/* An empty store's handle still has one page of RAM (a memfd cannot be empty): it is
+	 * not the store's, and a page mapped there could never be written out. */
+	uint64_t end = fh->store->size ? fh->npages * psz : 0;
 
 	if (len == 0)
 		return vm_errf(-EINVAL, "%s: length 0", fn);
+	if (!end)
+		return vm_errf(-EINVAL, "%s: the store is empty (0 bytes): no page to reach", fn);
 	if (off % psz)
 		return vm_errf(-EINVAL, "%s: offset %" PRIu64 " is not a multiple of the page size %zu",
 		               fn, off, psz);

@@ -7,6 +7,7 @@
 #include "compat/kernel.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -82,7 +83,14 @@ static int rpio_dev_probe(struct rpio_dev *d, char *msg, size_t msglen)
 		 * relax it to the device's logical block size. */
 		d->lbs = st.st_blksize > 0 ? (uint32_t)st.st_blksize : 4096;
 	} else {
-		rpio_msgf(msg, msglen, "%s is neither a regular file nor a block device", d->path);
+		const char *kind = S_ISDIR(st.st_mode)    ? "a directory"
+		                   : S_ISFIFO(st.st_mode) ? "a FIFO"
+		                   : S_ISCHR(st.st_mode)  ? "a character device"
+		                   : S_ISSOCK(st.st_mode) ? "a socket"
+		                                          : "of another kind";
+
+		rpio_msgf(msg, msglen, "%s is %s, neither a regular file nor a block device", d->path,
+		          kind);
 		return -EINVAL;
 	}
 	d->off_align = d->mem_align = d->lbs;
@@ -129,6 +137,10 @@ int rpio_dev_open(const char *path, int oflags, struct rpio_dev **out, char *msg
 		return -ENOMEM;
 	}
 	d->rdonly = acc == O_RDONLY;
+	/* O_NONBLOCK: opening a FIFO or a terminal must not wait for a peer before the probe
+	 * below refuses it. It is cleared again once the descriptor is known to be a file or
+	 * a block device (io_uring would return EAGAIN for it instead of waiting). */
+	extra |= O_NONBLOCK | O_NOCTTY;
 	d->fd = open(path, acc | extra | O_DIRECT | O_CLOEXEC, 0600);
 	if (d->fd < 0 && errno == EINVAL) {
 		/* The filesystem refuses O_DIRECT (ramfs, some FUSE, tmpfs before 6.6). */
@@ -149,6 +161,13 @@ int rpio_dev_open(const char *path, int oflags, struct rpio_dev **out, char *msg
 	err = rpio_dev_probe(d, msg, msglen);
 	if (err)
 		goto fail;
+	int fl = fcntl(d->fd, F_GETFL);
+
+	if (fl < 0 || fcntl(d->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		err = -errno;
+		rpio_msgf(msg, msglen, "%s: cannot clear O_NONBLOCK: %s", path, strerror(errno));
+		goto fail;
+	}
 	pthread_mutex_init(&d->fault_lock, NULL);
 	d->id = atomic_fetch_add(&rpio_dev_next_id, 1);
 	*out = d;

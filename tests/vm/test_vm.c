@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PG 4096ul
@@ -847,6 +848,53 @@ Test(vm, bad_arguments_get_an_errno_and_a_message)
 	cr_assert_eq(rp_store_open(f.eng, f.path, O_WRONLY, &st), -EINVAL);
 	cr_assert_eq(rp_store_create(f.eng, &cs_ops, NULL, 0, &st), -EINVAL);
 	cr_assert(strstr(rp_errmsg(), "size 0"), "%s", rp_errmsg());
+	fixture_close(&f);
+}
+
+/* An empty file has no page to map: a page mapped there could never be written out
+ * (every writeout failed with -EINVAL and the page stayed dirty for ever). */
+Test(vm, an_empty_store_refuses_a_mapping)
+{
+	struct fixture f = {0};
+	rp_mapping *m = NULL;
+	rp_store *st;
+	rp_fileh *fh;
+
+	f.eng = open_engine(16ul << 20, 0);
+	f.path = tu_scratch_file("vm_empty", 0, 1);
+	cr_assert_eq(rp_store_open(f.eng, f.path, O_RDWR, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_size(st), 0);
+	cr_assert_eq(rp_fileh_open(st, &fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(fh, 0, PG, PROT_READ | PROT_WRITE, &m), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "empty"), "%s", rp_errmsg());
+	cr_assert_null(m);
+	cr_assert_eq(rp_invalidate(fh, 0, PG), -EINVAL);
+	cr_assert_eq(rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_SYNC), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_close(fh), 0);
+	cr_assert_eq(rp_store_close(st), 0);
+	fixture_close(&f);
+}
+
+/* A path that is neither a file nor a block device is refused at once, whatever it is:
+ * opening a FIFO must not wait for a writer. */
+Test(vm, a_store_that_is_not_a_file_is_refused_without_blocking, .timeout = 60)
+{
+	struct fixture f = {0};
+	char fifo[256];
+	rp_store *st = NULL;
+
+	f.eng = open_engine(16ul << 20, 0);
+	snprintf(fifo, sizeof(fifo), "%s/vm-fifo-%d", tu_dir(), getpid());
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	cr_assert_eq(rp_store_open(f.eng, fifo, O_RDONLY, &st), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "a FIFO"), "%s", rp_errmsg());
+	cr_assert_eq(rp_store_open(f.eng, fifo, O_RDWR, &st), -EINVAL);
+	unlink(fifo);
+	cr_assert_eq(rp_store_open(f.eng, "/dev/zero", O_RDONLY, &st), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "character device"), "%s", rp_errmsg());
+	cr_assert_eq(rp_store_open(f.eng, tu_dir(), O_RDONLY, &st), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "a directory"), "%s", rp_errmsg());
+	cr_assert_null(st);
 	fixture_close(&f);
 }
 
