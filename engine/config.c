@@ -8,6 +8,7 @@
 #include "io/io.h"
 #include "ram/ram.h"
 #include "vm/vm.h"
+#include "engine/textin.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -366,40 +367,33 @@ int rp_config_get(const rp_config *cfg, const char *key, char *buf, size_t len)
 	return 0;
 }
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
+/* An INI file is a few dozen lines: anything larger is not one. */
+#define INI_MAX_BYTES (1u << 20)
+#define INI_MAX_LINE  1022
 
 int rp_config_load(rp_config *cfg, const char *path)
 {
-	char line[1024], where[600];
+	char where[600], msg[600];
 	unsigned lineno = 0;
+	char *text, *cur, *line;
 	int err = 0;
-	FILE *f;
 
 	if (!cfg || !path)
 		return vm_errf(-EINVAL, "rp_config_load: cfg and path must not be NULL");
-	f = fopen(path, "re");
-	if (!f)
-		return vm_errf(-errno, "rp_config_load: %s: %s", path, strerror(errno));
-	while (fgets(line, sizeof(line), f)) {
+	err = textin_read(path, INI_MAX_BYTES, &text, msg, sizeof(msg));
+	if (err)
+		return vm_errf(err, "rp_config_load: %s", msg);
+	cur = text;
+	while ((line = textin_line(&cur))) {
 		char *s, *eq;
 
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%u: ", path, lineno);
-		if (!strchr(line, '\n') && !feof(f)) {
-			err = vm_errf(-EINVAL, "%sline longer than %zu bytes", where, sizeof(line) - 2);
+		if (strlen(line) > INI_MAX_LINE) {
+			err = vm_errf(-EINVAL, "%sline longer than %u bytes", where, INI_MAX_LINE);
 			break;
 		}
-		s = trim(line);
+		s = textin_trim(line);
 		if (!*s || *s == '#' || *s == ';')
 			continue;
 		if (*s == '[') {
@@ -415,7 +409,7 @@ int rp_config_load(rp_config *cfg, const char *path)
 			break;
 		}
 		*eq = '\0';
-		char *key = trim(s), *value = trim(eq + 1);
+		char *key = textin_trim(s), *value = textin_trim(eq + 1);
 		const struct key *k = find_key(key);
 
 		if (!k) {
@@ -425,7 +419,7 @@ int rp_config_load(rp_config *cfg, const char *path)
 		if ((err = set_key(cfg, k, value, where)) < 0)
 			break;
 	}
-	fclose(f);
+	free(text);
 	return err;
 }
 
@@ -449,6 +443,8 @@ int rp_config_load_env(rp_config *cfg)
 			name[i] = (char)tolower((unsigned char)var[sizeof(prefix) - 1 + i]);
 		name[n] = '\0';
 		snprintf(where, sizeof(where), "environment %.*s: ", (int)(eq - var), var);
+		if (strlen(eq + 1) > INI_MAX_LINE)
+			return vm_errf(-EINVAL, "%svalue longer than %u bytes", where, INI_MAX_LINE);
 		const struct key *k = find_key(name);
 
 		if (!k)

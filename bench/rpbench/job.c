@@ -12,6 +12,7 @@
  * the library itself, so rpbench cannot drift from it.
  */
 #include "bench/rpbench/rpbench.h"
+#include "engine/textin.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -276,6 +277,10 @@ static int job_set(struct rpb_job *j, const char *key, const char *val, char *er
 	} else if (strcmp(key, "rw") == 0 || strcmp(key, "readwrite") == 0) {
 		const char *v = strcmp(val, "rw") == 0 ? "readwrite" : val;
 
+		if (strchr(v, ':'))
+			BAD("%s=%s: fio's '<pattern>:<offset>' form (a hole or stride after each "
+			    "I/O) is not supported; give the pattern alone",
+			    key, val);
 		if (parse_name(v, rw_names, 6, &e) < 0) {
 			list_names(names, sizeof(names), rw_names, 6);
 			BAD("%s=%s: expected one of %s", key, val, names);
@@ -425,45 +430,42 @@ static void sections_free(struct sections *ss)
 	memset(ss, 0, sizeof(*ss));
 }
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
 /* Reads a job file's sections. [global] sections accumulate and apply to the job
  * sections after them, as in fio. */
+/* Job files are a few hundred lines; their reader refuses what cannot be one. */
+#define JOBFILE_MAX_BYTES (1u << 20)
+#define JOBFILE_MAX_LINE  4096
+
 static int read_jobfile(const char *path, struct sections *ss, char *err, size_t len)
 {
-	FILE *f = fopen(path, "r");
 	struct rpb_kvlist global = {0};
 	struct rpb_kvlist *cur = NULL;
-	char *line = NULL;
-	size_t cap = 0;
+	char *text, *pos, *line, msg[RPB_ERR_LEN];
 	unsigned lineno = 0;
-	int ret = 0;
+	int ret = textin_read(path, JOBFILE_MAX_BYTES, &text, msg, sizeof(msg));
 
-	if (!f) {
-		ret = -errno;
-		errf(err, len, "%s: cannot read the job file: %s", path, strerror(errno));
+	if (ret) {
+		errf(err, len, "cannot read the job file %s", msg);
 		return ret;
 	}
-	while (getline(&line, &cap, f) >= 0) {
-		char *s = trim(line), *eq;
+	pos = text;
+	while ((line = textin_line(&pos))) {
+		char *s, *eq;
 
 		lineno++;
+		if (strlen(line) > JOBFILE_MAX_LINE) {
+			errf(err, len, "%s:%u: line longer than %u bytes", path, lineno,
+			     JOBFILE_MAX_LINE);
+			ret = -EINVAL;
+			break;
+		}
+		s = textin_trim(line);
 		if (!*s || *s == ';' || *s == '#')
 			continue;
 		if (*s == '[') {
 			char *close = strchr(s, ']');
 
-			if (!close || close == s + 1 || *trim(close + 1)) {
+			if (!close || close == s + 1 || *textin_trim(close + 1)) {
 				errf(err, len, "%s:%u: malformed section header '%s'", path, lineno, s);
 				ret = -EINVAL;
 				break;
@@ -494,14 +496,13 @@ static int read_jobfile(const char *path, struct sections *ss, char *err, size_t
 		eq = strchr(s, '=');
 		if (eq) {
 			*eq = 0;
-			kv_add(cur, trim(s), trim(eq + 1));
+			kv_add(cur, textin_trim(s), textin_trim(eq + 1));
 		} else {
 			kv_add(cur, s, "");
 		}
 	}
-	free(line);
+	free(text);
 	kv_free(&global);
-	fclose(f);
 	return ret;
 }
 

@@ -366,6 +366,52 @@ Test(rpbench_parse, job_file_errors_name_the_key_and_the_file)
 	tu_unlink(empty);
 }
 
+/* Whatever a path names, the job reader neither blocks nor grows without bound: a
+ * device, a FIFO, a directory, a file without newlines or one too large are refused by
+ * name; an unsupported fio form is refused as unsupported, by name. */
+Test(rpbench_parse, job_input_that_is_not_a_job_file_is_refused_at_once, .timeout = 60)
+{
+	char fifo[256], *huge, *longline, *nul;
+	struct rpb_spec s;
+	FILE *f;
+
+	expect_refused("/dev/zero as a job file", "a character device", "/dev/zero", NULL);
+	snprintf(fifo, sizeof(fifo), "%s/rpb-fifo-%d", tu_dir(), getpid());
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	expect_refused("a FIFO as a job file", "a FIFO", fifo, NULL);
+	unlink(fifo);
+	cr_expect_eq(parse(&s, tu_dir(), NULL), -EISDIR);
+	cr_expect(strstr(err, "directory"), "'%s'", err);
+
+	/* 2 MiB without a newline, then one line of 8 KiB. */
+	cr_assert(asprintf(&huge, "%s/rpb-huge-%d.fio", tu_dir(), getpid()) > 0);
+	cr_assert((f = fopen(huge, "w")));
+	for (int i = 0; i < 2 << 20; i++)
+		fputc('x', f);
+	fclose(f);
+	cr_expect_eq(parse(&s, huge, NULL), -EFBIG);
+	cr_expect(strstr(err, "1048576"), "the limit is named: '%s'", err);
+	tu_unlink(huge);
+	cr_assert(asprintf(&longline, "%s/rpb-long-%d.fio", tu_dir(), getpid()) > 0);
+	cr_assert((f = fopen(longline, "w")));
+	fputs("[j]\nfilename=", f);
+	for (int i = 0; i < 8192; i++)
+		fputc('x', f);
+	fputs("\n", f);
+	fclose(f);
+	expect_refused("a line of 8 KiB", ":2: line longer than 4096", longline, NULL);
+	tu_unlink(longline);
+	nul = jobfile("nul", "[j]\nrw=read\n");
+	cr_assert((f = fopen(nul, "a")));
+	fputc(0, f);
+	fclose(f);
+	expect_refused("a job file with a NUL byte", "NUL", nul, NULL);
+	tu_unlink(nul);
+
+	expect_refused("fio's stride form", "not supported", "--rw=read:-8k", NULL);
+	cr_expect(strstr(err, "read:-8k"), "the value is named: '%s'", err);
+}
+
 /* ---------------------------------------------------------------- a JSON reader */
 
 /* Just enough JSON to check rpbench's output: a tree of values, numbers told apart as

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,43 @@ Test(config, ini_file_sets_keys_and_names_the_bad_line)
 	cr_assert_eq(rp_config_load(&c, "/nonexistent.ini"), -ENOENT);
 	cr_assert(strstr(rp_errmsg(), "/nonexistent.ini"), "%s", rp_errmsg());
 	for (char **p = (char *[]){ok, bad, badsec, noeq, NULL}; *p; p++) {
+		unlink(*p);
+		free(*p);
+	}
+}
+
+/* Whatever the path names, rp_config_load neither blocks nor reads without bound, and a
+ * path that is not a file is an error, not an empty configuration. */
+Test(config, ini_paths_that_are_not_ini_files_are_refused_at_once, .timeout = 60)
+{
+	rp_config c;
+	char fifo[256], *big, *nul;
+	FILE *f;
+
+	rp_config_init(&c);
+	cr_assert_eq(rp_config_load(&c, tu_dir()), -EISDIR, "%s", rp_errmsg());
+	cr_assert(strstr(rp_errmsg(), "directory"), "%s", rp_errmsg());
+	cr_assert_eq(rp_config_load(&c, "/dev/zero"), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "character device"), "%s", rp_errmsg());
+	snprintf(fifo, sizeof(fifo), "%s/cfg-fifo-%d", tu_dir(), getpid());
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	cr_assert_eq(rp_config_load(&c, fifo), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "FIFO"), "%s", rp_errmsg());
+	unlink(fifo);
+	big = write_ini("cfg_big.ini", "");
+	cr_assert((f = fopen(big, "w")));
+	for (int i = 0; i < (1 << 20) + 1; i++)
+		fputc(i % 64 ? ' ' : '\n', f);
+	fclose(f);
+	cr_assert_eq(rp_config_load(&c, big), -EFBIG);
+	cr_assert(strstr(rp_errmsg(), "cfg_big.ini"), "%s", rp_errmsg());
+	nul = write_ini("cfg_nul.ini", "ram_size = 1G\n");
+	cr_assert((f = fopen(nul, "a")));
+	fputc(0, f);
+	fclose(f);
+	cr_assert_eq(rp_config_load(&c, nul), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "NUL"), "%s", rp_errmsg());
+	for (char **p = (char *[]){big, nul, NULL}; *p; p++) {
 		unlink(*p);
 		free(*p);
 	}
