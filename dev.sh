@@ -30,9 +30,15 @@ install_missing() {
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
 }
 
+# Warnings are errors here and in CI, never in meson's defaults: a packager's build with
+# a newer compiler must not fail on a new warning.
 build() { # dir, extra meson options...
 	local dir=$1; shift
-	[ -f "$dir/build.ninja" ] || meson setup "$dir" "$@"
+	if [ -f "$dir/build.ninja" ]; then
+		meson configure "$dir" -Dwerror=true "$@" >/dev/null
+	else
+		meson setup "$dir" -Dwerror=true "$@"
+	fi
 	ninja -C "$dir"
 }
 

@@ -307,7 +307,7 @@ static int check_range(const char *fn, struct rp_fileh *fh, uint64_t off, uint64
 
 int rp_invalidate(rp_fileh *fh, uint64_t off, uint64_t len)
 {
-	uint64_t first, n;
+	uint64_t first = 0, n = 0; /* set by the range check when it returns 0 */
 	int err;
 
 	if ((err = check_waiting_fh("rp_invalidate", fh)) ||
@@ -384,7 +384,7 @@ int rp_fileh_dirty(rp_fileh *fh, uint64_t *pages)
 
 int rp_map(rp_fileh *fh, uint64_t off, size_t len, int prot, rp_mapping **out)
 {
-	uint64_t first, n;
+	uint64_t first = 0, n = 0; /* set by the range check when it returns 0 */
 	int err;
 
 	if (!fh || !out)
@@ -498,7 +498,7 @@ int rp_pinv(rp_mapping *m, const rp_range *ranges, size_t n)
 
 int rp_unpin(rp_mapping *m, size_t off, size_t len)
 {
-	uint64_t first, n;
+	uint64_t first = 0, n = 0; /* set by the range check when it returns 0 */
 	int err;
 
 	if (!m)

@@ -110,7 +110,7 @@ bool vm_pagemap_walk(struct vm *vm, struct rp_mapping *m, uint64_t start, uint64
                      uint64_t inverted, uint64_t mask, vm_region_fn fn, void *arg)
 {
 	struct page_region vec[64];
-	uint64_t base = (uintptr_t)m->addr, walk_end;
+	uint64_t base = (uintptr_t)m->addr, walk_end = 0;
 
 	while (start < end) {
 		int n = pagemap_query(vm->pagemap_fd, start, end, wp, inverted, mask, vec,
