@@ -355,3 +355,24 @@ void tu_config_dirty(rp_config *cfg, const char *mode)
 	if (!strcmp(mode, "wp_sync"))
 		cfg->fault_mode = RP_FAULT_MODE_UFFD;
 }
+
+void tu_done_fn(void *arg, int result)
+{
+	struct tu_done *d = arg;
+
+	pthread_mutex_lock(&d->lock);
+	d->done = true;
+	d->result = result;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int tu_done_wait(struct tu_done *d)
+{
+	pthread_mutex_lock(&d->lock);
+	while (!d->done)
+		pthread_cond_wait(&d->cv, &d->lock);
+	d->done = false;
+	pthread_mutex_unlock(&d->lock);
+	return d->result;
+}

@@ -6,6 +6,7 @@
 #ifndef RINGPAGER_TESTUTIL_H
 #define RINGPAGER_TESTUTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,6 +83,18 @@ struct rp_stats tu_stats(rp_engine *eng);
  * addr exactly. Its handler is an application's that replaces ringpager's for a moment:
  * it lets rp_sigbus_handle serve ringpager's faults first (fault_mode=sigbus). */
 bool tu_touch_gets_sigbus(volatile const char *addr);
+
+/* An asynchronous writeout waited for: pass tu_done_fn and the struct to
+ * rp_writeout_async, then tu_done_wait returns the result (and readies it for reuse). */
+struct tu_done {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool done;
+	int result;
+};
+#define TU_DONE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0}
+void tu_done_fn(void *arg, int result);
+int tu_done_wait(struct tu_done *d);
 
 /* rp_config_init, then fault_mode from RP_TEST_FAULT_MODE when set: meson runs the vm
  * suites once per fault mode (tests/meson.build). */
