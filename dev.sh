@@ -5,7 +5,8 @@
 #                    benchmark of the engine (bench/main.fio) on a 1 GiB scratch file
 #   ./dev.sh test    install what is missing, build twice (normal, and with
 #                    AddressSanitizer + UndefinedBehaviorSanitizer), run every test in
-#                    both builds, and print one line: N passed, N failed, N skipped
+#                    both builds, run each libFuzzer target (fuzz/) for 30 s in a third
+#                    build (clang), and print one line: N passed, N failed, N skipped
 #
 # Extra arguments after `bench` go to rpbench and override the job's options
 # (`./dev.sh bench --size=4G --output-format=json`; see README, "rpbench").
@@ -15,10 +16,12 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential meson ninja-build pkg-config liburing-dev libaio-dev
           libjemalloc-dev libcriterion-dev fio python3 util-linux)
+# `test` also builds the libFuzzer targets with clang (libFuzzer is in clang's runtime).
+TEST_PACKAGES=(clang libclang-rt-14-dev)
 
-install_missing() {
+install_missing() { # extra packages...
 	local missing=()
-	for p in "${PACKAGES[@]}"; do
+	for p in "${PACKAGES[@]}" "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 			missing+=("$p")
 	done
@@ -90,16 +93,22 @@ bench)
 	exec build/bench/rpbench "$@" bench/main.fio
 	;;
 test)
-	install_missing
+	install_missing "${TEST_PACKAGES[@]}"
 	build build
 	build build-san -Db_sanitize=address,undefined -Db_lundef=false
+	# The fuzzers: clang, ASan+UBSan, no Criterion suites (the two builds above run them).
+	CC=clang build build-fuzz -Dfuzz=enabled -Dtests=disabled \
+		-Db_sanitize=address,undefined -Db_lundef=false
 	save_sysctls
 	trap restore_sysctls EXIT
 	read -r p1 f1 s1 < <(run_tests build | tee /dev/stderr | tail -n 1)
 	read -r p2 f2 s2 < <(run_tests build-san | tee /dev/stderr | tail -n 1)
-	echo "normal build: $p1 passed, $f1 failed, $s1 skipped; sanitizer build: $p2 passed, $f2 failed, $s2 skipped"
-	echo "$((p1 + p2)) passed, $((f1 + f2)) failed, $((s1 + s2)) skipped"
-	[ $((f1 + f2)) -eq 0 ] && [ $((p1 + p2)) -gt 0 ]
+	read -r p3 f3 s3 < <(run_tests build-fuzz | tee /dev/stderr | tail -n 1)
+	echo "normal build: $p1 passed, $f1 failed, $s1 skipped;" \
+		"sanitizer build: $p2 passed, $f2 failed, $s2 skipped;" \
+		"fuzzers: $p3 passed, $f3 failed, $s3 skipped"
+	echo "$((p1 + p2 + p3)) passed, $((f1 + f2 + f3)) failed, $((s1 + s2 + s3)) skipped"
+	[ $((f1 + f2 + f3)) -eq 0 ] && [ $((p1 + p2)) -gt 0 ]
 	;;
 *)
 	echo "usage: ./dev.sh bench [rpbench options] | ./dev.sh test" >&2
