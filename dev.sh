@@ -6,7 +6,8 @@
 #   ./dev.sh test    install what is missing, build twice (normal, and with
 #                    AddressSanitizer + UndefinedBehaviorSanitizer), run every test in
 #                    both builds, run each libFuzzer target (fuzz/) for 30 s in a third
-#                    build (clang), and print one line: N passed, N failed, N skipped
+#                    build (clang), run rpbench under ThreadSanitizer in a fourth, and
+#                    print one line: N passed, N failed, N skipped
 #
 # Extra arguments after `bench` go to rpbench and override the job's options
 # (`./dev.sh bench --size=4G --output-format=json`; see README, "rpbench").
@@ -99,16 +100,22 @@ test)
 	# The fuzzers: clang, ASan+UBSan, no Criterion suites (the two builds above run them).
 	CC=clang build build-fuzz -Dfuzz=enabled -Dtests=disabled \
 		-Db_sanitize=address,undefined -Db_lundef=false
+	# ThreadSanitizer: Criterion cannot run under it, so rpbench drives the engine's
+	# threads there (bench/tsan.fio, both fault modes; docs/testing.md says why).
+	build build-tsan -Dtests=disabled -Db_sanitize=thread
 	save_sysctls
 	trap restore_sysctls EXIT
 	read -r p1 f1 s1 < <(run_tests build | tee /dev/stderr | tail -n 1)
 	read -r p2 f2 s2 < <(run_tests build-san | tee /dev/stderr | tail -n 1)
 	read -r p3 f3 s3 < <(run_tests build-fuzz | tee /dev/stderr | tail -n 1)
+	read -r p4 f4 s4 < <(run_tests build-tsan | tee /dev/stderr | tail -n 1)
 	echo "normal build: $p1 passed, $f1 failed, $s1 skipped;" \
 		"sanitizer build: $p2 passed, $f2 failed, $s2 skipped;" \
-		"fuzzers: $p3 passed, $f3 failed, $s3 skipped"
-	echo "$((p1 + p2 + p3)) passed, $((f1 + f2 + f3)) failed, $((s1 + s2 + s3)) skipped"
-	[ $((f1 + f2 + f3)) -eq 0 ] && [ $((p1 + p2)) -gt 0 ]
+		"fuzzers: $p3 passed, $f3 failed, $s3 skipped;" \
+		"thread sanitizer: $p4 passed, $f4 failed, $s4 skipped"
+	echo "$((p1 + p2 + p3 + p4)) passed, $((f1 + f2 + f3 + f4)) failed," \
+		"$((s1 + s2 + s3 + s4)) skipped"
+	[ $((f1 + f2 + f3 + f4)) -eq 0 ] && [ $((p1 + p2)) -gt 0 ]
 	;;
 *)
 	echo "usage: ./dev.sh bench [rpbench options] | ./dev.sh test" >&2

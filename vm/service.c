@@ -266,6 +266,12 @@ static int reap(struct vm_service *s)
 	return total;
 }
 
+/* The service threads started so far: read by running threads while later ones start. */
+static unsigned svc_count(const struct vm *vm)
+{
+	return __atomic_load_n(&vm->nsvc, __ATOMIC_ACQUIRE);
+}
+
 /* The service thread of the one CPU that thread tid is bound to, or -1: not bound to one
  * CPU, no service thread there, or gone. */
 static int bound_service(const struct vm *vm, uint32_t tid)
@@ -274,7 +280,7 @@ static int bound_service(const struct vm *vm, uint32_t tid)
 
 	if (sched_getaffinity((pid_t)tid, sizeof(set), &set) < 0 || CPU_COUNT(&set) != 1)
 		return -1;
-	for (unsigned i = 0; i < vm->nsvc; i++)
+	for (unsigned i = 0; i < svc_count(vm); i++)
 		if (vm->svc[i].cpu >= 0 && CPU_ISSET(vm->svc[i].cpu, &set))
 			return (int)i;
 	return -1;
@@ -298,7 +304,7 @@ static void listen_for(struct vm_service *s, uint32_t tid)
 		atomic_store_explicit(&vm->listen_all_ns, now, memory_order_relaxed);
 	if (now - atomic_load_explicit(&vm->listen_all_ns, memory_order_relaxed) < LISTEN_KEEP_NS)
 		mask = vm_listen_all(vm);
-	for (unsigned i = 0; i < vm->nsvc; i++) {
+	for (unsigned i = 0; i < svc_count(vm); i++) {
 		struct vm_service *o = &vm->svc[i];
 
 		if ((int)i == at) {
@@ -316,7 +322,7 @@ static void listen_for(struct vm_service *s, uint32_t tid)
 		return;
 	uint64_t old = atomic_exchange(&vm->listen_mask, mask);
 
-	for (unsigned i = 0; i < vm->nsvc; i++)
+	for (unsigned i = 0; i < svc_count(vm); i++)
 		if ((mask ^ old) & (1ull << i))
 			(void)eventfd_write(vm->svc[i].kick_fd, 1);
 }
@@ -491,12 +497,12 @@ static void hand(struct vm *vm, struct vm_job *head, struct vm_job *tail, bool l
 	else
 		vm->jobs_head = head;
 	vm->jobs_tail = tail;
-	unsigned k = vm->next_kick++ % vm->nsvc;
+	unsigned k = vm->next_kick++ % svc_count(vm);
 
 	if (local && vm->bound) {
 		const int cpu = sched_getcpu();
 
-		for (unsigned i = 0; i < vm->nsvc; i++)
+		for (unsigned i = 0; i < svc_count(vm); i++)
 			if (vm->svc[i].cpu == cpu)
 				k = i;
 	}
@@ -518,11 +524,11 @@ void vm_service_detach(struct vm *vm, struct rpio_dev *dev)
 {
 	/* The queues are single-issuer: each thread must drop its registration itself. */
 	pthread_mutex_lock(&vm->jobs_lock);
-	for (unsigned i = 0; i < vm->nsvc; i++) {
+	for (unsigned i = 0; i < svc_count(vm); i++) {
 		vm->svc[i].detach = dev;
 		(void)eventfd_write(vm->svc[i].kick_fd, 1);
 	}
-	for (unsigned i = 0; i < vm->nsvc; i++)
+	for (unsigned i = 0; i < svc_count(vm); i++)
 		while (vm->svc[i].detach)
 			pthread_cond_wait(&vm->jobs_cv, &vm->jobs_lock);
 	pthread_mutex_unlock(&vm->jobs_lock);
@@ -584,7 +590,9 @@ int vm_service_start(struct vm *vm, const struct vm_params *p)
 		s->io_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		pthread_mutex_init(&s->ready_lock, NULL);
 		pthread_cond_init(&s->ready_cv, NULL);
-		vm->nsvc = i + 1;
+		/* Published after the thread's fields it covers: running service threads
+		 * read it while the next ones start. */
+		__atomic_store_n(&vm->nsvc, i + 1, __ATOMIC_RELEASE);
 		if (s->kick_fd < 0 || s->io_fd < 0) {
 			err = vm_errf(-errno, "eventfd: %s", strerror(errno));
 			break;
@@ -617,14 +625,14 @@ int vm_service_start(struct vm *vm, const struct vm_params *p)
 
 int vm_service_cpu(const struct vm *vm, unsigned i)
 {
-	return i < vm->nsvc ? vm->svc[i].cpu : -1;
+	return i < svc_count(vm) ? vm->svc[i].cpu : -1;
 }
 
 uint64_t vm_listening(const struct vm *vm)
 {
 	uint64_t mask = 0;
 
-	for (unsigned i = 0; i < vm->nsvc; i++)
+	for (unsigned i = 0; i < svc_count(vm); i++)
 		if (atomic_load_explicit(&vm->svc[i].polls_uffd, memory_order_relaxed))
 			mask |= 1ull << i;
 	return mask;
@@ -632,27 +640,27 @@ uint64_t vm_listening(const struct vm *vm)
 
 uint64_t vm_listen_all(const struct vm *vm)
 {
-	return all_bits(vm->nsvc);
+	return all_bits(svc_count(vm));
 }
 
 /* The io backend's description, from the first thread's queue. */
 const char *vm_service_describe(const struct vm *vm)
 {
-	return vm->nsvc && vm->svc[0].q ? rpio_queue_describe(vm->svc[0].q) : "";
+	return svc_count(vm) && vm->svc[0].q ? rpio_queue_describe(vm->svc[0].q) : "";
 }
 
 void vm_service_stop(struct vm *vm)
 {
 	atomic_store(&vm->stopping, true);
-	for (unsigned i = 0; i < vm->nsvc; i++)
+	for (unsigned i = 0; i < svc_count(vm); i++)
 		if (vm->svc[i].kick_fd >= 0)
 			(void)eventfd_write(vm->svc[i].kick_fd, 1);
-	for (unsigned i = 0; i < vm->nsvc; i++) {
+	for (unsigned i = 0; i < svc_count(vm); i++) {
 		if (vm->svc[i].started)
 			pthread_join(vm->svc[i].thread, NULL);
 		service_free(&vm->svc[i]);
 	}
 	free(vm->svc);
 	vm->svc = NULL;
-	vm->nsvc = 0;
+	__atomic_store_n(&vm->nsvc, 0, __ATOMIC_RELEASE);
 }
