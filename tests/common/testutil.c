@@ -215,6 +215,38 @@ int tu_sysctl_swap(const char *path, const char *value, char *old, size_t oldlen
 	return r;
 }
 
+/* Values changed by tu_sysctl_set_or_skip, to be put back. */
+static struct {
+	char path[128], old[64];
+} sysctl_saved[4];
+static unsigned nsysctl_saved;
+
+void tu_sysctl_set_or_skip(const char *path, const char *value)
+{
+	char old[64];
+
+	if (!tu_is_root())
+		cr_skip_test("needs root: sets %s", path);
+	if (access(path, F_OK))
+		cr_skip_test("this kernel has no %s", path);
+	cr_assert_lt(nsysctl_saved, 4);
+	cr_assert_eq(tu_sysctl_swap(path, value, old, sizeof(old)), 0, "setting %s", path);
+	snprintf(sysctl_saved[nsysctl_saved].path, sizeof(sysctl_saved[0].path), "%s", path);
+	snprintf(sysctl_saved[nsysctl_saved].old, sizeof(sysctl_saved[0].old), "%s", old);
+	nsysctl_saved++;
+}
+
+void tu_sysctl_restore_all(void)
+{
+	char scratch[64];
+
+	while (nsysctl_saved) {
+		nsysctl_saved--;
+		tu_sysctl_swap(sysctl_saved[nsysctl_saved].path, sysctl_saved[nsysctl_saved].old,
+		               scratch, sizeof(scratch));
+	}
+}
+
 /* ---------------------------------------------------------------- huge pages */
 
 #define NR_HUGEPAGES   "/proc/sys/vm/nr_hugepages"

@@ -50,6 +50,12 @@ bool tu_loop_detach(int loopfd, const char *devpath);
  * Returns 0 or -errno. */
 int tu_sysctl_swap(const char *path, const char *value, char *old, size_t oldlen);
 
+/* As root: sets a /proc/sys file for the rest of the test, skipping the test when not
+ * root or where the kernel has no such file; tu_sysctl_restore_all puts back every value
+ * set so (call it from the test's .fini too, should the test fail midway). */
+void tu_sysctl_set_or_skip(const char *path, const char *value);
+void tu_sysctl_restore_all(void);
+
 /* As root: sets vm.nr_hugepages so that exactly `free_pages` 2 MiB pages are free,
  * remembering the old value; skips the test where that is impossible (not root, no huge
  * pages, fragmented memory). tu_huge_restore puts the old value back (call it from the
