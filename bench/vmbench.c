@@ -12,7 +12,7 @@
  *          64 KiB), so this is the cost per touch over a dense range, not per fault.
  *   lone   one fault per page: resident pages touched in random order through a mapping
  *          under RANDOM advice (no fault-around), the thread bound to the CPU it runs on
- *          (as the README asks of threads that fault), then not; against the mechanisms
+ *          (as docs/tuning.md asks of threads that fault), then not; against the mechanisms
  *          under it, measured the same way in the same round: a userfaultfd MINOR fault
  *          served by a thread on the same CPU (poll, read, UFFDIO_CONTINUE: the floor of
  *          fault_mode=uffd), one raising SIGBUS and served in the handler (the floor of

@@ -8,6 +8,7 @@
 #include "io/io.h"
 #include "ram/ram.h"
 #include "vm/vm.h"
+#include "engine/config.h"
 #include "engine/textin.h"
 
 #include <ctype.h>
@@ -79,14 +80,14 @@ int rp_config_init(rp_config *cfg)
 	cfg->sqpoll = 0;
 	cfg->fault_threads = 0; /* auto: one per CPU, bound (vm/service.c says why) */
 	cfg->dirty_tracking = VM_DIRTY_AUTO;
-	cfg->reclaim_high = 98; /* README "Reclaim": measured against 95/85 */
+	cfg->reclaim_high = 98; /* docs/benchmarks.md, "Reclaim" */
 	cfg->reclaim_low = 95;
 	cfg->reclaim_wait = 5000;
 	cfg->dirty_limit = 0;
 	cfg->dirty_limit_pct = 50;
 	cfg->dirty_policy = VM_POLICY_KEEP;
-	cfg->readahead_max = 32ull << 20; /* README "Readahead": measured against 512k..64M */
-	cfg->fault_spin_us = 200;        /* README "Fault service": measured 0..400 */
+	cfg->readahead_max = 32ull << 20; /* docs/benchmarks.md, "Readahead" */
+	cfg->fault_spin_us = 200;        /* docs/benchmarks.md, "Fault service" */
 	cfg->fault_mode = RP_FAULT_MODE_AUTO; /* uffd: ringpager.h says why not sigbus */
 	return 0;
 }
@@ -146,6 +147,11 @@ static int parse_bool(const char *s, int *out)
 			return *out = 0, 0;
 	}
 	return -EINVAL;
+}
+
+const char *config_key_name(unsigned i)
+{
+	return i < NKEYS ? keys[i].name : NULL;
 }
 
 static const struct key *find_key(const char *name)

@@ -5,10 +5,9 @@
  * ringpager maps regions of files and block devices into memory and serves their page
  * faults in userspace: pages are loaded with O_DIRECT reads into ringpager's own RAM pool,
  * sequential runs are read ahead in batches, and modified pages are written back only
- * when the application asks (see the README).
+ * when the application asks (README.md; docs/design.md for the mechanisms).
  *
- * This header grows with the library: it declares only what is implemented. Readahead
- * arrives with its issue.
+ * This header declares only what is implemented, and documents each function.
  *
  * Errors: every function that can fail returns a negative errno value; rp_strerror()
  * turns it into text. Nothing in the library aborts the process.
@@ -56,7 +55,7 @@ RP_API const char *rp_errmsg(void);
  * The engine never reads the environment by itself: the application decides whether the
  * environment may override it, by calling rp_config_load_env where it wants.
  *
- * Keys (README, "Configuration", has the full table):
+ * Keys (README.md, "Configuration keys", has the table):
  *   ram_size       RAM pool size, bytes with an optional suffix k/M/G/T (powers of 1024).
  *                  Default: a quarter of the machine's RAM. A multiple of the page size
  *                  (2 MiB when huge pages are used).
@@ -88,18 +87,18 @@ RP_API const char *rp_errmsg(void);
  *                  pages back itself, as rp_writeout(STORE | MARKSTORED | SYNC) would, and
  *                  evicts them: for databases whose log makes that safe).
  *   readahead_max  the largest readahead window, bytes with a suffix ("32M", the default:
- *                  README "Readahead" gives the measurements), at most a quarter of
+ *                  docs/benchmarks.md gives the measurements), at most a quarter of
  *                  ram_size is used; "0" turns readahead off.
  *   fault_spin_us  microseconds (0..10000, default 200) a service thread keeps polling
  *                  for the completion of a fault's load before it sleeps: on a virtual
  *                  machine a sleeping CPU takes tens of microseconds to wake for the
- *                  completion (README "Fault service"). It spins only while a thread
+ *                  completion (docs/tuning.md). It spins only while a thread
  *                  waits on a fault's own read, on a CPU that thread has left idle.
  *                  0 turns it off.
  *   fault_mode     who serves a fault: "uffd" (service threads reading the userfaultfd),
  *                  "sigbus" (the faulting thread itself, in a SIGBUS handler ringpager
  *                  installs: no wake-up of another thread, so a cold or minor fault costs
- *                  less; README "Fault service" has the figures), or "auto" (default:
+ *                  less; docs/benchmarks.md has the figures), or "auto" (default:
  *                  uffd). sigbus asks three things of the application, which is why it is
  *                  not the default: a system call that reads or writes a page of a mapping
  *                  that is not resident fails with EFAULT (rp_pin such ranges first);
@@ -167,7 +166,7 @@ typedef struct rp_mapping rp_mapping;
 /* Opens an engine with cfg (NULL: the defaults). Probes the kernel (userfaultfd features,
  * I/O backends, huge pages) and falls back where it can; rp_engine_describe says what was
  * chosen. -errno with rp_errmsg on failure (for instance -EPERM when userfaultfd is not
- * allowed: see the README, "Requirements"). */
+ * allowed: see README.md, "Requirements"). */
 RP_API int rp_engine_open(const rp_config *cfg, rp_engine **out);
 /* Closes the engine and everything still open on it: mappings are unmapped, file
  * handles and stores closed (their unwritten modifications are dropped). Waits for loads
@@ -406,7 +405,7 @@ enum {
 	RP_ADVICE_DONTNEED = 4,   /* drop the range's clean pages from the pool now */
 };
 /* Gives advice about [off, off + len) of the mapping (offsets relative to the mapping).
- * NORMAL, RANDOM and SEQUENTIAL set how faults in the range read ahead (README,
+ * NORMAL, RANDOM and SEQUENTIAL set how faults in the range read ahead (docs/design.md,
  * "Readahead"), until advice over the same pages changes it; they last as long as the
  * mapping. WILLNEED starts the loads of the absent pages asynchronously. DONTNEED drops
  * the range's clean, unpinned pages from the pool (writes made through wp_async

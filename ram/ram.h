@@ -6,7 +6,7 @@
  * A pool is the engine's RAM budget (`ram_size`) in pages of one size: 4 KiB (shmem
  * memfds) or 2 MiB (hugetlbfs memfds). It creates RAM handles and charges them for every
  * page they allocate. A RAM handle is one sparse memfd as large as the store it caches,
- * memfd offset == store offset (DESIGN.md, "identity layout"). It offers:
+ * memfd offset == store offset (the identity layout: docs/design.md). It offers:
  *   - an alias mapping of the whole handle, read-write, for the engine's own I/O;
  *   - mappings of any page-aligned range at a chosen or a free address (user mappings);
  *   - allocation of pages before they are filled, charged to the pool;

@@ -3,8 +3,8 @@
  * vm/page.h - the state of one page of a file handle, and the word that holds it.
  *
  * Every page of a file handle has one 64-bit slot in the handle's pagemap (vm/pagemap.c).
- * The slot is the page descriptor: the common case needs no other memory (Hurd libpager's
- * compact pagemap entries, DESIGN.md "Ideas carried from the seeds"). An empty slot is 0,
+ * The slot is the page descriptor: the common case needs no other memory (as GNU Hurd
+ * libpager's compact pagemap entries). An empty slot is 0,
  * and a pagemap leaf whose slots are all 0 is freed, so metadata follows what is resident.
  *
  *   bits  0..2   state (below)

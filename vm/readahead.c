@@ -59,7 +59,7 @@
  * kernel's own readahead, with large folios, sends 4 MiB), and fio reads 2.3 GB/s into
  * huge pages against 0.9-1.1 into 4 KiB ones. Staged, ringpager's requests were 3.9 MiB
  * on average, yet a scan was no faster (1.0-1.25 GB/s either way, alternating runs), and
- * the copy costs a CPU's quarter: the limit is elsewhere (README "Readahead").
+ * the copy costs a CPU's quarter: the limit is elsewhere (docs/benchmarks.md, "Readahead").
  */
 #include "vm/vm.h"
 

@@ -13,7 +13,7 @@
  * loads wait in the thread's backlog and are issued as completions free slots, so a
  * rp_pin of thousands of pages keeps exactly queue_depth requests in flight.
  *
- * Where the threads run (measured, README "Fault service"): with fault_threads=auto there
+ * Where the threads run (docs/design.md, "Fault service"): with fault_threads=auto there
  * is one thread per CPU the process may use, each bound to its CPU. The fault message
  * wakes every service thread that listens on the userfaultfd, and the one on the faulting
  * thread's CPU runs at once when that thread blocks: the fault is served and its
@@ -25,7 +25,7 @@
  * inter-processor interrupt that the faulting thread sends before it blocks: 10-17 us of a
  * fault here (a trace of sched_waking -> ipi_send_cpu -> sched_switch), for a thread that
  * then finds nothing to read. Where the faulting thread will fault next is known for
- * certain only when it is bound to one CPU, which the README asks of threads that fault,
+ * certain only when it is bound to one CPU, which docs/tuning.md asks of threads that fault,
  * for a reason of the same kind. So: each fault message names its thread
  * (UFFD_FEATURE_THREAD_ID); the thread's CPU affinity is asked (sched_getaffinity, at most
  * once per LISTEN_ASK_NS for the same thread); a thread bound to one CPU that has a service
@@ -44,7 +44,7 @@
  * anyway); the faulting thread's affinity set to the serving CPU around the wake-up and
  * restored after (a fifth faster, still below a bound thread, two system calls more per
  * fault, and it races with the application's own sched_setaffinity: not kept). With the
- * VM's guest halt polling on, unbound threads fault as fast as bound ones (README): what
+ * VM's guest halt polling on, unbound threads fault as fast as bound ones (docs/benchmarks.md): what
  * they pay is the wake-up of a halted CPU. The set is never empty; a service thread whose
  * bit changes is kicked, since a thread asleep in poll(2) keeps the descriptors it went to
  * sleep with.
@@ -60,7 +60,7 @@
  * before it sleeps in poll(2). The faulting thread is blocked, so the CPU would idle;
  * but a virtual CPU that idles halts, and waking it for the completion (the disk's
  * interrupt arrives on another CPU here) costs tens of microseconds. Measured with
- * rpbench, cold random 4 KiB touches against fio psync in the same run (README, "Fault
+ * rpbench, cold random 4 KiB touches against fio psync in the same run (docs/benchmarks.md, "Fault
  * service"). The price: up to fault_spin_us of CPU per cold fault on the faulting CPU,
  * taken from the application's other threads if they want that CPU. The spin still
  * looks at the userfaultfd and the kick eventfd every few iterations, so a new fault or

@@ -12,7 +12,7 @@
  * handler returns and the access is retried. Readahead windows still go
  * to the service threads, asynchronously. No other thread is woken on the fault's path,
  * so no CPU wakes another: on this 2-vCPU VM that wake-up is what a fault served by a
- * service thread pays (README "Fault service" has the figures for both modes).
+ * service thread pays (docs/benchmarks.md has the figures for both modes).
  *
  * Why it is not the default: the price falls on the application.
  *  - A system call that reads or writes a page that is not resident (write(2) from a

@@ -2,7 +2,7 @@
 /*
  * vm/vm.h - the virtual-memory core: the contract of the layer.
  *
- * vm/ turns stores into memory (DESIGN.md, "The mechanism: identity layout"):
+ * vm/ turns stores into memory (memfd offset == store offset: docs/design.md):
  *   struct vm          one instance per engine: the RAM pool, one userfaultfd, the
  *                      fault-service threads (each with its own io/ queue), the table
  *                      of user mappings by address, the reclaim state and its thread
@@ -14,7 +14,7 @@
  *   struct rp_mapping  one MAP_SHARED mmap of a range of the RAM handle, registered with
  *                      the userfaultfd for MISSING and MINOR faults.
  *
- * Who serves a fault (measured, README "Fault service"): a service thread reads the
+ * Who serves a fault (docs/design.md, "Fault service"): a service thread reads the
  * userfaultfd, finds the mapping and the page, and either maps the resident page
  * (UFFDIO_CONTINUE), or allocates it in the RAM handle and starts a read of the store into
  * the alias mapping; when the read completes, the page is mapped into every mapping of the
@@ -60,7 +60,7 @@
 #define VM_LOAD_MAX_BYTES (1ul << 20)
 /* Pages read ahead are mapped by the first touch in runs of up to this many bytes (not
  * all at load: an unmapped page is how the engine learns that a page read ahead was
- * used, and the CLOCK sees unused ones as cold). README "Readahead" has the measurements. */
+ * used, and the CLOCK sees unused ones as cold). docs/benchmarks.md has the measurements. */
 #define VM_RA_CHUNK_BYTES (256ul << 10)
 /* Alias ranges of finished loads unmapped in one process_madvise (vm/load.c): at most
  * this many ranges, or this many bytes (what RSS may count twice meanwhile), wait. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench/rpbench/main.c - rpbench: parse the jobs, run them, print the results.
- * rpbench.h describes the program; README.md ("rpbench") lists every option.
+ * rpbench.h describes the program; docs/rpbench.md lists every option.
  */
 #include "bench/rpbench/rpbench.h"
 

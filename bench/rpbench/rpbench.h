@@ -14,7 +14,7 @@
  *   report.c  latency histograms, and the results as fio prints them: normal or JSON.
  * main.c is the program: parse, run, report.
  *
- * Departures from fio, each for a reason the README gives:
+ * Departures from fio, each for a reason docs/rpbench.md gives:
  *   - options on the command line override the job files' values (in fio a job file's
  *     value wins), so a job file written for another machine runs unchanged with
  *     `--ioengine=ringpager --size=1G --runtime=10`;

@@ -5,6 +5,7 @@
  */
 #include "ringpager.h"
 #include "common/testutil.h"
+#include "engine/config.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -272,4 +273,41 @@ Test(engine, bad_configuration_is_refused_at_open)
 	cr_assert_eq(rp_engine_open(&c, &eng), -EINVAL);
 	cr_assert(strstr(rp_errmsg(), "dirty_tracking=7"), "%s", rp_errmsg());
 	cr_assert_eq(rp_engine_open(&c, NULL), -EINVAL);
+}
+
+/* README.md's table of keys names every key the library knows, and no other. */
+Test(config, the_readmes_key_table_names_every_key)
+{
+	char path[4096], line[1024], names[64][64];
+	unsigned n = 0;
+	FILE *f;
+	bool in_table = false;
+
+	snprintf(path, sizeof(path), "%s/README.md", RP_SOURCE_DIR);
+	cr_assert((f = fopen(path, "re")), "%s", path);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "## Configuration keys", 21))
+			in_table = true;
+		else if (in_table && !strncmp(line, "## ", 3))
+			break;
+		else if (in_table && !strncmp(line, "| `", 3) && n < 64)
+			sscanf(line, "| `%63[^`]`", names[n++]);
+	}
+	fclose(f);
+	cr_assert_gt(n, 0, "no key table in %s", path);
+	for (unsigned i = 0; i < n; i++) {
+		char buf[64];
+		rp_config c;
+
+		rp_config_init(&c);
+		cr_assert_eq(rp_config_get(&c, names[i], buf, sizeof(buf)), 0,
+		             "README.md lists '%s', which the library does not know", names[i]);
+	}
+	for (unsigned k = 0; config_key_name(k); k++) {
+		bool found = false;
+
+		for (unsigned i = 0; i < n && !found; i++)
+			found = !strcmp(names[i], config_key_name(k));
+		cr_assert(found, "key '%s' is missing from README.md's table", config_key_name(k));
+	}
 }
