@@ -183,6 +183,21 @@ static int writeout(struct tu_map *f, int flags, bool async)
 	return err ? err : tu_done_wait(&d);
 }
 
+/* After a failed writeout: the engine serves, and once healed a retry stores every
+ * page and the file holds want[] (32 pages). Frees want and closes f. */
+static void after_failed_writeout(struct tu_map *f, char *want, bool async)
+{
+	still_serving(f, 100);
+	heal(f);
+	cr_assert_eq(writeout(f, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC,
+	                      async),
+	             0, "%s", rp_errmsg());
+	cr_assert_eq(dirty_pages(f->fh), 0);
+	expect_file(f->path, want, 32);
+	free(want);
+	tu_map_close(f);
+}
+
 static void failed_run(bool async)
 {
 	struct tu_map f;
@@ -194,15 +209,7 @@ static void failed_run(bool async)
 	cr_assert_eq(writeout(&f, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED, async), -EIO);
 	cr_assert_eq(dirty_pages(f.fh), 1, "the failed run's page alone stays dirty");
 	cr_assert(!memcmp(f.a, want, 32 * PG), "no page lost its bytes");
-	still_serving(&f, 100);
-	heal(&f);
-	cr_assert_eq(writeout(&f, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC,
-	                      async),
-	             0, "%s", rp_errmsg());
-	cr_assert_eq(dirty_pages(f.fh), 0);
-	expect_file(f.path, want, 32);
-	free(want);
-	tu_map_close(&f);
+	after_failed_writeout(&f, want, async);
 }
 
 static void failed_sync(bool async)
@@ -221,15 +228,7 @@ static void failed_sync(bool async)
 		cr_assert_eq(dirty_pages(f.fh), 6, "a failed sync keeps every page dirty");
 		cr_assert(!memcmp(f.a, want, 32 * PG), "no page lost its bytes");
 	}
-	still_serving(&f, 100);
-	heal(&f);
-	cr_assert_eq(writeout(&f, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC,
-	                      async),
-	             0, "%s", rp_errmsg());
-	cr_assert_eq(dirty_pages(f.fh), 0);
-	expect_file(f.path, want, 32);
-	free(want);
-	tu_map_close(&f);
+	after_failed_writeout(&f, want, async);
 }
 
 Test(faults, a_run_of_a_writeout)
