@@ -528,6 +528,34 @@ void vm_uffd_protect(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64
 		;
 }
 
+/* Installs a poison marker at addr. EEXIST says the slot is not empty: either the page is
+ * mapped there (loaded before: left alone), or, in a write-tracked mapping, the slot keeps
+ * the write-protect marker that zapping a protected page leaves (reclaim, invalidation).
+ * The page is then not in the RAM handle at all (mincore, which looks at the memfd); the
+ * marker is dropped (unprotecting a slot without a page clears it, without a wake-up) and
+ * the poison installed. Left there, the faulting thread would be woken instead of
+ * signalled, fault again, and wait for ever. */
+static void poison_page(struct vm *vm, const struct rp_mapping *m, uint64_t addr)
+{
+	struct uffdio_poison p = {.range = {.start = addr, .len = vm->psz}};
+	int r;
+
+	for (int tries = 0; tries < 2; tries++) {
+		while ((r = ioctl(vm->uffd, UFFDIO_POISON, &p)) < 0 && errno == EAGAIN)
+			;
+		unsigned char in_ram = 1;
+
+		if (r == 0 || errno != EEXIST || !m->track ||
+		    mincore((void *)(uintptr_t)addr, vm->psz, &in_ram) < 0 || (in_ram & 1))
+			return;
+		struct uffdio_writeprotect wp = {.range = {.start = addr, .len = vm->psz},
+		                                 .mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE};
+
+		while (ioctl(vm->uffd, UFFDIO_WRITEPROTECT, &wp) < 0 && errno == EAGAIN)
+			;
+	}
+}
+
 void vm_uffd_poison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages)
 {
 	uint64_t start, len;
@@ -535,13 +563,8 @@ void vm_uffd_poison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_
 	if (!vm_map_overlap(m, first, npages, &start, &len, vm->psz))
 		return;
 	if (vm->poison == VM_POISON_UFFD) {
-		for (uint64_t o = 0; o < len; o += vm->psz) {
-			struct uffdio_poison p = {.range = {.start = start + o, .len = vm->psz}};
-
-			/* EEXIST: the page is mapped (it was loaded before) - leave it. */
-			while (ioctl(vm->uffd, UFFDIO_POISON, &p) < 0 && errno == EAGAIN)
-				;
-		}
+		for (uint64_t o = 0; o < len; o += vm->psz)
+			poison_page(vm, m, start + o);
 		uffd_wake(vm, start, len);
 		return;
 	}

@@ -108,10 +108,11 @@ void tu_config_init(rp_config *cfg);
 /* Sets dirty_tracking; wp_sync also sets fault_mode=uffd, the only mode it runs in. */
 void tu_config_dirty(rp_config *cfg, const char *mode);
 /* Defines a test body once and registers it in suites <prefix>_wp_async and
- * <prefix>_wp_sync, called with the dirty_tracking mode's name. */
+ * <prefix>_wp_sync, called with the dirty_tracking mode's name (a hang fails after
+ * 300 s). */
 #define TU_TEST_EACH_WP(prefix, name)                                                   \
 	static void name(const char *mode);                                             \
-	Test(prefix##_wp_async, name) { name("wp_async"); }                             \
-	Test(prefix##_wp_sync, name) { name("wp_sync"); }                               \
+	Test(prefix##_wp_async, name, .timeout = 300) { name("wp_async"); }             \
+	Test(prefix##_wp_sync, name, .timeout = 300) { name("wp_sync"); }               \
 	static void name(const char *mode)
 #endif

@@ -609,6 +609,32 @@ static void *toucher_main(void *arg)
 }
 
 /* A fault that waits for memory completes once the hook writes out. */
+/* The same with a page that was mapped write-protected once and evicted since: under
+ * wp_sync the eviction leaves a write-protect marker where the page was, and a fault
+ * there that finds no memory must still end in SIGBUS after the wait. (Poisoning a slot
+ * that holds such a marker used to fail with EEXIST: the thread was woken instead, faulted
+ * again and waited anew, for ever.) */
+RECLAIM_TEST(a_page_evicted_from_a_tracked_mapping_gets_sigbus_when_no_memory_comes)
+{
+	struct tu_map f;
+	const char *const extra[] = {"reclaim_wait", "200", "dirty_limit", "0", NULL};
+	const uint64_t pool = 32;
+
+	fix_open(&f, "rc_marker", pool, 4 * pool, mode, PROT_READ | PROT_WRITE, extra);
+	tu_map_read(&f, 40); /* mapped, write-protected */
+	cr_assert_geq(rp_reclaim(f.eng, pool), 1); /* the hand's two revolutions evict it */
+	cr_assert_eq(tu_stats(f.eng).resident_pages, 0);
+	for (uint64_t p = 0; p < pool; p++)
+		f.a[p * PG + 1] = 'd';
+	cr_assert(tu_touch_gets_sigbus(f.a + 40 * PG + 8), "a touch with the pool all dirty");
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0, "%s",
+	             rp_errmsg());
+	cr_assert_eq(rp_pin(f.m, 40 * PG, PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_unpin(f.m, 40 * PG, PG), 0);
+	tu_map_read(&f, 40);
+	tu_map_close(&f);
+}
+
 RECLAIM_TEST(a_waiting_fault_completes_when_the_hook_writes_out)
 {
 	struct tu_map f;
