@@ -636,7 +636,9 @@ static void sequence(uint64_t seed, const char *dirty_mode, bool custom, uint64_
 
 struct tshared {
 	struct world *w;
-	atomic_bool stop;
+	atomic_bool stop;       /* the writers and the reader */
+	atomic_bool stop_flush; /* the flusher, once they are gone: a fault of theirs that
+	                           waits for memory is freed by its writeouts */
 	uint64_t last[NPAGES]; /* writers' pages: the last token written */
 	atomic_uint_fast64_t ops, mismatches;
 };
@@ -704,7 +706,7 @@ static void *flusher_main(void *arg)
 	struct twriter *t = arg;
 	struct world *w = t->sh->w;
 
-	while (!atomic_load(&t->sh->stop)) {
+	while (!atomic_load(&t->sh->stop_flush)) {
 		int err = 0;
 
 		switch (tu_rand(&t->rng) % 4) {
@@ -753,8 +755,10 @@ static void threaded(uint64_t seed, const char *dirty_mode, unsigned ms)
 	}
 	usleep(ms * 1000);
 	atomic_store(&sh->stop, true);
-	for (int k = 0; k < NWRITERS + 2; k++)
+	for (int k = 0; k < NWRITERS + 1; k++)
 		pthread_join(th[k], NULL);
+	atomic_store(&sh->stop_flush, true);
+	pthread_join(th[NWRITERS + 1], NULL);
 	cr_assert_eq(rp_writeout(w->fh[0], RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED |
 	                                       RP_WRITEOUT_SYNC),
 	             0, "%s", rp_errmsg());
