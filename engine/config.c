@@ -309,17 +309,15 @@ int rp_config_set(rp_config *cfg, const char *key, const char *value)
 	return set_key(cfg, k, value, "");
 }
 
-int rp_config_get(const rp_config *cfg, const char *key, char *buf, size_t len)
-{
-	const struct key *k;
-	int n = 0;
+#define IN(v, last) ((v) >= 0 && (v) <= (int)(last)) /* an enum value within 0..last */
 
-	if (!cfg || !key || !buf)
-		return vm_errf(-EINVAL, "rp_config_get: cfg, key and buf must not be NULL");
-	k = find_key(key);
-	if (!k)
-		return unknown_key("", key);
+/* Writes key k's value as rp_config_set takes it; a value out of the key's range or enum
+ * is written as it is ("0", "8192", "?"), so that setting it again refuses it. Returns
+ * the length, or -ERANGE when buf is too small. */
+static int get_key(const rp_config *cfg, const struct key *k, char *buf, size_t len)
+{
 	const char *field = (const char *)cfg + k->off;
+	int n = 0;
 
 	switch (k->type) {
 	case K_SIZE:
@@ -335,25 +333,34 @@ int rp_config_get(const rp_config *cfg, const char *key, char *buf, size_t len)
 		n = snprintf(buf, len, "%s", *(const int *)(const void *)field ? "true" : "false");
 		break;
 	case K_PAGESIZE:
-		n = snprintf(buf, len, "%s",
-		             cfg->page_size == RAM_PAGE_4K   ? "4k"
-		             : cfg->page_size == RAM_PAGE_2M ? "2m"
-		                                             : "auto");
+		if (cfg->page_size == RAM_PAGE_4K || cfg->page_size == RAM_PAGE_2M || !cfg->page_size)
+			n = snprintf(buf, len, "%s",
+			             cfg->page_size == RAM_PAGE_4K   ? "4k"
+			             : cfg->page_size == RAM_PAGE_2M ? "2m"
+			                                             : "auto");
+		else
+			n = snprintf(buf, len, "%zu", cfg->page_size);
 		break;
 	case K_HUGEPAGES:
-		n = snprintf(buf, len, "%s", ram_hugepages_name((enum ram_hugepages)cfg->hugepages));
+		n = IN(cfg->hugepages, RAM_HUGEPAGES_OFF)
+		        ? snprintf(buf, len, "%s", ram_hugepages_name((enum ram_hugepages)cfg->hugepages))
+		        : snprintf(buf, len, "%d", cfg->hugepages);
 		break;
 	case K_BACKEND:
-		n = snprintf(buf, len, "%s", rpio_backend_name((enum rpio_backend)cfg->io_backend));
+		n = IN(cfg->io_backend, IO_BACKEND_PSYNC)
+		        ? snprintf(buf, len, "%s", rpio_backend_name((enum rpio_backend)cfg->io_backend))
+		        : snprintf(buf, len, "%d", cfg->io_backend);
 		break;
 	case K_DIRTY:
-		n = snprintf(buf, len, "%s", vm_dirty_name((enum vm_dirty_mode)cfg->dirty_tracking));
+		n = IN(cfg->dirty_tracking, VM_DIRTY_WP_SYNC)
+		        ? snprintf(buf, len, "%s",
+		                   vm_dirty_name((enum vm_dirty_mode)cfg->dirty_tracking))
+		        : snprintf(buf, len, "%d", cfg->dirty_tracking);
 		break;
 	case K_FAULTMODE:
-		n = snprintf(buf, len, "%s",
-		             cfg->fault_mode >= 0 && cfg->fault_mode <= RP_FAULT_MODE_SIGBUS
-		                 ? fault_modes[cfg->fault_mode]
-		                 : "?");
+		n = IN(cfg->fault_mode, RP_FAULT_MODE_SIGBUS)
+		        ? snprintf(buf, len, "%s", fault_modes[cfg->fault_mode])
+		        : snprintf(buf, len, "%d", cfg->fault_mode);
 		break;
 	case K_PCT:
 		n = snprintf(buf, len, "%u%%", *(const unsigned *)(const void *)field);
@@ -365,11 +372,48 @@ int rp_config_get(const rp_config *cfg, const char *key, char *buf, size_t len)
 			n = snprintf(buf, len, "%u%%", cfg->dirty_limit_pct);
 		break;
 	case K_POLICY:
-		n = snprintf(buf, len, "%s", vm_policy_name((enum vm_dirty_policy)cfg->dirty_policy));
+		n = IN(cfg->dirty_policy, VM_POLICY_WRITEBACK)
+		        ? snprintf(buf, len, "%s",
+		                   vm_policy_name((enum vm_dirty_policy)cfg->dirty_policy))
+		        : snprintf(buf, len, "%d", cfg->dirty_policy);
 		break;
 	}
-	if (n < 0 || (size_t)n >= len)
+	return n < 0 || (size_t)n >= len ? -ERANGE : n;
+}
+
+int rp_config_get(const rp_config *cfg, const char *key, char *buf, size_t len)
+{
+	const struct key *k;
+
+	if (!cfg || !key || !buf)
+		return vm_errf(-EINVAL, "rp_config_get: cfg, key and buf must not be NULL");
+	k = find_key(key);
+	if (!k)
+		return unknown_key("", key);
+	if (get_key(cfg, k, buf, len) < 0)
 		return vm_errf(-ERANGE, "rp_config_get: %zu bytes are too few for %s", len, key);
+	return 0;
+}
+
+int config_check(const rp_config *cfg, const char *fn)
+{
+	char where[64], buf[64];
+	rp_config scratch = *cfg;
+
+	snprintf(where, sizeof(where), "%s: ", fn);
+	/* A field set in the struct directly is held to the rules of the key that sets it:
+	 * its text form must be one rp_config_set takes. */
+	for (unsigned i = 0; i < NKEYS; i++) {
+		int err = get_key(cfg, &keys[i], buf, sizeof(buf)) < 0
+		              ? vm_errf(-EINVAL, "%s%s: value out of range", where, keys[i].name)
+		              : set_key(&scratch, &keys[i], buf, where);
+
+		if (err < 0)
+			return err;
+	}
+	if (cfg->reclaim_low >= cfg->reclaim_high)
+		return vm_errf(-EINVAL, "%sreclaim_low=%u%% must be below reclaim_high=%u%%", where,
+		               cfg->reclaim_low, cfg->reclaim_high);
 	return 0;
 }
 

@@ -6,6 +6,7 @@
  * (rp_errmsg), and only then calls into vm/, which may assume valid arguments.
  */
 #include "ringpager.h"
+#include "engine/config.h"
 #include "vm/vm.h"
 
 #include <errno.h>
@@ -44,38 +45,8 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 	else
 		rp_config_init(&eng->cfg);
 	cfg = &eng->cfg;
-	if (!cfg->queue_depth || cfg->queue_depth > 32768 || cfg->fault_threads > 64 ||
-	    cfg->dirty_tracking < VM_DIRTY_AUTO || cfg->dirty_tracking > VM_DIRTY_WP_SYNC) {
-		err = vm_errf(-EINVAL, "rp_engine_open: queue_depth=%u (1..32768), "
-		                       "fault_threads=%u (0: auto, or 1..64) or dirty_tracking=%d "
-		                       "(0..2) out of range",
-		              cfg->queue_depth, cfg->fault_threads, cfg->dirty_tracking);
-		free(eng);
-		return err;
-	}
-	if (!cfg->reclaim_high || cfg->reclaim_high > 100 || !cfg->reclaim_low ||
-	    cfg->reclaim_low >= cfg->reclaim_high || cfg->reclaim_wait > 3600000 ||
-	    cfg->dirty_limit_pct > 100 || cfg->dirty_policy < VM_POLICY_KEEP ||
-	    cfg->dirty_policy > VM_POLICY_WRITEBACK) {
-		err = vm_errf(-EINVAL, "rp_engine_open: reclaim_low=%u%% must be below "
-		                       "reclaim_high=%u%% (1..100); reclaim_wait=%u ms (0..3600000), "
-		                       "dirty_limit_pct=%u (0..100), dirty_policy=%d (0..1)",
-		              cfg->reclaim_low, cfg->reclaim_high, cfg->reclaim_wait,
-		              cfg->dirty_limit_pct, cfg->dirty_policy);
-		free(eng);
-		return err;
-	}
-	if (cfg->fault_mode < RP_FAULT_MODE_AUTO || cfg->fault_mode > RP_FAULT_MODE_SIGBUS) {
-		err = vm_errf(-EINVAL, "rp_engine_open: fault_mode=%d: expected 0 (auto), 1 (uffd) "
-		                       "or 2 (sigbus)",
-		              cfg->fault_mode);
-		free(eng);
-		return err;
-	}
-	if (cfg->readahead_max > (1ull << 30)) {
-		err = vm_errf(-EINVAL, "rp_engine_open: readahead_max=%" PRIu64
-		                       " bytes: expected 0 to 1073741824 (1G)",
-		              cfg->readahead_max);
+	err = config_check(cfg, "rp_engine_open");
+	if (err) {
 		free(eng);
 		return err;
 	}

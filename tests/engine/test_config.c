@@ -272,6 +272,20 @@ Test(engine, bad_configuration_is_refused_at_open)
 	c.dirty_tracking = 7;
 	cr_assert_eq(rp_engine_open(&c, &eng), -EINVAL);
 	cr_assert(strstr(rp_errmsg(), "dirty_tracking=7"), "%s", rp_errmsg());
+	/* Every field, however it was set, is held to its key's rules (these two were not). */
+	rp_config_init(&c);
+	c.fault_spin_us = 50000;
+	cr_assert_eq(rp_engine_open(&c, &eng), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "fault_spin_us=50000"), "%s", rp_errmsg());
+	rp_config_init(&c);
+	c.page_size = 8192;
+	cr_assert_eq(rp_engine_open(&c, &eng), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "page_size=8192"), "%s", rp_errmsg());
+	rp_config_init(&c);
+	c.reclaim_low = 99;
+	c.reclaim_high = 90;
+	cr_assert_eq(rp_engine_open(&c, &eng), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "reclaim_low=99%"), "%s", rp_errmsg());
 	cr_assert_eq(rp_engine_open(&c, NULL), -EINVAL);
 }
 
