@@ -40,6 +40,27 @@ static int pidfd_self(void)
 	return -1;
 }
 
+/* Releases what vm_open takes before it starts threads (the pool, the userfaultfd and the
+ * descriptors beside it, the locks): the end of vm_close, and of a vm_open that fails. */
+static void vm_release(struct vm *vm)
+{
+	if (vm->uffd >= 0)
+		close(vm->uffd);
+	if (vm->poison_fd >= 0)
+		close(vm->poison_fd);
+	if (vm->pagemap_fd >= 0)
+		close(vm->pagemap_fd);
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	if (vm->pool)
+		(void)ram_pool_close(vm->pool);
+	free(vm->by_addr);
+	pthread_rwlock_destroy(&vm->maps_lock);
+	pthread_mutex_destroy(&vm->objs_lock);
+	pthread_mutex_destroy(&vm->jobs_lock);
+	pthread_cond_destroy(&vm->jobs_cv);
+}
+
 int vm_open(struct vm *vm, const struct vm_params *p)
 {
 	char msg[RAM_MSG_LEN], why[512];
@@ -56,15 +77,17 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 	pthread_cond_init(&vm->jobs_cv, NULL);
 
 	err = ram_pool_open(&p->pool, &vm->pool, msg, sizeof(msg));
-	if (err)
+	if (err) {
+		vm_release(vm);
 		return vm_errf(err, "%s", msg);
+	}
 	vm->psz = vm->pool->page_size;
 	vm->fault_self = p->fault_self;
 	vm->no_copy = (p->flags & VM_FORCE_PWRITE) != 0;
 	vm->no_bounce = (p->flags & VM_NO_BOUNCE) != 0;
 	err = vm_uffd_open(vm, p->flags, p->dirty, why, sizeof(why));
 	if (err) {
-		ram_pool_close(vm->pool);
+		vm_release(vm);
 		return vm_errf(err, "%s", why);
 	}
 	vm->pidfd = p->flags & VM_FORCE_MADVISE ? -1 : pidfd_self();
@@ -86,14 +109,7 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 		vm_service_stop(vm);
 	}
 	if (err) {
-		close(vm->uffd);
-		if (vm->poison_fd >= 0)
-			close(vm->poison_fd);
-		if (vm->pagemap_fd >= 0)
-			close(vm->pagemap_fd);
-		if (vm->pidfd >= 0)
-			close(vm->pidfd);
-		ram_pool_close(vm->pool);
+		vm_release(vm);
 		return err;
 	}
 	char ra[64] = "off";
@@ -107,7 +123,8 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 	         "for memory\nreadahead: %s (readahead_max %" PRIu64 " bytes%s)",
 	         vm->pool->describe, vm->pool->warning[0] ? "; warning: " : "", vm->pool->warning,
 	         vm_service_describe(vm), why, vm->nsvc, vm->nsvc == 1 ? "" : "s",
-	         vm->bound ? ", one bound to each CPU" : "", vm->spin_ns / 1000, p->reclaim.high, vm->rc.high,
+	         vm->bound ? ", one bound to each CPU" : "", vm->spin_ns / 1000, p->reclaim.high,
+	         vm->rc.high,
 	         p->reclaim.low, vm->rc.low, vm_policy_name(p->reclaim.policy),
 	         vm->rc.dirty_limit, p->reclaim.wait_ms,
 	         ra, p->readahead_max,
@@ -136,17 +153,5 @@ void vm_close(struct vm *vm)
 		vm_store_free(vm->stores);
 	vm_service_stop(vm);
 	vm_reclaim_fini(vm);
-	close(vm->uffd);
-	if (vm->poison_fd >= 0)
-		close(vm->poison_fd);
-	if (vm->pagemap_fd >= 0)
-		close(vm->pagemap_fd);
-	if (vm->pidfd >= 0)
-		close(vm->pidfd);
-	(void)ram_pool_close(vm->pool);
-	free(vm->by_addr);
-	pthread_rwlock_destroy(&vm->maps_lock);
-	pthread_mutex_destroy(&vm->objs_lock);
-	pthread_mutex_destroy(&vm->jobs_lock);
-	pthread_cond_destroy(&vm->jobs_cv);
+	vm_release(vm);
 }
