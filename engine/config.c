@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * engine/config.c - the configuration keys: one table serves rp_config_set, the INI file,
- * the RINGPAGER_* environment variables and rp_config_get, so the four can never
- * disagree about a key's name, syntax or range.
+ * engine/config.c - the configuration keys. One table (keys[]: name, type, range or enum
+ * words, default, description) serves rp_config_init (the defaults), rp_config_set, INI
+ * files, the RINGPAGER_* variables, rp_config_get, rp_engine_open's check of a whole
+ * rp_config (config_check) and README.md's key table (a test compares them), so none of
+ * them can disagree about a key's name, syntax, range or default. An enum's words are the
+ * owning layer's names (ram_hugepages_name, ...), parsed here alone, in any case.
  */
 #include "ringpager.h"
 #include "io/io.h"
@@ -23,8 +26,13 @@
 extern char **environ;
 
 enum key_type {
-	K_SIZE, K_UINT, K_BOOL, K_PAGESIZE, K_HUGEPAGES, K_BACKEND, K_DIRTY, K_PCT, K_LIMIT,
-	K_POLICY, K_FAULTMODE
+	K_SIZE,     /* uint64_t bytes, with a suffix */
+	K_UINT,     /* unsigned, optionally "auto" for 0 */
+	K_BOOL,     /* int 0/1 */
+	K_PAGESIZE, /* size_t: 4k, 2m or auto (0) */
+	K_ENUM,     /* int: one of `words` (their index), case-insensitive */
+	K_PCT,      /* unsigned percent */
+	K_LIMIT,    /* dirty_limit: bytes, or a percent into dirty_limit_pct */
 };
 
 struct key {
@@ -32,34 +40,107 @@ struct key {
 	enum key_type type;
 	size_t off; /* in rp_config */
 	uint64_t min, max;
-	bool auto_zero; /* "auto" is accepted and stored as 0 */
+	bool auto_zero;                   /* "auto" is accepted and stored as 0 */
+	const char *(*word)(unsigned i);  /* K_ENUM: the word of value i (the layer's own name) */
+	unsigned nwords;                  /* K_ENUM: values 0..nwords-1 can be asked for */
+	const char *def; /* the default, as rp_config_set takes it (NULL: computed, below) */
+	const char *doc; /* what README.md's table says of the key (tested to match) */
 };
 
-#define F(field) offsetof(rp_config, field)
+static const char *w_hugepages(unsigned i)
+{
+	return ram_hugepages_name((enum ram_hugepages)i);
+}
 
-static const struct key keys[] = {
-    {"ram_size", K_SIZE, F(ram_size), 1, UINT64_MAX, false},
-    {"page_size", K_PAGESIZE, F(page_size), 0, 0, false},
-    {"hugepages", K_HUGEPAGES, F(hugepages), 0, 0, false},
-    {"io_backend", K_BACKEND, F(io_backend), 0, 0, false},
-    {"queue_depth", K_UINT, F(queue_depth), 1, 32768, false},
-    {"sqpoll", K_BOOL, F(sqpoll), 0, 1, false},
-    {"fault_threads", K_UINT, F(fault_threads), 1, 64, true},
-    {"dirty_tracking", K_DIRTY, F(dirty_tracking), 0, 0, false},
-    {"reclaim_high", K_PCT, F(reclaim_high), 1, 100, false},
-    {"reclaim_low", K_PCT, F(reclaim_low), 1, 99, false},
-    {"reclaim_wait", K_UINT, F(reclaim_wait), 0, 3600000, false},
-    {"dirty_limit", K_LIMIT, F(dirty_limit), 0, UINT64_MAX, false},
-    {"dirty_policy", K_POLICY, F(dirty_policy), 0, 0, false},
-    {"readahead_max", K_SIZE, F(readahead_max), 0, 1ull << 30, false},
-    {"fault_spin_us", K_UINT, F(fault_spin_us), 0, 10000, false},
-    {"fault_mode", K_FAULTMODE, F(fault_mode), 0, 0, false},
-};
+static const char *w_backend(unsigned i)
+{
+	return rpio_backend_name((enum rpio_backend)i);
+}
+
+static const char *w_dirty(unsigned i)
+{
+	return vm_dirty_name((enum vm_dirty_mode)i);
+}
+
+static const char *w_policy(unsigned i)
+{
+	return vm_policy_name((enum vm_dirty_policy)i);
+}
 
 /* fault_mode's values, by their rp_config numbers (RP_FAULT_MODE_*). */
-static const char *const fault_modes[] = {"auto", "uffd", "sigbus"};
+static const char *w_fault_mode(unsigned i)
+{
+	static const char *const modes[] = {"auto", "uffd", "sigbus"};
+
+	return i < 3 ? modes[i] : "?";
+}
+
+/* The rp_config numbers are the layers' enums. */
+_Static_assert(RAM_HUGEPAGES_OFF == 2 && IO_BACKEND_PSYNC == 3 && VM_DIRTY_WP_SYNC == 2 &&
+                   VM_POLICY_WRITEBACK == 1 && RP_FAULT_MODE_SIGBUS == 2,
+               "rp_config's enum numbers");
+
+#define F(field) offsetof(rp_config, field)
+#define ENUM(fn, n) .word = (fn), .nwords = (n)
+
+static const struct key keys[] = {
+    {"ram_size", K_SIZE, F(ram_size), 1, UINT64_MAX, false, .def = NULL,
+     .doc = "bytes in the pool; a multiple of the page size"},
+    {"page_size", K_PAGESIZE, F(page_size), 0, 0, false, .def = "auto",
+     .doc = "`4k`, `2m`, or `auto` (follows `hugepages`)"},
+    {"hugepages", K_ENUM, F(hugepages), 0, 0, false, ENUM(w_hugepages, 3), .def = "auto",
+     .doc = "`auto` (2 MiB pages if enough are reserved, else 4 KiB with a warning), "
+            "`require`, `off`"},
+    {"io_backend", K_ENUM, F(io_backend), 0, 0, false, ENUM(w_backend, 4), .def = "auto",
+     .doc = "`auto` (io_uring, else libaio, else psync, with the reason), `io_uring`, "
+            "`libaio`, `psync`"},
+    {"queue_depth", K_UINT, F(queue_depth), 1, 32768, false, .def = "128",
+     .doc = "I/O requests in flight per service thread, 1..32768"},
+    {"sqpoll", K_BOOL, F(sqpoll), 0, 1, false, .def = "false",
+     .doc = "io_uring submission polling thread"},
+    /* auto: one per CPU, bound (vm/service.c says why) */
+    {"fault_threads", K_UINT, F(fault_threads), 1, 64, true, .def = "auto",
+     .doc = "`auto` (one per CPU, bound) or 1..64 unbound threads"},
+    {"dirty_tracking", K_ENUM, F(dirty_tracking), 0, 0, false, ENUM(w_dirty, 3), .def = "auto",
+     .doc = "`auto` (the best the kernel has), `wp_async` (Linux 6.7), `wp_sync` (Linux 6.5); "
+            "docs/design.md"},
+    /* docs/benchmarks.md, "Reclaim" */
+    {"reclaim_high", K_PCT, F(reclaim_high), 1, 100, false, .def = "98",
+     .doc = "percent of `ram_size` (`98` or `98%`, 1..100) at which background reclaim "
+            "starts"},
+    {"reclaim_low", K_PCT, F(reclaim_low), 1, 99, false, .def = "95",
+     .doc = "percent (1..99, below `reclaim_high`) down to which it evicts"},
+    {"reclaim_wait", K_UINT, F(reclaim_wait), 0, 3600000, false, .def = "5000",
+     .doc = "ms (0..3600000) a load waits for memory when nothing can be evicted; then "
+            "`SIGBUS` / `-ENOMEM`; 0: fail at once"},
+    {"dirty_limit", K_LIMIT, F(dirty_limit), 0, UINT64_MAX, false, .def = "50%",
+     .doc = "dirty pages at which the pressure hook is called: bytes (`256M`), percent of "
+            "`ram_size` (`25%`), or `0` for none"},
+    {"dirty_policy", K_ENUM, F(dirty_policy), 0, 0, false, ENUM(w_policy, 2), .def = "keep",
+     .doc = "`keep` (dirty pages stay until written out) or `writeback` (the engine writes "
+            "cold dirty pages back under pressure); docs/design.md"},
+    /* docs/benchmarks.md, "Fault service" */
+    {"fault_spin_us", K_UINT, F(fault_spin_us), 0, 10000, false, .def = "200",
+     .doc = "microseconds (0..10000) a service thread, or with `fault_mode=sigbus` the "
+            "faulting thread, polls for a fault's read before sleeping; `0`: never "
+            "(docs/tuning.md)"},
+    /* auto is uffd: ringpager.h says why not sigbus */
+    {"fault_mode", K_ENUM, F(fault_mode), 0, 0, false, ENUM(w_fault_mode, 3), .def = "auto",
+     .doc = "who serves a fault: `uffd` (service threads; what `auto` means), `sigbus` (the "
+            "faulting thread, in a `SIGBUS` handler: faster, with the conditions in "
+            "docs/design.md)"},
+    /* docs/benchmarks.md, "Readahead" */
+    {"readahead_max", K_SIZE, F(readahead_max), 0, 1ull << 30, false, .def = "32M",
+     .doc = "the largest readahead window, bytes (0..1G; `0` turns readahead off); at most a "
+            "quarter of `ram_size` is used; docs/design.md"},
+};
+
+/* README.md's default column for ram_size, whose default is computed. */
+#define RAM_SIZE_DEFAULT_DOC "a quarter of RAM (in 2 MiB units)"
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int set_key(rp_config *cfg, const struct key *k, const char *value, const char *where);
 
 int rp_config_init(rp_config *cfg)
 {
@@ -69,26 +150,14 @@ int rp_config_init(rp_config *cfg)
 	if (!cfg)
 		return vm_errf(-EINVAL, "rp_config_init: cfg is NULL");
 	memset(cfg, 0, sizeof(*cfg));
-	/* A quarter of the machine, in whole 2 MiB units so that either page size fits. */
+	/* The defaults are the table's; ram_size's is a quarter of the machine, in whole
+	 * 2 MiB units so that either page size fits. */
+	for (unsigned i = 0; i < NKEYS; i++)
+		if (keys[i].def)
+			(void)set_key(cfg, &keys[i], keys[i].def, ""); /* tested to be taken */
 	cfg->ram_size = ram / RAM_PAGE_2M * RAM_PAGE_2M;
 	if (!cfg->ram_size)
 		cfg->ram_size = RAM_PAGE_2M;
-	cfg->page_size = 0;
-	cfg->hugepages = RAM_HUGEPAGES_AUTO;
-	cfg->io_backend = IO_BACKEND_AUTO;
-	cfg->queue_depth = 128;
-	cfg->sqpoll = 0;
-	cfg->fault_threads = 0; /* auto: one per CPU, bound (vm/service.c says why) */
-	cfg->dirty_tracking = VM_DIRTY_AUTO;
-	cfg->reclaim_high = 98; /* docs/benchmarks.md, "Reclaim" */
-	cfg->reclaim_low = 95;
-	cfg->reclaim_wait = 5000;
-	cfg->dirty_limit = 0;
-	cfg->dirty_limit_pct = 50;
-	cfg->dirty_policy = VM_POLICY_KEEP;
-	cfg->readahead_max = 32ull << 20; /* docs/benchmarks.md, "Readahead" */
-	cfg->fault_spin_us = 200;        /* docs/benchmarks.md, "Fault service" */
-	cfg->fault_mode = RP_FAULT_MODE_AUTO; /* uffd: ringpager.h says why not sigbus */
 	return 0;
 }
 
@@ -154,6 +223,18 @@ const char *config_key_name(unsigned i)
 	return i < NKEYS ? keys[i].name : NULL;
 }
 
+int config_readme_row(unsigned i, char *buf, size_t len)
+{
+	if (i >= NKEYS)
+		return -EINVAL;
+	int n = keys[i].def ? snprintf(buf, len, "| `%s` | `%s` | %s |", keys[i].name, keys[i].def,
+	                               keys[i].doc)
+	                    : snprintf(buf, len, "| `%s` | %s | %s |", keys[i].name,
+	                               RAM_SIZE_DEFAULT_DOC, keys[i].doc);
+
+	return n < 0 || (size_t)n >= len ? -ERANGE : 0;
+}
+
 static const struct key *find_key(const char *name)
 {
 	for (unsigned i = 0; i < NKEYS; i++)
@@ -212,40 +293,20 @@ static int set_key(rp_config *cfg, const struct key *k, const char *value, const
 			               value);
 		cfg->page_size = (size_t)v;
 		return 0;
-	case K_HUGEPAGES: {
-		enum ram_hugepages h;
+	case K_ENUM: {
+		char words[128];
+		size_t n = 0;
 
-		if (ram_hugepages_parse(value, &h))
-			return vm_errf(-EINVAL, "%s%s=%s: expected auto, require or off", where,
-			               k->name, value);
-		cfg->hugepages = (int)h;
-		return 0;
-	}
-	case K_BACKEND: {
-		enum rpio_backend be;
-
-		if (rpio_backend_parse(value, &be))
-			return vm_errf(-EINVAL, "%s%s=%s: expected auto, io_uring, libaio or psync",
-			               where, k->name, value);
-		cfg->io_backend = (int)be;
-		return 0;
-	}
-	case K_FAULTMODE:
-		for (int i = 0; i < (int)(sizeof(fault_modes) / sizeof(fault_modes[0])); i++)
-			if (!strcasecmp(value, fault_modes[i])) {
-				cfg->fault_mode = i;
+		for (unsigned w = 0; w < k->nwords; w++)
+			if (!strcasecmp(value, k->word(w))) {
+				*(int *)(void *)field = (int)w;
 				return 0;
 			}
-		return vm_errf(-EINVAL, "%s%s=%s: expected auto, uffd or sigbus", where, k->name,
-		               value);
-	case K_DIRTY: {
-		enum vm_dirty_mode d;
-
-		if (vm_dirty_parse(value, &d))
-			return vm_errf(-EINVAL, "%s%s=%s: expected auto, wp_async or wp_sync", where,
-			               k->name, value);
-		cfg->dirty_tracking = (int)d;
-		return 0;
+		for (unsigned w = 0; w < k->nwords && n < sizeof(words); w++)
+			n += (size_t)snprintf(words + n, sizeof(words) - n, "%s%s",
+			                      w == 0 ? "" : w + 1 == k->nwords ? " or " : ", ",
+			                      k->word(w));
+		return vm_errf(-EINVAL, "%s%s=%s: expected %s", where, k->name, value, words);
 	}
 	case K_PCT:
 		if (parse_pct(value, &v) || v < k->min || v > k->max)
@@ -271,15 +332,6 @@ static int set_key(rp_config *cfg, const struct key *k, const char *value, const
 		cfg->dirty_limit = v;
 		cfg->dirty_limit_pct = 0;
 		return 0;
-	case K_POLICY: {
-		enum vm_dirty_policy pol;
-
-		if (vm_policy_parse(value, &pol))
-			return vm_errf(-EINVAL, "%s%s=%s: expected keep or writeback", where, k->name,
-			               value);
-		cfg->dirty_policy = (int)pol;
-		return 0;
-	}
 	}
 	return err;
 }
@@ -308,8 +360,6 @@ int rp_config_set(rp_config *cfg, const char *key, const char *value)
 		return unknown_key("", key);
 	return set_key(cfg, k, value, "");
 }
-
-#define IN(v, last) ((v) >= 0 && (v) <= (int)(last)) /* an enum value within 0..last */
 
 /* Writes key k's value as rp_config_set takes it; a value out of the key's range or enum
  * is written as it is ("0", "8192", "?"), so that setting it again refuses it. Returns
@@ -341,27 +391,13 @@ static int get_key(const rp_config *cfg, const struct key *k, char *buf, size_t 
 		else
 			n = snprintf(buf, len, "%zu", cfg->page_size);
 		break;
-	case K_HUGEPAGES:
-		n = IN(cfg->hugepages, RAM_HUGEPAGES_OFF)
-		        ? snprintf(buf, len, "%s", ram_hugepages_name((enum ram_hugepages)cfg->hugepages))
-		        : snprintf(buf, len, "%d", cfg->hugepages);
+	case K_ENUM: {
+		const int v = *(const int *)(const void *)field;
+
+		n = v >= 0 && (unsigned)v < k->nwords ? snprintf(buf, len, "%s", k->word((unsigned)v))
+		                                      : snprintf(buf, len, "%d", v);
 		break;
-	case K_BACKEND:
-		n = IN(cfg->io_backend, IO_BACKEND_PSYNC)
-		        ? snprintf(buf, len, "%s", rpio_backend_name((enum rpio_backend)cfg->io_backend))
-		        : snprintf(buf, len, "%d", cfg->io_backend);
-		break;
-	case K_DIRTY:
-		n = IN(cfg->dirty_tracking, VM_DIRTY_WP_SYNC)
-		        ? snprintf(buf, len, "%s",
-		                   vm_dirty_name((enum vm_dirty_mode)cfg->dirty_tracking))
-		        : snprintf(buf, len, "%d", cfg->dirty_tracking);
-		break;
-	case K_FAULTMODE:
-		n = IN(cfg->fault_mode, RP_FAULT_MODE_SIGBUS)
-		        ? snprintf(buf, len, "%s", fault_modes[cfg->fault_mode])
-		        : snprintf(buf, len, "%d", cfg->fault_mode);
-		break;
+	}
 	case K_PCT:
 		n = snprintf(buf, len, "%u%%", *(const unsigned *)(const void *)field);
 		break;
@@ -370,12 +406,6 @@ static int get_key(const rp_config *cfg, const struct key *k, char *buf, size_t 
 			n = snprintf(buf, len, "%" PRIu64, cfg->dirty_limit);
 		else
 			n = snprintf(buf, len, "%u%%", cfg->dirty_limit_pct);
-		break;
-	case K_POLICY:
-		n = IN(cfg->dirty_policy, VM_POLICY_WRITEBACK)
-		        ? snprintf(buf, len, "%s",
-		                   vm_policy_name((enum vm_dirty_policy)cfg->dirty_policy))
-		        : snprintf(buf, len, "%d", cfg->dirty_policy);
 		break;
 	}
 	return n < 0 || (size_t)n >= len ? -ERANGE : n;

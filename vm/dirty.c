@@ -33,24 +33,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
-#include <strings.h>
 
 static const char *const dirty_names[] = {"auto", "wp_async", "wp_sync", "none"};
 
 const char *vm_dirty_name(enum vm_dirty_mode d)
 {
 	return (unsigned)d < 4 ? dirty_names[d] : "?";
-}
-
-int vm_dirty_parse(const char *s, enum vm_dirty_mode *out)
-{
-	/* "none" is what the probe reports; it cannot be asked for */
-	for (unsigned i = 0; i < 3; i++)
-		if (!strcasecmp(s, dirty_names[i])) {
-			*out = (enum vm_dirty_mode)i;
-			return 0;
-		}
-	return -EINVAL;
 }
 
 void vm_dirty_add(struct rp_fileh *fh, int64_t n)

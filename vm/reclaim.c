@@ -82,7 +82,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,16 +97,6 @@ static const char *const policy_names[] = {"keep", "writeback"};
 const char *vm_policy_name(enum vm_dirty_policy p)
 {
 	return (unsigned)p < 2 ? policy_names[p] : "?";
-}
-
-int vm_policy_parse(const char *s, enum vm_dirty_policy *out)
-{
-	for (unsigned i = 0; i < 2; i++)
-		if (!strcasecmp(s, policy_names[i])) {
-			*out = (enum vm_dirty_policy)i;
-			return 0;
-		}
-	return -EINVAL;
 }
 
 static void abs_time(uint64_t ns, struct timespec *ts)

@@ -290,7 +290,6 @@ enum vm_dirty_mode {
 };
 
 const char *vm_dirty_name(enum vm_dirty_mode d);
-int vm_dirty_parse(const char *s, enum vm_dirty_mode *out);
 
 /* rp_config.internal_flags: for tests and benchmarks */
 #define VM_FORCE_POISON_REMAP 1u /* use VM_POISON_REMAP even where UFFDIO_POISON works */
@@ -314,7 +313,6 @@ enum vm_dirty_policy {
 };
 
 const char *vm_policy_name(enum vm_dirty_policy p);
-int vm_policy_parse(const char *s, enum vm_dirty_policy *out);
 
 /* Why the pressure hook is called (the public RP_PRESSURE_* values). */
 enum { VM_PRESSURE_DIRTY_LIMIT = 1, VM_PRESSURE_POOL_FULL = 2 };

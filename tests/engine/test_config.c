@@ -289,10 +289,11 @@ Test(engine, bad_configuration_is_refused_at_open)
 	cr_assert_eq(rp_engine_open(&c, NULL), -EINVAL);
 }
 
-/* README.md's table of keys names every key the library knows, and no other. */
-Test(config, the_readmes_key_table_names_every_key)
+/* README.md's table of keys is the library's table: the same keys, in the same order,
+ * with the same defaults and descriptions (engine/config.c holds them). */
+Test(config, the_readmes_key_table_is_the_librarys)
 {
-	char path[4096], line[1024], names[64][64];
+	char path[4096], line[1024], want[1024];
 	unsigned n = 0;
 	FILE *f;
 	bool in_table = false;
@@ -300,28 +301,35 @@ Test(config, the_readmes_key_table_names_every_key)
 	snprintf(path, sizeof(path), "%s/README.md", RP_SOURCE_DIR);
 	cr_assert((f = fopen(path, "re")), "%s", path);
 	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
 		if (!strncmp(line, "## Configuration keys", 21))
 			in_table = true;
 		else if (in_table && !strncmp(line, "## ", 3))
 			break;
-		else if (in_table && !strncmp(line, "| `", 3) && n < 64)
-			sscanf(line, "| `%63[^`]`", names[n++]);
+		else if (in_table && !strncmp(line, "| `", 3)) {
+			cr_assert(config_key_name(n), "README.md has a row past the last key: %s", line);
+			cr_assert_eq(config_readme_row(n, want, sizeof(want)), 0);
+			cr_assert_str_eq(line, want, "README.md's row for %s differs from the table "
+			                             "(engine/config.c):\n%s\nshould read\n%s",
+			                 config_key_name(n), line, want);
+			n++;
+		}
 	}
 	fclose(f);
-	cr_assert_gt(n, 0, "no key table in %s", path);
-	for (unsigned i = 0; i < n; i++) {
-		char buf[64];
-		rp_config c;
+	cr_assert(!config_key_name(n), "key '%s' is missing from README.md's table",
+	          config_key_name(n));
+}
 
-		rp_config_init(&c);
-		cr_assert_eq(rp_config_get(&c, names[i], buf, sizeof(buf)), 0,
-		             "README.md lists '%s', which the library does not know", names[i]);
-	}
+/* Every default in the table is a value its key takes (rp_config_init applies them). */
+Test(config, the_tables_defaults_are_taken_by_their_keys)
+{
+	rp_config c;
+	char buf[64];
+
+	rp_config_init(&c);
 	for (unsigned k = 0; config_key_name(k); k++) {
-		bool found = false;
-
-		for (unsigned i = 0; i < n && !found; i++)
-			found = !strcmp(names[i], config_key_name(k));
-		cr_assert(found, "key '%s' is missing from README.md's table", config_key_name(k));
+		cr_assert_eq(rp_config_get(&c, config_key_name(k), buf, sizeof(buf)), 0);
+		cr_assert_eq(rp_config_set(&c, config_key_name(k), buf), 0, "%s=%s: %s",
+		             config_key_name(k), buf, rp_errmsg());
 	}
 }
