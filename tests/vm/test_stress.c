@@ -207,10 +207,11 @@ static void expect_view(struct world *w, int h, uint64_t i)
 	if (memcmp(addr(w, h, i), w->buf, PG)) {
 		uint64_t got = page_token(addr(w, h, i));
 
+		store_read(w, i, w->buf2);
 		CHECK(0, "handle %d page %" PRIu64 " shows token %" PRIx64 " (%s), the model %" PRIx64
-		         " (%s), store %" PRIx64,
+		         " (%s); the store holds %" PRIx64 ", the model's store %" PRIx64,
 		      h, i, got, got == w->view[h][i] ? "torn" : "another version", w->view[h][i],
-		      w->dirty[h][i] ? "dirty" : "clean", w->disk[i]);
+		      w->dirty[h][i] ? "dirty" : "clean", page_token(w->buf2), w->disk[i]);
 	}
 }
 
