@@ -55,6 +55,7 @@ static void fh_set_run(struct rp_fileh *fh, uint64_t first, uint64_t n, uint64_t
 }
 
 void (*vm_pin_hook)(struct rp_fileh *fh);
+void (*vm_load_finish_hook)(struct rp_fileh *fh);
 
 struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, unsigned how,
                               int *err)
@@ -304,13 +305,17 @@ void vm_load_finish(struct vm_load *ld, int err)
 	struct vm *vm = fh->vm;
 	uint64_t first = ld->first, n = ld->npages;
 
-	/* A readahead window that failed is forgotten, not poisoned: the fault that wants one
+	bool in = false;
+
+	if (vm_load_finish_hook)
+		vm_load_finish_hook(fh);
+	pthread_mutex_lock(&fh->lock);
+	/* Stale is read under the lock that vm_invalidate sets it under: read before, an
+	 * invalidate between the two would be missed and the store's old bytes shown. A
+	 * readahead window that failed is forgotten, not poisoned: the fault that wants one
 	 * of its pages reads it again, and that load reports the error. */
 	const bool empty = ld->stale || (err && ld->ra);
 
-	bool in = false;
-
-	pthread_mutex_lock(&fh->lock);
 	if (ld->src && !empty && !err)
 		err = load_place(ld, &in);
 	if (empty || err) {

@@ -545,6 +545,9 @@ static inline void vm_sigbus_loaded(struct vm *vm)
 /* For tests: called by rp_pin between its walk that maps what is resident and its last
  * pass, with no lock held; NULL otherwise. */
 extern void (*vm_pin_hook)(struct rp_fileh *fh);
+/* For tests: called by vm_load_finish before it takes the handle's lock, on the thread
+ * that finishes the load; NULL otherwise. */
+extern void (*vm_load_finish_hook)(struct rp_fileh *fh);
 
 /* vm/service.c: the fault-service threads. */
 int vm_service_start(struct vm *vm, const struct vm_params *p);
