@@ -57,8 +57,9 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 	p.queue.backend = (enum rpio_backend)cfg->io_backend;
 	p.queue.depth = cfg->queue_depth;
 	p.queue.sqpoll = cfg->sqpoll != 0;
-	/* One request staged is one request started: the io/ measurements (docs/design.md, "The I/O layer") show a
-	 * virtio disk serves loose requests faster than plugged bursts. */
+	/* One request staged is one request started: the io/ measurements (docs/design.md,
+	 * "The I/O layer") show a virtio disk serves loose requests faster than plugged
+	 * bursts. */
 	p.queue.submit_batch = 1;
 	p.fault_threads = cfg->fault_threads;
 	p.flags = cfg->internal_flags;

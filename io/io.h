@@ -140,10 +140,10 @@ struct rpio_queue_params {
 	bool single_thread;     /* the opening thread is the only user (io_uring fast paths) */
 	unsigned psync_threads; /* psync pool size; 0: min(depth, 8) */
 	/* Start requests once this many are staged (1: each as soon as it is staged);
-	 * 0: only in rpio_submit / rpio_reap. Measured on a virtio disk (docs/design.md, "The I/O layer"):
-	 * random 4 KiB reads at depth 32 ran ~15% faster submitted one by one than in
-	 * batches, because a batch reaches the device as one plugged burst; batches
-	 * save system calls when the CPU, not the device, is the limit. */
+	 * 0: only in rpio_submit / rpio_reap. Measured on a virtio disk (docs/design.md,
+	 * "The I/O layer"): random 4 KiB reads at depth 32 ran ~15% faster submitted one
+	 * by one than in batches, because a batch reaches the device as one plugged burst;
+	 * batches save system calls when the CPU, not the device, is the limit. */
 	unsigned submit_batch;
 	/* With `notify`: an eventfd that the backend signals whenever completions become
 	 * available, so a thread can wait in poll(2) for them together with other events

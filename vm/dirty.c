@@ -16,8 +16,9 @@
  *       rp_discard and rp_unmap collect first.
  *   wp_sync  the write-protect fault comes to a service thread (vm_wp_fault), which
  *       marks the page dirty and lifts the protection in the mapping that wrote. Each
- *       first write to a clean page costs a round trip through the service (docs/design.md,
- *       "Dirty tracking", has the figures); states are always current.
+ *       first write to a clean page costs a round trip through the service
+ *       (docs/benchmarks.md, "Dirty tracking", has the figures); states are always
+ *       current.
  *
  * A write fault on a page that is not mapped yet (MISSING or MINOR with the write flag)
  * marks the page dirty at once and maps it writable in the faulting mapping: one fault

@@ -148,8 +148,8 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 	 * not allocated yet: RAM_ALLOC_BY_WRITE) and maps it with one UFFDIO_COPY. A read
 	 * straight into the alias would first fault the new page into the alias
 	 * (get_user_pages, zeroing it, inside the submission) and later unmap it again: 6-10
-	 * us dearer per fault in either mode (docs/benchmarks.md, "Fault service"). Without a bounce page,
-	 * through the alias, and unmapped there after. */
+	 * us dearer per fault in either mode (docs/benchmarks.md, "Fault service"). Without a
+	 * bounce page, through the alias, and unmapped there after. */
 	if (st->dev && !q && ld->staged && !(ld->src = vm_sigbus_bounce(len)))
 		ld->staged = false;
 	void *buf = ld->src ? ld->src : fh->ram->alias + off;

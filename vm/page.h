@@ -4,8 +4,8 @@
  *
  * Every page of a file handle has one 64-bit slot in the handle's pagemap (vm/pagemap.c).
  * The slot is the page descriptor: the common case needs no other memory (as GNU Hurd
- * libpager's compact pagemap entries). An empty slot is 0,
- * and a pagemap leaf whose slots are all 0 is freed, so metadata follows what is resident.
+ * libpager's compact pagemap entries). An empty slot is 0, and a pagemap leaf whose
+ * slots are all 0 is freed, so metadata follows what is resident.
  *
  *   bits  0..2   state (below)
  *   bit   3      readahead marker: a touch of this page starts the stream's next window

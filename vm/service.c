@@ -44,8 +44,8 @@
  * anyway); the faulting thread's affinity set to the serving CPU around the wake-up and
  * restored after (a fifth faster, still below a bound thread, two system calls more per
  * fault, and it races with the application's own sched_setaffinity: not kept). With the
- * VM's guest halt polling on, unbound threads fault as fast as bound ones (docs/benchmarks.md): what
- * they pay is the wake-up of a halted CPU. The set is never empty; a service thread whose
+ * VM's guest halt polling on, unbound threads fault as fast as bound ones
+ * (docs/benchmarks.md): what they pay is the wake-up of a halted CPU. The set is never empty; a service thread whose
  * bit changes is kicked, since a thread asleep in poll(2) keeps the descriptors it went to
  * sleep with.
  *
@@ -60,8 +60,8 @@
  * before it sleeps in poll(2). The faulting thread is blocked, so the CPU would idle;
  * but a virtual CPU that idles halts, and waking it for the completion (the disk's
  * interrupt arrives on another CPU here) costs tens of microseconds. Measured with
- * rpbench, cold random 4 KiB touches against fio psync in the same run (docs/benchmarks.md, "Fault
- * service"). The price: up to fault_spin_us of CPU per cold fault on the faulting CPU,
+ * rpbench, cold random 4 KiB touches against fio psync in the same run
+ * (docs/benchmarks.md, "Fault service"). The price: up to fault_spin_us of CPU per cold fault on the faulting CPU,
  * taken from the application's other threads if they want that CPU. The spin still
  * looks at the userfaultfd and the kick eventfd every few iterations, so a new fault or
  * job does not wait for it. Readahead windows, pins and writeouts never spin: their

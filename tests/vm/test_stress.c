@@ -796,7 +796,8 @@ static void run(const char *dirty_mode)
 {
 	const uint64_t nops = env_u64("RP_STRESS_OPS", 3000);
 	const uint64_t seconds = env_u64("RP_STRESS_SECONDS", 0);
-	uint64_t seed = env_u64("RP_STRESS_SEED", (uint64_t)time(NULL) * 2654435761u + (uint64_t)getpid());
+	uint64_t seed = env_u64("RP_STRESS_SEED",
+	                        (uint64_t)time(NULL) * 2654435761u + (uint64_t)getpid());
 	const time_t end = time(NULL) + (time_t)seconds;
 
 	trace = env_u64("RP_STRESS_TRACE", 0) != 0;
