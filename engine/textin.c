@@ -3,6 +3,7 @@
  * engine/textin.c - bounded, non-blocking reads of user-named text files (textin.h).
  */
 #include "engine/textin.h"
+#include "io/io.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,15 +29,6 @@ static int fail(char *msg, size_t msglen, int err, const char *fmt, ...)
 	return err;
 }
 
-static const char *kind(mode_t m)
-{
-	return S_ISFIFO(m)   ? "a FIFO"
-	       : S_ISCHR(m)  ? "a character device"
-	       : S_ISBLK(m)  ? "a block device"
-	       : S_ISSOCK(m) ? "a socket"
-	                     : "not a regular file";
-}
-
 int textin_read(const char *path, size_t max_bytes, char **out, char *msg, size_t msglen)
 {
 	struct stat st;
@@ -60,7 +52,7 @@ int textin_read(const char *path, size_t max_bytes, char **out, char *msg, size_
 	}
 	if (!S_ISREG(st.st_mode)) {
 		err = fail(msg, msglen, -EINVAL, "%s: is %s; only a regular file is read", path,
-		           kind(st.st_mode));
+		           rpio_file_kind(st.st_mode));
 		goto out;
 	}
 	if ((uint64_t)st.st_size > max_bytes) {

@@ -55,6 +55,17 @@ static uint64_t rpio_dev_max_io(dev_t dev)
 	return 0;
 }
 
+const char *rpio_file_kind(unsigned mode)
+{
+	return S_ISREG(mode)    ? "a regular file"
+	       : S_ISBLK(mode)  ? "a block device"
+	       : S_ISDIR(mode)  ? "a directory"
+	       : S_ISFIFO(mode) ? "a FIFO"
+	       : S_ISCHR(mode)  ? "a character device"
+	       : S_ISSOCK(mode) ? "a socket"
+	                        : "of another kind";
+}
+
 /* Fills size, lbs, max_io and the DIO alignments from the open descriptor. */
 static int rpio_dev_probe(struct rpio_dev *d, char *msg, size_t msglen)
 {
@@ -83,14 +94,8 @@ static int rpio_dev_probe(struct rpio_dev *d, char *msg, size_t msglen)
 		 * relax it to the device's logical block size. */
 		d->lbs = st.st_blksize > 0 ? (uint32_t)st.st_blksize : 4096;
 	} else {
-		const char *kind = S_ISDIR(st.st_mode)    ? "a directory"
-		                   : S_ISFIFO(st.st_mode) ? "a FIFO"
-		                   : S_ISCHR(st.st_mode)  ? "a character device"
-		                   : S_ISSOCK(st.st_mode) ? "a socket"
-		                                          : "of another kind";
-
 		rpio_msgf(msg, msglen, "%s is %s, neither a regular file nor a block device", d->path,
-		          kind);
+		          rpio_file_kind(st.st_mode));
 		return -EINVAL;
 	}
 	d->off_align = d->mem_align = d->lbs;

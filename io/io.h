@@ -120,6 +120,9 @@ struct rpio_dev {
  * `warning` says so. On failure returns -errno and writes a message naming the path to
  * msg (IO_MSG_LEN bytes is enough). */
 int rpio_dev_open(const char *path, int oflags, struct rpio_dev **out, char *msg, size_t msglen);
+/* What kind of file st_mode names, for messages: "a regular file", "a block device", "a
+ * directory", "a FIFO", "a character device", "a socket", or "of another kind". */
+const char *rpio_file_kind(unsigned mode);
 /* Closes the device. Every queue that used it must have reaped its requests on it and
  * called rpio_queue_detach first. */
 void rpio_dev_close(struct rpio_dev *d);
