@@ -362,7 +362,7 @@ int rp_config_set(rp_config *cfg, const char *key, const char *value)
 }
 
 /* Writes key k's value as rp_config_set takes it; a value out of the key's range or enum
- * is written as it is ("0", "8192", "?"), so that setting it again refuses it. Returns
+ * is written as it is ("0", "8192", "7"), so that setting it again refuses it. Returns
  * the length, or -ERANGE when buf is too small. */
 static int get_key(const rp_config *cfg, const struct key *k, char *buf, size_t len)
 {

@@ -321,7 +321,6 @@ void vm_load_finish(struct vm_load *ld, int err)
 	if (empty || err) {
 		fh_set_run(fh, first, n, empty ? 0 : pg_make_poisoned(err));
 		ram_release(fh->ram, first * vm->psz, n * vm->psz);
-		vm_reclaim_kick(vm);
 		if (!empty)
 			atomic_fetch_add_explicit(&vm->ctr.load_errors, 1, memory_order_relaxed);
 		else if (ld->ra && !err) /* read ahead, then invalidated before any use */
@@ -335,10 +334,11 @@ void vm_load_finish(struct vm_load *ld, int err)
 		 * as its requests need; the memfd keeps the pages either way. */
 		if (!ld->staged)
 			vm_alias_zap(fh, first, n, false);
-		/* The pages can be evicted now: a load waiting for memory while the pool was
-		 * full of pages in flight (a WILLNEED of the whole pool) may take them. */
-		vm_reclaim_kick(vm);
 	}
+	/* Memory may be had either way: the pages were released, or they are in and can be
+	 * evicted (a load waiting while the pool was full of pages in flight, a WILLNEED of
+	 * the whole pool, may take them). */
+	vm_reclaim_kick(vm);
 	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
 		if (empty || ld->ra) {
 			/* Stale or failed: they fault again and load afresh. Read ahead: the

@@ -574,13 +574,14 @@ int vm_reclaim_alloc(struct vm *vm, struct ram_handle *ram, uint64_t off, uint64
                      bool may_wait, unsigned ram_flags)
 {
 	struct vm_reclaim *rc = &vm->rc;
-	uint64_t need = len / vm->psz, deadline = 0;
+	const uint64_t need = len / vm->psz, want = need > RC_SYNC_MIN ? need : RC_SYNC_MIN;
+	uint64_t deadline = 0;
 	bool waited = false;
 	int e;
 
 	may_wait = may_wait && rc->p.wait_ms && !vm_on_service_thread();
 	for (;;) {
-		uint64_t got = vm_reclaim_pages(vm, need > RC_SYNC_MIN ? need : RC_SYNC_MIN);
+		uint64_t got = vm_reclaim_pages(vm, want);
 
 		e = ram_alloc(ram, off, len, ram_flags);
 		if (e != -ENOMEM)
@@ -616,7 +617,7 @@ int vm_reclaim_alloc(struct vm *vm, struct ram_handle *ram, uint64_t off, uint64
 			/* One last try, with a sweep: pages that became evictable without a kick
 			 * must not be left unseen. */
 			if (!stop)
-				(void)vm_reclaim_pages(vm, need > RC_SYNC_MIN ? need : RC_SYNC_MIN);
+				(void)vm_reclaim_pages(vm, want);
 			e = ram_alloc(ram, off, len, ram_flags);
 			break;
 		}
