@@ -35,22 +35,6 @@
 #include <inttypes.h>
 #include <string.h>
 
-static const char *const dirty_names[] = {"auto", "wp_async", "wp_sync", "none"};
-
-const char *vm_dirty_name(enum vm_dirty_mode d)
-{
-	return (unsigned)d < 4 ? dirty_names[d] : "?";
-}
-
-void vm_dirty_add(struct rp_fileh *fh, int64_t n)
-{
-	fh->ndirty = (uint64_t)((int64_t)fh->ndirty + n);
-	uint64_t was = atomic_fetch_add_explicit(&fh->vm->ctr.dirty_pages, (uint64_t)n,
-	                                         memory_order_relaxed);
-
-	vm_reclaim_dirty(fh->vm, was + (uint64_t)n);
-}
-
 bool vm_dirty_mark(struct rp_fileh *fh, uint64_t idx)
 {
 	uint64_t w = pagemap_get(&fh->pm, idx);
@@ -118,68 +102,4 @@ void vm_dirty_collect(struct rp_fileh *fh, struct rp_mapping *only)
 	for (struct rp_mapping *m = fh->maps; m; m = m->next)
 		if (m->track)
 			collect_map(fh, m);
-}
-
-void vm_wp_fault(struct vm *vm, uint64_t addr)
-{
-	uint64_t page;
-	struct rp_mapping *m = vm_fault_mapping(vm, addr, &page);
-
-	if (!m)
-		return;
-	struct rp_fileh *fh = m->fh;
-
-	atomic_fetch_add_explicit(&vm->ctr.wp_faults, 1, memory_order_relaxed);
-	pthread_mutex_lock(&fh->lock);
-	if (vm_dirty_mark(fh, page))
-		vm_uffd_protect(vm, m, page, 1, false); /* also wakes the writer */
-	else
-		vm_uffd_wake(vm, m, page, 1); /* gone meanwhile: it faults again */
-	pthread_mutex_unlock(&fh->lock);
-	pthread_rwlock_unlock(&vm->maps_lock);
-}
-
-void vm_wo_wait_idle(struct rp_fileh *fh)
-{
-	while (fh->wo_active || fh->wo_pending)
-		pthread_cond_wait(&fh->cv, &fh->lock);
-}
-
-int vm_fileh_dirty(struct rp_fileh *fh, uint64_t *pages)
-{
-	pthread_mutex_lock(&fh->lock);
-	vm_dirty_collect(fh, NULL);
-	*pages = fh->ndirty;
-	pthread_mutex_unlock(&fh->lock);
-	return 0;
-}
-
-int vm_discard(struct rp_fileh *fh)
-{
-	struct vm *vm = fh->vm;
-	struct vm_release rel = {0, 0};
-	uint64_t idx, w;
-
-	pthread_mutex_lock(&fh->lock);
-	vm_wo_wait_idle(fh);
-	vm_dirty_collect(fh, NULL);
-	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1)
-		if (pg_dirty(w) && pg_pins(w)) {
-			pthread_mutex_unlock(&fh->lock);
-			return vm_errf(-EBUSY,
-			               "rp_discard: the dirty page at store offset %" PRIu64 " is pinned",
-			               idx * vm->psz);
-		}
-	/* Release the dirty pages in runs: the hole punch unmaps them from every mapping, and
-	 * the next touch loads the store's bytes. */
-	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1) {
-		if (!pg_dirty(w))
-			continue;
-		(void)pagemap_set(&fh->pm, idx, 0);
-		vm_dirty_add(fh, -1);
-		vm_release_page(fh, &rel, idx);
-	}
-	vm_release_flush(fh, &rel);
-	pthread_mutex_unlock(&fh->lock);
-	return 0;
 }

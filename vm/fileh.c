@@ -88,76 +88,6 @@ int vm_fileh_close(struct rp_fileh *fh)
 	return 0;
 }
 
-/* Index of the first mapping whose address is > addr. maps_lock held. */
-static size_t by_addr_upper(const struct vm *vm, uint64_t addr)
-{
-	size_t lo = 0, hi = vm->nby_addr;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if ((uintptr_t)vm->by_addr[mid]->addr <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-struct rp_mapping *vm_map_lookup(struct vm *vm, uint64_t addr)
-{
-	size_t i = by_addr_upper(vm, addr);
-	struct rp_mapping *m;
-
-	if (i == 0)
-		return NULL;
-	m = vm->by_addr[i - 1];
-	return addr < (uintptr_t)m->addr + m->len ? m : NULL;
-}
-
-struct rp_mapping *vm_fault_mapping(struct vm *vm, uint64_t addr, uint64_t *page)
-{
-	struct rp_mapping *m;
-
-	pthread_rwlock_rdlock(&vm->maps_lock);
-	m = vm_map_lookup(vm, addr);
-	if (!m) { /* unmapped since the fault was raised */
-		pthread_rwlock_unlock(&vm->maps_lock);
-		return NULL;
-	}
-	*page = m->first + (addr - (uintptr_t)m->addr) / vm->psz;
-	return m;
-}
-
-static int by_addr_insert(struct vm *vm, struct rp_mapping *m)
-{
-	if (vm->nby_addr == vm->cby_addr) {
-		size_t c = vm->cby_addr ? 2 * vm->cby_addr : 16;
-		struct rp_mapping **a = realloc(vm->by_addr, c * sizeof(*a));
-
-		if (!a)
-			return -ENOMEM;
-		vm->by_addr = a;
-		vm->cby_addr = c;
-	}
-	size_t i = by_addr_upper(vm, (uintptr_t)m->addr);
-
-	memmove(&vm->by_addr[i + 1], &vm->by_addr[i], (vm->nby_addr - i) * sizeof(m));
-	vm->by_addr[i] = m;
-	vm->nby_addr++;
-	return 0;
-}
-
-static void by_addr_remove(struct vm *vm, struct rp_mapping *m)
-{
-	size_t i = by_addr_upper(vm, (uintptr_t)m->addr);
-
-	assert(i > 0 && vm->by_addr[i - 1] == m);
-	i--;
-	memmove(&vm->by_addr[i], &vm->by_addr[i + 1], (vm->nby_addr - i - 1) * sizeof(m));
-	vm->nby_addr--;
-}
-
 int vm_map(struct rp_fileh *fh, uint64_t off, size_t len, int prot, struct rp_mapping **out)
 {
 	struct vm *vm = fh->vm;
@@ -191,7 +121,7 @@ int vm_map(struct rp_fileh *fh, uint64_t off, size_t len, int prot, struct rp_ma
 		return vm_errf(err, "rp_map: UFFDIO_REGISTER: %s", strerror(-err));
 	}
 	pthread_rwlock_wrlock(&vm->maps_lock);
-	err = by_addr_insert(vm, m);
+	err = vm_addr_insert(vm, m);
 	pthread_rwlock_unlock(&vm->maps_lock);
 	if (err) {
 		vm_uffd_unregister(vm, addr, len);
@@ -227,7 +157,7 @@ int vm_unmap(struct rp_mapping *m)
 	if (m->track)
 		(void)mprotect(m->addr, m->len, PROT_READ);
 	pthread_rwlock_wrlock(&vm->maps_lock);
-	by_addr_remove(vm, m);
+	vm_addr_remove(vm, m);
 	pthread_rwlock_unlock(&vm->maps_lock);
 	pthread_mutex_lock(&fh->lock);
 	/* Writes through this mapping not collected yet become DIRTY states now: the page
@@ -257,5 +187,85 @@ int vm_unmap(struct rp_mapping *m)
 	free(m->pins);
 	free(m->adv);
 	free(m);
+	return 0;
+}
+
+int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n)
+{
+	struct vm *vm = fh->vm;
+	struct vm_release rel = {0, 0};
+	uint64_t idx, w;
+
+	pthread_mutex_lock(&fh->lock);
+	vm_wo_wait_idle(fh); /* a WRITING page's RAM is being read by the device */
+	for (uint64_t i = first; pagemap_next(&fh->pm, i, &idx, &w) && idx < first + n;
+	     i = idx + 1)
+		if (pg_pins(w)) {
+			pthread_mutex_unlock(&fh->lock);
+			return vm_errf(-EBUSY, "rp_invalidate: the page at store offset %" PRIu64
+			                       " is pinned",
+			               idx * vm->psz);
+		}
+	/* Clear resident (dirty ones too) and poisoned pages, releasing their RAM in runs;
+	 * mark loads in flight stale (their RAM is being written by the device:
+	 * vm_load_finish releases it). */
+	for (uint64_t i = first; pagemap_next(&fh->pm, i, &idx, &w) && idx < first + n;
+	     i = idx + 1) {
+		if (pg_state(w) == PG_LOADING) {
+			pg_load(w)->stale = true;
+			continue;
+		}
+		(void)pagemap_set(&fh->pm, idx, 0);
+		if (pg_dirty(w))
+			vm_dirty_add(fh, -1);
+		if (w & PG_RA)
+			atomic_fetch_add_explicit(&vm->ctr.ra_wasted, 1, memory_order_relaxed);
+		vm_release_page(fh, &rel, idx);
+	}
+	vm_release_flush(fh, &rel);
+	/* Drop what user mappings still show: poison markers (and, REMAP mode, the
+	 * remapped ranges). The hole punch above unmapped the pages themselves. */
+	for (struct rp_mapping *m = fh->maps; m; m = m->next)
+		vm_uffd_unpoison(vm, m, first, n);
+	pthread_mutex_unlock(&fh->lock);
+	return 0;
+}
+
+int vm_fileh_dirty(struct rp_fileh *fh, uint64_t *pages)
+{
+	pthread_mutex_lock(&fh->lock);
+	vm_dirty_collect(fh, NULL);
+	*pages = fh->ndirty;
+	pthread_mutex_unlock(&fh->lock);
+	return 0;
+}
+
+int vm_discard(struct rp_fileh *fh)
+{
+	struct vm *vm = fh->vm;
+	struct vm_release rel = {0, 0};
+	uint64_t idx, w;
+
+	pthread_mutex_lock(&fh->lock);
+	vm_wo_wait_idle(fh);
+	vm_dirty_collect(fh, NULL);
+	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1)
+		if (pg_dirty(w) && pg_pins(w)) {
+			pthread_mutex_unlock(&fh->lock);
+			return vm_errf(-EBUSY,
+			               "rp_discard: the dirty page at store offset %" PRIu64 " is pinned",
+			               idx * vm->psz);
+		}
+	/* Release the dirty pages in runs: the hole punch unmaps them from every mapping, and
+	 * the next touch loads the store's bytes. */
+	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1) {
+		if (!pg_dirty(w))
+			continue;
+		(void)pagemap_set(&fh->pm, idx, 0);
+		vm_dirty_add(fh, -1);
+		vm_release_page(fh, &rel, idx);
+	}
+	vm_release_flush(fh, &rel);
+	pthread_mutex_unlock(&fh->lock);
 	return 0;
 }

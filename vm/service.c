@@ -137,26 +137,10 @@ static void backlog_push(struct vm_service *s, struct vm_job *job)
 	s->backlog_tail = job;
 }
 
-/* A staged load is read into one of the thread's bounce pages; when none is free, into
- * the alias like any other load. */
-static int load_issue(struct vm_service *s, struct vm_load *ld)
+void *vm_service_bounce_get(struct vm_service *s)
 {
-	if (ld->staged && !ld->src) {
-		if (!s->nbounce) {
-			ld->staged = false;
-		} else {
-			ld->src = s->bounce_free[--s->nbounce];
-			ld->bsvc = s;
-		}
-	}
-	int r = vm_load_issue(ld, s->q);
-
-	if (r == -EBUSY && ld->bsvc) { /* tried again later, with a page then */
-		vm_service_bounce_put(s, ld->src);
-		ld->src = NULL;
-		ld->bsvc = NULL;
-	}
-	return r;
+	assert(svc_self == s);
+	return s->nbounce ? s->bounce_free[--s->nbounce] : NULL;
 }
 
 void vm_service_bounce_put(struct vm_service *s, void *page)
@@ -165,19 +149,17 @@ void vm_service_bounce_put(struct vm_service *s, void *page)
 	s->bounce_free[s->nbounce++] = page;
 }
 
+struct rpio_queue *vm_service_queue(struct vm_service *s)
+{
+	return s->q;
+}
+
 /* Starts what a job asks for on s's queue: 0 when done with it (issued, or finished), or
  * -EBUSY when the queue is full (try again after completions). */
 static int job_issue(struct vm_service *s, struct vm_job *job)
 {
-	switch (job->kind) {
-	case VM_JOB_LOAD:
-		return load_issue(s, (struct vm_load *)job);
-	case VM_JOB_WRITEOUT:
-		return vm_wo_issue((struct vm_wo *)job, s->q);
-	default:
-		assert(!"a write run is never queued on its own");
-		return 0;
-	}
+	assert(job->ops->issue); /* a write run is never queued on its own */
+	return job->ops->issue(job, s);
 }
 
 static void backlog_issue(struct vm_service *s)
@@ -221,24 +203,6 @@ static void take_jobs(struct vm_service *s)
 	}
 }
 
-/* A request of a job completed with res (bytes, or -errno). */
-static void job_complete(struct vm_job *job, int64_t res)
-{
-	int err = res < 0 ? (int)res : 0;
-
-	switch (job->kind) {
-	case VM_JOB_LOAD:
-		vm_load_finish((struct vm_load *)job, err);
-		break;
-	case VM_JOB_WRITE:
-		vm_wrun_done((struct vm_wrun *)job, err);
-		break;
-	case VM_JOB_WRITEOUT: /* its fdatasync */
-		vm_wo_synced((struct vm_wo *)job, err);
-		break;
-	}
-}
-
 /* Completes every finished request; returns how many. */
 static int reap(struct vm_service *s)
 {
@@ -256,9 +220,9 @@ static int reap(struct vm_service *s)
 		for (int i = 0; i < n; i++) {
 			struct vm_job *job = cqe[i].udata;
 
-			if (job->kind == VM_JOB_LOAD && ((struct vm_load *)job)->fault && s->fault_reads)
+			if (job->spin && s->fault_reads)
 				s->fault_reads--;
-			job_complete(job, cqe[i].res);
+			job->ops->complete(job, cqe[i].res < 0 ? (int)cqe[i].res : 0);
 		}
 		total += n;
 		backlog_issue(s);
@@ -347,9 +311,10 @@ static void read_faults(struct vm_service *s)
 				listen_for(s, msg[i].arg.pagefault.feat.ptid);
 
 			if (flags & UFFD_PAGEFAULT_FLAG_WP)
-				vm_wp_fault(vm, addr);
+				vm->fault_ops->wp_fault(vm, addr);
 			else
-				vm_fault(vm, s, addr, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0, 0);
+				vm->fault_ops->fault(vm, s, addr, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
+				                     0);
 		}
 		if ((size_t)n < sizeof(msg))
 			return;
@@ -458,17 +423,17 @@ static void *service_main(void *arg)
 	return NULL;
 }
 
-void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_load *ld)
+void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_job *job)
 {
 	if (svc) {
-		if (ld->fault)
+		if (job->spin)
 			svc->fault_reads++;
-		if (svc->backlog_head || load_issue(svc, ld) == -EBUSY)
-			backlog_push(svc, &ld->job);
+		if (svc->backlog_head || job_issue(svc, job) == -EBUSY)
+			backlog_push(svc, job);
 		return;
 	}
-	ld->job.qnext = NULL;
-	vm_service_hand(vm, &ld->job, &ld->job);
+	job->qnext = NULL;
+	vm_service_hand(vm, job, job);
 }
 
 void vm_service_defer(struct vm *vm, struct vm_job *job)

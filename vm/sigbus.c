@@ -38,7 +38,7 @@
  *
  * Waiting. A thread whose page another load is bringing in (a readahead window, another
  * thread's fault, a pin) sleeps on the engine's load_gen, a futex that every load's end
- * bumps (vm_sigbus_loaded), then retries the access. The generation is read before the
+ * bumps (vm_loads_ended, vm/load.c), then retries the access. The generation is read before the
  * page's state, so an end between the two makes the futex wait return at once.
  */
 #include "vm/vm.h"
@@ -61,49 +61,9 @@ static struct vm *sig_vms[SIGBUS_MAX_ENGINES];
 static unsigned sig_n;
 static struct sigaction sig_prev; /* the handler before ringpager's */
 
-/* Each faulting thread's bounce page (vm_sigbus_bounce), unmapped when the thread ends. */
-static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
-static pthread_key_t bounce_key;
-static _Thread_local void *bounce;
-
-static void bounce_free(void *p)
-{
-	munmap(p, RAM_PAGE_4K);
-}
-
-static void bounce_init(void)
-{
-	(void)pthread_key_create(&bounce_key, bounce_free);
-}
-
-void *vm_sigbus_bounce(size_t len)
-{
-	if (len > RAM_PAGE_4K)
-		return NULL;
-	if (!bounce) {
-		/* mmap, not malloc: this runs in the signal handler. */
-		void *p = mmap(NULL, RAM_PAGE_4K, PROT_READ | PROT_WRITE,
-		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-
-		if (p == MAP_FAILED)
-			return NULL;
-		bounce = p;
-		(void)pthread_setspecific(bounce_key, p);
-	}
-	return bounce;
-}
-
 static void futex_wait(_Atomic uint32_t *word, uint32_t expect)
 {
 	(void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect, NULL, NULL, 0);
-}
-
-void vm_sigbus_loaded_slow(struct vm *vm)
-{
-	atomic_fetch_add(&vm->load_gen, 1);
-	if (atomic_load(&vm->load_waiters))
-		(void)syscall(SYS_futex, (uint32_t *)&vm->load_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL,
-		              NULL, 0);
 }
 
 /* Whether the access that faulted was a write: the page is then loaded dirty and mapped
@@ -197,7 +157,7 @@ int vm_sigbus_add(struct vm *vm)
 	struct sigaction cur;
 	int err = 0;
 
-	(void)pthread_once(&bounce_once, bounce_init);
+	vm_load_bounce_init();
 	rpio_pread_prepare(); /* here, not at the first fault: it may allocate */
 	pthread_mutex_lock(&sig_lock);
 	if (sig_n == SIGBUS_MAX_ENGINES) {

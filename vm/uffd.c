@@ -73,64 +73,6 @@ static int uffd_api(int fd, uint64_t want, uint64_t *features, uint64_t *ioctls)
 #define WP_ASYNC_FEATURES \
 	(UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_ASYNC)
 
-/* One PAGEMAP_SCAN call: pages in [start, end) whose categories, XORed with `inverted`,
- * hold every bit of `mask`; with wp, write-protected in the same walk. */
-static int pagemap_query(int pagemap_fd, uint64_t start, uint64_t end, bool wp,
-                         uint64_t inverted, uint64_t mask, struct page_region *vec, size_t n,
-                         uint64_t *walk_end)
-{
-	struct pm_scan_arg a = {
-	    .size = sizeof(a),
-	    .flags = wp ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0,
-	    .start = start,
-	    .end = end,
-	    .vec = (uintptr_t)vec,
-	    .vec_len = n,
-	    .category_inverted = inverted,
-	    .category_mask = mask,
-	    .return_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-	};
-	int r = ioctl(pagemap_fd, PAGEMAP_SCAN, &a);
-
-	if (r < 0)
-		return -errno;
-	*walk_end = a.walk_end;
-	return r;
-}
-
-int vm_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, struct page_region *vec,
-                    size_t n, uint64_t *walk_end)
-{
-	/* present and written: a poison marker is neither write-protected nor a page */
-	return pagemap_query(pagemap_fd, start, end, true, 0, PAGE_IS_WRITTEN | PAGE_IS_PRESENT,
-	                     vec, n, walk_end);
-}
-
-bool vm_pagemap_walk(struct vm *vm, struct rp_mapping *m, uint64_t start, uint64_t end, bool wp,
-                     uint64_t inverted, uint64_t mask, vm_region_fn fn, void *arg)
-{
-	struct page_region vec[64];
-	uint64_t base = (uintptr_t)m->addr, walk_end = 0;
-
-	while (start < end) {
-		int n = pagemap_query(vm->pagemap_fd, start, end, wp, inverted, mask, vec,
-		                      sizeof(vec) / sizeof(vec[0]), &walk_end);
-
-		if (n == -EINTR || n == -EAGAIN)
-			continue;
-		if (n < 0)
-			return false;
-		for (int i = 0; i < n; i++)
-			if (fn(m->fh, m->first + (vec[i].start - base) / vm->psz,
-			       m->first + (vec[i].end - base) / vm->psz, vec[i].categories, arg))
-				return false;
-		if (walk_end <= start)
-			break;
-		start = walk_end;
-	}
-	return true;
-}
-
 /* Tries dirty tracking on a one-page memfd with a userfaultfd of its own (same open
  * mode as the engine's). Sets *cont_wp when UFFDIO_CONTINUE_MODE_WP works, *scan when
  * (with WP_ASYNC offered) a write shows in one PAGEMAP_SCAN and not in the next. */
@@ -605,4 +547,11 @@ void vm_uffd_unpoison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint6
 		(void)vm_uffd_register(vm, addr, len, m->track);
 	}
 	uffd_wake(vm, start, len);
+}
+
+static const char *const dirty_names[] = {"auto", "wp_async", "wp_sync", "none"};
+
+const char *vm_dirty_name(enum vm_dirty_mode d)
+{
+	return (unsigned)d < 4 ? dirty_names[d] : "?";
 }

@@ -61,6 +61,9 @@ static void vm_release(struct vm *vm)
 	pthread_cond_destroy(&vm->jobs_cv);
 }
 
+/* What the service threads do with the faults they read. */
+static const struct vm_fault_ops fault_ops = {vm_fault, vm_wp_fault};
+
 int vm_open(struct vm *vm, const struct vm_params *p)
 {
 	char msg[RAM_MSG_LEN], why[512];
@@ -97,6 +100,7 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 		vm->ra_max = vm->pool->capacity / 4;
 	vm->ra_chunk = VM_RA_CHUNK_BYTES / vm->psz ? VM_RA_CHUNK_BYTES / vm->psz : 1;
 	vm->spin_ns = p->fault_spin_ns;
+	vm->fault_ops = &fault_ops;
 	err = vm_service_start(vm, p);
 	struct vm_reclaim_params rp = p->reclaim;
 

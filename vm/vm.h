@@ -125,16 +125,28 @@ struct rp_store {
 };
 
 /* Work for a fault-service thread: queued in its backlog (or the shared jobs list), and
- * the udata of the io/ requests it issues; `kind` says which struct it heads. */
-enum vm_job_kind { VM_JOB_LOAD = 1, VM_JOB_WRITE, VM_JOB_WRITEOUT };
+ * the udata of the io/ requests it issues. Each kind of job (a load, a writeout, a
+ * writeout's run) heads its own struct and brings its ops: the service threads run jobs
+ * through them and know nothing of what they are. */
+struct vm_job;
+struct vm_job_ops {
+	/* Starts the job on service thread s's queue (vm_service_queue): 0 when done with it
+	 * (issued, or finished), -EBUSY when the queue is full (called again after
+	 * completions). NULL for jobs that are never queued on their own. */
+	int (*issue)(struct vm_job *job, struct vm_service *s);
+	/* One of the job's requests completed: 0 or -errno. On the service thread that
+	 * reaped it. */
+	void (*complete)(struct vm_job *job, int err);
+};
 
 struct vm_job {
-	unsigned kind;
+	const struct vm_job_ops *ops;
 	struct vm_job *qnext; /* a service thread's backlog or the jobs list */
+	bool spin;            /* a fault's own read: its service thread polls for it */
 };
 
 struct vm_load {
-	struct vm_job job; /* VM_JOB_LOAD; first member */
+	struct vm_job job; /* first member */
 	struct rp_fileh *fh;
 	uint64_t first, npages; /* pages [first, first + npages) */
 	int err;                /* result, 0 or -errno */
@@ -160,7 +172,7 @@ struct vm_load {
 
 /* One run of dirty pages written by one request (vm/writeout.c). */
 struct vm_wrun {
-	struct vm_job job; /* VM_JOB_WRITE; first member */
+	struct vm_job job; /* first member */
 	struct vm_wo *wo;
 	uint64_t first, n; /* pages */
 	int err;
@@ -171,7 +183,7 @@ enum vm_wo_phase { WO_WRITE, WO_SYNC, WO_FINISH };
 
 /* One writeout of one handle (vm/writeout.c). */
 struct vm_wo {
-	struct vm_job job; /* VM_JOB_WRITEOUT; first member */
+	struct vm_job job; /* first member */
 	struct rp_fileh *fh;
 	int flags; /* RP_WRITEOUT_* */
 	rp_done_fn done;
@@ -377,14 +389,28 @@ struct vm_reclaim {
 	bool full_told;        /* the hook was told the pool is full since memory was last freed */
 	uint64_t wb_retry_ns;  /* after a failed writeback, none before this time */
 	unsigned wb_running;   /* writebacks running, of handles wb_ids[] */
-	uint64_t wb_ids[8];    /* RC_WB_MAX in vm/reclaim.c */
+	uint64_t wb_ids[8];    /* RC_WB_MAX */
 	void (*hook)(void *arg, int why, uint64_t dirty_bytes);
 	bool in_hook; /* the reclaim thread is calling it */
 	void *hook_arg;
 	uint64_t last_collect_ns;
 };
 
+/* A synchronous reclaim frees at least this many pages. */
+#define RC_SYNC_MIN 32
+/* Handles met with cold dirty pages, for writeback (ids; a few are enough), and
+ * writebacks running at once. */
+#define RC_WB_MAX (sizeof(((struct vm_reclaim *)0)->wb_ids) / sizeof(uint64_t))
+
+/* How the service threads hand on the faults they read (vm/fault.c's; vm_open sets it). */
+struct vm_fault_ops {
+	void (*fault)(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
+	              uint64_t deadline);
+	void (*wp_fault)(struct vm *vm, uint64_t addr);
+};
+
 struct vm {
+	const struct vm_fault_ops *fault_ops;
 	struct ram_pool *pool;
 	size_t psz;
 	int uffd;
@@ -433,6 +459,12 @@ struct vm {
 	struct vm_counters ctr;
 	char describe[2048];
 };
+
+static inline void vm_abs_time(uint64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(ns / 1000000000ull);
+	ts->tv_nsec = (long)(ns % 1000000000ull);
+}
 
 /* CLOCK_MONOTONIC in nanoseconds (reclaim deadlines, the service threads' spin). */
 static inline uint64_t vm_now_ns(void)
@@ -533,13 +565,15 @@ bool vm_sigbus_serve(const siginfo_t *si, void *uc);
 void vm_sigbus_remove(struct vm *vm);
 /* This thread's bounce page for a fault's own read of len bytes, or NULL (larger than a
  * 4 KiB page, or no memory): vm_load_issue then reads into the alias. */
-void *vm_sigbus_bounce(size_t len);
+void *vm_load_bounce_self(size_t len);
+/* Makes vm_load_bounce_self usable in a signal handler (its thread key); once. */
+void vm_load_bounce_init(void);
 /* A load ended (LOADING pages changed state): threads waiting in the handler look again. */
-void vm_sigbus_loaded_slow(struct vm *vm);
-static inline void vm_sigbus_loaded(struct vm *vm)
+void vm_loads_ended_slow(struct vm *vm);
+static inline void vm_loads_ended(struct vm *vm)
 {
 	if (vm->fault_self)
-		vm_sigbus_loaded_slow(vm);
+		vm_loads_ended_slow(vm);
 }
 
 /* For tests: called by rp_pin between its walk that maps what is resident and its last
@@ -563,9 +597,13 @@ uint64_t vm_listening(const struct vm *vm);
 uint64_t vm_listen_all(const struct vm *vm);
 /* The I/O backend in use, as rpio_queue_describe says it. */
 const char *vm_service_describe(const struct vm *vm);
-/* Starts a load that vm_load_start prepared: on this service thread's queue when called
- * from one (svc != NULL), else handed to a service thread. */
-void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_load *ld);
+/* Starts a job (a load that vm_load_start prepared): on this service thread's queue when
+ * called from one (svc != NULL), else handed to a service thread. */
+void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_job *job);
+/* Service thread s's io/ queue, for its jobs' issue ops. */
+struct rpio_queue *vm_service_queue(struct vm_service *s);
+/* One of s's free bounce pages, or NULL (on that thread). */
+void *vm_service_bounce_get(struct vm_service *s);
 /* Hands a chain of jobs (linked by qnext, ending at tail) to a service thread, with one
  * wake-up: that of the caller's CPU where there is one (vm_service_hand), or the threads
  * in turn (vm_service_hand_spread, for the later batches of a long pin). */
@@ -592,6 +630,8 @@ bool vm_on_service_thread(void);
 #define VM_LOAD_STAGED   4u /* read through a bounce page, then put in place by UFFDIO_COPY
                                or pwrite(2): the pages are charged, not fallocated
                                (RAM_ALLOC_BY_WRITE) */
+/* VM_LOAD_STAGED for a load of n pages that goes through a bounce page, else 0. */
+unsigned vm_load_stage_flag(const struct rp_fileh *fh, uint64_t n);
 struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, unsigned how,
                               int *err);
 /* Issues ld's read on a queue (device store) or calls the custom store's load. Called
@@ -680,6 +720,13 @@ bool vm_reclaim_park(struct vm *vm, uint64_t addr, bool write, uint64_t deadline
  * past the high watermark, dirty pages past the limit): wakes the reclaim thread when it
  * has reason to look. Cheap when not. */
 void vm_reclaim_kick(struct vm *vm);
+/* Wakes the reclaim thread whether or not anyone waits. */
+void vm_reclaim_kick_thread(struct vm *vm);
+/* One sweep of the CLOCK hand for `want` pages; with wb_ids, notes up to RC_WB_MAX
+ * handles that have cold dirty pages (*nwb of them). Returns the pages freed. */
+uint64_t vm_evict_sweep(struct vm *vm, uint64_t want, uint64_t *wb_ids, unsigned *nwb);
+/* The open handle with the smallest id >= id, or NULL. vm->objs_lock held. */
+struct rp_fileh *vm_fileh_at(struct vm *vm, uint64_t id);
 /* After a load: starts background reclaim when the pool is past the high watermark. */
 void vm_reclaim_check(struct vm *vm);
 /* The engine's dirty page count changed to `dirty`: wakes the reclaim thread when it
@@ -732,13 +779,6 @@ int vm_writeout(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char
                 size_t msglen);
 /* vm_writeout, then waits for its result. */
 int vm_writeout_wait(struct rp_fileh *fh, int flags);
-/* Issues what the writeout's phase needs on q: 0, or -EBUSY when q is full. Service
- * thread. */
-int vm_wo_issue(struct vm_wo *wo, struct rpio_queue *q);
-/* A run's write completed (0 or -errno). Any thread. */
-void vm_wrun_done(struct vm_wrun *r, int err);
-/* The writeout's fdatasync completed. Service thread. */
-void vm_wo_synced(struct vm_wo *wo, int err);
 
 /* vm/store.c: stores. */
 int vm_store_open(struct vm *vm, const char *path, int flags, struct rp_store **out);
@@ -760,5 +800,8 @@ struct rp_mapping *vm_map_lookup(struct vm *vm, uint64_t addr);
  * caller unlocks), and *page its page index in the handle; NULL, lock not held, when the
  * mapping went away since the fault was raised. */
 struct rp_mapping *vm_fault_mapping(struct vm *vm, uint64_t addr, uint64_t *page);
+/* Adds m to the address table (-ENOMEM), removes it. vm->maps_lock held for writing. */
+int vm_addr_insert(struct vm *vm, struct rp_mapping *m);
+void vm_addr_remove(struct vm *vm, struct rp_mapping *m);
 
 #endif

@@ -39,6 +39,24 @@
 #include <string.h>
 #include <unistd.h>
 
+static void wrun_done(struct vm_wrun *r, int err);
+static void wo_synced(struct vm_wo *wo, int err);
+static int wo_issue(struct vm_job *job, struct vm_service *s);
+
+static void wrun_job_complete(struct vm_job *job, int err)
+{
+	wrun_done((struct vm_wrun *)job, err);
+}
+
+/* the writeout's own request is its fdatasync */
+static void wo_job_complete(struct vm_job *job, int err)
+{
+	wo_synced((struct vm_wo *)job, err);
+}
+
+static const struct vm_job_ops wrun_ops = {NULL, wrun_job_complete};
+static const struct vm_job_ops wo_ops = {wo_issue, wo_job_complete};
+
 static void fh_set_state(struct rp_fileh *fh, uint64_t first, uint64_t n, unsigned state)
 {
 	for (uint64_t i = first; i < first + n; i++) {
@@ -76,7 +94,7 @@ static int runs_add(struct vm_wo *wo, size_t *cap, uint64_t idx, uint64_t max)
 	}
 	r = &wo->runs[wo->nruns++];
 	memset(r, 0, sizeof(*r));
-	r->job.kind = VM_JOB_WRITE;
+	r->job.ops = &wrun_ops;
 	r->wo = wo;
 	r->first = idx;
 	r->n = 1;
@@ -165,7 +183,7 @@ int vm_writeout(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char
 	wo->msg = msg;
 	wo->msglen = msglen;
 	atomic_store(&wo->err_page, UINT64_MAX);
-	wo->job.kind = VM_JOB_WRITEOUT;
+	wo->job.ops = &wo_ops;
 	wo->fh = fh;
 	wo->flags = flags;
 	wo->done = done;
@@ -258,7 +276,7 @@ static void wo_writes_done(struct vm_wo *wo)
 	wo->phase = (wo->flags & RP_WRITEOUT_SYNC) && !atomic_load(&wo->err) ? WO_SYNC : WO_FINISH;
 }
 
-void vm_wrun_done(struct vm_wrun *r, int err)
+static void wrun_done(struct vm_wrun *r, int err)
 {
 	struct vm_wo *wo = r->wo;
 	struct vm *vm = wo->fh->vm;
@@ -289,12 +307,12 @@ void rp_store_done(rp_store_token *tok, int err)
 	/* Exactly once per store (the header says so); see rp_load_done. */
 	if (!r || atomic_exchange(&r->done, 1))
 		return;
-	vm_wrun_done(r, err > 0 ? -err : err);
+	wrun_done(r, err > 0 ? -err : err);
 }
 
 static void wo_finish(struct vm_wo *wo);
 
-void vm_wo_synced(struct vm_wo *wo, int err)
+static void wo_synced(struct vm_wo *wo, int err)
 {
 	if (err < 0)
 		wo_fail(wo, err);
@@ -302,8 +320,11 @@ void vm_wo_synced(struct vm_wo *wo, int err)
 	wo_finish(wo);
 }
 
-int vm_wo_issue(struct vm_wo *wo, struct rpio_queue *q)
+/* Issues what the writeout's phase needs on s's queue: 0, or -EBUSY when it is full. */
+static int wo_issue(struct vm_job *job, struct vm_service *s)
 {
+	struct vm_wo *wo = (struct vm_wo *)job;
+	struct rpio_queue *q = vm_service_queue(s);
 	struct rp_fileh *fh = wo->fh;
 	struct rp_store *st = fh->store;
 	size_t psz = fh->vm->psz;
@@ -334,7 +355,7 @@ again:
 			wo->next++;
 			atomic_fetch_add_explicit(&fh->vm->ctr.write_requests, 1, memory_order_relaxed);
 			if (r < 0 || (!st->dev && r != RP_STORE_ASYNC))
-				vm_wrun_done(run, r > 0 ? -EPROTO : r);
+				wrun_done(run, r > 0 ? -EPROTO : r);
 		}
 		/* Every run issued: drop the issuer's reference; when it was the last, go on
 		 * to the next phase here. */
@@ -349,10 +370,10 @@ again:
 			if (r == -EBUSY)
 				return r;
 			if (r < 0)
-				vm_wo_synced(wo, r);
+				wo_synced(wo, r);
 			return 0;
 		}
-		vm_wo_synced(wo, st->ops->sync ? st->ops->sync(st->ctx) : 0);
+		wo_synced(wo, st->ops->sync ? st->ops->sync(st->ctx) : 0);
 		return 0;
 	case WO_FINISH:
 		wo_finish(wo);
@@ -432,4 +453,10 @@ static void wo_finish(struct vm_wo *wo)
 	free(wo);
 	if (done)
 		done(arg, err);
+}
+
+void vm_wo_wait_idle(struct rp_fileh *fh)
+{
+	while (fh->wo_active || fh->wo_pending)
+		pthread_cond_wait(&fh->cv, &fh->lock);
 }

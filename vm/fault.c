@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/fault.c - the fault path: what a fault on a page of a mapping does, whoever serves
+ * it (a service thread that read the userfaultfd, vm_fault; the faulting thread in its
+ * SIGBUS handler, vm_fault_self; the reclaim thread retrying a parked fault).
+ *
+ * One decision, by the page's state (vm/page.h): EMPTY starts its load (and readahead
+ * may open a window: vm/readahead.c decides it, ra_read here starts its loads); LOADING
+ * waits for vm_load_finish to map it; POISONED gets SIGBUS; resident is a minor fault,
+ * mapped with its resident neighbours (fault-around) or with the run read ahead after it.
+ * A write-protect fault (wp_sync) marks the page dirty and unprotects it.
+ */
+#include "vm/vm.h"
+#include "compat/kernel.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Fault-around, as the kernel's own (fault_around_bytes, 64 KiB by default): a minor
+ * fault maps every resident page of the faulting page's aligned 64 KiB block into the
+ * mapping too, so that touching them costs no fault. What a program pays for the pages
+ * of a mapping that are in the pool but not mapped there (a new mapping of a warm file;
+ * pages unmapped by the reclaim hand) then falls by up to 16x where they are dense, while
+ * a lone page still costs one fault and 15 lookups.
+ *   The neighbours are marked referenced, as a run of pages read ahead is when one of
+ * them is touched. The kernel maps them "old" instead and learns of their use from the
+ * accessed bit; ringpager sees a use only as a fault (vm/reclaim.c), so a page mapped
+ * unreferenced could be used without the hand ever knowing: tried, the hot set of the
+ * reclaim tests lost 10% of its hits. The price is one revolution of the hand for
+ * neighbours never touched.
+ *   Pages read ahead and not yet used (their first touch must be seen), LOADING, WRITING
+ * and POISONED pages are left alone, and so is a page whose mapping's advice is RANDOM (the
+ * kernel does no fault-around under MADV_RANDOM either). Tracked mappings get them
+ * write-protected. fh->lock held. */
+void vm_fault_around(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx)
+{
+	const uint64_t k = VM_FAULT_AROUND_BYTES / fh->vm->psz;
+	uint64_t lo = idx & ~(k - 1), hi = lo + k, run = 0, n = 0;
+
+	/* As the kernel, none where the program said its accesses are random. */
+	if (k < 2 || vm_advice_at(m, idx) == RP_ADVICE_RANDOM)
+		return;
+	if (lo < m->first)
+		lo = m->first;
+	if (hi > m->first + m->npages)
+		hi = m->first + m->npages;
+	for (uint64_t p = lo; p <= hi; p++) {
+		bool take = false;
+
+		if (p < hi && p != idx) {
+			uint64_t w = pagemap_get(&fh->pm, p);
+			unsigned st = pg_state(w);
+
+			take = (st == PG_LOADED || st == PG_DIRTY) && !(w & (PG_RA | PG_RA_MARK));
+			if (take && !(w & PG_REF)) /* not counted in reference_hits: not a touch */
+				(void)pagemap_set(&fh->pm, p, w | PG_REF);
+		}
+		if (take) {
+			if (!n)
+				run = p;
+			n++;
+		} else if (n) {
+			vm_uffd_map_around(fh->vm, m, run, n);
+			n = 0;
+		}
+	}
+}
+
+/* The fault path's decision, the same whoever serves the fault: a service thread reading
+ * the userfaultfd (vm_fault), or the faulting thread itself (vm_fault_self, self = true).
+ * *own is the load of the faulting page, started and not issued; *ra the readahead
+ * windows the fault opened. */
+static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool write,
+                                          uint64_t deadline, bool self, struct vm_load **own,
+                                          struct vm_load_batch *ra)
+{
+	enum vm_fault_outcome out = VM_FAULT_RETRY;
+	uint64_t page;
+	int err = 0;
+
+	/* MISSING or MINOR: the page's state says more than the fault's kind. */
+	struct rp_mapping *m = vm_fault_mapping(vm, addr, &page);
+
+	if (!m)
+		return VM_FAULT_NOT_MINE;
+	struct rp_fileh *fh = m->fh;
+
+	if (!deadline) /* a parked fault retried was counted when it came */
+		atomic_fetch_add_explicit(&vm->ctr.faults, 1, memory_order_relaxed);
+	pthread_mutex_lock(&fh->lock);
+	uint64_t w = pagemap_get(&fh->pm, page);
+
+	switch (pg_state(w)) {
+	case PG_EMPTY: {
+		/* A service thread must not block: a fault that finds the pool full parks (the
+		 * kernel holds the thread) and is retried. A thread serving itself waits for
+		 * memory in the load, as rp_pin does. Either reads a 4 KiB page of a device
+		 * store through a bounce page (vm_load_issue says why). */
+		const unsigned stage = vm_load_stage_flag(fh, 1);
+		struct vm_load *ld = vm_load_start(
+		    fh, page, 1, (self ? VM_LOAD_MAY_WAIT : VM_LOAD_FAULT) | stage, &err);
+
+		if (!ld) {
+			/* Pool full and nothing clean to evict: the faulting thread waits until
+			 * memory is freed, or gets SIGBUS when its wait ends; the page stays EMPTY. */
+			if (err != -ENOMEM || self || !vm_reclaim_park(vm, addr, write, deadline)) {
+				vm_uffd_poison(vm, m, page, 1);
+				for (struct rp_mapping *o = fh->maps; o; o = o->next)
+					if (o != m) /* they fault again themselves */
+						vm_uffd_wake(vm, o, page, 1);
+				if (err == -ENOMEM)
+					atomic_fetch_add_explicit(&vm->ctr.mem_failures, 1,
+					                          memory_order_relaxed);
+				out = VM_FAULT_FAILED;
+			}
+		} else {
+			if (write && m->track)
+				ld->writer = m;
+			if (stage)
+				ld->dst = m;
+			vm_ra_miss(fh, m, page, ra);
+			*own = ld;
+		}
+		break;
+	}
+	case PG_LOADING: { /* vm_load_finish maps it and wakes us */
+		struct vm_load *l = pg_load(w);
+
+		if (write && m->track && l->npages == 1 && !l->writer)
+			l->writer = m;
+		vm_ra_loading(fh, m, page, w, ra);
+		out = VM_FAULT_WAIT;
+		break;
+	}
+	case PG_POISONED:
+		vm_uffd_poison(vm, m, page, 1);
+		out = VM_FAULT_FAILED;
+		break;
+	default:
+		atomic_fetch_add_explicit(&vm->ctr.minor_faults, 1, memory_order_relaxed);
+		vm_ra_touch(fh, m, page, w, write, ra);
+		break;
+	}
+	pthread_mutex_unlock(&fh->lock);
+	pthread_rwlock_unlock(&vm->maps_lock);
+	return out;
+}
+
+void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
+              uint64_t deadline)
+{
+	struct vm_load *ld = NULL;
+	struct vm_load_batch ra = {NULL, NULL};
+
+	(void)fault_decide(vm, addr, write, deadline, false, &ld, &ra);
+	if (ld) /* the faulting page first */
+		vm_service_submit(vm, svc, &ld->job);
+	vm_load_batch_submit(vm, svc, &ra);
+}
+
+enum vm_fault_outcome vm_fault_self(struct vm *vm, uint64_t addr, bool write)
+{
+	struct vm_load *ld = NULL;
+	struct vm_load_batch ra = {NULL, NULL};
+	enum vm_fault_outcome out = fault_decide(vm, addr, write, 0, true, &ld, &ra);
+
+	/* The windows go to the service threads first, so that they are read while this
+	 * thread reads its own page (the read blocks it). */
+	vm_load_batch_submit(vm, NULL, &ra);
+	if (ld)
+		(void)vm_load_issue(ld, NULL);
+	return out;
+}
+
+static bool fh_present(void *arg, uint64_t idx)
+{
+	uint64_t w = pagemap_get(&((struct rp_fileh *)arg)->pm, idx);
+
+	return w && pg_state(w) != PG_POISONED;
+}
+
+static void ra_env(struct rp_fileh *fh, const struct rp_mapping *m, struct vm_ra_env *e)
+{
+	*e = (struct vm_ra_env){.max = fh->vm->ra_max,
+	                        .lo = m->first,
+	                        .hi = m->first + m->npages,
+	                        .present = fh_present,
+	                        .arg = fh};
+}
+
+/* Starts the loads of the window's absent pages, in runs of at most the device's largest
+ * request, and puts the marker on its page. fh->lock held (dropped and retaken by each
+ * vm_load_start). A run that finds no memory ends the window. */
+static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct vm_load_batch *b)
+{
+	struct vm *vm = fh->vm;
+	uint64_t end = win->start + win->size, p = win->start, started = 0;
+	uint64_t max_io = fh->store->dev ? fh->store->dev->max_io / vm->psz : win->size;
+
+	if (!max_io)
+		max_io = 1;
+	while (p < end) {
+		uint64_t n = 0;
+		int err;
+
+		while (p + n < end && n < max_io && pagemap_get(&fh->pm, p + n) == 0)
+			n++;
+		if (!n) {
+			p++;
+			continue;
+		}
+		struct vm_load *ld = vm_load_start(fh, p, n, 0, &err);
+
+		if (!ld)
+			break;
+		ld->ra = true;
+		if (win->mark >= p && win->mark < p + n) {
+			uint64_t w = pagemap_get(&fh->pm, win->mark);
+
+			if (pg_state(w) == PG_LOADING && pg_load(w) == ld)
+				(void)pagemap_set(&fh->pm, win->mark, w | PG_RA_MARK);
+		}
+		vm_load_batch_add(b, ld);
+		started += n;
+		p += n;
+	}
+	if (started) {
+		atomic_fetch_add_explicit(&vm->ctr.ra_windows, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&vm->ctr.ra_pages, started, memory_order_relaxed);
+	}
+}
+
+void vm_ra_miss(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, struct vm_load_batch *b)
+{
+	struct vm_ra_env e;
+	struct vm_ra_win win;
+
+	ra_env(fh, m, &e);
+	if (vm_ra_sync(&m->ra, &e, vm_advice_at(m, idx), idx, &win))
+		ra_read(fh, &win, b);
+}
+
+/* The marker on page idx (word w) was reached: the next window. */
+static void ra_marker(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
+                      struct vm_load_batch *b)
+{
+	struct vm_ra_env e;
+	struct vm_ra_win win;
+
+	(void)pagemap_set(&fh->pm, idx, w & ~PG_RA_MARK);
+	ra_env(fh, m, &e);
+	if (vm_ra_async(&m->ra, &e, vm_advice_at(m, idx), idx, &win))
+		ra_read(fh, &win, b);
+}
+
+void vm_ra_loading(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
+                   struct vm_load_batch *b)
+{
+	pg_load(w)->faulted = true;
+	if (w & PG_RA_MARK)
+		ra_marker(fh, m, idx, w, b);
+}
+
+void vm_ra_touch(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
+                 bool write, struct vm_load_batch *b)
+{
+	struct vm *vm = fh->vm;
+	uint64_t k = 1;
+
+	if (w & PG_RA_MARK) {
+		ra_marker(fh, m, idx, w, b);
+		w = pagemap_get(&fh->pm, idx); /* ra_read may have dropped the lock */
+		if (!pg_resident(w)) { /* evicted meanwhile: the thread faults again */
+			vm_uffd_wake(vm, m, idx, 1);
+			return;
+		}
+	}
+	if (w & PG_RA) {
+		/* Read ahead and used now: map it with the run of unused pages read ahead after
+		 * it (a marker ends the run: its touch must be seen). */
+		uint64_t end = idx + vm->ra_chunk, mend = m->first + m->npages;
+
+		if (end > mend)
+			end = mend;
+		(void)pagemap_set(&fh->pm, idx, (w & ~PG_RA) | PG_REF);
+		for (; idx + k < end; k++) {
+			uint64_t w2 = pagemap_get(&fh->pm, idx + k);
+
+			if (!(w2 & PG_RA) || (w2 & PG_RA_MARK))
+				break;
+			(void)pagemap_set(&fh->pm, idx + k, (w2 & ~PG_RA) | PG_REF);
+		}
+		atomic_fetch_add_explicit(&vm->ctr.ra_used, k, memory_order_relaxed);
+		vm_ra_used(&m->ra, idx + k - 1, k);
+	} else {
+		vm_page_referenced(fh, idx, w);
+		m->ra.prev = idx;
+		vm_fault_around(fh, m, idx); /* its resident neighbours, before idx wakes */
+	}
+	/* A write under wp_async: mapped write-protected all the same, and the kernel records
+	 * the write when the thread retries it. The message may be late: a run of pages read
+	 * ahead, mapped for another fault, can map this page and wake the thread before its
+	 * own message is read, and by then its write may have been written out; marking the
+	 * page dirty here would make it dirty with nothing new in it. */
+	write = write && m->track && vm->dirty != VM_DIRTY_WP_ASYNC;
+	if (write)
+		(void)vm_dirty_mark(fh, idx);
+	/* The run first: mapping idx wakes the thread, whose next touches should find the
+	 * run mapped, not fault on it again. */
+	if (k > 1)
+		vm_uffd_continue(vm, m, idx + 1, k - 1, false);
+	vm_uffd_continue(vm, m, idx, 1, write);
+}
+
+void vm_wp_fault(struct vm *vm, uint64_t addr)
+{
+	uint64_t page;
+	struct rp_mapping *m = vm_fault_mapping(vm, addr, &page);
+
+	if (!m)
+		return;
+	struct rp_fileh *fh = m->fh;
+
+	atomic_fetch_add_explicit(&vm->ctr.wp_faults, 1, memory_order_relaxed);
+	pthread_mutex_lock(&fh->lock);
+	if (vm_dirty_mark(fh, page))
+		vm_uffd_protect(vm, m, page, 1, false); /* also wakes the writer */
+	else
+		vm_uffd_wake(vm, m, page, 1); /* gone meanwhile: it faults again */
+	pthread_mutex_unlock(&fh->lock);
+	pthread_rwlock_unlock(&vm->maps_lock);
+}

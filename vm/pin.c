@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/pin.c - rp_pin, rp_unpin and WILLNEED: loads of whole ranges at queue depth, and
+ * pin counts in the page words (vm/page.h).
+ *
+ * A pin walks its ranges once starting a load for every run of absent pages (handed to
+ * the service threads in batches), waits for the last of its loads, then walks again to
+ * take the pins with every page resident; a page that went meanwhile (evicted,
+ * invalidated) makes it walk again. WILLNEED is the first walk alone.
+ */
+#include "vm/vm.h"
+#include "compat/kernel.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Maps resident page p (word w) into m for a pin: referenced, and used if read ahead.
+ * fh->lock held. */
+static void pin_map(struct rp_fileh *fh, struct rp_mapping *m, uint64_t p, uint64_t w)
+{
+	if (w & PG_RA) {
+		w &= ~PG_RA;
+		(void)pagemap_set(&fh->pm, p, w);
+		atomic_fetch_add_explicit(&fh->vm->ctr.ra_used, 1, memory_order_relaxed);
+	}
+	vm_page_referenced(fh, p, w);
+	vm_uffd_continue(fh->vm, m, p, 1, false);
+}
+
+struct pin_cursor {
+	const uint64_t (*r)[2];
+	size_t n, ri;
+	uint64_t idx; /* page index within range ri */
+	struct vm_load_batch batch; /* loads started and not yet handed over */
+	unsigned nbatch;
+	struct rp_mapping *map; /* pins: map resident pages into it */
+	bool wait;              /* the caller waits (rp_pin): a load may wait for memory */
+	unsigned *left;         /* ... for this many loads it started, counted by each finish */
+	unsigned nflush;        /* batches handed over */
+};
+
+/* Loads are handed to the service threads in batches: one wake-up per batch rather than
+ * per page, yet the first requests start before a long walk ends. The first
+ * PIN_LOCAL_BATCHES go to the service thread of this CPU, the rest to the threads in turn
+ * (vm_service_hand says why). rp_pinv of 32,768 random pages at depth 32 (six runs each,
+ * alternating with the build before; the disk's speed moves every figure): every batch
+ * local 62-76k pages/s, the rest spread 69-80k, every batch to the threads in turn
+ * 73-88k; rpbench ringpager-pin (batches of 32, all local) 27-44k against 16-43k. */
+#define PIN_BATCH 16
+
+#define PIN_LOCAL_BATCHES 2
+
+/* Hands the batch over. fh->lock held; dropped and retaken. */
+static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c)
+{
+	if (!c->nbatch)
+		return;
+	pthread_mutex_unlock(&fh->lock);
+	if (c->nflush++ < PIN_LOCAL_BATCHES) {
+		vm_load_batch_submit(fh->vm, NULL, &c->batch);
+	} else {
+		vm_service_hand_spread(fh->vm, &c->batch.head->job, &c->batch.tail->job);
+		c->batch.head = c->batch.tail = NULL;
+	}
+	pthread_mutex_lock(&fh->lock);
+	c->nbatch = 0;
+}
+
+static bool cursor_valid(const struct pin_cursor *c)
+{
+	return c->ri < c->n;
+}
+
+static uint64_t cursor_page(const struct pin_cursor *c)
+{
+	return c->r[c->ri][0] + c->idx;
+}
+
+static void cursor_skip(struct pin_cursor *c, uint64_t k)
+{
+	c->idx += k;
+	while (c->ri < c->n && c->idx >= c->r[c->ri][1]) {
+		c->idx -= c->r[c->ri][1];
+		c->ri++;
+	}
+}
+
+/* Starts a load for the run of EMPTY pages at the cursor (within its range, at most
+ * VM_LOAD_MAX_BYTES) and adds it to the cursor's batch, handing the batch over when it is
+ * full. fh->lock held (dropped and retaken then). Returns pages covered, or -errno. */
+static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
+{
+	struct vm *vm = fh->vm;
+	uint64_t first = cursor_page(c);
+	uint64_t left = c->r[c->ri][1] - c->idx;
+	uint64_t max = VM_LOAD_MAX_BYTES / vm->psz ? VM_LOAD_MAX_BYTES / vm->psz : 1;
+	uint64_t n = 1;
+	int err = 0;
+
+	while (n < left && n < max && pagemap_get(&fh->pm, first + n) == 0)
+		n++;
+	/* A lone 4 KiB page goes through a service thread's bounce page, as a fault's does:
+	 * no fallocate here, no fault of the page into the alias in the submission, no
+	 * unmapping after (rp_pinv of random pages on a fast device: 87-88k pages/s against
+	 * 54-63k, alternating). A run is read in one request into the alias. */
+	const unsigned stage = vm_load_stage_flag(fh, n);
+	/* Loads started and not handed over yet hold memory that a wait for memory could
+	 * never see freed: hand them over first, then look at the page again. */
+	const unsigned how = (c->wait && !c->nbatch ? VM_LOAD_MAY_WAIT : 0) | stage;
+	struct vm_load *ld = vm_load_start(fh, first, n, how, &err);
+
+	if (!ld && err == -ENOMEM && c->wait && c->nbatch) {
+		pin_flush(fh, c);
+		return 0;
+	}
+	if (!ld)
+		return err;
+	if (stage)
+		ld->dst = c->map;
+	if (c->left) {
+		ld->pin_left = c->left;
+		(*c->left)++;
+	}
+	vm_load_batch_add(&c->batch, ld);
+	if (++c->nbatch >= PIN_BATCH)
+		pin_flush(fh, c);
+	return (int64_t)n;
+}
+
+/* Walks from the cursor while pages are resident. Starts loads of EMPTY runs when
+ * `start`. Stops at the first page that is LOADING (returns 1), at the end (0), or at a
+ * failure (-errno: -EIO for a poisoned page). Every load it started is handed over. */
+static int pin_walk(struct rp_fileh *fh, struct pin_cursor *c, bool start, bool stop_at_loading)
+{
+	while (cursor_valid(c)) {
+		uint64_t w = pagemap_get(&fh->pm, cursor_page(c));
+
+		switch (pg_state(w)) {
+		case PG_EMPTY:
+			if (!start)
+				return 1;
+			int64_t k = pin_start_run(fh, c);
+
+			if (k < 0)
+				return (int)k;
+			if (stop_at_loading)
+				return 1;
+			cursor_skip(c, (uint64_t)k);
+			continue;
+		case PG_LOADING:
+			if (stop_at_loading)
+				return 1;
+			break;
+		case PG_POISONED:
+			return vm_errf(-EIO, "the page at store offset %" PRIu64 " failed to load: %s",
+			               cursor_page(c) * fh->vm->psz, strerror(-pg_poison_err(w)));
+		default:
+			/* Resident before this walk: map it into the pin's mapping. Pages that
+			 * loads bring in are mapped into every mapping by vm_load_finish. */
+			if (c->map && start && !stop_at_loading)
+				pin_map(fh, c->map, cursor_page(c), w);
+			break;
+		}
+		cursor_skip(c, 1);
+	}
+	return 0;
+}
+
+static int pin_scan(struct rp_fileh *fh, struct pin_cursor *c, bool start, bool stop_at_loading)
+{
+	int r = pin_walk(fh, c, start, stop_at_loading);
+
+	pin_flush(fh, c);
+	return r;
+}
+
+/* Records the pins of a successful vm_pin in m. fh->lock held. */
+static int pins_record(struct rp_mapping *m, const uint64_t (*r)[2], size_t n)
+{
+	if (m->npins + n > m->cpins) {
+		size_t c = m->cpins ? m->cpins : 8;
+
+		while (c < m->npins + n)
+			c *= 2;
+		uint64_t(*a)[2] = realloc(m->pins, c * sizeof(*a));
+
+		if (!a)
+			return vm_errf(-ENOMEM, "out of memory");
+		m->pins = a;
+		m->cpins = c;
+	}
+	memcpy(m->pins + m->npins, r, n * sizeof(*r));
+	m->npins += n;
+	return 0;
+}
+
+/* Pins every page of the ranges if all are resident. fh->lock held. Returns 0, 1 when a
+ * page is not resident (nothing pinned), or -EOVERFLOW. */
+static int pin_take(struct rp_fileh *fh, const uint64_t (*r)[2], size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (uint64_t p = r[i][0]; p < r[i][0] + r[i][1]; p++) {
+			uint64_t w = pagemap_get(&fh->pm, p);
+
+			if (!pg_resident(w))
+				return 1;
+			if (pg_pins(w) == PG_PIN_MAX)
+				return vm_errf(-EOVERFLOW,
+				               "the page at store offset %" PRIu64
+				               " is pinned %llu times already (the most)",
+				               p * fh->vm->psz, PG_PIN_MAX);
+		}
+	for (size_t i = 0; i < n; i++)
+		for (uint64_t p = r[i][0]; p < r[i][0] + r[i][1]; p++) {
+			uint64_t w = pagemap_get(&fh->pm, p);
+
+			(void)pagemap_set(&fh->pm, p, pg_with_pins(w, pg_pins(w) + 1));
+		}
+	return 0;
+}
+
+int vm_pin(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n,
+           bool pin, bool wait)
+{
+	unsigned left = 0;
+	struct pin_cursor c = {
+	    .r = ranges, .n = n, .map = pin ? m : NULL, .wait = wait, .left = wait ? &left : NULL};
+	uint64_t total = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		total += ranges[i][1];
+	if (pin && total > fh->vm->pool->capacity)
+		return vm_errf(-ENOMEM,
+		               "%" PRIu64 " pages to pin are more than the RAM pool holds (%" PRIu64
+		               " pages)",
+		               total, fh->vm->pool->capacity);
+	pthread_mutex_lock(&fh->lock);
+	const uint64_t unmaps = fh->unmaps;
+
+	/* First pass: start every load, so that they all run at once. Then wait for the
+	 * last of them: one wake-up, where waiting on each in turn woke this thread (and
+	 * took the handle's lock from the service thread) once per completion. */
+	r = pin_scan(fh, &c, true, false);
+	while (left) /* also after a failure: the loads count on this frame */
+		pthread_cond_wait(&fh->cv, &fh->lock);
+	if (r < 0 || !wait)
+		goto out;
+	if (vm_pin_hook) {
+		pthread_mutex_unlock(&fh->lock);
+		vm_pin_hook(fh);
+		pthread_mutex_lock(&fh->lock);
+	}
+	for (;;) {
+		/* Wait pass: the cursor only moves forward over resident pages, so the whole
+		 * wait costs one walk of the ranges plus one look per completion. */
+		c = (struct pin_cursor){.r = ranges, .n = n, .wait = true};
+		for (;;) {
+			r = pin_scan(fh, &c, true, true);
+			if (r <= 0)
+				break;
+			uint64_t w = pagemap_get(&fh->pm, cursor_page(&c));
+
+			if (pg_state(w) == PG_LOADING) {
+				pg_load(w)->waited = true;
+				pthread_cond_wait(&fh->cv, &fh->lock);
+			}
+		}
+		if (r < 0 || !pin)
+			break;
+		if ((r = pins_record(m, ranges, n)) < 0) /* room first: pin_take cannot undo */
+			break;
+		m->npins -= n;
+		r = pin_take(fh, ranges, n);
+		if (r == 0) {
+			m->npins += n;
+			/* Mapped, as promised: reclaim may have unmapped a page since the first
+			 * pass (pinned now, it stays). A referenced page was mapped here by that
+			 * pass or by its load, and stays so unless the reclaim hand unmapped
+			 * pages since: its bit may then be a fault's in another mapping, which
+			 * maps the page there only. So with no unmap since, only the pages not
+			 * referenced (or read ahead) are mapped again; after one, all are. */
+			const bool trust_ref = fh->unmaps == unmaps;
+
+			for (size_t i = 0; i < n; i++)
+				for (uint64_t p = ranges[i][0]; p < ranges[i][0] + ranges[i][1]; p++) {
+					uint64_t w = pagemap_get(&fh->pm, p);
+
+					if (trust_ref && (w & PG_REF) && !(w & PG_RA))
+						continue;
+					pin_map(fh, m, p, w);
+				}
+		}
+		if (r <= 0)
+			break;
+		/* A page went away (invalidated or evicted) between the walk and the pin: walk
+		 * again. */
+	}
+out:
+	pthread_mutex_unlock(&fh->lock);
+	return r;
+}
+
+static void pins_drop(struct rp_fileh *fh, uint64_t first, uint64_t n)
+{
+	for (uint64_t p = first; p < first + n; p++) {
+		uint64_t w = pagemap_get(&fh->pm, p);
+
+		assert(pg_pins(w) > 0);
+		(void)pagemap_set(&fh->pm, p, pg_with_pins(w, pg_pins(w) - 1));
+	}
+}
+
+int vm_unpin(struct rp_mapping *m, uint64_t first, uint64_t n)
+{
+	struct rp_fileh *fh = m->fh;
+
+	pthread_mutex_lock(&fh->lock);
+	for (size_t i = m->npins; i-- > 0;)
+		if (m->pins[i][0] == first && m->pins[i][1] == n) {
+			pins_drop(fh, first, n);
+			m->pins[i][0] = m->pins[m->npins - 1][0];
+			m->pins[i][1] = m->pins[m->npins - 1][1];
+			m->npins--;
+			pthread_mutex_unlock(&fh->lock);
+			return 0;
+		}
+	pthread_mutex_unlock(&fh->lock);
+	return vm_errf(-EINVAL,
+	               "rp_unpin: no pin of this mapping covers exactly offset %" PRIu64
+	               ", length %" PRIu64 " (relative to the mapping)",
+	               (first - m->first) * fh->vm->psz, n * fh->vm->psz);
+}
+
+void vm_unpin_all(struct rp_mapping *m)
+{
+	for (size_t i = 0; i < m->npins; i++)
+		pins_drop(m->fh, m->pins[i][0], m->pins[i][1]);
+	m->npins = 0;
+}
+
