@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 
 struct rp_engine {
-	struct vm vm;
+	struct vm *vm;
 	rp_config cfg;
 	rp_pressure_fn hook;
 	void *hook_arg;
@@ -86,18 +86,18 @@ void rp_engine_close(rp_engine *eng)
 {
 	if (!eng)
 		return;
-	vm_close(&eng->vm);
+	vm_close(eng->vm);
 	free(eng);
 }
 
 const char *rp_engine_describe(const rp_engine *eng)
 {
-	return eng ? eng->vm.describe : "";
+	return eng ? vm_describe(eng->vm) : "";
 }
 
 size_t rp_engine_page_size(const rp_engine *eng)
 {
-	return eng ? eng->vm.psz : 0;
+	return eng ? vm_page_size(eng->vm) : 0;
 }
 
 int rp_sigbus_handle(const siginfo_t *si, void *ucontext)
@@ -107,42 +107,9 @@ int rp_sigbus_handle(const siginfo_t *si, void *ucontext)
 
 int rp_stats(rp_engine *eng, struct rp_stats *out)
 {
-	struct vm_counters *c;
-
 	if (!eng || !out)
 		return vm_errf(-EINVAL, "rp_stats: engine and out must not be NULL");
-	c = &eng->vm.ctr;
-	memset(out, 0, sizeof(*out));
-	out->faults = atomic_load(&c->faults);
-	out->minor_faults = atomic_load(&c->minor_faults);
-	out->pages_loaded = atomic_load(&c->pages_loaded);
-	out->bytes_read = atomic_load(&c->bytes_read);
-	out->loads = atomic_load(&c->loads);
-	out->load_errors = atomic_load(&c->load_errors);
-	out->resident_pages = ram_pool_charged(eng->vm.pool);
-	out->pool_pages = eng->vm.pool->capacity;
-	out->metadata_bytes = ram_meta_bytes(eng->vm.pool);
-	out->dirty_pages = atomic_load(&c->dirty_pages);
-	out->wp_faults = atomic_load(&c->wp_faults);
-	out->writeouts = atomic_load(&c->writeouts);
-	out->writeout_errors = atomic_load(&c->writeout_errors);
-	out->write_requests = atomic_load(&c->write_requests);
-	out->pages_written = atomic_load(&c->pages_written);
-	out->bytes_written = atomic_load(&c->bytes_written);
-	out->dirty_bytes = out->dirty_pages * eng->vm.psz;
-	out->pages_evicted = atomic_load(&c->evicted);
-	out->reclaim_passes = atomic_load(&c->reclaim_passes);
-	out->reference_hits = atomic_load(&c->ref_hits);
-	out->hook_calls = atomic_load(&c->hook_calls);
-	out->memory_waits = atomic_load(&c->mem_waits);
-	out->memory_failures = atomic_load(&c->mem_failures);
-	out->writebacks = atomic_load(&c->writebacks);
-	out->readahead_pages = atomic_load(&c->ra_pages);
-	out->readahead_used = atomic_load(&c->ra_used);
-	out->readahead_wasted = atomic_load(&c->ra_wasted);
-	out->readahead_windows = atomic_load(&c->ra_windows);
-	out->readahead_window_avg =
-	    out->readahead_windows ? out->readahead_pages / out->readahead_windows : 0;
+	vm_stats(eng->vm, out);
 	return 0;
 }
 
@@ -152,7 +119,7 @@ long rp_reclaim(rp_engine *eng, long npages)
 		return !eng ? vm_errf(-EINVAL, "rp_reclaim: engine is NULL")
 		            : vm_errf(-EINVAL, "rp_reclaim: npages %ld: expected a positive number",
 		                      npages);
-	return (long)vm_reclaim_pages(&eng->vm, (uint64_t)npages);
+	return (long)vm_reclaim_pages(eng->vm, (uint64_t)npages);
 }
 
 static void pressure_trampoline(void *arg, int why, uint64_t dirty_bytes)
@@ -168,11 +135,11 @@ int rp_set_pressure_hook(rp_engine *eng, rp_pressure_fn fn, void *arg)
 {
 	if (!eng)
 		return vm_errf(-EINVAL, "rp_set_pressure_hook: engine is NULL");
-	vm_reclaim_set_hook(&eng->vm, NULL, NULL);
+	vm_reclaim_set_hook(eng->vm, NULL, NULL);
 	eng->hook = fn;
 	eng->hook_arg = arg;
 	if (fn)
-		vm_reclaim_set_hook(&eng->vm, pressure_trampoline, eng);
+		vm_reclaim_set_hook(eng->vm, pressure_trampoline, eng);
 	return 0;
 }
 
@@ -185,7 +152,7 @@ int rp_store_open(rp_engine *eng, const char *path, int flags, rp_store **out)
 	if (flags != O_RDONLY && flags != O_RDWR)
 		return vm_errf(-EINVAL, "rp_store_open: %s: flags 0x%x: expected O_RDONLY or O_RDWR",
 		               path, (unsigned)flags);
-	return vm_store_open(&eng->vm, path, flags, out);
+	return vm_store_open(eng->vm, path, flags, out);
 }
 
 int rp_store_create(rp_engine *eng, const rp_store_ops *ops, void *ctx, uint64_t size,
@@ -200,7 +167,7 @@ int rp_store_create(rp_engine *eng, const rp_store_ops *ops, void *ctx, uint64_t
 	if (size > (1ull << 50))
 		return vm_errf(-EINVAL, "rp_store_create: size %" PRIu64 " is past the 1 PiB limit",
 		               size);
-	return vm_store_create(&eng->vm, ops, ctx, size, out);
+	return vm_store_create(eng->vm, ops, ctx, size, out);
 }
 
 int rp_store_close(rp_store *st)
@@ -212,7 +179,7 @@ int rp_store_close(rp_store *st)
 
 uint64_t rp_store_size(const rp_store *st)
 {
-	return st ? st->size : 0;
+	return st ? vm_store_size(st) : 0;
 }
 
 /* ---------------------------------------------------------------- handles */
@@ -255,10 +222,11 @@ int rp_fileh_close(rp_fileh *fh)
 static int check_range(const char *fn, struct rp_fileh *fh, uint64_t off, uint64_t len,
                        uint64_t *first, uint64_t *n)
 {
-	size_t psz = fh->vm->psz;
-	/* An empty store's handle still has one page of RAM (a memfd cannot be empty): it is
-	 * not the store's, and a page mapped there could never be written out. */
-	uint64_t end = fh->store->size ? fh->npages * psz : 0;
+	struct vm_extent x;
+
+	vm_fileh_extent(fh, &x);
+	const size_t psz = x.psz;
+	const uint64_t end = x.end;
 
 	if (len == 0)
 		return vm_errf(-EINVAL, "%s: length 0", fn);
@@ -271,7 +239,7 @@ static int check_range(const char *fn, struct rp_fileh *fh, uint64_t off, uint64
 		return vm_errf(-EINVAL,
 		               "%s: range [%" PRIu64 ", +%" PRIu64 ") passes the end of the store "
 		               "(%" PRIu64 " bytes, %" PRIu64 " with the last page)",
-		               fn, off, len, fh->store->size, end);
+		               fn, off, len, x.size, end);
 	*first = off / psz;
 	*n = (len + psz - 1) / psz;
 	return 0;
@@ -293,11 +261,8 @@ int rp_invalidate(rp_fileh *fh, uint64_t off, uint64_t len)
 static int check_writeout(const char *fn, struct rp_fileh *fh, int flags)
 {
 	const int all = RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC;
-	struct rp_store *st;
-
 	if (!fh)
 		return vm_errf(-EINVAL, "%s: handle is NULL", fn);
-	st = fh->store;
 	if (flags & ~all)
 		return vm_errf(-EINVAL, "%s: flags 0x%x: unknown bits 0x%x (expected RP_WRITEOUT_STORE, "
 		                        "_MARKSTORED, _SYNC)",
@@ -308,13 +273,7 @@ static int check_writeout(const char *fn, struct rp_fileh *fh, int flags)
 		               fn, (unsigned)flags);
 	if ((flags & RP_WRITEOUT_SYNC) && !(flags & RP_WRITEOUT_STORE))
 		return vm_errf(-EINVAL, "%s: RP_WRITEOUT_SYNC needs RP_WRITEOUT_STORE", fn);
-	if (flags & RP_WRITEOUT_STORE) {
-		if (st->dev && st->dev->rdonly)
-			return vm_errf(-EBADF, "%s: the store %s was opened O_RDONLY", fn, st->dev->path);
-		if (st->ops && !st->ops->store)
-			return vm_errf(-EOPNOTSUPP, "%s: the custom store has no store callback", fn);
-	}
-	return 0;
+	return flags & RP_WRITEOUT_STORE ? vm_fileh_writable(fh, fn) : 0;
 }
 
 int rp_writeout(rp_fileh *fh, int flags)
@@ -367,20 +326,30 @@ int rp_map(rp_fileh *fh, uint64_t off, size_t len, int prot, rp_mapping **out)
 		               (unsigned)prot);
 	if ((err = check_range("rp_map", fh, off, len, &first, &n)))
 		return err;
-	if ((prot & PROT_WRITE) && fh->vm->dirty == VM_DIRTY_NONE)
-		return vm_errf(-EOPNOTSUPP, "rp_map: PROT_WRITE: this kernel cannot track writes to "
-		                            "mappings (see rp_engine_describe); map PROT_READ");
-	return vm_map(fh, off, n * fh->vm->psz, prot, out);
+	struct vm_extent x;
+
+	vm_fileh_extent(fh, &x);
+	return vm_map(fh, off, n * x.psz, prot, out);
 }
 
 void *rp_mapping_addr(const rp_mapping *m)
 {
-	return m ? m->addr : NULL;
+	struct vm_map_info i;
+
+	if (!m)
+		return NULL;
+	vm_mapping_info(m, &i);
+	return i.addr;
 }
 
 size_t rp_mapping_len(const rp_mapping *m)
 {
-	return m ? m->len : 0;
+	struct vm_map_info i;
+
+	if (!m)
+		return 0;
+	vm_mapping_info(m, &i);
+	return i.len;
 }
 
 int rp_unmap(rp_mapping *m)
@@ -394,7 +363,10 @@ int rp_unmap(rp_mapping *m)
 static int map_range(const char *fn, const rp_mapping *m, size_t off, size_t len,
                      uint64_t *first, uint64_t *n)
 {
-	size_t psz = m->fh->vm->psz;
+	struct vm_map_info i;
+
+	vm_mapping_info(m, &i);
+	const size_t psz = i.psz;
 
 	if (len == 0)
 		return vm_errf(-EINVAL, "%s: length 0", fn);
@@ -402,10 +374,10 @@ static int map_range(const char *fn, const rp_mapping *m, size_t off, size_t len
 		return vm_errf(-EINVAL,
 		               "%s: offset %zu and length %zu must be multiples of the page size %zu",
 		               fn, off, len, psz);
-	if (off >= m->len || len > m->len - off)
+	if (off >= i.len || len > i.len - off)
 		return vm_errf(-EINVAL, "%s: range [%zu, +%zu) passes the end of the mapping (%zu bytes)",
-		               fn, off, len, m->len);
-	*first = m->first + off / psz;
+		               fn, off, len, i.len);
+	*first = i.first + off / psz;
 	*n = len / psz;
 	return 0;
 }
@@ -423,14 +395,11 @@ int rp_advise(rp_mapping *m, size_t off, size_t len, int advice)
 	case RP_ADVICE_NORMAL:
 	case RP_ADVICE_RANDOM:
 	case RP_ADVICE_SEQUENTIAL:
-		pthread_mutex_lock(&m->fh->lock);
-		err = vm_advise(m, r[0][0], r[0][1], advice);
-		pthread_mutex_unlock(&m->fh->lock);
-		return err;
+		return vm_map_advise(m, r[0][0], r[0][1], advice);
 	case RP_ADVICE_WILLNEED:
-		return vm_pin(m->fh, m, (const uint64_t(*)[2])r, 1, false, false);
+		return vm_pin(m, (const uint64_t(*)[2])r, 1, false, false);
 	case RP_ADVICE_DONTNEED:
-		return vm_dontneed(m->fh, r[0][0], r[0][1]);
+		return vm_dontneed(m, r[0][0], r[0][1]);
 	default:
 		return vm_errf(-EINVAL, "rp_advise: advice %d: expected RP_ADVICE_NORMAL (0), "
 		                        "_RANDOM (1), _SEQUENTIAL (2), _WILLNEED (3) or _DONTNEED (4)",
@@ -462,7 +431,7 @@ int rp_pinv(rp_mapping *m, const rp_range *ranges, size_t n)
 	if (!err)
 		err = no_service_thread("rp_pin");
 	if (!err)
-		err = vm_pin(m->fh, m, (const uint64_t(*)[2])r, n, true, true);
+		err = vm_pin(m, (const uint64_t(*)[2])r, n, true, true);
 	if (r != one)
 		free(r);
 	return err;

@@ -3,7 +3,7 @@
  * vm/addr.c - the engine's table of user mappings by address: sorted, searched by a
  * fault's address under vm->maps_lock (read), changed by rp_map and rp_unmap (write).
  */
-#include "vm/vm.h"
+#include "vm/fileh.h"
 #include "compat/kernel.h"
 
 #include <errno.h>

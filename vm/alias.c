@@ -3,7 +3,7 @@
  * vm/alias.c - unmapping finished loads from the alias mapping of a RAM handle, in
  * batches (one process_madvise for many ranges).
  */
-#include "vm/vm.h"
+#include "vm/uffd.h"
 #include "compat/kernel.h"
 
 #include <errno.h>

@@ -28,31 +28,14 @@
  * scan that collected them; wp_sync pages are protected again by writeout, run by run,
  * before their write is issued, so a write during the writeout faults and is seen.
  */
-#include "vm/vm.h"
+#include "vm/dirty.h"
+#include "vm/page.h"
+#include "vm/uffd.h"
 #include "compat/kernel.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
-
-bool vm_dirty_mark(struct rp_fileh *fh, uint64_t idx)
-{
-	uint64_t w = pagemap_get(&fh->pm, idx);
-
-	switch (pg_state(w)) {
-	case PG_LOADED:
-		(void)pagemap_set(&fh->pm, idx, pg_with_state(w, PG_DIRTY));
-		vm_dirty_add(fh, 1);
-		return true;
-	case PG_WRITING:
-		(void)pagemap_set(&fh->pm, idx, w | PG_REDIRTY);
-		return true;
-	case PG_DIRTY:
-		return true;
-	default:
-		return false;
-	}
-}
 
 /* PAGEMAP_SCAN failed (it should not: the mapping is registered for WP_ASYNC): the
  * written pages are unknown, so every resident page the mapping covers counts as
@@ -64,16 +47,6 @@ static void collect_all(struct rp_fileh *fh, struct rp_mapping *m)
 	for (uint64_t i = m->first; pagemap_next(&fh->pm, i, &idx, &w) && idx < m->first + m->npages;
 	     i = idx + 1)
 		(void)vm_dirty_mark(fh, idx);
-}
-
-int vm_dirty_mark_region(struct rp_fileh *fh, uint64_t first, uint64_t end, uint64_t cat,
-                         void *arg)
-{
-	(void)cat;
-	(void)arg;
-	for (uint64_t p = first; p < end; p++)
-		(void)vm_dirty_mark(fh, p);
-	return 0;
 }
 
 /* Trade-off: the walk runs under the handle's lock, so faults on the handle wait for it

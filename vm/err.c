@@ -5,7 +5,7 @@
  * Thread-local, not per engine: a message belongs to the call that failed, and two
  * engines used from one thread cannot interleave within one call.
  */
-#include "vm/vm.h"
+#include "vm/err.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -45,6 +45,9 @@
  * and, for evictions, one hole punch of the RAM handle (vm_release_page). A sweep stops
  * when it has freed what was asked, or after two revolutions (everything dirty or pinned).
  */
+#include "vm/reclaim.h"
+#include "vm/dirty.h"
+#include "vm/uffd.h"
 #include "vm/vm.h"
 #include "compat/kernel.h"
 
@@ -326,14 +329,14 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 		if (pg_pins(w) || (st != PG_LOADED && !(st == PG_DIRTY && age_dirty)))
 			continue;
 		if ((w & PG_REF) || runs_has(&present, idx)) {
-			(void)pagemap_set(&fh->pm, idx, w & ~PG_REF);
+			(void)vm_page_set(fh, idx, w & ~PG_REF);
 			if (!(w & PG_RA)) /* read ahead and unused: mapped nowhere */
 				(void)runs_add_n(&zap, idx, 1);
 		} else if (st == PG_DIRTY) {
 			(*cold_dirty)++;
 		} else if (freed < want) {
 			/* No mapping maps it (its bit is clear); the hole punch runs by runs. */
-			(void)pagemap_set(&fh->pm, idx, 0);
+			(void)vm_page_set(fh, idx, 0);
 			(void)runs_add_n(&zap, idx, 1);
 			vm_release_page(fh, &rel, idx);
 			freed++;
@@ -362,8 +365,9 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
  * handle's lock: clean unpinned pages are zapped from every mapping, and those still
  * clean after the zap (wp_async: no write between the scans, as in rc_window) are
  * released. */
-int vm_dontneed(struct rp_fileh *fh, uint64_t first, uint64_t n)
+int vm_dontneed(struct rp_mapping *m, uint64_t first, uint64_t n)
 {
+	struct rp_fileh *fh = m->fh;
 	struct vm *vm = fh->vm;
 	struct rc_scratch *s = malloc(sizeof(*s));
 	struct rc_runs present = {malloc(64 * sizeof(present.r[0])), 0, 64};
@@ -389,7 +393,7 @@ int vm_dontneed(struct rp_fileh *fh, uint64_t first, uint64_t n)
 
 		for (uint64_t i = lo; pagemap_next(&fh->pm, i, &idx, &w) && idx < hi; i = idx + 1)
 			if (pg_state(w) == PG_LOADED && !pg_pins(w)) {
-				(void)pagemap_set(&fh->pm, idx, w & ~PG_REF); /* zapped below */
+				(void)vm_page_set(fh, idx, w & ~PG_REF); /* zapped below */
 				(void)runs_add_n(&zap, idx, 1);
 			}
 		rc_zap(vm, fh, &zap);
@@ -399,7 +403,7 @@ int vm_dontneed(struct rp_fileh *fh, uint64_t first, uint64_t n)
 				w = pagemap_get(&fh->pm, p);
 				if (pg_state(w) != PG_LOADED || pg_pins(w))
 					continue; /* written between the scans: dirty now */
-				(void)pagemap_set(&fh->pm, p, 0);
+				(void)vm_page_set(fh, p, 0);
 				vm_release_page(fh, &rel, p);
 				wasted += (w & PG_RA) != 0;
 			}

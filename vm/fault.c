@@ -10,7 +10,13 @@
  * mapped with its resident neighbours (fault-around) or with the run read ahead after it.
  * A write-protect fault (wp_sync) marks the page dirty and unprotects it.
  */
-#include "vm/vm.h"
+#include "vm/fault.h"
+#include "vm/dirty.h"
+#include "vm/fileh.h"
+#include "vm/load.h"
+#include "vm/readahead.h"
+#include "vm/reclaim.h"
+#include "vm/uffd.h"
 #include "compat/kernel.h"
 
 #include <errno.h>
@@ -43,7 +49,7 @@ void vm_fault_around(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx)
 	uint64_t lo = idx & ~(k - 1), hi = lo + k, run = 0, n = 0;
 
 	/* As the kernel, none where the program said its accesses are random. */
-	if (k < 2 || vm_advice_at(m, idx) == RP_ADVICE_RANDOM)
+	if (k < 2 || vm_advice_at(&m->advice, idx) == RP_ADVICE_RANDOM)
 		return;
 	if (lo < m->first)
 		lo = m->first;
@@ -58,7 +64,7 @@ void vm_fault_around(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx)
 
 			take = (st == PG_LOADED || st == PG_DIRTY) && !(w & (PG_RA | PG_RA_MARK));
 			if (take && !(w & PG_REF)) /* not counted in reference_hits: not a touch */
-				(void)pagemap_set(&fh->pm, p, w | PG_REF);
+				(void)vm_page_set(fh, p, w | PG_REF);
 		}
 		if (take) {
 			if (!n)
@@ -70,6 +76,180 @@ void vm_fault_around(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx)
 		}
 	}
 }
+
+/* ---------------------------------------------------------------- readahead
+ *
+ * The fault path's side of readahead: vm/readahead.c decides the windows, these start
+ * their loads and map pages read ahead when they are touched. fh->lock held,
+ * vm->maps_lock held for reading. The loads they start are collected in a batch
+ * (vm_load_batch), issued once the locks are dropped. */
+
+static bool fh_present(void *arg, uint64_t idx)
+{
+	uint64_t w = pagemap_get(&((struct rp_fileh *)arg)->pm, idx);
+
+	return w && pg_state(w) != PG_POISONED;
+}
+
+static void ra_env(struct rp_fileh *fh, const struct rp_mapping *m, struct vm_ra_env *e)
+{
+	*e = (struct vm_ra_env){.max = fh->vm->ra_max,
+	                        .lo = m->first,
+	                        .hi = m->first + m->npages,
+	                        .present = fh_present,
+	                        .arg = fh};
+}
+
+/* Starts the loads of the window's absent pages, in runs of at most the device's largest
+ * request, and puts the marker on its page. fh->lock held (dropped and retaken by each
+ * vm_load_start). A run that finds no memory ends the window. */
+static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct vm_load_batch *b)
+{
+	struct vm *vm = fh->vm;
+	uint64_t end = win->start + win->size, p = win->start, started = 0;
+	uint64_t max_io = fh->store->dev ? fh->store->dev->max_io / vm->psz : win->size;
+
+	if (!max_io)
+		max_io = 1;
+	while (p < end) {
+		uint64_t n = 0;
+		int err;
+
+		while (p + n < end && n < max_io && pagemap_get(&fh->pm, p + n) == 0)
+			n++;
+		if (!n) {
+			p++;
+			continue;
+		}
+		struct vm_load *ld = vm_load_start(fh, p, n, 0, &err);
+
+		if (!ld)
+			break;
+		ld->ra = true;
+		if (win->mark >= p && win->mark < p + n) {
+			uint64_t w = pagemap_get(&fh->pm, win->mark);
+
+			if (pg_state(w) == PG_LOADING && pg_load(w) == ld)
+				(void)vm_page_set(fh, win->mark, w | PG_RA_MARK);
+		}
+		vm_load_batch_add(b, ld);
+		started += n;
+		p += n;
+	}
+	if (started) {
+		atomic_fetch_add_explicit(&vm->ctr.ra_windows, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&vm->ctr.ra_pages, started, memory_order_relaxed);
+	}
+}
+
+/* The fault on absent page idx of m started idx's own load: reads its window ahead. */
+static void ra_miss(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx,
+                    struct vm_load_batch *b)
+{
+	struct vm_ra_env e;
+	struct vm_ra_win win;
+
+	ra_env(fh, m, &e);
+	if (vm_ra_sync(&m->ra, &e, vm_advice_at(&m->advice, idx), idx, &win))
+		ra_read(fh, &win, b);
+}
+
+/* The marker on page idx (word w) was reached: the next window. */
+static void ra_marker(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
+                      struct vm_load_batch *b)
+{
+	struct vm_ra_env e;
+	struct vm_ra_win win;
+
+	(void)vm_page_set(fh, idx, w & ~PG_RA_MARK);
+	ra_env(fh, m, &e);
+	if (vm_ra_async(&m->ra, &e, vm_advice_at(&m->advice, idx), idx, &win))
+		ra_read(fh, &win, b);
+}
+
+/* A fault on page idx of m while it loads (word w): the marker starts the next window. */
+static void ra_loading(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
+                       struct vm_load_batch *b)
+{
+	pg_load(w)->faulted = true;
+	if (w & PG_RA_MARK)
+		ra_marker(fh, m, idx, w, b);
+}
+
+/* A fault on page idx of m, which is resident (word w): starts the next window when idx
+ * carries the marker, and maps the page (a write under wp_sync: writable, and DIRTY),
+ * with the pages read ahead after it that nothing mapped yet. */
+static void ra_touch(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
+                     bool write, struct vm_load_batch *b)
+{
+	struct vm *vm = fh->vm;
+	uint64_t k = 1;
+
+	if (w & PG_RA_MARK) {
+		ra_marker(fh, m, idx, w, b);
+		w = pagemap_get(&fh->pm, idx); /* ra_read may have dropped the lock */
+		if (!pg_resident(w)) { /* evicted meanwhile: the thread faults again */
+			vm_uffd_wake(vm, m, idx, 1);
+			return;
+		}
+	}
+	if (w & PG_RA) {
+		/* Read ahead and used now: map it with the run of unused pages read ahead after
+		 * it (a marker ends the run: its touch must be seen). */
+		uint64_t end = idx + vm->ra_chunk, mend = m->first + m->npages;
+
+		if (end > mend)
+			end = mend;
+		(void)vm_page_set(fh, idx, (w & ~PG_RA) | PG_REF);
+		for (; idx + k < end; k++) {
+			uint64_t w2 = pagemap_get(&fh->pm, idx + k);
+
+			if (!(w2 & PG_RA) || (w2 & PG_RA_MARK))
+				break;
+			(void)vm_page_set(fh, idx + k, (w2 & ~PG_RA) | PG_REF);
+		}
+		atomic_fetch_add_explicit(&vm->ctr.ra_used, k, memory_order_relaxed);
+		vm_ra_used(&m->ra, idx + k - 1, k);
+	} else {
+		vm_page_referenced(fh, idx, w);
+		m->ra.prev = idx;
+		vm_fault_around(fh, m, idx); /* its resident neighbours, before idx wakes */
+	}
+	/* A write under wp_async: mapped write-protected all the same, and the kernel records
+	 * the write when the thread retries it. The message may be late: a run of pages read
+	 * ahead, mapped for another fault, can map this page and wake the thread before its
+	 * own message is read, and by then its write may have been written out; marking the
+	 * page dirty here would make it dirty with nothing new in it. */
+	write = write && m->track && vm->dirty != VM_DIRTY_WP_ASYNC;
+	if (write)
+		(void)vm_dirty_mark(fh, idx);
+	/* The run first: mapping idx wakes the thread, whose next touches should find the
+	 * run mapped, not fault on it again. */
+	if (k > 1)
+		vm_uffd_continue(vm, m, idx + 1, k - 1, false);
+	vm_uffd_continue(vm, m, idx, 1, write);
+}
+
+void vm_wp_fault(struct vm *vm, uint64_t addr)
+{
+	uint64_t page;
+	struct rp_mapping *m = vm_fault_mapping(vm, addr, &page);
+
+	if (!m)
+		return;
+	struct rp_fileh *fh = m->fh;
+
+	atomic_fetch_add_explicit(&vm->ctr.wp_faults, 1, memory_order_relaxed);
+	pthread_mutex_lock(&fh->lock);
+	if (vm_dirty_mark(fh, page))
+		vm_uffd_protect(vm, m, page, 1, false); /* also wakes the writer */
+	else
+		vm_uffd_wake(vm, m, page, 1); /* gone meanwhile: it faults again */
+	pthread_mutex_unlock(&fh->lock);
+	pthread_rwlock_unlock(&vm->maps_lock);
+}
+
+/* ---------------------------------------------------------------- the decision */
 
 /* The fault path's decision, the same whoever serves the fault: a service thread reading
  * the userfaultfd (vm_fault), or the faulting thread itself (vm_fault_self, self = true).
@@ -123,7 +303,7 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 				ld->writer = m;
 			if (stage)
 				ld->dst = m;
-			vm_ra_miss(fh, m, page, ra);
+			ra_miss(fh, m, page, ra);
 			*own = ld;
 		}
 		break;
@@ -133,7 +313,7 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 
 		if (write && m->track && l->npages == 1 && !l->writer)
 			l->writer = m;
-		vm_ra_loading(fh, m, page, w, ra);
+		ra_loading(fh, m, page, w, ra);
 		out = VM_FAULT_WAIT;
 		break;
 	}
@@ -143,7 +323,7 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 		break;
 	default:
 		atomic_fetch_add_explicit(&vm->ctr.minor_faults, 1, memory_order_relaxed);
-		vm_ra_touch(fh, m, page, w, write, ra);
+		ra_touch(fh, m, page, w, write, ra);
 		break;
 	}
 	pthread_mutex_unlock(&fh->lock);
@@ -175,163 +355,4 @@ enum vm_fault_outcome vm_fault_self(struct vm *vm, uint64_t addr, bool write)
 	if (ld)
 		(void)vm_load_issue(ld, NULL);
 	return out;
-}
-
-static bool fh_present(void *arg, uint64_t idx)
-{
-	uint64_t w = pagemap_get(&((struct rp_fileh *)arg)->pm, idx);
-
-	return w && pg_state(w) != PG_POISONED;
-}
-
-static void ra_env(struct rp_fileh *fh, const struct rp_mapping *m, struct vm_ra_env *e)
-{
-	*e = (struct vm_ra_env){.max = fh->vm->ra_max,
-	                        .lo = m->first,
-	                        .hi = m->first + m->npages,
-	                        .present = fh_present,
-	                        .arg = fh};
-}
-
-/* Starts the loads of the window's absent pages, in runs of at most the device's largest
- * request, and puts the marker on its page. fh->lock held (dropped and retaken by each
- * vm_load_start). A run that finds no memory ends the window. */
-static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct vm_load_batch *b)
-{
-	struct vm *vm = fh->vm;
-	uint64_t end = win->start + win->size, p = win->start, started = 0;
-	uint64_t max_io = fh->store->dev ? fh->store->dev->max_io / vm->psz : win->size;
-
-	if (!max_io)
-		max_io = 1;
-	while (p < end) {
-		uint64_t n = 0;
-		int err;
-
-		while (p + n < end && n < max_io && pagemap_get(&fh->pm, p + n) == 0)
-			n++;
-		if (!n) {
-			p++;
-			continue;
-		}
-		struct vm_load *ld = vm_load_start(fh, p, n, 0, &err);
-
-		if (!ld)
-			break;
-		ld->ra = true;
-		if (win->mark >= p && win->mark < p + n) {
-			uint64_t w = pagemap_get(&fh->pm, win->mark);
-
-			if (pg_state(w) == PG_LOADING && pg_load(w) == ld)
-				(void)pagemap_set(&fh->pm, win->mark, w | PG_RA_MARK);
-		}
-		vm_load_batch_add(b, ld);
-		started += n;
-		p += n;
-	}
-	if (started) {
-		atomic_fetch_add_explicit(&vm->ctr.ra_windows, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&vm->ctr.ra_pages, started, memory_order_relaxed);
-	}
-}
-
-void vm_ra_miss(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, struct vm_load_batch *b)
-{
-	struct vm_ra_env e;
-	struct vm_ra_win win;
-
-	ra_env(fh, m, &e);
-	if (vm_ra_sync(&m->ra, &e, vm_advice_at(m, idx), idx, &win))
-		ra_read(fh, &win, b);
-}
-
-/* The marker on page idx (word w) was reached: the next window. */
-static void ra_marker(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
-                      struct vm_load_batch *b)
-{
-	struct vm_ra_env e;
-	struct vm_ra_win win;
-
-	(void)pagemap_set(&fh->pm, idx, w & ~PG_RA_MARK);
-	ra_env(fh, m, &e);
-	if (vm_ra_async(&m->ra, &e, vm_advice_at(m, idx), idx, &win))
-		ra_read(fh, &win, b);
-}
-
-void vm_ra_loading(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
-                   struct vm_load_batch *b)
-{
-	pg_load(w)->faulted = true;
-	if (w & PG_RA_MARK)
-		ra_marker(fh, m, idx, w, b);
-}
-
-void vm_ra_touch(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
-                 bool write, struct vm_load_batch *b)
-{
-	struct vm *vm = fh->vm;
-	uint64_t k = 1;
-
-	if (w & PG_RA_MARK) {
-		ra_marker(fh, m, idx, w, b);
-		w = pagemap_get(&fh->pm, idx); /* ra_read may have dropped the lock */
-		if (!pg_resident(w)) { /* evicted meanwhile: the thread faults again */
-			vm_uffd_wake(vm, m, idx, 1);
-			return;
-		}
-	}
-	if (w & PG_RA) {
-		/* Read ahead and used now: map it with the run of unused pages read ahead after
-		 * it (a marker ends the run: its touch must be seen). */
-		uint64_t end = idx + vm->ra_chunk, mend = m->first + m->npages;
-
-		if (end > mend)
-			end = mend;
-		(void)pagemap_set(&fh->pm, idx, (w & ~PG_RA) | PG_REF);
-		for (; idx + k < end; k++) {
-			uint64_t w2 = pagemap_get(&fh->pm, idx + k);
-
-			if (!(w2 & PG_RA) || (w2 & PG_RA_MARK))
-				break;
-			(void)pagemap_set(&fh->pm, idx + k, (w2 & ~PG_RA) | PG_REF);
-		}
-		atomic_fetch_add_explicit(&vm->ctr.ra_used, k, memory_order_relaxed);
-		vm_ra_used(&m->ra, idx + k - 1, k);
-	} else {
-		vm_page_referenced(fh, idx, w);
-		m->ra.prev = idx;
-		vm_fault_around(fh, m, idx); /* its resident neighbours, before idx wakes */
-	}
-	/* A write under wp_async: mapped write-protected all the same, and the kernel records
-	 * the write when the thread retries it. The message may be late: a run of pages read
-	 * ahead, mapped for another fault, can map this page and wake the thread before its
-	 * own message is read, and by then its write may have been written out; marking the
-	 * page dirty here would make it dirty with nothing new in it. */
-	write = write && m->track && vm->dirty != VM_DIRTY_WP_ASYNC;
-	if (write)
-		(void)vm_dirty_mark(fh, idx);
-	/* The run first: mapping idx wakes the thread, whose next touches should find the
-	 * run mapped, not fault on it again. */
-	if (k > 1)
-		vm_uffd_continue(vm, m, idx + 1, k - 1, false);
-	vm_uffd_continue(vm, m, idx, 1, write);
-}
-
-void vm_wp_fault(struct vm *vm, uint64_t addr)
-{
-	uint64_t page;
-	struct rp_mapping *m = vm_fault_mapping(vm, addr, &page);
-
-	if (!m)
-		return;
-	struct rp_fileh *fh = m->fh;
-
-	atomic_fetch_add_explicit(&vm->ctr.wp_faults, 1, memory_order_relaxed);
-	pthread_mutex_lock(&fh->lock);
-	if (vm_dirty_mark(fh, page))
-		vm_uffd_protect(vm, m, page, 1, false); /* also wakes the writer */
-	else
-		vm_uffd_wake(vm, m, page, 1); /* gone meanwhile: it faults again */
-	pthread_mutex_unlock(&fh->lock);
-	pthread_rwlock_unlock(&vm->maps_lock);
 }

@@ -8,6 +8,14 @@
  * map the same memfd pages. The engine keeps its mappings sorted by address so that a
  * fault's address finds its mapping by binary search.
  */
+#include "vm/fileh.h"
+#include "vm/dirty.h"
+#include "vm/load.h"
+#include "vm/pin.h"
+#include "vm/readahead.h"
+#include "vm/reclaim.h"
+#include "vm/uffd.h"
+#include "vm/writeout.h"
 #include "vm/vm.h"
 
 #include <errno.h>
@@ -95,6 +103,11 @@ int vm_map(struct rp_fileh *fh, uint64_t off, size_t len, int prot, struct rp_ma
 	void *addr;
 	int err;
 
+	if ((prot & PROT_WRITE) && vm->dirty == VM_DIRTY_NONE) {
+		free(m);
+		return vm_errf(-EOPNOTSUPP, "rp_map: PROT_WRITE: this kernel cannot track writes to "
+		                            "mappings (see rp_engine_describe); map PROT_READ");
+	}
 	if (!m)
 		return vm_errf(-ENOMEM, "out of memory");
 	err = ram_map(fh->ram, off, len, prot, NULL, &addr);
@@ -185,7 +198,7 @@ int vm_unmap(struct rp_mapping *m)
 	fh->nmaps--;
 	pthread_mutex_unlock(&vm->objs_lock);
 	free(m->pins);
-	free(m->adv);
+	free(m->advice.r);
 	free(m);
 	return 0;
 }
@@ -215,7 +228,7 @@ int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n)
 			pg_load(w)->stale = true;
 			continue;
 		}
-		(void)pagemap_set(&fh->pm, idx, 0);
+		(void)vm_page_set(fh, idx, 0);
 		if (pg_dirty(w))
 			vm_dirty_add(fh, -1);
 		if (w & PG_RA)
@@ -261,11 +274,46 @@ int vm_discard(struct rp_fileh *fh)
 	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1) {
 		if (!pg_dirty(w))
 			continue;
-		(void)pagemap_set(&fh->pm, idx, 0);
+		(void)vm_page_set(fh, idx, 0);
 		vm_dirty_add(fh, -1);
 		vm_release_page(fh, &rel, idx);
 	}
 	vm_release_flush(fh, &rel);
 	pthread_mutex_unlock(&fh->lock);
 	return 0;
+}
+
+void vm_fileh_extent(const struct rp_fileh *fh, struct vm_extent *out)
+{
+	out->psz = fh->vm->psz;
+	out->size = fh->store->size;
+	/* An empty store's handle still has one page of RAM (a memfd cannot be empty): it is
+	 * not the store's, and a page mapped there could never be written out. */
+	out->end = fh->store->size ? fh->npages * fh->vm->psz : 0;
+}
+
+int vm_fileh_writable(const struct rp_fileh *fh, const char *fn)
+{
+	const struct rp_store *st = fh->store;
+
+	if (st->dev && st->dev->rdonly)
+		return vm_errf(-EBADF, "%s: the store %s was opened O_RDONLY", fn, st->dev->path);
+	if (st->ops && !st->ops->store)
+		return vm_errf(-EOPNOTSUPP, "%s: the custom store has no store callback", fn);
+	return 0;
+}
+
+void vm_mapping_info(const struct rp_mapping *m, struct vm_map_info *out)
+{
+	*out = (struct vm_map_info){
+	    .fh = m->fh, .addr = m->addr, .len = m->len, .psz = m->fh->vm->psz, .first = m->first};
+}
+
+int vm_map_advise(struct rp_mapping *m, uint64_t first, uint64_t n, int advice)
+{
+	pthread_mutex_lock(&m->fh->lock);
+	int err = vm_advise(&m->advice, first, n, advice);
+
+	pthread_mutex_unlock(&m->fh->lock);
+	return err;
 }

@@ -16,7 +16,10 @@
  * (vm/pin.c). Loads run on the service threads as jobs (vm/service.c), or, in
  * fault_mode=sigbus, on the faulting thread itself.
  */
-#include "vm/vm.h"
+#include "vm/load.h"
+#include "vm/reclaim.h"
+#include "vm/uffd.h"
+#include "vm/testing.h"
 #include "compat/kernel.h"
 
 #include <errno.h>
@@ -54,9 +57,8 @@ static void fh_unlink_load(struct rp_fileh *fh, struct vm_load *ld)
  * stored non-zero words there), so only a store of 0 frees memory and none can fail. */
 static void fh_set_run(struct rp_fileh *fh, uint64_t first, uint64_t n, uint64_t w)
 {
-	vm_page_check(w);
 	for (uint64_t i = first; i < first + n; i++)
-		(void)pagemap_set(&fh->pm, i, w);
+		(void)vm_page_set(fh, i, w);
 }
 
 void (*vm_pin_hook)(struct rp_fileh *fh);
@@ -111,7 +113,7 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, u
 	ld->job.spin = ld->fault;
 	for (uint64_t i = first; i < first + n; i++) {
 		assert(pagemap_get(&fh->pm, i) == 0);
-		if (pagemap_set(&fh->pm, i, pg_make_loading(ld)) < 0) {
+		if (vm_page_set(fh, i, pg_make_loading(ld)) < 0) {
 			fh_set_run(fh, first, i - first, 0);
 			ram_meta_free(vm->pool, ld);
 			goto nomem;
@@ -241,8 +243,7 @@ static void load_mark_in(struct rp_fileh *fh, struct vm_load *ld)
 	for (uint64_t i = ld->first; i < ld->first + ld->npages; i++) {
 		uint64_t w = (pagemap_get(&fh->pm, i) & PG_RA_MARK) | base;
 
-		vm_page_check(w);
-		(void)pagemap_set(&fh->pm, i, w);
+		(void)vm_page_set(fh, i, w);
 	}
 	if (dirty)
 		vm_dirty_add(fh, (int64_t)ld->npages);

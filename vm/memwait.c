@@ -5,6 +5,7 @@
  * kick (vm_reclaim_alloc); a fault on a service thread, which must not block, parks
  * instead (vm_reclaim_park), and the reclaim thread retries it (vm/reclaim.c).
  */
+#include "vm/reclaim.h"
 #include "vm/vm.h"
 #include "compat/kernel.h"
 

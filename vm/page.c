@@ -4,13 +4,16 @@
  * through: the dirty counts (vm_dirty_add) and releasing the RAM of pages in runs
  * (vm_release_page, vm_release_flush). The page word itself is vm/page.h.
  */
-#include "vm/vm.h"
+#include "vm/page.h"
+#include "vm/objects.h"
+#include "vm/reclaim.h"
 #include "compat/kernel.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -40,4 +43,86 @@ void vm_dirty_add(struct rp_fileh *fh, int64_t n)
 	                                         memory_order_relaxed);
 
 	vm_reclaim_dirty(fh->vm, was + (uint64_t)n);
+}
+
+/* The state machine of vm/page.h: allowed[from][to]. A word may also change within its
+ * state (pins, the marker, the reference and read-ahead bits) where from == to is set. */
+static const bool allowed[PG_POISONED + 1][PG_POISONED + 1] = {
+    /*              EMPTY  LOADING LOADED DIRTY  WRITING POISONED */
+    [PG_EMPTY]    = {0,    1,      0,     0,     0,      0},
+    [PG_LOADING]  = {1,    1,      1,     1,     0,      1},
+    [PG_LOADED]   = {1,    0,      1,     1,     0,      0},
+    [PG_DIRTY]    = {1,    0,      1,     1,     1,      0},
+    [PG_WRITING]  = {0,    0,      1,     1,     1,      0},
+    [PG_POISONED] = {1,    0,      0,     0,     0,      0},
+};
+
+bool vm_page_transition_ok(uint64_t from, uint64_t to)
+{
+	return allowed[pg_state(from)][pg_state(to)];
+}
+
+#ifndef NDEBUG
+/* Whether this thread holds m: glibc records the owner's thread id in every mutex it
+ * locks. Elsewhere, true (the check is only skipped). */
+static bool lock_held(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	static _Thread_local pid_t tid;
+
+	if (!tid)
+		tid = gettid();
+	return m->__data.__owner == tid;
+#else
+	(void)m;
+	return true;
+#endif
+}
+#endif
+
+int vm_page_set(struct rp_fileh *fh, uint64_t idx, uint64_t w)
+{
+	vm_page_check(w);
+#ifndef NDEBUG
+	assert(lock_held(&fh->lock));
+	assert(vm_page_transition_ok(pagemap_get(&fh->pm, idx), w));
+#endif
+	return pagemap_set(&fh->pm, idx, w);
+}
+
+void vm_page_referenced(struct rp_fileh *fh, uint64_t idx, uint64_t w)
+{
+	if (!(w & PG_REF)) {
+		(void)vm_page_set(fh, idx, w | PG_REF);
+		atomic_fetch_add_explicit(&fh->vm->ctr.ref_hits, 1, memory_order_relaxed);
+	}
+}
+
+bool vm_dirty_mark(struct rp_fileh *fh, uint64_t idx)
+{
+	uint64_t w = pagemap_get(&fh->pm, idx);
+
+	switch (pg_state(w)) {
+	case PG_LOADED:
+		(void)vm_page_set(fh, idx, pg_with_state(w, PG_DIRTY));
+		vm_dirty_add(fh, 1);
+		return true;
+	case PG_WRITING:
+		(void)vm_page_set(fh, idx, w | PG_REDIRTY);
+		return true;
+	case PG_DIRTY:
+		return true;
+	default:
+		return false;
+	}
+}
+
+int vm_dirty_mark_region(struct rp_fileh *fh, uint64_t first, uint64_t end, uint64_t cat,
+                         void *arg)
+{
+	(void)cat;
+	(void)arg;
+	for (uint64_t p = first; p < end; p++)
+		(void)vm_dirty_mark(fh, p);
+	return 0;
 }

@@ -76,6 +76,8 @@
 #define RINGPAGER_VM_PAGE_H
 
 #include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum vm_page_state {
@@ -172,5 +174,37 @@ static inline void vm_page_check(uint64_t w)
 	assert(!(w & PG_RA) || pg_state(w) == PG_LOADED);
 	assert(!(w & PG_RA_MARK) || pg_state(w) == PG_LOADING || pg_resident(w));
 }
+
+/* ---------------------------------------------------------------- vm/page.c */
+
+struct rp_fileh;
+
+/* Every change of a page's word goes through here: sets page idx of fh to w. Checks
+ * that w is a valid word (vm_page_check) and, in debug builds, that fh->lock is held by
+ * this thread and that the move from the slot's state to w's is one of the state
+ * machine's above. Returns 0, or -ENOMEM when the slot of an EMPTY page cannot be made
+ * (the pagemap's arena is full); from any other state it cannot fail. */
+int vm_page_set(struct rp_fileh *fh, uint64_t idx, uint64_t w);
+/* Whether the state machine allows a page's word to go from `from` to `to`. */
+bool vm_page_transition_ok(uint64_t from, uint64_t to);
+
+/* A page of fh was touched: the CLOCK reference (counted in reference_hits). w is its
+ * word. fh->lock held. */
+void vm_page_referenced(struct rp_fileh *fh, uint64_t idx, uint64_t w);
+/* Adds n (may be negative) to the handle's and the engine's dirty counts. fh->lock held. */
+void vm_dirty_add(struct rp_fileh *fh, int64_t n);
+/* A write was seen on page idx: LOADED -> DIRTY, WRITING -> redirtied. Returns false
+ * when the page is not resident. fh->lock held. */
+bool vm_dirty_mark(struct rp_fileh *fh, uint64_t idx);
+/* A vm_region_fn: vm_dirty_mark for each page of [first, end). fh->lock held. */
+int vm_dirty_mark_region(struct rp_fileh *fh, uint64_t first, uint64_t end, uint64_t cat,
+                         void *arg);
+/* Releases the RAM of pages in runs: vm_release_page for each page in ascending order,
+ * then vm_release_flush. fh->lock held. */
+struct vm_release {
+	uint64_t lo, hi;
+};
+void vm_release_page(struct rp_fileh *fh, struct vm_release *r, uint64_t idx);
+void vm_release_flush(struct rp_fileh *fh, struct vm_release *r);
 
 #endif

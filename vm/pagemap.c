@@ -16,8 +16,9 @@
  * the boundary would cost more than the bytes it saves. A pointer to a small leaf has its
  * low bit set (the arena aligns every allocation to 16 bytes).
  */
-#include "vm/vm.h"
+#include "vm/pagemap.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 

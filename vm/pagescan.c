@@ -4,7 +4,7 @@
  * write-protecting them again in the same walk (wp_async dirty tracking, vm/dirty.c;
  * the scans around reclaim's zap, vm/evict.c).
  */
-#include "vm/vm.h"
+#include "vm/uffd.h"
 #include "compat/kernel.h"
 
 #include <errno.h>

@@ -8,7 +8,11 @@
  * take the pins with every page resident; a page that went meanwhile (evicted,
  * invalidated) makes it walk again. WILLNEED is the first walk alone.
  */
+#include "vm/pin.h"
+#include "vm/load.h"
+#include "vm/uffd.h"
 #include "vm/vm.h"
+#include "vm/testing.h"
 #include "compat/kernel.h"
 
 #include <errno.h>
@@ -25,7 +29,7 @@ static void pin_map(struct rp_fileh *fh, struct rp_mapping *m, uint64_t p, uint6
 {
 	if (w & PG_RA) {
 		w &= ~PG_RA;
-		(void)pagemap_set(&fh->pm, p, w);
+		(void)vm_page_set(fh, p, w);
 		atomic_fetch_add_explicit(&fh->vm->ctr.ra_used, 1, memory_order_relaxed);
 	}
 	vm_page_referenced(fh, p, w);
@@ -219,14 +223,14 @@ static int pin_take(struct rp_fileh *fh, const uint64_t (*r)[2], size_t n)
 		for (uint64_t p = r[i][0]; p < r[i][0] + r[i][1]; p++) {
 			uint64_t w = pagemap_get(&fh->pm, p);
 
-			(void)pagemap_set(&fh->pm, p, pg_with_pins(w, pg_pins(w) + 1));
+			(void)vm_page_set(fh, p, pg_with_pins(w, pg_pins(w) + 1));
 		}
 	return 0;
 }
 
-int vm_pin(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n,
-           bool pin, bool wait)
+int vm_pin(struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n, bool pin, bool wait)
 {
+	struct rp_fileh *fh = m->fh;
 	unsigned left = 0;
 	struct pin_cursor c = {
 	    .r = ranges, .n = n, .map = pin ? m : NULL, .wait = wait, .left = wait ? &left : NULL};
@@ -312,7 +316,7 @@ static void pins_drop(struct rp_fileh *fh, uint64_t first, uint64_t n)
 		uint64_t w = pagemap_get(&fh->pm, p);
 
 		assert(pg_pins(w) > 0);
-		(void)pagemap_set(&fh->pm, p, pg_with_pins(w, pg_pins(w) - 1));
+		(void)vm_page_set(fh, p, pg_with_pins(w, pg_pins(w) - 1));
 	}
 }
 

@@ -6,7 +6,7 @@
  * (vm_reclaim_dirty). It only wakes: vm/evict.c frees, vm/memwait.c waits, the thread in
  * vm/reclaim.c acts.
  */
-#include "vm/vm.h"
+#include "vm/reclaim.h"
 #include "compat/kernel.h"
 
 #include <errno.h>

@@ -36,7 +36,7 @@
  * page. Advice: RANDOM turns readahead off; SEQUENTIAL reads readahead_max-sized windows
  * from the first miss, marker halfway (Linux's MADV_SEQUENTIAL).
  *
- * Reading a window (vm_ra_miss, vm_ra_touch): its absent pages, in runs that are each one
+ * Reading a window (ra_miss, ra_touch in vm/fault.c): its absent pages, in runs that are each one
  * O_DIRECT read into the contiguous alias range, split only at the device's largest
  * request (sysfs max_sectors_kb). A sync miss loads its own page as a load of its own,
  * issued first, so the faulting thread runs again when that page is in, not when the
@@ -61,7 +61,9 @@
  * on average, yet a scan was no faster (1.0-1.25 GB/s either way, alternating runs), and
  * the copy costs a CPU's quarter: the limit is elsewhere (docs/benchmarks.md, "Readahead").
  */
-#include "vm/vm.h"
+#include "vm/readahead.h"
+#include "vm/err.h"
+#include "ringpager.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -236,33 +238,33 @@ void vm_ra_used(struct vm_ra *ra, uint64_t last, uint64_t n)
 
 /* ---------------------------------------------------------------- advice */
 
-int vm_advice_at(const struct rp_mapping *m, uint64_t idx)
+int vm_advice_at(const struct vm_advice *a, uint64_t idx)
 {
-	size_t lo = 0, hi = m->nadv;
+	size_t lo = 0, hi = a->n;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
-		if (m->adv[mid].end <= idx)
+		if (a->r[mid].end <= idx)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < m->nadv && m->adv[lo].first <= idx ? m->adv[lo].advice : RP_ADVICE_NORMAL;
+	return lo < a->n && a->r[lo].first <= idx ? a->r[lo].advice : RP_ADVICE_NORMAL;
 }
 
-int vm_advise(struct rp_mapping *m, uint64_t first, uint64_t n, int advice)
+int vm_advise(struct vm_advice *av, uint64_t first, uint64_t n, int advice)
 {
 	uint64_t end = first + n;
 	/* Each call splits at most one range in two and adds one. */
-	struct vm_adv *a = malloc((m->nadv + 2) * sizeof(*a));
+	struct vm_adv *a = malloc((av->n + 2) * sizeof(*a));
 	size_t k = 0;
 	bool placed = advice == RP_ADVICE_NORMAL;
 
 	if (!a)
 		return vm_errf(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < m->nadv; i++) {
-		struct vm_adv r = m->adv[i];
+	for (size_t i = 0; i < av->n; i++) {
+		struct vm_adv r = av->r[i];
 
 		if (!placed && r.first >= first) {
 			a[k++] = (struct vm_adv){first, end, advice};
@@ -283,9 +285,9 @@ int vm_advise(struct rp_mapping *m, uint64_t first, uint64_t n, int advice)
 	}
 	if (!placed)
 		a[k++] = (struct vm_adv){first, end, advice};
-	free(m->adv);
-	m->adv = a;
-	m->nadv = k;
+	free(av->r);
+	av->r = a;
+	av->n = k;
 	return 0;
 }
 

@@ -36,6 +36,10 @@
  * clear, and the next sweep evicts them. A failed writeback keeps the pages dirty and is
  * not retried for RC_WB_RETRY_MS.
  */
+#include "vm/reclaim.h"
+#include "vm/dirty.h"
+#include "vm/fault.h"
+#include "vm/writeout.h"
 #include "vm/vm.h"
 #include "compat/kernel.h"
 

@@ -67,6 +67,8 @@
  * job does not wait for it. Readahead windows, pins and writeouts never spin: their
  * reads are long, or a thread asked for them at queue depth.
  */
+#include "vm/service.h"
+#include "vm/testing.h"
 #include "vm/vm.h"
 #include "compat/kernel.h"
 

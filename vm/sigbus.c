@@ -41,6 +41,9 @@
  * bumps (vm_loads_ended, vm/load.c), then retries the access. The generation is read before the
  * page's state, so an end between the two makes the futex wait return at once.
  */
+#include "vm/sigbus.h"
+#include "vm/fault.h"
+#include "vm/load.h"
 #include "vm/vm.h"
 
 #include <errno.h>

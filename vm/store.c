@@ -3,6 +3,8 @@
  * vm/store.c - stores: where a handle's pages come from. A device store is an io/ device
  * (regular file or block device, O_DIRECT); a custom store is the application's ops.
  */
+#include "vm/fileh.h"
+#include "vm/service.h"
 #include "vm/vm.h"
 
 #include <errno.h>
@@ -90,4 +92,9 @@ int vm_store_close(struct rp_store *st)
 		               n == 1 ? " is" : "s are");
 	vm_store_free(st);
 	return 0;
+}
+
+uint64_t vm_store_size(const struct rp_store *st)
+{
+	return st->size;
 }

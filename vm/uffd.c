@@ -21,7 +21,7 @@
  * not ioctl modes, so probe_dirty() tries the mechanism on a one-page memfd of its own:
  * CONTINUE_MODE_WP, and for wp_async a write that must show in exactly one PAGEMAP_SCAN.
  */
-#include "vm/vm.h"
+#include "vm/uffd.h"
 #include "compat/kernel.h"
 
 #include <errno.h>

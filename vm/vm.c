@@ -4,6 +4,12 @@
  * whatever the application left open.
  */
 #include "vm/vm.h"
+#include "vm/fault.h"
+#include "vm/fileh.h"
+#include "vm/reclaim.h"
+#include "vm/service.h"
+#include "vm/sigbus.h"
+#include "vm/uffd.h"
 #include "compat/kernel.h"
 
 #include <errno.h>
@@ -59,17 +65,21 @@ static void vm_release(struct vm *vm)
 	pthread_mutex_destroy(&vm->objs_lock);
 	pthread_mutex_destroy(&vm->jobs_lock);
 	pthread_cond_destroy(&vm->jobs_cv);
+	free(vm);
 }
 
 /* What the service threads do with the faults they read. */
 static const struct vm_fault_ops fault_ops = {vm_fault, vm_wp_fault};
 
-int vm_open(struct vm *vm, const struct vm_params *p)
+int vm_open(struct vm **out, const struct vm_params *p)
 {
 	char msg[RAM_MSG_LEN], why[512];
+	struct vm *vm = calloc(1, sizeof(*vm));
 	int err;
 
-	memset(vm, 0, sizeof(*vm));
+	*out = NULL;
+	if (!vm)
+		return vm_errf(-ENOMEM, "out of memory");
 	vm->uffd = -1;
 	vm->poison_fd = -1;
 	vm->pagemap_fd = -1;
@@ -133,6 +143,7 @@ int vm_open(struct vm *vm, const struct vm_params *p)
 	         vm->rc.dirty_limit, p->reclaim.wait_ms,
 	         ra, p->readahead_max,
 	         vm->ra_max < p->readahead_max / vm->psz ? ", capped at a quarter of the pool" : "");
+	*out = vm;
 	return 0;
 }
 
@@ -158,4 +169,51 @@ void vm_close(struct vm *vm)
 	vm_service_stop(vm);
 	vm_reclaim_fini(vm);
 	vm_release(vm);
+}
+
+const char *vm_describe(const struct vm *vm)
+{
+	return vm->describe;
+}
+
+size_t vm_page_size(const struct vm *vm)
+{
+	return vm->psz;
+}
+
+void vm_stats(struct vm *vm, struct rp_stats *out)
+{
+	const struct vm_counters *c = &vm->ctr;
+
+	memset(out, 0, sizeof(*out));
+	out->faults = atomic_load(&c->faults);
+	out->minor_faults = atomic_load(&c->minor_faults);
+	out->pages_loaded = atomic_load(&c->pages_loaded);
+	out->bytes_read = atomic_load(&c->bytes_read);
+	out->loads = atomic_load(&c->loads);
+	out->load_errors = atomic_load(&c->load_errors);
+	out->resident_pages = ram_pool_charged(vm->pool);
+	out->pool_pages = vm->pool->capacity;
+	out->metadata_bytes = ram_meta_bytes(vm->pool);
+	out->dirty_pages = atomic_load(&c->dirty_pages);
+	out->wp_faults = atomic_load(&c->wp_faults);
+	out->writeouts = atomic_load(&c->writeouts);
+	out->writeout_errors = atomic_load(&c->writeout_errors);
+	out->write_requests = atomic_load(&c->write_requests);
+	out->pages_written = atomic_load(&c->pages_written);
+	out->bytes_written = atomic_load(&c->bytes_written);
+	out->dirty_bytes = out->dirty_pages * vm->psz;
+	out->pages_evicted = atomic_load(&c->evicted);
+	out->reclaim_passes = atomic_load(&c->reclaim_passes);
+	out->reference_hits = atomic_load(&c->ref_hits);
+	out->hook_calls = atomic_load(&c->hook_calls);
+	out->memory_waits = atomic_load(&c->mem_waits);
+	out->memory_failures = atomic_load(&c->mem_failures);
+	out->writebacks = atomic_load(&c->writebacks);
+	out->readahead_pages = atomic_load(&c->ra_pages);
+	out->readahead_used = atomic_load(&c->ra_used);
+	out->readahead_wasted = atomic_load(&c->ra_wasted);
+	out->readahead_windows = atomic_load(&c->ra_windows);
+	out->readahead_window_avg =
+	    out->readahead_windows ? out->readahead_pages / out->readahead_windows : 0;
 }

@@ -30,6 +30,10 @@
  * Nothing is lost on failure: a page leaves DIRTY only through a write that succeeded
  * (and was synced, with SYNC), and only for MARKSTORED.
  */
+#include "vm/writeout.h"
+#include "vm/dirty.h"
+#include "vm/reclaim.h"
+#include "vm/uffd.h"
 #include "vm/vm.h"
 
 #include <errno.h>
@@ -62,8 +66,7 @@ static void fh_set_state(struct rp_fileh *fh, uint64_t first, uint64_t n, unsign
 	for (uint64_t i = first; i < first + n; i++) {
 		uint64_t w = pg_with_state(pagemap_get(&fh->pm, i), state);
 
-		vm_page_check(w);
-		(void)pagemap_set(&fh->pm, i, w);
+		(void)vm_page_set(fh, i, w);
 	}
 }
 
@@ -405,9 +408,7 @@ static void wo_finish(struct vm_wo *wo)
 			bool clean = mark && !r->err && !(w & PG_REDIRTY);
 
 			assert(pg_state(w) == PG_WRITING);
-			w = pg_with_state(w, clean ? PG_LOADED : PG_DIRTY);
-			vm_page_check(w);
-			(void)pagemap_set(&fh->pm, p, w);
+			(void)vm_page_set(fh, p, pg_with_state(w, clean ? PG_LOADED : PG_DIRTY));
 			if (clean)
 				vm_dirty_add(fh, -1);
 		}

@@ -6,7 +6,7 @@
  * writeout, and private modifications across handles.
  */
 #include "ringpager.h"
-#include "vm/vm.h"
+#include "vm/testing.h"
 #include "common/testutil.h"
 
 #include <criterion/criterion.h>
@@ -47,12 +47,7 @@ static rp_engine *open_engine(const char *mode, unsigned flags)
 /* The page's state after collecting writes (wp_async states lag the page tables). */
 static unsigned page_state(rp_fileh *fh, uint64_t page)
 {
-	pthread_mutex_lock(&fh->lock);
-	vm_dirty_collect(fh, NULL);
-	unsigned s = pg_state(pagemap_get(&fh->pm, page));
-
-	pthread_mutex_unlock(&fh->lock);
-	return s;
+	return vm_test_page_state(fh, page);
 }
 
 static uint64_t ndirty(rp_fileh *fh)
@@ -684,7 +679,7 @@ DIRTY_TEST(an_injected_write_error_keeps_pages_dirty_and_a_retry_stores_them)
 	memset(f.a + 3 * PG, 'x', 2 * PG);
 	f.a[20 * PG] = 'y';
 	memcpy(want, f.a, len);
-	rpio_dev_inject(f.st->dev, &flt);
+	rpio_dev_inject(vm_test_dev(f.st), &flt);
 	for (int round = 0; round < 2; round++) {
 		cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED |
 		                                   RP_WRITEOUT_SYNC),
@@ -692,7 +687,7 @@ DIRTY_TEST(an_injected_write_error_keeps_pages_dirty_and_a_retry_stores_them)
 		cr_assert_eq(ndirty(f.fh), 3);
 		cr_assert_eq(memcmp(f.a, want, len), 0, "the pages lost their data");
 	}
-	rpio_dev_inject(f.st->dev, NULL);
+	rpio_dev_inject(vm_test_dev(f.st), NULL);
 	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED |
 	                                   RP_WRITEOUT_SYNC),
 	             0, "%s", rp_errmsg());

@@ -14,7 +14,7 @@
  * their own callbacks. The suite runs in both fault modes.
  */
 #include "ringpager.h"
-#include "vm/vm.h"
+#include "vm/testing.h"
 #include "common/testutil.h"
 
 #include <criterion/criterion.h>
@@ -50,12 +50,12 @@ static void inject(struct tu_map *f, unsigned op, uint64_t lo, uint64_t hi, uint
 	struct rpio_fault flt = {.ops = 1u << op, .off_lo = lo, .off_hi = hi, .nth = nth,
 	                         .count = count, .err = EIO};
 
-	rpio_dev_inject(f->st->dev, &flt);
+	rpio_dev_inject(vm_test_dev(f->st), &flt);
 }
 
 static void heal(struct tu_map *f)
 {
-	rpio_dev_inject(f->st->dev, NULL);
+	rpio_dev_inject(vm_test_dev(f->st), NULL);
 }
 
 /* The engine still serves a page it has not loaded yet. */
@@ -124,7 +124,7 @@ Test(faults, a_readahead_window)
 	for (uint64_t p = 0; p < PAGES; p++)
 		cr_assert(!tu_touch_gets_sigbus(f.a + p * PG), "page %lu raised SIGBUS",
 		          (unsigned long)p);
-	cr_assert_eq(rpio_dev_injected(f.st->dev), 1, "the window's read was the one failed");
+	cr_assert_eq(rpio_dev_injected(vm_test_dev(f.st)), 1, "the window's read was the one failed");
 	for (uint64_t p = 0; p < PAGES; p++)
 		still_serving(&f, p);
 	heal(&f);

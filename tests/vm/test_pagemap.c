@@ -5,11 +5,13 @@
  * everything freed when the slots return to 0, and the bytes it keeps per page, dense and
  * scattered.
  */
-#include "vm/vm.h"
+#include "vm/testing.h"
 #include "common/testutil.h"
 
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 static struct ram_pool *meta_pool(void)
 {
@@ -151,3 +153,45 @@ Test(pagemap, scattered_pages_cost_little_more_than_dense_ones)
 	cr_assert_leq(sparse, 64.0, "scattered: %.1f bytes a page (target 64)", sparse);
 	cr_log_info("pagemap bytes per page: dense %.1f, scattered (3%%) %.1f", dense, sparse);
 }
+
+/* ---------------------------------------------------------------- page words */
+
+/* The transitions vm_page_set accepts are the state machine of vm/page.h. */
+Test(page, transitions_follow_the_state_machine)
+{
+	const uint64_t E = 0, LI = PG_LOADING | (1ull << PG_AUX_SHIFT), LD = PG_LOADED,
+	               D = PG_DIRTY, W = PG_WRITING, P = pg_make_poisoned(-5);
+
+	/* allowed */
+	cr_assert(vm_page_transition_ok(E, LI));
+	cr_assert(vm_page_transition_ok(LI, LD) && vm_page_transition_ok(LI, D));
+	cr_assert(vm_page_transition_ok(LI, P) && vm_page_transition_ok(LI, E));
+	cr_assert(vm_page_transition_ok(LD, D) && vm_page_transition_ok(LD, E));
+	cr_assert(vm_page_transition_ok(LD, LD | PG_REF));
+	cr_assert(vm_page_transition_ok(D, W) && vm_page_transition_ok(D, LD));
+	cr_assert(vm_page_transition_ok(W, LD) && vm_page_transition_ok(W, D));
+	cr_assert(vm_page_transition_ok(W, W | PG_REDIRTY) && vm_page_transition_ok(P, E));
+	/* refused */
+	cr_assert(!vm_page_transition_ok(E, LD), "a page is never resident without a load");
+	cr_assert(!vm_page_transition_ok(E, D) && !vm_page_transition_ok(E, P));
+	cr_assert(!vm_page_transition_ok(LD, W), "only a dirty page is written");
+	cr_assert(!vm_page_transition_ok(W, E), "a page being written keeps its RAM");
+	cr_assert(!vm_page_transition_ok(P, LD) && !vm_page_transition_ok(P, LI));
+	cr_assert(!vm_page_transition_ok(LD, LI) && !vm_page_transition_ok(D, P));
+}
+
+#ifndef NDEBUG
+/* A page word set without the handle's lock stops a debug build at once. */
+Test(page, set_without_the_lock_aborts, .signal = SIGABRT)
+{
+	rp_config cfg;
+	rp_engine *eng;
+	struct tu_map f;
+
+	tu_config_init(&cfg);
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	tu_map_open(&f, eng, "page_nolock", 16 * 4096, 3, PROT_READ);
+	tu_map_read(&f, 0);
+	(void)vm_page_set(f.fh, 0, PG_LOADED | PG_REF);
+}
+#endif

@@ -6,7 +6,7 @@
  */
 #include "ringpager.h"
 #include "common/testutil.h"
-#include "vm/vm.h"
+#include "vm/testing.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -265,9 +265,8 @@ Test(ra_detector, windows_stay_inside_the_range_and_a_tiny_maximum_is_off)
 /* Advice ranges split and replace each other as madvise's do. */
 Test(ra_detector, advice_ranges_split_and_replace)
 {
-	struct rp_mapping m;
+	struct vm_advice m = {NULL, 0};
 
-	memset(&m, 0, sizeof(m));
 	cr_assert_eq(vm_advise(&m, 100, 100, RP_ADVICE_SEQUENTIAL), 0);
 	cr_assert_eq(vm_advise(&m, 150, 10, RP_ADVICE_RANDOM), 0);
 	cr_assert_eq(vm_advise(&m, 0, 120, RP_ADVICE_NORMAL), 0);
@@ -282,8 +281,8 @@ Test(ra_detector, advice_ranges_split_and_replace)
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		cr_assert_eq(vm_advice_at(&m, (uint64_t)want[i][0]), want[i][1], "page %d",
 		             want[i][0]);
-	cr_assert_eq(m.nadv, 4);
-	free(m.adv);
+	cr_assert_eq(m.n, 4);
+	free(m.r);
 }
 
 /* ---------------------------------------------------------------- end to end */

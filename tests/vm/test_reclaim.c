@@ -8,7 +8,7 @@
  */
 #include "ringpager.h"
 #include "common/testutil.h"
-#include "vm/vm.h"
+#include "vm/testing.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -546,7 +546,7 @@ RECLAIM_TEST(crossing_the_dirty_limit_calls_the_hook_once_per_crossing)
 	for (uint64_t p = 20; p < 30; p++)
 		f.a[p * PG] = 1;
 	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_MARKSTORED), 0); /* ... falling below re-arms */
-	for (int i = 0; i < 100 && atomic_load(&f.fh->vm->rc.over_limit); i++)
+	for (int i = 0; i < 100 && vm_test_over_limit(vm_test_vm(f.fh)); i++)
 		usleep(10000);
 	for (uint64_t p = 40; p < 60; p++)
 		f.a[p * PG] = 1;

@@ -5,7 +5,7 @@
  * (EFAULT from system calls, where uffd mode waits; wp_sync refused). The vm, dirty,
  * reclaim and readahead suites also run whole in this mode (tests/meson.build).
  */
-#include "vm/vm.h"
+#include "vm/testing.h"
 #include "common/testutil.h"
 
 #include <criterion/criterion.h>
@@ -165,12 +165,12 @@ Test(sigbus, other_sigbus_reach_the_handler_installed_before)
 	struct rpio_fault fault = {
 	    .ops = 1u << IO_OP_READ, .off_lo = 8 * PG, .off_hi = 9 * PG, .err = EIO};
 
-	rpio_dev_inject(f.st->dev, &fault);
+	rpio_dev_inject(vm_test_dev(f.st), &fault);
 	cr_assert(app_touch(f.a + 8 * PG + 99), "a failed page raises SIGBUS");
 	cr_assert_eq(app_addr, f.a + 8 * PG + 99);
 	cr_assert(app_touch(f.a + 8 * PG), "and again");
 	cr_assert_eq(app_calls, 3);
-	rpio_dev_inject(f.st->dev, NULL);
+	rpio_dev_inject(vm_test_dev(f.st), NULL);
 	tu_expect_fill(f.a + 9 * PG, PG, 33, 9 * PG); /* its neighbour is served */
 	cr_assert_eq(app_calls, 3);
 
@@ -343,7 +343,7 @@ static void own_read_way(const char *spin_us, bool forbid, int want_ring)
 	for (uint64_t p = 0; p < 64; p += 7)
 		tu_map_read(&f, p);
 	cr_assert_eq(tu_stats(f.eng).pages_loaded, 10);
-	const int probed = f.st->dev->ring_reads;
+	const int probed = vm_test_dev(f.st)->ring_reads;
 
 	tu_map_close(&f);
 	rpio_pread_ring_forbid(false);

@@ -5,7 +5,7 @@
  * invalidation, and the errors bad arguments get.
  */
 #include "ringpager.h"
-#include "vm/vm.h"
+#include "vm/testing.h"
 #include "common/testutil.h"
 
 #include <criterion/criterion.h>
@@ -395,7 +395,7 @@ static void load_error_device(unsigned flags)
 	struct rpio_fault fault = {
 	    .ops = 1u << IO_OP_READ, .off_lo = 8 * PG, .off_hi = 12 * PG, .err = EIO};
 
-	rpio_dev_inject(f.st->dev, &fault);
+	rpio_dev_inject(vm_test_dev(f.st), &fault);
 	cr_assert_eq(rp_map(f.fh, 0, 64 * PG, PROT_READ, &m), 0);
 	volatile char *a = rp_mapping_addr(m);
 
@@ -410,7 +410,7 @@ static void load_error_device(unsigned flags)
 	rp_stats(f.eng, &s);
 	cr_assert_geq(s.load_errors, 1);
 	/* The device heals; invalidate clears the poison and the page loads. */
-	rpio_dev_inject(f.st->dev, NULL);
+	rpio_dev_inject(vm_test_dev(f.st), NULL);
 	cr_assert_eq(rp_invalidate(f.fh, 8 * PG, 4 * PG), 0, "%s", rp_errmsg());
 	tu_expect_fill((const char *)a + 9 * PG, PG, 21, 9 * PG);
 	cr_assert_eq(rp_pin(m, 8 * PG, 4 * PG), 0, "%s", rp_errmsg());
@@ -566,7 +566,7 @@ static void loads_leave_the_alias(unsigned flags)
 	const char *user = rp_mapping_addr(m);
 
 	cr_assert_geq(present_pages(user, 4 << 20), 512 + 90, "the pinned pages are mapped");
-	cr_assert_eq(present_pages(f.fh->ram->alias, 4 << 20), 0, "none stays in the alias");
+	cr_assert_eq(present_pages(vm_test_alias(f.fh), 4 << 20), 0, "none stays in the alias");
 	for (int i = 0; i < 100; i++)
 		cr_assert_eq(rp_unpin(m, r[i].off, PG), 0);
 	cr_assert_eq(rp_unpin(m, 2 << 20, 2 << 20), 0);
@@ -671,7 +671,7 @@ static void faults_through_bounce_or_alias(unsigned flags)
 	uint64_t dirty;
 
 	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0);
-	cr_assert_eq(present_pages(f.fh->ram->alias, 2 << 20), 0, "none stays in the alias");
+	cr_assert_eq(present_pages(vm_test_alias(f.fh), 2 << 20), 0, "none stays in the alias");
 	rp_unmap(m2);
 	rp_unmap(m);
 	fixture_close(&f);
@@ -1114,7 +1114,7 @@ static void *listen_touch(void *arg)
 
 			(void)c;
 		}
-		r->mask[ph] = atomic_load(&r->vm->listen_mask);
+		r->mask[ph] = vm_test_listen_mask(r->vm);
 		/* The threads that left or joined the set were kicked: each sleeps again with
 		 * the descriptors the mask says, soon (a second at most, on a loaded machine). */
 		for (int t = 0; t < 1000 && (r->listening[ph] = vm_listening(r->vm)) != r->mask[ph]; t++)
@@ -1125,7 +1125,7 @@ static void *listen_touch(void *arg)
 
 static uint64_t service_bit(const struct vm *vm, int cpu)
 {
-	for (unsigned i = 0; i < vm->nsvc; i++)
+	for (unsigned i = 0; i < vm_test_nsvc(vm); i++)
 		if (vm_service_cpu(vm, i) == cpu)
 			return 1ull << i;
 	return 0;
@@ -1145,9 +1145,9 @@ Test(vm, a_thread_bound_to_one_cpu_is_served_by_that_cpus_service_thread)
 	if (n < 2)
 		cr_skip_test("needs two CPUs, this process may use one");
 	fixture_file(&f, "vm_listen", 4 << 20, 61, 0);
-	r.vm = f.fh->vm;
-	if (!r.vm->listen_chosen) {
-		const bool self = r.vm->fault_self;
+	r.vm = vm_test_vm(f.fh);
+	if (!vm_test_listen_chosen(r.vm)) {
+		const bool self = vm_test_fault_self(r.vm);
 
 		fixture_close(&f); /* its scratch file too */
 		cr_skip_test("every service thread listens here (%s)",
@@ -1157,7 +1157,7 @@ Test(vm, a_thread_bound_to_one_cpu_is_served_by_that_cpus_service_thread)
 	               b1 = service_bit(r.vm, cpus[1]);
 
 	cr_assert(b0 && b1 && b0 != b1, "one service thread per CPU");
-	cr_assert_eq(atomic_load(&r.vm->listen_mask), all, "all listen before the first fault");
+	cr_assert_eq(vm_test_listen_mask(r.vm), all, "all listen before the first fault");
 	cr_assert_eq(rp_map(f.fh, 0, 4 << 20, PROT_READ, &m), 0, "%s", rp_errmsg());
 	/* RANDOM: each page its own fault, no readahead or fault-around */
 	cr_assert_eq(rp_advise(m, 0, 4 << 20, RP_ADVICE_RANDOM), 0, "%s", rp_errmsg());

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/service.h - the fault-service threads (vm/service.c): each reads faults off the
+ * userfaultfd and hands them to vm->fault_ops, and runs jobs (loads, writeouts) on its
+ * own io/ queue through each job's ops.
+ */
+#ifndef RINGPAGER_VM_SERVICE_H
+#define RINGPAGER_VM_SERVICE_H
+
+#include "vm/objects.h"
+
+/* Work for a fault-service thread: queued in its backlog (or the shared jobs list), and
+ * the udata of the io/ requests it issues. Each kind of job (a load, a writeout, a
+ * writeout's run) heads its own struct and brings its ops: the service threads run jobs
+ * through them and know nothing of what they are. */
+struct vm_job;
+struct vm_job_ops {
+	/* Starts the job on service thread s's queue (vm_service_queue): 0 when done with it
+	 * (issued, or finished), -EBUSY when the queue is full (called again after
+	 * completions). NULL for jobs that are never queued on their own. */
+	int (*issue)(struct vm_job *job, struct vm_service *s);
+	/* One of the job's requests completed: 0 or -errno. On the service thread that
+	 * reaped it. */
+	void (*complete)(struct vm_job *job, int err);
+};
+
+struct vm_job {
+	const struct vm_job_ops *ops;
+	struct vm_job *qnext; /* a service thread's backlog or the jobs list */
+	bool spin;            /* a fault's own read: its service thread polls for it */
+};
+
+int vm_service_start(struct vm *vm, const struct vm_params *p);
+void vm_service_stop(struct vm *vm);
+/* Every service thread drops its queue's registration of dev (a store closes). */
+void vm_service_detach(struct vm *vm, struct rpio_dev *dev);
+/* The I/O backend in use, as rpio_queue_describe says it. */
+const char *vm_service_describe(const struct vm *vm);
+/* Starts a job (a load that vm_load_start prepared): on this service thread's queue when
+ * called from one (svc != NULL), else handed to a service thread. */
+void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_job *job);
+/* Service thread s's io/ queue, for its jobs' issue ops. */
+struct rpio_queue *vm_service_queue(struct vm_service *s);
+/* One of s's free bounce pages, or NULL (on that thread). */
+void *vm_service_bounce_get(struct vm_service *s);
+/* Hands a chain of jobs (linked by qnext, ending at tail) to a service thread, with one
+ * wake-up: that of the caller's CPU where there is one (vm_service_hand), or the threads
+ * in turn (vm_service_hand_spread, for the later batches of a long pin). */
+void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail);
+void vm_service_hand_spread(struct vm *vm, struct vm_job *head, struct vm_job *tail);
+/* Queues a job on this service thread's backlog when called on one of vm's, else hands
+ * it to one. */
+void vm_service_defer(struct vm *vm, struct vm_job *job);
+/* Gives a staged load's bounce page back to service thread s (on that thread). */
+void vm_service_bounce_put(struct vm_service *s, void *page);
+
+#endif

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/testing.c - the accessors of vm/testing.h, for tests only.
+ */
+#include "vm/testing.h"
+#include "vm/dirty.h"
+#include "vm/objects.h"
+
+struct vm *vm_test_vm(struct rp_fileh *fh)
+{
+	return fh->vm;
+}
+
+unsigned vm_test_page_state(struct rp_fileh *fh, uint64_t idx)
+{
+	pthread_mutex_lock(&fh->lock);
+	vm_dirty_collect(fh, NULL);
+	unsigned s = pg_state(pagemap_get(&fh->pm, idx));
+
+	pthread_mutex_unlock(&fh->lock);
+	return s;
+}
+
+char *vm_test_alias(struct rp_fileh *fh)
+{
+	return fh->ram->alias;
+}
+
+bool vm_test_fault_self(const struct vm *vm)
+{
+	return vm->fault_self;
+}
+
+unsigned vm_test_nsvc(const struct vm *vm)
+{
+	return vm->nsvc;
+}
+
+bool vm_test_listen_chosen(const struct vm *vm)
+{
+	return vm->listen_chosen;
+}
+
+uint64_t vm_test_listen_mask(const struct vm *vm)
+{
+	return atomic_load(&vm->listen_mask);
+}
+
+struct rpio_dev *vm_test_dev(struct rp_store *st)
+{
+	return st->dev;
+}
+
+bool vm_test_over_limit(const struct vm *vm)
+{
+	return atomic_load(&vm->rc.over_limit);
+}

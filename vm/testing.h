@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/testing.h - what tests may see of vm/ beyond the public API: hooks into races, the
+ * test flags (VM_FORCE_*, vm/params.h), a page's state, the service threads' listening
+ * masks, and the pure units they test directly (the pagemap, the readahead detector).
+ * Implemented in vm/testing.c; nothing in the library calls these.
+ */
+#ifndef RINGPAGER_VM_TESTING_H
+#define RINGPAGER_VM_TESTING_H
+
+#include "vm/vm.h"
+#include "vm/page.h"
+#include "vm/pagemap.h"
+#include "vm/readahead.h"
+#include "io/io.h"
+
+/* Called by rp_pin between its walk that maps what is resident and its last pass, with
+ * no lock held; NULL otherwise. */
+extern void (*vm_pin_hook)(struct rp_fileh *fh);
+/* Called by vm_load_finish before it takes the handle's lock, on the thread that
+ * finishes the load; NULL otherwise. */
+extern void (*vm_load_finish_hook)(struct rp_fileh *fh);
+
+/* The engine of a handle. */
+struct vm *vm_test_vm(struct rp_fileh *fh);
+/* The state (PG_*) of page idx of fh, after collecting the writes recorded in page
+ * tables (wp_async). */
+unsigned vm_test_page_state(struct rp_fileh *fh, uint64_t idx);
+/* The RAM handle's alias mapping: every page of the handle, at its store offset. */
+char *vm_test_alias(struct rp_fileh *fh);
+/* A device store's io/ device (rpio_dev_inject, its counters). */
+struct rpio_dev *vm_test_dev(struct rp_store *st);
+/* The dirty pages are at or above dirty_limit (the hook was told). */
+bool vm_test_over_limit(const struct vm *vm);
+/* fault_mode=sigbus. */
+bool vm_test_fault_self(const struct vm *vm);
+
+/* The service threads (vm/service.c): how many; the CPU thread i is bound to, or -1;
+ * whether who listens is chosen by the faulting threads' affinity; the threads that
+ * listen, the ones whose last sleep waited on the userfaultfd, and all, as bits. */
+unsigned vm_test_nsvc(const struct vm *vm);
+int vm_service_cpu(const struct vm *vm, unsigned i);
+bool vm_test_listen_chosen(const struct vm *vm);
+uint64_t vm_test_listen_mask(const struct vm *vm);
+uint64_t vm_listening(const struct vm *vm);
+uint64_t vm_listen_all(const struct vm *vm);
+
+#endif
