@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * vm/dirty.c - noticing writes, and dropping them (rp_discard).
+ * vm/dirty.c - noticing writes: collecting the ones page tables recorded (wp_async).
+ * Marking a page dirty is vm/page.c's (vm_dirty_mark); the wp_sync fault is
+ * vm/fault.c's (vm_wp_fault); dropping dirty pages (rp_discard) is vm/fileh.c's.
  *
  * A writable mapping is registered for write-protect faults as well as MISSING and MINOR
  * ones, and every page is mapped into it write-protected (UFFDIO_CONTINUE_MODE_WP), so

@@ -283,7 +283,7 @@ static bool rc_span(struct rp_fileh *fh, uint64_t from, uint64_t end, uint64_t *
 static void rc_zap(struct vm *vm, struct rp_fileh *fh, const struct rc_runs *zap)
 {
 	if (zap->n)
-		fh->unmaps++; /* rp_pin's last pass counts on it (vm/load.c) */
+		fh->unmaps++; /* rp_pin's last pass counts on it (vm/pin.c) */
 	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
 		uint64_t a, b;
 

@@ -35,7 +35,7 @@
  * a lone page still costs one fault and 15 lookups.
  *   The neighbours are marked referenced, as a run of pages read ahead is when one of
  * them is touched. The kernel maps them "old" instead and learns of their use from the
- * accessed bit; ringpager sees a use only as a fault (vm/reclaim.c), so a page mapped
+ * accessed bit; ringpager sees a use only as a fault (vm/evict.c), so a page mapped
  * unreferenced could be used without the hand ever knowing: tried, the hot set of the
  * reclaim tests lost 10% of its hits. The price is one revolution of the hand for
  * neighbours never touched.

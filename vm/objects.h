@@ -6,7 +6,7 @@
  *   struct vm          one instance per engine: the RAM pool, one userfaultfd, the
  *                      fault-service threads (each with its own io/ queue), the table
  *                      of user mappings by address, the reclaim state and its thread
- *                      (vm/reclaim.c), and the counters.
+ *                      (vm/reclaim.c and the files it names), and the counters.
  *   struct rp_store    where pages come from: an io/ device, or custom ops.
  *   struct rp_fileh    one view of a store: a RAM handle (sparse memfd, RAM offset ==
  *                      store offset), its pagemap (one word per page, vm/page.h), the
@@ -58,7 +58,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
-/* Alias ranges of finished loads unmapped in one process_madvise (vm/load.c): at most
+/* Alias ranges of finished loads unmapped in one process_madvise (vm/alias.c): at most
  * this many ranges, or this many bytes (what RSS may count twice meanwhile), wait. */
 #define VM_ZAP_BATCH 64
 #define VM_ZAP_BYTES (1ul << 20)
@@ -102,7 +102,7 @@ struct rp_fileh {
 	uint64_t unmaps; /* times resident pages were unmapped from the mappings (rc_zap) */
 	struct rp_fileh *next, *prev;
 	/* Alias ranges loads have filled, to be unmapped from the alias in one call
-	 * (vm_alias_zap, vm/load.c) */
+	 * (vm_alias_zap, vm/alias.c) */
 	struct iovec zap[VM_ZAP_BATCH];
 	unsigned nzap;
 	size_t zap_bytes;
@@ -124,7 +124,7 @@ struct rp_mapping {
 	struct rp_mapping *next, *prev; /* fh->maps */
 };
 
-/* A fault that found the pool full, waiting for memory (vm/reclaim.c). */
+/* A fault that found the pool full, waiting for memory (vm/memwait.c). */
 struct vm_parked {
 	uint64_t addr;
 	bool write;

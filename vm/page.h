@@ -10,7 +10,7 @@
  *   bits  0..2   state (below)
  *   bit   3      readahead marker: a touch of this page starts the stream's next window
  *                (vm/readahead.c); LOADING or resident pages only
- *   bit   4      referenced: touched since the CLOCK hand last passed (vm/reclaim.c)
+ *   bit   4      referenced: touched since the CLOCK hand last passed (vm/evict.c)
  *   bit   5      redirtied: WRITING, and written again since its writeout took it
  *   bit   6      read ahead and not used yet: loaded by a readahead window and mapped in
  *                no mapping since (the first touch maps it and clears the bit); LOADED only
@@ -18,7 +18,8 @@
  *   bits 20..63  aux: LOADING -> the struct vm_load in flight, shifted right by 4;
  *                     POISONED -> the positive errno of the failed load
  *
- * States and transitions (all made with the handle's lock held). Loading:
+ * States and transitions, all made by vm_page_set with the handle's lock held (it
+ * asserts both in debug builds). Loading:
  *
  *                 vm_load_start                     vm_load_finish (ok)
  *      EMPTY -------------------------> LOADING ----------------------------> LOADED

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * vm/pagemap.c - the radix table of page slots (contract in vm/vm.h).
+ * vm/pagemap.c - the radix table of page slots (contract in vm/pagemap.h).
  *
  * Why 64-way: a leaf of 64 slots is 512 bytes, so a dense run costs 8 bytes a page and
  * the height grows by one level per factor of 64: a 64 GiB store of 4 KiB pages (2^24

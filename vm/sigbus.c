@@ -5,7 +5,7 @@
  * With UFFD_FEATURE_SIGBUS the kernel queues no message for a fault in a registered
  * range: it raises SIGBUS in the faulting thread (si_code BUS_ADRERR, si_addr the address).
  * The handler here finds the engine and the mapping and takes the service threads'
- * decision (vm/load.c, fault_decide) on this thread: a page in the pool is mapped with
+ * decision (vm/fault.c, fault_decide) on this thread: a page in the pool is mapped with
  * UFFDIO_CONTINUE; an absent 4 KiB page of a device is read into the thread's bounce
  * page (rpio_pread: through the thread's own io_uring, polled for up to fault_spin_us),
  * then put into the RAM handle and mapped with UFFDIO_COPY (vm/load.c, load_place); the
