@@ -5,9 +5,8 @@
  *
  * Polling for the completion. A thread that sleeps in pread(2) for a 4 KiB O_DIRECT read
  * idles its CPU, and an idle virtual CPU halts: the device's completion must then wake
- * it, which on this machine (2 vCPUs, the disk's interrupt on one of them) cost 15-19 us
- * of a 65-70 us read (median of 3,000 random reads, pread against an io_uring read whose
- * thread polls the completion queue, alternating in one process, 2026-11-22). So with
+ * it, a sizable part of a 4 KiB read on a virtual machine (docs/benchmarks.md, "Design
+ * choices"). So with
  * spin_ns > 0 the read goes through a small io_uring of the thread's own and the thread
  * polls its completion queue for up to spin_ns before it sleeps in io_uring_enter(2):
  * the CPU stays awake and the completion is seen when it is posted. The price is that CPU
@@ -161,8 +160,7 @@ static ssize_t ring_read(struct io_uring *r, int fd, void *buf, size_t len, uint
 /* Whether d's reads through a ring are issued at once, on this thread. A file whose
  * read would block in its submission (no RWF_NOWAIT: tmpfs, many network and FUSE
  * filesystems; any buffered file whose pages are not cached) is handed by io_uring to a
- * worker thread, whose wake-up costs more than the polling saves (tmpfs: 40 us a page
- * against 12 with pread). One probe per device: a read of its first block with
+ * worker thread, whose wake-up costs more than the polling saves. One probe per device: a read of its first block with
  * RWF_NOWAIT, which such a file refuses (EOPNOTSUPP) before any I/O. */
 static bool ring_reads(struct rpio_dev *d, void *buf)
 {

@@ -16,10 +16,8 @@
 
 /* Why batched: the device wrote each page through the alias, which left it mapped there,
  * and a madvise(MADV_DONTNEED) per load costs a TLB shootdown of every CPU running the
- * process (its service threads included): rp_pinv of random pages ran at 39-43k pages/s
- * with a call per page, 49-56k batched, 54-60k with no call at all (same minutes; fio
- * io_uring depth 32 did 71k).
- * process_madvise takes up to VM_ZAP_BATCH ranges in one call; where the kernel refuses
+ * process (its service threads included); docs/benchmarks.md, "Design choices", has the
+ * figures. process_madvise takes up to VM_ZAP_BATCH ranges in one call; where the kernel refuses
  * it (before 6.13) each range gets its madvise, at flush time. The delay is harmless: the
  * alias's mappings are only a second view of pages the memfd holds (RSS counts them once
  * when flushed), and a page evicted meanwhile leaves the alias with its hole punch. */

@@ -36,9 +36,8 @@
  *   The neighbours are marked referenced, as a run of pages read ahead is when one of
  * them is touched. The kernel maps them "old" instead and learns of their use from the
  * accessed bit; ringpager sees a use only as a fault (vm/evict.c), so a page mapped
- * unreferenced could be used without the hand ever knowing: tried, the hot set of the
- * reclaim tests lost 10% of its hits. The price is one revolution of the hand for
- * neighbours never touched.
+ * unreferenced could be used without the hand ever knowing, and hot pages would be
+ * evicted. The price is one revolution of the hand for neighbours never touched.
  *   Pages read ahead and not yet used (their first touch must be seen), LOADING, WRITING
  * and POISONED pages are left alone, and so is a page whose mapping's advice is RANDOM (the
  * kernel does no fault-around under MADV_RANDOM either). Tracked mappings get them

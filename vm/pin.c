@@ -50,11 +50,9 @@ struct pin_cursor {
 
 /* Loads are handed to the service threads in batches: one wake-up per batch rather than
  * per page, yet the first requests start before a long walk ends. The first
- * PIN_LOCAL_BATCHES go to the service thread of this CPU, the rest to the threads in turn
- * (vm_service_hand says why). rp_pinv of 32,768 random pages at depth 32 (six runs each,
- * alternating with the build before; the disk's speed moves every figure): every batch
- * local 62-76k pages/s, the rest spread 69-80k, every batch to the threads in turn
- * 73-88k; rpbench ringpager-pin (batches of 32, all local) 27-44k against 16-43k. */
+ * PIN_LOCAL_BATCHES go to the service thread of this CPU (no interrupt to another CPU
+ * for a short pin), the rest to the threads in turn, which spreads a long pin's copying
+ * and mapping over the CPUs (docs/benchmarks.md, "Design choices"). */
 #define PIN_BATCH 16
 
 #define PIN_LOCAL_BATCHES 2
@@ -110,8 +108,7 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 		n++;
 	/* A lone 4 KiB page goes through a service thread's bounce page, as a fault's does:
 	 * no fallocate here, no fault of the page into the alias in the submission, no
-	 * unmapping after (rp_pinv of random pages on a fast device: 87-88k pages/s against
-	 * 54-63k, alternating). A run is read in one request into the alias. */
+	 * unmapping after. A run is read in one request into the alias. */
 	const unsigned stage = vm_load_stage_flag(fh, n);
 	/* Loads started and not handed over yet hold memory that a wait for memory could
 	 * never see freed: hand them over first, then look at the page again. */

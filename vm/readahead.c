@@ -53,13 +53,9 @@
  * Windows are read within the mapping's range (a database maps the region it scans) and
  * never larger than a quarter of the pool (vm->ra_max).
  *
- * Tried and left out: staging windows through a 2 MiB-aligned THP buffer and copying into
- * the pool. O_DIRECT into 4 KiB pool pages is split by the block layer at the device's
- * segment limit (virtio here: 254 segments, requests of 0.7-1.5 MiB on average where the
- * kernel's own readahead, with large folios, sends 4 MiB), and fio reads 2.3 GB/s into
- * huge pages against 0.9-1.1 into 4 KiB ones. Staged, ringpager's requests were 3.9 MiB
- * on average, yet a scan was no faster (1.0-1.25 GB/s either way, alternating runs), and
- * the copy costs a CPU's quarter: the limit is elsewhere (docs/benchmarks.md, "Readahead").
+ * Windows are read straight into the pool's pages, not staged through a larger buffer
+ * and copied: staging made requests larger but no scan faster (docs/benchmarks.md,
+ * "Design choices").
  */
 #include "vm/readahead.h"
 #include "vm/err.h"

@@ -17,37 +17,23 @@
  * is one thread per CPU the process may use, each bound to its CPU. The fault message
  * wakes every service thread that listens on the userfaultfd, and the one on the faulting
  * thread's CPU runs at once when that thread blocks: the fault is served and its
- * completion comes back without waking another CPU. On this machine (a 2-vCPU VM) a
- * cross-CPU wake-up costs tens of microseconds: a minor fault took 55 us served from the
- * other CPU against 7.6 us on the same one. fault_threads=N gives N unbound threads.
+ * completion comes back without waking another CPU: on a virtual machine a cross-CPU
+ * wake-up costs tens of microseconds. fault_threads=N gives N unbound threads.
  *
  * Who listens (listen_mask). Waking a service thread on another, idle CPU is an
- * inter-processor interrupt that the faulting thread sends before it blocks: 10-17 us of a
- * fault here (a trace of sched_waking -> ipi_send_cpu -> sched_switch), for a thread that
- * then finds nothing to read. Where the faulting thread will fault next is known for
- * certain only when it is bound to one CPU, which docs/tuning.md asks of threads that fault,
- * for a reason of the same kind. So: each fault message names its thread
- * (UFFD_FEATURE_THREAD_ID); the thread's CPU affinity is asked (sched_getaffinity, at most
- * once per LISTEN_ASK_NS for the same thread); a thread bound to one CPU that has a service
- * thread makes only that one listen, any other thread makes all listen, and what a thread
- * asked for lasts LISTEN_KEEP_NS after its last fault (a thread bound elsewhere since has
- * left its old CPU at once). Unbound faulting threads thus keep every service thread
- * listening, as before; tried and not kept, guessing an unbound thread's CPU from the last
- * wake-up (the service thread preempted by the thread it woke, or /proc): the scheduler
- * here moves a woken thread to the idle CPU about as often as not, and each guess that the
- * move made wrong cost a fault served across CPUs, dearer than the interrupt (minor faults
- * went from 12 to 20 us). Also tried for unbound threads, to keep the woken thread on
- * the serving CPU: the service thread SCHED_IDLE around the wake-up, so that the scheduler
- * sees that CPU as idle (a trace shows the woken thread kept there, but its faults still
- * served from both CPUs in turn, 5,665 and 4,411 in a second: no gain; with only the
- * serving CPU listening, 0.55x -> 0.39x of fio; an unprivileged thread cannot switch back
- * anyway); the faulting thread's affinity set to the serving CPU around the wake-up and
- * restored after (a fifth faster, still below a bound thread, two system calls more per
- * fault, and it races with the application's own sched_setaffinity: not kept). With the
- * VM's guest halt polling on, unbound threads fault as fast as bound ones
- * (docs/benchmarks.md): what they pay is the wake-up of a halted CPU. The set is never empty; a service thread whose
- * bit changes is kicked, since a thread asleep in poll(2) keeps the descriptors it went to
- * sleep with.
+ * inter-processor interrupt that the faulting thread sends before it blocks, for a
+ * thread that then finds nothing to read. Where the faulting thread will fault next is
+ * known for certain only when it is bound to one CPU, which docs/tuning.md asks of
+ * threads that fault. So: each fault message names its thread (UFFD_FEATURE_THREAD_ID);
+ * the thread's CPU affinity is asked (sched_getaffinity, at most once per LISTEN_ASK_NS
+ * for the same thread); a thread bound to one CPU that has a service thread makes only
+ * that one listen, any other thread makes all listen, and what a thread asked for lasts
+ * LISTEN_KEEP_NS after its last fault (a thread bound elsewhere since has left its old
+ * CPU at once). Unbound faulting threads thus keep every service thread listening: a
+ * guess at their CPU that the scheduler makes wrong costs a fault served across CPUs,
+ * dearer than the interrupt (docs/benchmarks.md, "Design choices", has what was tried).
+ * The set is never empty; a service thread whose bit changes is kicked, since a thread
+ * asleep in poll(2) keeps the descriptors it went to sleep with.
  *
  * Why poll and an eventfd rather than the ring as the only event loop: the same loop
  * then serves all three io/ backends, and io_uring's completions still arrive without a
@@ -451,9 +437,7 @@ void vm_service_defer(struct vm *vm, struct vm_job *job)
 /* Queues a chain of jobs for any service thread and kicks one: with `local`, the thread
  * of the caller's CPU when there is one. The caller mostly waits for the work (rp_pin, a
  * synchronous writeout), and that thread then runs as soon as it sleeps and wakes it
- * from the same CPU, with no interrupt to another, idle one (rpbench ringpager-pin,
- * batches of 32 random pages, four rounds alternating: 38-47k pages/s against 27-44k
- * taking the threads in turn). Otherwise the threads in turn, which spreads a long pin's
+ * from the same CPU, with no interrupt to another, idle one. Otherwise the threads in turn, which spreads a long pin's
  * copying and mapping over the CPUs. Any thread takes any job: this is only where the
  * kick goes. */
 static void hand(struct vm *vm, struct vm_job *head, struct vm_job *tail, bool local)
