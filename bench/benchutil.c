@@ -5,9 +5,10 @@
 #include "bench/benchutil.h"
 
 #include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,40 +114,110 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int bu_opt_rounds(const char *prog, const char *arg, unsigned *out)
+/* One option's value into its destination: 0, or -1 after saying what is wrong. */
+static int opt_value(const char *prog, const struct bu_opt *o, const char *arg)
 {
-	int n = atoi(arg);
+	uint64_t v = 0;
+	char *end;
 
-	if (n < 1 || n > BU_MAX_ROUNDS) {
-		fprintf(stderr, "%s: --rounds %s: 1..%d\n", prog, arg, BU_MAX_ROUNDS);
-		return -1;
+	switch (o->kind) {
+	case BU_STR:
+		*(const char **)o->dst = arg;
+		return 0;
+	case BU_SIZE:
+	case BU_SIZE4K:
+		if (bu_parse_size(arg, &v) || (o->kind == BU_SIZE4K && v % 4096)) {
+			fprintf(stderr, "%s: --%s %s: %s\n", prog, o->name, arg,
+			        o->kind == BU_SIZE4K ? "a size, a multiple of 4k" : "a size");
+			return -1;
+		}
+		*(uint64_t *)o->dst = v;
+		return 0;
+	case BU_COUNT: {
+		const uint64_t max = o->max ? o->max : 10000000;
+
+		if (bu_parse_size(arg, &v) || v > max) {
+			fprintf(stderr, "%s: --%s %s: 1..%" PRIu64 "\n", prog, o->name, arg, max);
+			return -1;
+		}
+		*(unsigned *)o->dst = (unsigned)v;
+		return 0;
 	}
-	*out = (unsigned)n;
-	return 0;
+	case BU_UINT:
+		errno = 0;
+		v = strtoull(arg, &end, 10);
+		if (end == arg || *end || errno || v > o->max || arg[0] == '-') {
+			fprintf(stderr, "%s: --%s %s: 0..%lu\n", prog, o->name, arg, o->max);
+			return -1;
+		}
+		*(unsigned *)o->dst = (unsigned)v;
+		return 0;
+	case BU_ROUNDS:
+		v = strtoull(arg, &end, 10);
+		if (end == arg || *end || v < 1 || v > BU_MAX_ROUNDS) {
+			fprintf(stderr, "%s: --%s %s: 1..%d\n", prog, o->name, arg, BU_MAX_ROUNDS);
+			return -1;
+		}
+		*(unsigned *)o->dst = (unsigned)v;
+		return 0;
+	case BU_SECONDS: {
+		double d = strtod(arg, &end);
+
+		if (end == arg || *end || !(d > 0 && d <= 3600)) {
+			fprintf(stderr, "%s: --%s %s: seconds, more than 0 and at most 3600\n", prog,
+			        o->name, arg);
+			return -1;
+		}
+		*(double *)o->dst = d;
+		return 0;
+	}
+	case BU_SET:
+	case BU_CLEAR:
+		*(bool *)o->dst = o->kind == BU_SET;
+		return 0;
+	case BU_FN:
+		return o->fn(prog, o->name, arg, o->dst);
+	}
+	return -1;
 }
 
-int bu_opt_size4k(const char *prog, const char *opt, const char *arg, uint64_t *out)
+int bu_parse_opts(const char *prog, int argc, char **argv, const struct bu_opt *opts,
+                  size_t n, void (*usage)(FILE *))
 {
-	uint64_t v;
+	struct option *lo = calloc(n + 2, sizeof(*lo));
+	int c, r = 0;
 
-	if (bu_parse_size(arg, &v) || v % 4096) {
-		fprintf(stderr, "%s: --%s %s: a multiple of 4k\n", prog, opt, arg);
-		return -1;
+	if (!lo) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return 2;
 	}
-	*out = v;
-	return 0;
-}
+	for (size_t i = 0; i < n; i++) {
+		const bool flag = opts[i].kind == BU_SET || opts[i].kind == BU_CLEAR;
 
-int bu_opt_count(const char *prog, const char *opt, const char *arg, unsigned *out)
-{
-	uint64_t v;
-
-	if (bu_parse_size(arg, &v) || v > 10000000) {
-		fprintf(stderr, "%s: --%s %s: 1..10000000\n", prog, opt, arg);
-		return -1;
+		lo[i] = (struct option){opts[i].name, flag ? no_argument : required_argument, NULL,
+		                        256 + (int)i};
 	}
-	*out = (unsigned)v;
-	return 0;
+	lo[n] = (struct option){"help", no_argument, NULL, 'h'};
+	optind = 1;
+	while (!r && (c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			r = 1;
+		} else if (c >= 256 && (size_t)(c - 256) < n) {
+			if (opt_value(prog, &opts[c - 256], optarg))
+				r = 2;
+		} else {
+			r = 2; /* getopt said what */
+		}
+	}
+	if (!r && optind < argc) {
+		fprintf(stderr, "%s: %s: unexpected argument\n", prog, argv[optind]);
+		r = 2;
+	}
+	if (r == 2)
+		usage(stderr);
+	free(lo);
+	return r;
 }
 
 double bu_median(const double *v, unsigned n)

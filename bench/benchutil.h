@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ringpager.h"
 
@@ -21,14 +22,35 @@ int bu_parse_size(const char *s, uint64_t *out);
 /* Creates `path` with `size` pseudo-random bytes unless it exists that large already (or
  * is a block device). prog names the caller in messages. 0 or -1. */
 int bu_ensure_file(const char *prog, const char *path, uint64_t size);
-/* Command-line values: each says what is wrong on stderr (prog: --opt value: what is
- * expected) and returns -1, else stores the value and returns 0.
- *   bu_opt_rounds  1..BU_MAX_ROUNDS
- *   bu_opt_size4k  a size (bu_parse_size) that is a multiple of 4 KiB
- *   bu_opt_count   a count (bu_parse_size) from 1 to 10,000,000 */
-int bu_opt_rounds(const char *prog, const char *arg, unsigned *out);
-int bu_opt_size4k(const char *prog, const char *opt, const char *arg, uint64_t *out);
-int bu_opt_count(const char *prog, const char *opt, const char *arg, unsigned *out);
+/* The benchmarks' command lines: a table of long options, parsed by bu_parse_opts.
+ * Each kind checks its value and says what is wrong on stderr (prog: --name value: what
+ * is expected). */
+enum bu_opt_kind {
+	BU_STR,     /* const char *: the argument */
+	BU_SIZE,    /* uint64_t: a size (bu_parse_size) */
+	BU_SIZE4K,  /* uint64_t: a size that is a multiple of 4 KiB */
+	BU_COUNT,   /* unsigned: a count (bu_parse_size) from 1 to 10,000,000, at most max if set */
+	BU_UINT,    /* unsigned: a decimal number from 0 to max */
+	BU_ROUNDS,  /* unsigned: 1..BU_MAX_ROUNDS */
+	BU_SECONDS, /* double: 0 < seconds <= 3600 */
+	BU_SET,     /* bool: no argument; set true */
+	BU_CLEAR,   /* bool: no argument; set false (--no-fio) */
+	BU_FN,      /* fn(prog, name, arg, dst): 0, or -1 after saying what is wrong */
+};
+struct bu_opt {
+	const char *name;
+	enum bu_opt_kind kind;
+	void *dst;
+	unsigned long max;
+	int (*fn)(const char *prog, const char *name, const char *arg, void *dst);
+};
+#define BU_OPT(name, kind, dst) {(name), (kind), (dst), 0, NULL}
+#define BU_OPT_MAX(name, kind, dst, max) {(name), (kind), (dst), (max), NULL}
+#define BU_OPT_FN(name, fn, dst) {(name), BU_FN, (dst), 0, (fn)}
+/* Parses argv against opts (n of them) and --help. Returns 0; 1 after --help printed the
+ * usage to stdout (exit 0); 2 after a message and the usage on stderr (exit 2). */
+int bu_parse_opts(const char *prog, int argc, char **argv, const struct bu_opt *opts,
+                  size_t n, void (*usage)(FILE *));
 /* The median of n <= BU_MAX_ROUNDS values. */
 double bu_median(const double *v, unsigned n);
 /* The smallest and largest of n values. */

@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,10 +267,23 @@ static void usage(FILE *f)
 	        BU_MAX_ROUNDS);
 }
 
-static int parse_list(char *list, const char *const *names, unsigned n, bool *out)
-{
-	char *save = NULL;
+/* A --jobs or --backends list: the names it may hold, and which it holds. */
+struct list_arg {
+	const char *const *names;
+	unsigned n;
+	bool *out;
+};
 
+static int parse_list(const char *prog, const char *opt, const char *arg, void *dst)
+{
+	const struct list_arg *l = dst;
+	const char *const *names = l->names;
+	const unsigned n = l->n;
+	bool *out = l->out;
+	char *save = NULL, *list = strdup(arg);
+
+	if (!list)
+		return -1;
 	memset(out, 0, n * sizeof(*out));
 	for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		unsigned i;
@@ -279,30 +291,18 @@ static int parse_list(char *list, const char *const *names, unsigned n, bool *ou
 		for (i = 0; i < n && (!names[i] || strcmp(t, names[i])); i++)
 			;
 		if (i == n) {
-			fprintf(stderr, "iobench: unknown name '%s'\n", t);
+			fprintf(stderr, "%s: --%s: unknown name '%s'\n", prog, opt, t);
+			free(list);
 			return -1;
 		}
 		out[i] = true;
 	}
+	free(list);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lopts[] = {
-	    {"file", required_argument, NULL, 'f'},
-	    {"size", required_argument, NULL, 's'},
-	    {"jobs", required_argument, NULL, 'j'},
-	    {"backends", required_argument, NULL, 'b'},
-	    {"runtime", required_argument, NULL, 't'},
-	    {"rounds", required_argument, NULL, 'r'},
-	    {"no-fio", no_argument, NULL, 'F'},
-	    {"sqpoll", no_argument, NULL, 'S'},
-	    {"thp", no_argument, NULL, 'T'},
-	    {"submit-batch", required_argument, NULL, 'B'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	const char *job_names[NJOBS], *be_names[IO_BACKEND_PSYNC + 1] = {NULL};
 	struct opts o = {.file = "rp-bench.dat",
 	                 .size = 1ull << 30,
@@ -310,7 +310,6 @@ int main(int argc, char **argv)
 	                 .rounds = 3,
 	                 .fio = true,
 	                 .submit_batch = 1};
-	int c;
 
 	for (unsigned i = 0; i < NJOBS; i++) {
 		job_names[i] = all_jobs[i].name;
@@ -320,64 +319,24 @@ int main(int argc, char **argv)
 		be_names[b] = rpio_backend_name((enum rpio_backend)b);
 		o.backends[b] = true;
 	}
-	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			o.file = optarg;
-			break;
-		case 's':
-			if (bu_parse_size(optarg, &o.size)) {
-				fprintf(stderr, "iobench: --size=%s: not a size\n", optarg);
-				return 2;
-			}
-			break;
-		case 'j':
-			if (parse_list(optarg, job_names, NJOBS, o.jobs))
-				return 2;
-			break;
-		case 'b':
-			if (parse_list(optarg, be_names, IO_BACKEND_PSYNC + 1, o.backends))
-				return 2;
-			break;
-		case 't':
-			o.runtime = strtod(optarg, NULL);
-			if (o.runtime <= 0 || o.runtime > 3600) {
-				fprintf(stderr, "iobench: --runtime=%s: 0 < seconds <= 3600\n",
-				        optarg);
-				return 2;
-			}
-			break;
-		case 'r':
-			if (bu_opt_rounds("iobench", optarg, &o.rounds))
-				return 2;
-			break;
-		case 'F':
-			o.fio = false;
-			break;
-		case 'S':
-			o.sqpoll = true;
-			break;
-		case 'T':
-			o.thp = true;
-			break;
-		case 'B': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (end == optarg || *end || v > 32768) {
-				fprintf(stderr, "iobench: --submit-batch=%s: 0..32768\n", optarg);
-				return 2;
-			}
-			o.submit_batch = (unsigned)v;
-			break;
-		}
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
+	struct list_arg jobs = {job_names, NJOBS, o.jobs},
+	                backends = {be_names, IO_BACKEND_PSYNC + 1, o.backends};
+	const struct bu_opt opts[] = {
+	    BU_OPT("file", BU_STR, &o.file),
+	    BU_OPT("size", BU_SIZE, &o.size),
+	    BU_OPT_FN("jobs", parse_list, &jobs),
+	    BU_OPT_FN("backends", parse_list, &backends),
+	    BU_OPT("runtime", BU_SECONDS, &o.runtime),
+	    BU_OPT("rounds", BU_ROUNDS, &o.rounds),
+	    BU_OPT("no-fio", BU_CLEAR, &o.fio),
+	    BU_OPT("sqpoll", BU_SET, &o.sqpoll),
+	    BU_OPT("thp", BU_SET, &o.thp),
+	    BU_OPT_MAX("submit-batch", BU_UINT, &o.submit_batch, 32768),
+	};
+	int parsed = bu_parse_opts("iobench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
+
+	if (parsed)
+		return parsed == 1 ? 0 : 2;
 	if (bu_ensure_file("iobench", o.file, o.size))
 		return 1;
 	if (o.fio && !bu_have_fio()) {

@@ -17,7 +17,6 @@
 #include "bench/benchutil.h"
 
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,42 +159,18 @@ static void print_stats(const char *what, const struct rp_stats *s)
 
 int main(int argc, char **argv)
 {
-	static const struct option lopts[] = {
-	    {"file", required_argument, NULL, 'f'},    {"size", required_argument, NULL, 's'},
-	    {"ram", required_argument, NULL, 'R'},     {"rounds", required_argument, NULL, 'r'},
-	    {"touches", required_argument, NULL, 't'}, {"runtime", required_argument, NULL, 'T'},
-	    {"no-fio", no_argument, NULL, 'n'},        {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	struct opts o = {.file = "rp-bench.dat", .size = 4ull << 30, .rounds = 5, .touches = 20000,
 	                 .runtime = 3, .fio = true};
-	int c;
+	const struct bu_opt opts[] = {
+	    BU_OPT("file", BU_STR, &o.file),          BU_OPT("size", BU_SIZE4K, &o.size),
+	    BU_OPT("ram", BU_SIZE4K, &o.ram),         BU_OPT("rounds", BU_ROUNDS, &o.rounds),
+	    BU_OPT("touches", BU_COUNT, &o.touches),  BU_OPT("runtime", BU_SECONDS, &o.runtime),
+	    BU_OPT("no-fio", BU_CLEAR, &o.fio),
+	};
+	int parsed = bu_parse_opts("rabench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
 
-	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
-		switch (c) {
-		case 'f': o.file = optarg; break;
-		case 's':
-			if (bu_opt_size4k("rabench", "size", optarg, &o.size))
-				return 2;
-			break;
-		case 'R':
-			if (bu_opt_size4k("rabench", "ram", optarg, &o.ram))
-				return 2;
-			break;
-		case 'r':
-			if (bu_opt_rounds("rabench", optarg, &o.rounds))
-				return 2;
-			break;
-		case 't':
-			if (bu_opt_count("rabench", "touches", optarg, &o.touches))
-				return 2;
-			break;
-		case 'T': o.runtime = atof(optarg); break;
-		case 'n': o.fio = false; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
+	if (parsed)
+		return parsed == 1 ? 0 : 2;
 	if (!o.ram)
 		o.ram = o.size + (64ull << 20);
 	if (bu_ensure_file("rabench", o.file, o.size))

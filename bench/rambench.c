@@ -17,7 +17,6 @@
 #include "bench/benchutil.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -131,53 +130,42 @@ static double run(size_t ps, uint64_t size, uint64_t reads, uint64_t *sink)
 	return ns;
 }
 
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: rambench [--size MiB (4096)] [--reads N (50000000)] [--rounds N (5)] "
+	           "[--reserve]\n"
+	           "  --reserve  raise vm.nr_hugepages for the run (root), restored after\n");
+}
+
+/* --size: MiB, a multiple of 2 (whole huge pages). */
+static int parse_mib(const char *prog, const char *opt, const char *arg, void *dst)
+{
+	char *end;
+	uint64_t mib = strtoull(arg, &end, 10);
+
+	if (end == arg || *end || mib < 2 || mib % 2 || mib > (1ull << 30)) {
+		fprintf(stderr, "%s: --%s %s: MiB, a multiple of 2\n", prog, opt, arg);
+		return -1;
+	}
+	*(uint64_t *)dst = mib << 20;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option lopts[] = {
-	    {"size", required_argument, NULL, 's'},   {"reads", required_argument, NULL, 'n'},
-	    {"rounds", required_argument, NULL, 'r'}, {"reserve", no_argument, NULL, 'R'},
-	    {"help", no_argument, NULL, 'h'},         {0},
-	};
 	uint64_t size = 4ull << 30, reads = 50000000, sink = 0;
 	unsigned rounds = 5;
 	bool reserve = false;
 	double t4k[BU_MAX_ROUNDS], t2m[BU_MAX_ROUNDS];
 	unsigned n4k = 0, n2m = 0;
-	int c;
+	const struct bu_opt opts[] = {
+	    BU_OPT_FN("size", parse_mib, &size), BU_OPT("reads", BU_SIZE, &reads),
+	    BU_OPT("rounds", BU_ROUNDS, &rounds), BU_OPT("reserve", BU_SET, &reserve),
+	};
+	int parsed = bu_parse_opts("rambench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
 
-	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			size = strtoull(optarg, NULL, 10) << 20;
-			if (size < RAM_PAGE_2M || size % RAM_PAGE_2M) {
-				fprintf(stderr, "rambench: --size=%s: MiB, a multiple of 2\n",
-				        optarg);
-				return 2;
-			}
-			break;
-		case 'n':
-			reads = strtoull(optarg, NULL, 10);
-			if (!reads) {
-				fprintf(stderr, "rambench: --reads=%s: a positive count\n", optarg);
-				return 2;
-			}
-			break;
-		case 'r':
-			if (bu_opt_rounds("rambench", optarg, &rounds))
-				return 2;
-			break;
-		case 'R':
-			reserve = true;
-			break;
-		default:
-			fprintf(c == 'h' ? stdout : stderr,
-			        "usage: rambench [--size MiB (4096)] [--reads N (50000000)] "
-			        "[--rounds N (5)] [--reserve]\n"
-			        "  --reserve  raise vm.nr_hugepages for the run (root), restored "
-			        "after\n");
-			return c == 'h' ? 0 : 2;
-		}
-	}
+	if (parsed)
+		return parsed == 1 ? 0 : 2;
 	if (reserve && reserve_hugepages(size / RAM_PAGE_2M)) {
 		fprintf(stderr, "rambench: cannot raise vm.nr_hugepages (not root?)\n");
 		return 1;

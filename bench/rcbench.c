@@ -26,7 +26,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,6 +356,20 @@ static void usage(FILE *f)
 	           "               [--reads N] [--only scan|rand]\n");
 }
 
+/* --only scan or rand. */
+static int parse_only(const char *prog, const char *opt, const char *arg, void *dst)
+{
+	struct opts *o = dst;
+
+	o->scan = !strcmp(arg, "scan");
+	o->rand = !strcmp(arg, "rand");
+	if (!o->scan && !o->rand) {
+		fprintf(stderr, "%s: --%s %s: expected scan or rand\n", prog, opt, arg);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {
@@ -371,45 +384,17 @@ int main(int argc, char **argv)
 	    .scan = true,
 	    .rand = true,
 	};
-	static const struct option lo[] = {
-	    {"file", 1, 0, 'f'},  {"size", 1, 0, 's'},  {"rounds", 1, 0, 'r'},
-	    {"scan-pool", 1, 0, 'S'}, {"rand-pool", 1, 0, 'R'}, {"limit", 1, 0, 'l'},
-	    {"hot", 1, 0, 'H'},   {"warm", 1, 0, 'w'},  {"reads", 1, 0, 'n'},
-	    {"only", 1, 0, 'o'},  {"help", 0, 0, 'h'},  {0, 0, 0, 0},
+	const struct bu_opt opts[] = {
+	    BU_OPT("file", BU_STR, &o.file),          BU_OPT("size", BU_SIZE4K, &o.size),
+	    BU_OPT("rounds", BU_ROUNDS, &o.rounds),   BU_OPT("scan-pool", BU_SIZE4K, &o.scan_pool),
+	    BU_OPT("rand-pool", BU_SIZE4K, &o.rand_pool), BU_OPT("limit", BU_SIZE4K, &o.limit),
+	    BU_OPT("hot", BU_SIZE4K, &o.hot),         BU_OPT("warm", BU_SIZE, &o.warm),
+	    BU_OPT("reads", BU_SIZE, &o.reads),       BU_OPT_FN("only", parse_only, &o),
 	};
-	uint64_t v;
-	int c;
+	int parsed = bu_parse_opts("rcbench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
 
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (c) {
-		case 'f': o.file = optarg; break;
-		case 'o':
-			o.scan = !strcmp(optarg, "scan");
-			o.rand = !strcmp(optarg, "rand");
-			if (!o.scan && !o.rand) {
-				fprintf(stderr, "rcbench: --only %s: expected scan or rand\n", optarg);
-				return 2;
-			}
-			break;
-		case 'h': usage(stdout); return 0;
-		case 's': case 'S': case 'R': case 'l': case 'H': case 'w': case 'n': case 'r':
-			if (bu_parse_size(optarg, &v)) {
-				fprintf(stderr, "rcbench: --%s %s: expected a number or a size\n",
-				        c == 'r' ? "rounds" : "size", optarg);
-				return 2;
-			}
-			if (c == 's') o.size = v;
-			if (c == 'S') o.scan_pool = v;
-			if (c == 'R') o.rand_pool = v;
-			if (c == 'l') o.limit = v;
-			if (c == 'H') o.hot = v;
-			if (c == 'w') o.warm = v;
-			if (c == 'n') o.reads = v;
-			if (c == 'r') o.rounds = v > BU_MAX_ROUNDS ? BU_MAX_ROUNDS : (unsigned)v;
-			break;
-		default: usage(stderr); return 2;
-		}
-	}
+	if (parsed)
+		return parsed == 1 ? 0 : 2;
 	/* The cgroup charges the process's page tables too: the alias and the user mapping
 	 * of a file touched at random need one page-table page per 2 MiB each (16 MiB for
 	 * 4 GiB), and the process's own memory is about 10 MiB. A pool of the limit less

@@ -32,7 +32,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -441,58 +440,22 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	static const struct option lopts[] = {
-	    {"file", required_argument, NULL, 'f'},   {"size", required_argument, NULL, 's'},
-	    {"rounds", required_argument, NULL, 'r'}, {"touches", required_argument, NULL, 't'},
-	    {"pins", required_argument, NULL, 'p'},   {"minor", required_argument, NULL, 'm'},
-	    {"runtime", required_argument, NULL, 'T'}, {"no-fio", no_argument, NULL, 'n'},
-	    {"lone", required_argument, NULL, 'l'},
-	    {"help", no_argument, NULL, 'h'},         {0},
-	};
 	struct opts o = {.file = "rp-bench.dat", .size = 4ull << 30, .rounds = 5, .touches = 20000,
 	                 .pins = 32768, .lone = 16384, .minor_bytes = 256ull << 20, .runtime = 3, .fio = true};
+	/* --lone: Wendelin's mechanism maps each page on its own (one VMA each in random
+	 * order), against vm.max_map_count (65530 by default). */
+	const struct bu_opt opts[] = {
+	    BU_OPT("file", BU_STR, &o.file),         BU_OPT("size", BU_SIZE4K, &o.size),
+	    BU_OPT("rounds", BU_ROUNDS, &o.rounds),  BU_OPT("touches", BU_COUNT, &o.touches),
+	    BU_OPT("pins", BU_COUNT, &o.pins),       BU_OPT("minor", BU_SIZE4K, &o.minor_bytes),
+	    BU_OPT("runtime", BU_SECONDS, &o.runtime), BU_OPT("no-fio", BU_CLEAR, &o.fio),
+	    BU_OPT_MAX("lone", BU_COUNT, &o.lone, LONE_MAX),
+	};
 	char describe[2048] = "";
-	int c;
+	int parsed = bu_parse_opts("vmbench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
 
-	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
-		switch (c) {
-		case 'f': o.file = optarg; break;
-		case 's':
-			if (bu_opt_size4k("vmbench", "size", optarg, &o.size))
-				return 2;
-			break;
-		case 'r':
-			if (bu_opt_rounds("vmbench", optarg, &o.rounds))
-				return 2;
-			break;
-		case 't':
-			if (bu_opt_count("vmbench", "touches", optarg, &o.touches))
-				return 2;
-			break;
-		case 'p':
-			if (bu_opt_count("vmbench", "pins", optarg, &o.pins))
-				return 2;
-			break;
-		case 'm':
-			if (bu_opt_size4k("vmbench", "minor", optarg, &o.minor_bytes))
-				return 2;
-			break;
-		case 'l':
-			if (bu_opt_count("vmbench", "lone", optarg, &o.lone))
-				return 2;
-			if (o.lone > LONE_MAX) {
-				/* Wendelin's mechanism maps each page on its own (one VMA each in
-				 * random order), against vm.max_map_count (65530 by default). */
-				fprintf(stderr, "vmbench: --lone %s: at most %u pages\n", optarg, LONE_MAX);
-				return 2;
-			}
-			break;
-		case 'T': o.runtime = atof(optarg); break;
-		case 'n': o.fio = false; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
+	if (parsed)
+		return parsed == 1 ? 0 : 2;
 	if (bu_ensure_file("vmbench", o.file, o.size))
 		return 1;
 	if (o.minor_bytes > o.size)

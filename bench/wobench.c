@@ -25,7 +25,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,42 +255,17 @@ enum { K_ASYNC, K_SYNC, K_MMAP, K_FIO, NK };
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-	    {"file", required_argument, 0, 'f'},  {"size", required_argument, 0, 's'},
-	    {"pages", required_argument, 0, 'p'}, {"rounds", required_argument, 0, 'r'},
-	    {"no-fio", no_argument, 0, 'n'},      {"help", no_argument, 0, 'h'},
-	    {0, 0, 0, 0}};
 	struct opts o = {.file = "rp-bench.dat", .size = 4ull << 30, .pages = 65536, .rounds = 5,
 	                 .fio = true};
-	int c;
+	const struct bu_opt opts[] = {
+	    BU_OPT("file", BU_STR, &o.file),        BU_OPT("size", BU_SIZE4K, &o.size),
+	    BU_OPT("pages", BU_COUNT, &o.pages),    BU_OPT("rounds", BU_ROUNDS, &o.rounds),
+	    BU_OPT("no-fio", BU_CLEAR, &o.fio),
+	};
+	int parsed = bu_parse_opts("wobench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
 
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		uint64_t v = 0;
-
-		switch (c) {
-		case 'f': o.file = optarg; break;
-		case 's':
-			if (bu_opt_size4k("wobench", "size", optarg, &o.size))
-				return 2;
-			break;
-		case 'p':
-		case 'r':
-			if (bu_parse_size(optarg, &v) || (c == 'r' && v > BU_MAX_ROUNDS) ||
-			    v > UINT32_MAX) {
-				fprintf(stderr, "wobench: --%s %s: bad value\n",
-				        c == 'p' ? "pages" : "rounds", optarg);
-				return 2;
-			}
-			if (c == 'p')
-				o.pages = (unsigned)v;
-			else
-				o.rounds = (unsigned)v;
-			break;
-		case 'n': o.fio = false; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
+	if (parsed)
+		return parsed == 1 ? 0 : 2;
 	if (o.pages > o.size / PG / 2) {
 		fprintf(stderr, "wobench: --pages %u: at most half the file's %" PRIu64 " pages\n",
 		        o.pages, o.size / PG);

@@ -3,6 +3,7 @@
  * tests/bench/test_rpbench.c - rpbench: the option and job-file parser, the JSON output
  * (parsed back, fio's keys with fio's types), and a short run of every engine.
  */
+#include "bench/benchutil.h"
 #include "bench/rpbench/rpbench.h"
 #include "common/testutil.h"
 
@@ -933,4 +934,72 @@ Test(rpbench_engines, errors_are_reported_not_fatal)
 	cr_expect(strstr(r.rep.res[0].errmsg, "bs=1048576"), "%s", r.rep.res[0].errmsg);
 	run_free(&r);
 	tu_unlink(file);
+}
+
+/* ---------------------------------------------------------------- the benchmarks' options */
+
+static void no_usage(FILE *f)
+{
+	(void)f;
+}
+
+static int parse_one(const char *prog, const char *opt, const char *arg, void *dst)
+{
+	(void)prog;
+	(void)opt;
+	*(int *)dst = (int)strlen(arg);
+	return strcmp(arg, "bad") ? 0 : -1;
+}
+
+/* bu_parse_opts, the parser every per-layer benchmark uses: each kind's values, and each
+ * kind's refusals. */
+Test(bench_opts, each_kind_parses_and_refuses)
+{
+	const char *file = NULL;
+	uint64_t size = 0, size4k = 0;
+	unsigned count = 0, small = 0, depth = 0, rounds = 0;
+	double secs = 0;
+	bool on = false, fio = true;
+	int fnv = 0;
+	const struct bu_opt opts[] = {
+	    BU_OPT("file", BU_STR, &file),          BU_OPT("size", BU_SIZE, &size),
+	    BU_OPT("pool", BU_SIZE4K, &size4k),     BU_OPT("count", BU_COUNT, &count),
+	    BU_OPT_MAX("small", BU_COUNT, &small, 8), BU_OPT_MAX("depth", BU_UINT, &depth, 64),
+	    BU_OPT("rounds", BU_ROUNDS, &rounds),   BU_OPT("runtime", BU_SECONDS, &secs),
+	    BU_OPT("on", BU_SET, &on),              BU_OPT("no-fio", BU_CLEAR, &fio),
+	    BU_OPT_FN("fn", parse_one, &fnv),
+	};
+	const size_t n = sizeof(opts) / sizeof(opts[0]);
+	char *good[] = {"b",        "--file", "x.dat",  "--size=3k",  "--pool", "8k",
+	                "--count",  "1M",     "--small", "8",         "--depth", "0",
+	                "--rounds", "32",     "--runtime", "0.5",     "--on",    "--no-fio",
+	                "--fn",     "abcd"};
+
+	cr_assert_eq(bu_parse_opts("b", 20, good, opts, n, no_usage), 0);
+	cr_assert_str_eq(file, "x.dat");
+	cr_assert_eq(size, 3072);
+	cr_assert_eq(size4k, 8192);
+	cr_assert_eq(count, 1048576);
+	cr_assert_eq(small, 8);
+	cr_assert_eq(depth, 0);
+	cr_assert_eq(rounds, 32);
+	cr_assert_float_eq(secs, 0.5, 1e-9);
+	cr_assert(on && !fio);
+	cr_assert_eq(fnv, 4);
+
+	const char *bad[][2] = {{"--size", "3q"},    {"--pool", "6k"},   {"--count", "20M"},
+	                        {"--small", "9"},    {"--depth", "65"},  {"--depth", "-1"},
+	                        {"--rounds", "0"},   {"--rounds", "33"}, {"--runtime", "0"},
+	                        {"--runtime", "1x"}, {"--fn", "bad"},    {"--nope", "1"}};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = {"b", (char *)bad[i][0], (char *)bad[i][1]};
+
+		cr_assert_eq(bu_parse_opts("b", 3, argv, opts, n, no_usage), 2, "%s %s", bad[i][0],
+		             bad[i][1]);
+	}
+	char *help[] = {"b", "--help"}, *extra[] = {"b", "stray"};
+
+	cr_assert_eq(bu_parse_opts("b", 2, help, opts, n, no_usage), 1);
+	cr_assert_eq(bu_parse_opts("b", 2, extra, opts, n, no_usage), 2);
 }
