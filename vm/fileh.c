@@ -17,6 +17,7 @@
 #include "vm/uffd.h"
 #include "vm/writeout.h"
 #include "vm/vm.h"
+#include "vm/list.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -48,10 +49,7 @@ int vm_fileh_open(struct rp_store *st, struct rp_fileh **out)
 	pthread_mutex_lock(&vm->objs_lock);
 	fh->id = vm->next_fh_id++;
 	st->nfileh++;
-	fh->next = vm->filehs;
-	if (vm->filehs)
-		vm->filehs->prev = fh;
-	vm->filehs = fh;
+	VM_LIST_PUSH(vm->filehs, fh);
 	pthread_mutex_unlock(&vm->objs_lock);
 	*out = fh;
 	return 0;
@@ -70,12 +68,7 @@ int vm_fileh_close(struct rp_fileh *fh)
 		               n == 1 ? " is" : "s are");
 	}
 	fh->store->nfileh--;
-	if (fh->prev)
-		fh->prev->next = fh->next;
-	else
-		vm->filehs = fh->next;
-	if (fh->next)
-		fh->next->prev = fh->prev;
+	VM_LIST_REMOVE(vm->filehs, fh);
 	pthread_mutex_unlock(&vm->objs_lock);
 	vm_reclaim_forget(vm); /* out of the list: no sweep can find it any more */
 
@@ -148,10 +141,7 @@ int vm_map(struct rp_fileh *fh, uint64_t off, size_t len, int prot, struct rp_ma
 	/* From here on, loads of the handle map their pages into m as well. Pages that were
 	 * resident before fault in as minor faults. */
 	pthread_mutex_lock(&fh->lock);
-	m->next = fh->maps;
-	if (fh->maps)
-		fh->maps->prev = m;
-	fh->maps = m;
+	VM_LIST_PUSH(fh->maps, m);
 	pthread_mutex_unlock(&fh->lock);
 	*out = m;
 	return 0;
@@ -183,12 +173,7 @@ int vm_unmap(struct rp_mapping *m)
 		if (ld->dst == m)
 			ld->dst = NULL;
 	}
-	if (m->prev)
-		m->prev->next = m->next;
-	else
-		fh->maps = m->next;
-	if (m->next)
-		m->next->prev = m->prev;
+	VM_LIST_REMOVE(fh->maps, m);
 	/* Pins taken through this mapping go with it, so the pages can be reclaimed. */
 	vm_unpin_all(m);
 	pthread_mutex_unlock(&fh->lock);

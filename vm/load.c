@@ -17,6 +17,7 @@
  * fault_mode=sigbus, on the faulting thread itself.
  */
 #include "vm/load.h"
+#include "vm/list.h"
 #include "vm/reclaim.h"
 #include "vm/uffd.h"
 #include "vm/testing.h"
@@ -34,22 +35,13 @@
 
 static void fh_link_load(struct rp_fileh *fh, struct vm_load *ld)
 {
-	ld->prev = NULL;
-	ld->next = fh->loads;
-	if (fh->loads)
-		fh->loads->prev = ld;
-	fh->loads = ld;
+	VM_LIST_PUSH(fh->loads, ld);
 	fh->nloads++;
 }
 
 static void fh_unlink_load(struct rp_fileh *fh, struct vm_load *ld)
 {
-	if (ld->prev)
-		ld->prev->next = ld->next;
-	else
-		fh->loads = ld->next;
-	if (ld->next)
-		ld->next->prev = ld->prev;
+	VM_LIST_REMOVE(fh->loads, ld);
 	fh->nloads--;
 }
 

@@ -6,6 +6,7 @@
 #include "vm/fileh.h"
 #include "vm/service.h"
 #include "vm/vm.h"
+#include "vm/list.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,10 +15,7 @@
 static void store_link(struct vm *vm, struct rp_store *st)
 {
 	pthread_mutex_lock(&vm->objs_lock);
-	st->next = vm->stores;
-	if (vm->stores)
-		vm->stores->prev = st;
-	vm->stores = st;
+	VM_LIST_PUSH(vm->stores, st);
 	pthread_mutex_unlock(&vm->objs_lock);
 }
 
@@ -62,12 +60,7 @@ void vm_store_free(struct rp_store *st)
 	struct vm *vm = st->vm;
 
 	pthread_mutex_lock(&vm->objs_lock);
-	if (st->prev)
-		st->prev->next = st->next;
-	else
-		vm->stores = st->next;
-	if (st->next)
-		st->next->prev = st->prev;
+	VM_LIST_REMOVE(vm->stores, st);
 	pthread_mutex_unlock(&vm->objs_lock);
 	if (st->dev) {
 		/* Queues attach devices lazily; each service thread detaches on its own. */
