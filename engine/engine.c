@@ -12,9 +12,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+/* The largest store, handle or mapping end (RAM_MAX_SIZE). */
+#define MAX_SIZE (1ull << 50)
 
 struct rp_engine {
 	struct vm *vm;
@@ -155,6 +159,18 @@ int rp_store_open(rp_engine *eng, const char *path, int flags, rp_store **out)
 	return vm_store_open(eng->vm, path, flags, out);
 }
 
+int rp_store_open_fd(rp_engine *eng, int fd, int flags, rp_store **out)
+{
+	if (!eng || !out)
+		return vm_errf(-EINVAL, "rp_store_open_fd: engine and out must not be NULL");
+	if (fd < 0)
+		return vm_errf(-EBADF, "rp_store_open_fd: descriptor %d", fd);
+	if (flags != O_RDONLY && flags != O_RDWR)
+		return vm_errf(-EINVAL, "rp_store_open_fd: flags 0x%x: expected O_RDONLY or O_RDWR",
+		               (unsigned)flags);
+	return vm_store_open_fd(eng->vm, fd, flags, out);
+}
+
 int rp_store_create(rp_engine *eng, const rp_store_ops *ops, void *ctx, uint64_t size,
                     rp_store **out)
 {
@@ -164,7 +180,7 @@ int rp_store_create(rp_engine *eng, const rp_store_ops *ops, void *ctx, uint64_t
 		return vm_errf(-EINVAL, "rp_store_create: ops->load is NULL");
 	if (size == 0)
 		return vm_errf(-EINVAL, "rp_store_create: size 0: a store holds at least one byte");
-	if (size > (1ull << 50))
+	if (size > MAX_SIZE)
 		return vm_errf(-EINVAL, "rp_store_create: size %" PRIu64 " is past the 1 PiB limit",
 		               size);
 	return vm_store_create(eng->vm, ops, ctx, size, out);
@@ -218,7 +234,7 @@ int rp_fileh_close(rp_fileh *fh)
 }
 
 /* Checks [off, off + len) against the handle: aligned offset, non-zero length, inside
- * the store (rounded up to a page). Returns 0 and the page range, or -EINVAL. */
+ * the handle's size (rounded up to a page). Returns 0 and the page range, or -EINVAL. */
 static int check_range(const char *fn, struct rp_fileh *fh, uint64_t off, uint64_t len,
                        uint64_t *first, uint64_t *n)
 {
@@ -231,13 +247,13 @@ static int check_range(const char *fn, struct rp_fileh *fh, uint64_t off, uint64
 	if (len == 0)
 		return vm_errf(-EINVAL, "%s: length 0", fn);
 	if (!end)
-		return vm_errf(-EINVAL, "%s: the store is empty (0 bytes): no page to reach", fn);
+		return vm_errf(-EINVAL, "%s: the handle is empty (0 bytes): no page to reach", fn);
 	if (off % psz)
 		return vm_errf(-EINVAL, "%s: offset %" PRIu64 " is not a multiple of the page size %zu",
 		               fn, off, psz);
 	if (off >= end || len > end - off)
 		return vm_errf(-EINVAL,
-		               "%s: range [%" PRIu64 ", +%" PRIu64 ") passes the end of the store "
+		               "%s: range [%" PRIu64 ", +%" PRIu64 ") passes the end of the handle "
 		               "(%" PRIu64 " bytes, %" PRIu64 " with the last page)",
 		               fn, off, len, x.size, end);
 	*first = off / psz;
@@ -247,13 +263,83 @@ static int check_range(const char *fn, struct rp_fileh *fh, uint64_t off, uint64
 
 int rp_invalidate(rp_fileh *fh, uint64_t off, uint64_t len)
 {
-	uint64_t first = 0, n = 0; /* set by the range check when it returns 0 */
+	rp_range r = {.off = off, .len = len};
+
+	if (len > SIZE_MAX)
+		return vm_errf(-EINVAL, "rp_invalidate: length %" PRIu64 " too large", len);
+	return rp_invalidatev(fh, &r, 1);
+}
+
+int rp_invalidatev(rp_fileh *fh, const rp_range *ranges, size_t n)
+{
+	uint64_t(*r)[2], one[1][2];
 	int err;
 
-	if ((err = check_waiting_fh("rp_invalidate", fh)) ||
-	    (err = check_range("rp_invalidate", fh, off, len, &first, &n)))
+	if ((err = check_waiting_fh("rp_invalidate", fh)))
 		return err;
-	return vm_invalidate(fh, first, n);
+	if (!ranges || n == 0)
+		return vm_errf(-EINVAL, "rp_invalidatev: no ranges");
+	r = n == 1 ? one : malloc(n * sizeof(*r));
+	if (!r)
+		return vm_errf(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && !err; i++)
+		err = check_range("rp_invalidate", fh, ranges[i].off, ranges[i].len, &r[i][0], &r[i][1]);
+	if (!err)
+		err = vm_invalidatev(fh, (const uint64_t(*)[2])r, n);
+	if (r != one)
+		free(r);
+	return err;
+}
+
+uint64_t rp_fileh_size(rp_fileh *fh)
+{
+	return fh ? vm_fileh_size(fh) : 0;
+}
+
+int rp_fileh_stats(rp_fileh *fh, struct rp_fileh_stats *out)
+{
+	if (!fh || !out)
+		return vm_errf(-EINVAL, "rp_fileh_stats: handle and out must not be NULL");
+	vm_fileh_stats(fh, out);
+	return 0;
+}
+
+int rp_fileh_resize(rp_fileh *fh, uint64_t size)
+{
+	int err = check_waiting_fh("rp_fileh_resize", fh);
+
+	if (err)
+		return err;
+	if (size > MAX_SIZE)
+		return vm_errf(-EINVAL, "rp_fileh_resize: size %" PRIu64 " is past the 2^50-byte limit",
+		               size);
+	return vm_fileh_resize(fh, size);
+}
+
+/* rp_read and rp_write: the arguments, then the copy. */
+static ssize_t rw(const char *fn, rp_fileh *fh, uint64_t off, void *buf, size_t len, bool write)
+{
+	int err = check_waiting_fh(fn, fh);
+
+	if (err)
+		return err;
+	if (!buf && len)
+		return vm_errf(-EINVAL, "%s: buf is NULL", fn);
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	if (len == 0)
+		return 0;
+	return (ssize_t)vm_rw(fh, off, buf, len, write);
+}
+
+ssize_t rp_read(rp_fileh *fh, uint64_t off, void *buf, size_t len)
+{
+	return rw("rp_read", fh, off, buf, len, false);
+}
+
+ssize_t rp_write(rp_fileh *fh, uint64_t off, const void *buf, size_t len)
+{
+	return rw("rp_write", fh, off, (void *)(uintptr_t)buf, len, true);
 }
 
 /* ---------------------------------------------------------------- dirty pages */
@@ -315,8 +401,7 @@ int rp_fileh_dirty(rp_fileh *fh, uint64_t *pages)
 
 int rp_map(rp_fileh *fh, uint64_t off, size_t len, int prot, rp_mapping **out)
 {
-	uint64_t first = 0, n = 0; /* set by the range check when it returns 0 */
-	int err;
+	struct vm_extent x;
 
 	if (!fh || !out)
 		return vm_errf(-EINVAL, "rp_map: handle and out must not be NULL");
@@ -324,12 +409,18 @@ int rp_map(rp_fileh *fh, uint64_t off, size_t len, int prot, rp_mapping **out)
 		return vm_errf(-EINVAL, "rp_map: prot 0x%x: expected PROT_READ or "
 		                        "PROT_READ|PROT_WRITE",
 		               (unsigned)prot);
-	if ((err = check_range("rp_map", fh, off, len, &first, &n)))
-		return err;
-	struct vm_extent x;
-
 	vm_fileh_extent(fh, &x);
-	return vm_map(fh, off, n * x.psz, prot, out);
+	if (len == 0)
+		return vm_errf(-EINVAL, "rp_map: length 0");
+	if (off % x.psz)
+		return vm_errf(-EINVAL, "rp_map: offset %" PRIu64 " is not a multiple of the page "
+		                        "size %zu",
+		               off, x.psz);
+	/* Past the handle's end is room to grow (SIGBUS there until it has). */
+	if (off > MAX_SIZE || len > MAX_SIZE - off)
+		return vm_errf(-EINVAL, "rp_map: range [%" PRIu64 ", +%zu) passes the 2^50-byte limit",
+		               off, len);
+	return vm_map(fh, off, (len + x.psz - 1) / x.psz * x.psz, prot, out);
 }
 
 void *rp_mapping_addr(const rp_mapping *m)

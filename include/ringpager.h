@@ -43,6 +43,7 @@ RP_API const char *rp_errmsg(void);
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* ------------------------------------------------------------------ configuration
  *
@@ -162,6 +163,12 @@ typedef struct rp_engine rp_engine;
 typedef struct rp_store rp_store;
 typedef struct rp_fileh rp_fileh;
 typedef struct rp_mapping rp_mapping;
+
+/* A range of bytes: of a mapping (rp_pinv: relative to it, page-aligned), or of a handle
+ * (rp_invalidatev: store offsets). */
+typedef struct rp_range {
+	size_t off, len;
+} rp_range;
 
 /* Opens an engine with cfg (NULL: the defaults). Probes the kernel (userfaultfd features,
  * I/O backends, huge pages) and falls back where it can; rp_engine_describe says what was
@@ -289,6 +296,12 @@ typedef struct rp_store_ops {
 	/* RP_WRITEOUT_SYNC (may be NULL: stores are durable when done): make every store
 	 * completed so far durable. 0 or a negative errno. Runs on a fault-service thread. */
 	int (*sync)(void *ctx);
+	/* Writeout of a handle whose size changed (may be NULL: rp_fileh_resize then fails
+	 * with -EOPNOTSUPP): make the store `size` bytes, dropping what lies past it or
+	 * adding zeros. A writeout calls it before its stores (to cut what the handle shrank
+	 * away) and after them (the handle's size). 0 or a negative errno. Runs on a
+	 * fault-service thread. */
+	int (*resize)(void *ctx, uint64_t size);
 } rp_store_ops;
 
 /* Completes an asynchronous load: err is 0 or a negative errno. */
@@ -298,14 +311,26 @@ RP_API void rp_store_done(rp_store_token *tok, int err);
 
 /* Opens a file or a block device as a store, O_DIRECT (buffered with a warning in
  * rp_engine_describe where the filesystem refuses O_DIRECT). flags: O_RDONLY or O_RDWR.
- * The store's size is the file's size at open. */
+ * The store's size is the file's size at open; a writeout of a handle whose size changed
+ * (rp_fileh_resize) changes it. */
 RP_API int rp_store_open(rp_engine *eng, const char *path, int flags, rp_store **out);
+/* Opens the file (or block device) behind the caller's descriptor fd as a store, as
+ * rp_store_open does its path, for a caller that holds POSIX locks on its descriptor
+ * (a database). ringpager reads and writes through a descriptor of its own, reopened
+ * from fd with O_DIRECT (/proc/self/fd/fd), or through fd itself when it has O_DIRECT
+ * already; fd is never closed, nor changed. Closing any descriptor of a file drops the
+ * process's POSIX locks on it, so the reopened descriptor is not closed by
+ * rp_store_close: the engine keeps it, reuses it when the same file is opened again, and
+ * closes it in rp_engine_close (release the locks first, or expect them gone then).
+ * flags: O_RDONLY or O_RDWR (then fd must be open for writing). -EBADF for a descriptor
+ * that is not open, -EINVAL for one that is neither a file nor a block device. */
+RP_API int rp_store_open_fd(rp_engine *eng, int fd, int flags, rp_store **out);
 /* Creates a store of `size` bytes served by ops/ctx. */
 RP_API int rp_store_create(rp_engine *eng, const rp_store_ops *ops, void *ctx, uint64_t size,
                            rp_store **out);
 /* Closes a store: -EBUSY (nothing done) while it has open file handles. */
 RP_API int rp_store_close(rp_store *st);
-/* The store's size in bytes. */
+/* The store's size in bytes: as opened, or as the last writeout that changed it left it. */
 RP_API uint64_t rp_store_size(const rp_store *st);
 
 /* ------------------------------------------------------------------ file handles
@@ -322,6 +347,55 @@ RP_API int rp_fileh_close(rp_fileh *fh);
  * Waits for the handle's writeouts in flight. -EBUSY (nothing done) when a page of the
  * range is pinned. */
 RP_API int rp_invalidate(rp_fileh *fh, uint64_t off, uint64_t len);
+/* rp_invalidate of n ranges in one call (one wait for writeouts, one hold of the
+ * handle's lock): all or nothing, -EBUSY when a page of any range is pinned. */
+RP_API int rp_invalidatev(rp_fileh *fh, const rp_range *ranges, size_t n);
+
+/* One handle's counters (rp_fileh_stats); rp_stats has the engine's. */
+struct rp_fileh_stats {
+	uint64_t size;           /* bytes (rp_fileh_size) */
+	uint64_t resident_pages; /* pages of the handle in the pool */
+	uint64_t dirty_pages;    /* as rp_fileh_dirty counts them */
+	uint64_t loads;          /* read requests for the handle's pages */
+	uint64_t pages_loaded;   /* pages read from the store */
+	uint64_t pages_written;  /* pages written to the store by writeouts */
+	uint64_t pages_evicted;  /* pages reclaim or DONTNEED dropped */
+	uint64_t writeouts;      /* writeouts of the handle that ended */
+};
+/* The handle's counters since it was opened. 0 or -EINVAL. */
+RP_API int rp_fileh_stats(rp_fileh *fh, struct rp_fileh_stats *out);
+
+/* The handle's size in bytes: its store's when opened, then what rp_fileh_resize set. */
+RP_API uint64_t rp_fileh_size(rp_fileh *fh);
+/* Makes the handle `size` bytes (at most 2^50), in memory: growing adds pages that read
+ * as zeros and are never read from the store; shrinking drops the pages past the new end
+ * from the handle, dirty ones too, and the tail of a last page cut in the middle reads as
+ * zeros. A touch of a mapping at or past the end raises SIGBUS, as past the end of a
+ * file the kernel maps; after growing, the same mapping serves the new pages (rp_map
+ * takes a range past the end for that). The store changes only at writeout: STORE makes
+ * the file this size (ftruncate, or the custom store's resize callback), SYNC makes the
+ * size durable with the pages, and a crash before leaves the file as it was. rp_discard
+ * brings the size back to the store's. Waits for the handle's loads and writeouts in
+ * flight. 0; -EINVAL for a block device (its size is fixed) or a size past 2^50; -EBADF
+ * for a store opened O_RDONLY; -EOPNOTSUPP for a custom store without a resize callback;
+ * -EBUSY (nothing done) when a page past the new end is pinned; -ENOMEM. */
+RP_API int rp_fileh_resize(rp_fileh *fh, uint64_t size);
+
+/* Reads [off, off + len) of the handle into buf through its cache, as pread(2) reads a
+ * file: pages in the pool are copied, absent ones are loaded first (at queue depth, a
+ * batch at a time), and the count is short at the handle's end (0 at or past it).
+ * Errors come back as values, never as a signal: -EIO (or the load's error) when a page
+ * failed to load, -ENOMEM when the pool cannot make room (every page dirty under
+ * dirty_policy=keep, or pinned, for reclaim_wait), -EINVAL for bad arguments, -EDEADLK
+ * on a fault-service thread. After some bytes were copied an error ends the copy short
+ * instead, and the next call reports it. No mapping is needed or touched. */
+RP_API ssize_t rp_read(rp_fileh *fh, uint64_t off, void *buf, size_t len);
+/* Writes buf to [off, off + len) of the handle through its cache, as pwrite(2) writes a
+ * file that does not grow: the pages become dirty as a store through a mapping makes
+ * them (rp_writeout writes them out), a page only partly written is loaded first, and
+ * the count is short at the handle's end (grow it with rp_fileh_resize). Errors as
+ * rp_read. */
+RP_API ssize_t rp_write(rp_fileh *fh, uint64_t off, const void *buf, size_t len);
 
 /* ------------------------------------------------------------------ dirty pages
  *
@@ -373,18 +447,21 @@ RP_API int rp_writeout(rp_fileh *fh, int flags);
  * rp_fileh_dirty, or hand the result to the application's own threads. */
 RP_API int rp_writeout_async(rp_fileh *fh, int flags, rp_done_fn done, void *arg);
 /* Drops every dirty page's modifications: the next touch loads the page from the store
- * again. Waits for the handle's writeouts in flight. -EBUSY (nothing done) when a dirty
- * page is pinned. */
+ * again. The handle's size goes back to the store's (rp_fileh_resize), and the pages its
+ * changes of size touched are read again too. Waits for the handle's writeouts in
+ * flight. -EBUSY (nothing done) when a dirty page (or one to be read again) is pinned. */
 RP_API int rp_discard(rp_fileh *fh);
 /* The handle's dirty pages, counted now (*pages). 0 or -EINVAL. */
 RP_API int rp_fileh_dirty(rp_fileh *fh, uint64_t *pages);
 
 /* ------------------------------------------------------------------ mappings
  *
- * rp_map maps [off, off + len) of a handle (page-aligned; the range must lie inside the
- * store, rounded up to a whole page) at an address the kernel chooses. prot is PROT_READ
- * or PROT_READ | PROT_WRITE. The memory reads like any other; the first touch of a page
- * is served by the engine (a page past the end of the store reads as zeros).
+ * rp_map maps [off, off + len) of a handle (off page-aligned) at an address the kernel
+ * chooses. prot is PROT_READ or PROT_READ | PROT_WRITE. The range may pass the handle's
+ * end, to leave room to grow: a touch at or past the end raises SIGBUS (si_addr the
+ * address), and once rp_fileh_resize grows the handle the same addresses serve the new
+ * pages. The memory reads like any other; the first touch of a page is served by the
+ * engine (the bytes of the last page past the handle's size read as zeros).
  * Touching a page whose load failed raises SIGBUS with si_addr set to the address
  * touched; the engine goes on serving other pages. The mapping is not inherited by
  * child processes (MADV_DONTFORK): a child that touches it gets SIGSEGV, never stale data. */
@@ -415,16 +492,13 @@ RP_API int rp_advise(rp_mapping *m, size_t off, size_t len, int advice);
 
 /* Makes [off, off + len) of the mapping resident and mapped, without touching it: absent
  * pages are loaded at the engine's full queue depth, contiguous ones in one request.
- * Returns 0, or -EIO when a page of the range failed to load (then nothing is pinned).
- * Pinned pages stay resident until rp_unpin. */
+ * Returns 0, or -EIO when a page of the range failed to load (then nothing is pinned),
+ * -EINVAL for a range past the handle's end. Pinned pages stay resident until rp_unpin. */
 RP_API int rp_pin(rp_mapping *m, size_t off, size_t len);
 /* Releases pins taken by rp_pin over exactly the same pages; -EINVAL when a page of the
  * range is not pinned (nothing is released then). */
 RP_API int rp_unpin(rp_mapping *m, size_t off, size_t len);
 
-typedef struct rp_range {
-	size_t off, len; /* relative to the mapping, page-aligned */
-} rp_range;
 /* rp_pin over several ranges at once: every load is started before any is waited for,
  * so n random pages keep the queue full. All or nothing, like rp_pin. */
 RP_API int rp_pinv(rp_mapping *m, const rp_range *ranges, size_t n);

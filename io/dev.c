@@ -185,11 +185,61 @@ fail:
 	return err;
 }
 
+int rpio_dev_adopt(int fd, const char *name, int oflags, bool owned, struct rpio_dev **out,
+                   char *msg, size_t msglen)
+{
+	const int acc = oflags & O_ACCMODE;
+	const int fl = fcntl(fd, F_GETFL);
+	struct rpio_dev *d;
+	int err;
+
+	*out = NULL;
+	if (fl < 0) {
+		rpio_msgf(msg, msglen, "descriptor %d: %s", fd, strerror(errno));
+		return -EBADF;
+	}
+	if ((acc != O_RDONLY && acc != O_RDWR) || (oflags & ~O_ACCMODE)) {
+		rpio_msgf(msg, msglen, "%s: open flags 0%o: only O_RDONLY or O_RDWR", name,
+		          (unsigned)oflags);
+		return -EINVAL;
+	}
+	if (acc == O_RDWR && (fl & O_ACCMODE) != O_RDWR) {
+		rpio_msgf(msg, msglen, "%s: descriptor %d is not open for writing", name, fd);
+		return -EBADF;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d || !(d->path = strdup(name))) {
+		free(d);
+		rpio_msgf(msg, msglen, "%s: out of memory", name);
+		return -ENOMEM;
+	}
+	d->fd = fd;
+	d->borrowed = !owned;
+	d->rdonly = acc == O_RDONLY;
+	d->buffered = !(fl & O_DIRECT);
+	if (d->buffered)
+		rpio_msgf(d->warning, sizeof(d->warning),
+		          "%s: the filesystem refuses O_DIRECT; using buffered I/O (pages also pass "
+		          "through the kernel's page cache)",
+		          name);
+	err = rpio_dev_probe(d, msg, msglen);
+	if (err) {
+		free(d->path);
+		free(d);
+		return err;
+	}
+	pthread_mutex_init(&d->fault_lock, NULL);
+	d->id = atomic_fetch_add(&rpio_dev_next_id, 1);
+	*out = d;
+	return 0;
+}
+
 void rpio_dev_close(struct rpio_dev *d)
 {
 	if (!d)
 		return;
-	close(d->fd);
+	if (!d->borrowed)
+		close(d->fd);
 	pthread_mutex_destroy(&d->fault_lock);
 	free(d->path);
 	free(d);

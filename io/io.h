@@ -99,6 +99,7 @@ struct rpio_dev {
 	bool blockdev;      /* a block device, not a regular file */
 	bool buffered;      /* O_DIRECT was refused: I/O goes through the page cache */
 	bool rdonly;        /* opened O_RDONLY */
+	bool borrowed;      /* the descriptor is the caller's: rpio_dev_close leaves it open */
 	int ring_reads;     /* io/pread.c: 1 an io_uring read is issued at once (the file takes
 	                       RWF_NOWAIT), -1 it would go to io_uring's worker threads, 0 not
 	                       known yet; accessed atomically */
@@ -120,6 +121,12 @@ struct rpio_dev {
  * `warning` says so. On failure returns -errno and writes a message naming the path to
  * msg (IO_MSG_LEN bytes is enough). */
 int rpio_dev_open(const char *path, int oflags, struct rpio_dev **out, char *msg, size_t msglen);
+/* A device over a descriptor that is open already (rpio_dev_open's checks and probes):
+ * with `owned` it is closed by rpio_dev_close, else left open (borrowed). Buffered when
+ * the descriptor lacks O_DIRECT. name is for messages. -EBADF for a descriptor that is
+ * not open, or not for writing when oflags is O_RDWR. */
+int rpio_dev_adopt(int fd, const char *name, int oflags, bool owned, struct rpio_dev **out,
+                   char *msg, size_t msglen);
 /* What kind of file st_mode names, for messages: "a regular file", "a block device", "a
  * directory", "a FIFO", "a character device", "a socket", or "of another kind". */
 const char *rpio_file_kind(unsigned mode);

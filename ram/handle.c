@@ -52,7 +52,7 @@ int ram_handle_open(struct ram_pool *pool, uint64_t size, struct ram_handle **ou
 	int err;
 
 	*out = NULL;
-	if (size == 0 || size > (1ull << 50)) {
+	if (size == 0 || size > RAM_MAX_SIZE) {
 		snprintf(msg, msglen,
 		         "RAM handle size %" PRIu64 ": must be between 1 and 2^50 bytes", size);
 		return -EINVAL;
@@ -80,8 +80,9 @@ int ram_handle_open(struct ram_pool *pool, uint64_t size, struct ram_handle **ou
 		         strerror(-err));
 		goto fail;
 	}
-	h->alias = mmap(NULL, h->size, PROT_READ | PROT_WRITE, MAP_SHARED | pool->ops->mmap_flags,
-	                h->fd, 0);
+	h->alias_len = h->size;
+	h->alias = mmap(NULL, h->alias_len, PROT_READ | PROT_WRITE,
+	                MAP_SHARED | pool->ops->mmap_flags, h->fd, 0);
 	if (h->alias == MAP_FAILED) {
 		err = -errno;
 		snprintf(msg, msglen, "alias mapping of %" PRIu64 " bytes: %s", h->size,
@@ -109,7 +110,7 @@ void ram_handle_close(struct ram_handle *h)
 	for (uint64_t c = 0; c < h->nchunks; c++)
 		ram_meta_free(h->pool, h->bits[c]);
 	ram_meta_free(h->pool, h->bits);
-	munmap(h->alias, h->size);
+	munmap(h->alias, h->alias_len);
 	close(h->fd);
 	pthread_mutex_destroy(&h->lock);
 	atomic_fetch_sub(&h->pool->handles, 1);
@@ -127,9 +128,13 @@ static int ram_check_range(struct ram_handle *h, uint64_t off, uint64_t len)
 
 int ram_map(struct ram_handle *h, uint64_t off, size_t len, int prot, void *addr, void **out)
 {
+	const size_t ps = h->pool->page_size;
 	void *p;
 
-	if (ram_check_range(h, off, len) || ((uintptr_t)addr % h->pool->page_size))
+	/* Past the handle's end is allowed: room to grow (an access there is SIGBUS until
+	 * the handle is that large). */
+	if (len == 0 || off % ps || len % ps || off > RAM_MAX_SIZE || len > RAM_MAX_SIZE - off ||
+	    ((uintptr_t)addr % ps))
 		return -EINVAL;
 	p = mmap(addr, len, prot, MAP_SHARED | h->pool->ops->mmap_flags | (addr ? MAP_FIXED : 0),
 	         h->fd, (off_t)off);
@@ -300,4 +305,70 @@ bool ram_page_allocated(struct ram_handle *h, uint64_t off)
 	}
 	pthread_mutex_unlock(&h->lock);
 	return set;
+}
+
+int ram_handle_resize(struct ram_handle *h, uint64_t size)
+{
+	const size_t ps = h->pool->page_size;
+	int err = 0;
+
+	if (size == 0 || size > RAM_MAX_SIZE)
+		return -EINVAL;
+	size = (size + ps - 1) / ps * ps;
+	const uint64_t npages = size / ps, nchunks = (npages + RAM_CHUNK_PAGES - 1) / RAM_CHUNK_PAGES;
+
+	if (size == h->size)
+		return 0;
+	if (size < h->size) {
+		/* The pages past the new end go (credited), then the memfd shrinks. */
+		if ((err = ram_release(h, size, h->size - size)))
+			return err;
+		if (ftruncate(h->fd, (off_t)size) < 0)
+			return -errno;
+		pthread_mutex_lock(&h->lock);
+		h->size = size;
+		h->npages = npages;
+		pthread_mutex_unlock(&h->lock);
+		return 0;
+	}
+	/* Growing: the chunk table first (nothing changes if it cannot), then the alias
+	 * (moved where it must be larger: the caller has no request using it), then the
+	 * memfd. */
+	struct ram_chunk **bits = h->bits;
+
+	if (nchunks > h->nchunks) {
+		bits = ram_meta_alloc(h->pool, nchunks * sizeof(*bits));
+		if (!bits)
+			return -ENOMEM;
+		memcpy(bits, h->bits, h->nchunks * sizeof(*bits));
+	}
+	if (size > h->alias_len) {
+		size_t len = h->alias_len * 2 > size ? h->alias_len * 2 : size;
+		void *a = mremap(h->alias, h->alias_len, len, MREMAP_MAYMOVE);
+
+		if (a == MAP_FAILED) {
+			err = -errno;
+			goto fail;
+		}
+		h->alias = a;
+		h->alias_len = len;
+	}
+	if (ftruncate(h->fd, (off_t)size) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	pthread_mutex_lock(&h->lock);
+	if (bits != h->bits) {
+		ram_meta_free(h->pool, h->bits);
+		h->bits = bits;
+		h->nchunks = nchunks;
+	}
+	h->size = size;
+	h->npages = npages;
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+fail:
+	if (bits != h->bits)
+		ram_meta_free(h->pool, bits);
+	return err;
 }

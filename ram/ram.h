@@ -117,6 +117,7 @@ struct ram_handle {
 	uint64_t size; /* bytes */
 	uint64_t npages;
 	char *alias; /* the whole handle, read-write, shared */
+	size_t alias_len; /* bytes mapped at alias: size, or more after growing */
 	pthread_mutex_t lock;
 	struct ram_chunk **bits; /* allocated-page bitmap, in lazily created chunks */
 	uint64_t nchunks;
@@ -132,7 +133,8 @@ int ram_handle_open(struct ram_pool *pool, uint64_t size, struct ram_handle **ou
 void ram_handle_close(struct ram_handle *h);
 
 /* Maps [off, off+len) of the handle MAP_SHARED with `prot` at `addr` (MAP_FIXED) or, when
- * addr is NULL, where the kernel likes; off, len and addr page-aligned. Returns 0 and the
+ * addr is NULL, where the kernel likes; off, len and addr page-aligned. The range may
+ * pass the handle's end (room to grow: SIGBUS there until it has grown). Returns 0 and the
  * address in *out, or -errno. Unmap with munmap. */
 int ram_map(struct ram_handle *h, uint64_t off, size_t len, int prot, void *addr, void **out);
 
@@ -147,6 +149,15 @@ int ram_alloc(struct ram_handle *h, uint64_t off, uint64_t len, unsigned flags);
 /* Releases [off, off+len): punches the hole (every mapping sees zeros at the next
  * touch) and credits the pool for the pages that were allocated. */
 int ram_release(struct ram_handle *h, uint64_t off, uint64_t len);
+/* Largest handle (and the end of the largest mapping of one). */
+#define RAM_MAX_SIZE (1ull << 50)
+/* Makes the handle `size` bytes (rounded up to the page size): growing adds pages that
+ * read as zeros; shrinking releases the pages past the new end (credited) and truncates
+ * the memfd, so that an access past it through any mapping raises SIGBUS. The alias may
+ * move when the handle grows: no request may be using it meanwhile (the caller quiesces
+ * the handle). 0, -EINVAL (0 or past RAM_MAX_SIZE), -ENOMEM, or the system call's
+ * errno. */
+int ram_handle_resize(struct ram_handle *h, uint64_t size);
 /* Pages this handle holds. */
 uint64_t ram_handle_pages(struct ram_handle *h);
 /* Whether the page at off is allocated. */

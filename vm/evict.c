@@ -356,8 +356,10 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 	vm_release_flush(fh, &rel);
 	pthread_mutex_unlock(&fh->lock);
 	free(present.r);
-	if (freed)
+	if (freed) {
 		atomic_fetch_add_explicit(&vm->ctr.evicted, freed, memory_order_relaxed);
+		atomic_fetch_add_explicit(&fh->n_evicted, freed, memory_order_relaxed);
+	}
 	return freed;
 }
 
@@ -371,7 +373,7 @@ int vm_dontneed(struct rp_mapping *m, uint64_t first, uint64_t n)
 	struct vm *vm = fh->vm;
 	struct rc_scratch *s = malloc(sizeof(*s));
 	struct rc_runs present = {malloc(64 * sizeof(present.r[0])), 0, 64};
-	uint64_t from = first, end = first + n, wasted = 0;
+	uint64_t from = first, end = first + n, wasted = 0, dropped = 0;
 
 	if (!s || !present.r) {
 		free(s);
@@ -406,12 +408,14 @@ int vm_dontneed(struct rp_mapping *m, uint64_t first, uint64_t n)
 				(void)vm_page_set(fh, p, 0);
 				vm_release_page(fh, &rel, p);
 				wasted += (w & PG_RA) != 0;
+				dropped++;
 			}
 		vm_release_flush(fh, &rel);
 		pthread_mutex_unlock(&fh->lock);
 		from = hi;
 	}
 	atomic_fetch_add_explicit(&vm->ctr.ra_wasted, wasted, memory_order_relaxed);
+	atomic_fetch_add_explicit(&fh->n_evicted, dropped, memory_order_relaxed);
 	free(s);
 	free(present.r);
 	return 0;

@@ -54,6 +54,8 @@ void vm_fault_around(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx)
 		lo = m->first;
 	if (hi > m->first + m->npages)
 		hi = m->first + m->npages;
+	if (hi > fh->npages)
+		hi = fh->npages;
 	for (uint64_t p = lo; p <= hi; p++) {
 		bool take = false;
 
@@ -90,11 +92,20 @@ static bool fh_present(void *arg, uint64_t idx)
 	return w && pg_state(w) != PG_POISONED;
 }
 
+/* What a stream of m may read: its mapping's pages, up to the handle's end and to where
+ * the store's bytes end (zero pages past it need no reading ahead). */
 static void ra_env(struct rp_fileh *fh, const struct rp_mapping *m, struct vm_ra_env *e)
 {
+	const size_t psz = fh->vm->psz;
+	uint64_t hi = m->first + m->npages, zero = (fh->zero_from + psz - 1) / psz;
+
+	if (hi > fh->npages)
+		hi = fh->npages;
+	if (hi > zero)
+		hi = zero;
 	*e = (struct vm_ra_env){.max = fh->vm->ra_max,
 	                        .lo = m->first,
-	                        .hi = m->first + m->npages,
+	                        .hi = hi > m->first ? hi : m->first,
 	                        .present = fh_present,
 	                        .arg = fh};
 }
@@ -197,6 +208,8 @@ static void ra_touch(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, ui
 		 * it (a marker ends the run: its touch must be seen). */
 		uint64_t end = idx + vm->ra_chunk, mend = m->first + m->npages;
 
+		if (mend > fh->npages)
+			mend = fh->npages;
 		if (end > mend)
 			end = mend;
 		(void)vm_page_set(fh, idx, (w & ~PG_RA) | PG_REF);
@@ -269,9 +282,23 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 		return VM_FAULT_NOT_MINE;
 	struct rp_fileh *fh = m->fh;
 
+	pthread_mutex_lock(&fh->lock);
+	if (page >= fh->npages) {
+		/* Past the handle's end (a mapping's room to grow): the kernel raises SIGBUS
+		 * there itself; a fault that came before the handle shrank is woken to meet
+		 * it, and a SIGBUS (fault_mode=sigbus) is not ringpager's to serve. */
+		if (!self) {
+			/* (The memfd of an empty handle still has one page: poisoned, it raises
+			 * SIGBUS as the kernel does past the end; growing clears the marker.) */
+			vm_uffd_poison(vm, m, page, 1);
+			vm_uffd_wake(vm, m, page, 1);
+		}
+		pthread_mutex_unlock(&fh->lock);
+		pthread_rwlock_unlock(&vm->maps_lock);
+		return VM_FAULT_NOT_MINE;
+	}
 	if (!deadline) /* a parked fault retried was counted when it came */
 		atomic_fetch_add_explicit(&vm->ctr.faults, 1, memory_order_relaxed);
-	pthread_mutex_lock(&fh->lock);
 	uint64_t w = pagemap_get(&fh->pm, page);
 
 	switch (pg_state(w)) {

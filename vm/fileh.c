@@ -20,6 +20,7 @@
 #include "vm/list.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +42,11 @@ int vm_fileh_open(struct rp_store *st, struct rp_fileh **out)
 	}
 	fh->vm = vm;
 	fh->store = st;
-	fh->npages = fh->ram->npages;
+	fh->size = fh->disk_size = fh->zero_from = st->size;
+	fh->npages = (st->size + vm->psz - 1) / vm->psz;
 	pthread_mutex_init(&fh->lock, NULL);
 	pthread_cond_init(&fh->cv, NULL);
-	pagemap_init(&fh->pm, vm->pool, fh->npages);
+	pagemap_init(&fh->pm, vm->pool, fh->npages ? fh->npages : 1);
 
 	pthread_mutex_lock(&vm->objs_lock);
 	fh->id = vm->next_fh_id++;
@@ -188,7 +190,7 @@ int vm_unmap(struct rp_mapping *m)
 	return 0;
 }
 
-int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n)
+int vm_invalidatev(struct rp_fileh *fh, const uint64_t (*r)[2], size_t nr)
 {
 	struct vm *vm = fh->vm;
 	struct vm_release rel = {0, 0};
@@ -196,35 +198,38 @@ int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n)
 
 	pthread_mutex_lock(&fh->lock);
 	vm_wo_wait_idle(fh); /* a WRITING page's RAM is being read by the device */
-	for (uint64_t i = first; pagemap_next(&fh->pm, i, &idx, &w) && idx < first + n;
-	     i = idx + 1)
-		if (pg_pins(w)) {
-			pthread_mutex_unlock(&fh->lock);
-			return vm_errf(-EBUSY, "rp_invalidate: the page at store offset %" PRIu64
-			                       " is pinned",
-			               idx * vm->psz);
-		}
+	for (size_t k = 0; k < nr; k++)
+		for (uint64_t i = r[k][0]; pagemap_next(&fh->pm, i, &idx, &w) && idx < r[k][0] + r[k][1];
+		     i = idx + 1)
+			if (pg_pins(w)) {
+				pthread_mutex_unlock(&fh->lock);
+				return vm_errf(-EBUSY, "rp_invalidate: the page at store offset %" PRIu64
+				                       " is pinned",
+				               idx * vm->psz);
+			}
 	/* Clear resident (dirty ones too) and poisoned pages, releasing their RAM in runs;
 	 * mark loads in flight stale (their RAM is being written by the device:
 	 * vm_load_finish releases it). */
-	for (uint64_t i = first; pagemap_next(&fh->pm, i, &idx, &w) && idx < first + n;
-	     i = idx + 1) {
-		if (pg_state(w) == PG_LOADING) {
-			pg_load(w)->stale = true;
-			continue;
+	for (size_t k = 0; k < nr; k++) {
+		for (uint64_t i = r[k][0]; pagemap_next(&fh->pm, i, &idx, &w) && idx < r[k][0] + r[k][1];
+		     i = idx + 1) {
+			if (pg_state(w) == PG_LOADING) {
+				pg_load(w)->stale = true;
+				continue;
+			}
+			(void)vm_page_set(fh, idx, 0);
+			if (pg_dirty(w))
+				vm_dirty_add(fh, -1);
+			if (w & PG_RA)
+				atomic_fetch_add_explicit(&vm->ctr.ra_wasted, 1, memory_order_relaxed);
+			vm_release_page(fh, &rel, idx);
 		}
-		(void)vm_page_set(fh, idx, 0);
-		if (pg_dirty(w))
-			vm_dirty_add(fh, -1);
-		if (w & PG_RA)
-			atomic_fetch_add_explicit(&vm->ctr.ra_wasted, 1, memory_order_relaxed);
-		vm_release_page(fh, &rel, idx);
+		vm_release_flush(fh, &rel);
+		/* Drop what user mappings still show: poison markers (and, REMAP mode, the
+		 * remapped ranges). The hole punch above unmapped the pages themselves. */
+		for (struct rp_mapping *m = fh->maps; m; m = m->next)
+			vm_uffd_unpoison(vm, m, r[k][0], r[k][1]);
 	}
-	vm_release_flush(fh, &rel);
-	/* Drop what user mappings still show: poison markers (and, REMAP mode, the
-	 * remapped ranges). The hole punch above unmapped the pages themselves. */
-	for (struct rp_mapping *m = fh->maps; m; m = m->next)
-		vm_uffd_unpoison(vm, m, first, n);
 	pthread_mutex_unlock(&fh->lock);
 	return 0;
 }
@@ -238,43 +243,135 @@ int vm_fileh_dirty(struct rp_fileh *fh, uint64_t *pages)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- size */
+
+/* Waits until no load of fh is in flight and no writeout runs or waits, and flushes the
+ * alias unmapping, so that the RAM handle may change (its alias move). fh->lock held
+ * (dropped while waiting). */
+static void quiesce(struct rp_fileh *fh)
+{
+	for (;;) {
+		vm_wo_wait_idle(fh);
+		if (!fh->nloads && !fh->copies)
+			break;
+		pthread_cond_wait(&fh->cv, &fh->lock);
+	}
+	vm_alias_zap(fh, 0, 0, true);
+}
+
+/* Sets the handle's size. Pages past the new end are dropped, dirty ones too, and the
+ * tail of a last page cut in the middle reads zeros; grown pages are zeros, never read.
+ * fh->lock held, quiesced. 0, -EBUSY (a page past the new end is pinned), -ENOMEM. */
+static int set_size(struct rp_fileh *fh, uint64_t size, const char *fn)
+{
+	struct vm *vm = fh->vm;
+	const size_t psz = vm->psz;
+	const uint64_t npages = (size + psz - 1) / psz;
+	uint64_t idx, w;
+	int err;
+
+	if (npages < fh->npages) {
+		for (uint64_t i = npages; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1)
+			if (pg_pins(w))
+				return vm_errf(-EBUSY, "%s: the page at offset %" PRIu64
+				                       " is pinned; it would be past the end",
+				               fn, idx * psz);
+		for (uint64_t i = npages; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1) {
+			(void)vm_page_set(fh, idx, 0);
+			if (pg_dirty(w))
+				vm_dirty_add(fh, -1);
+			if (w & PG_RA)
+				atomic_fetch_add_explicit(&vm->ctr.ra_wasted, 1, memory_order_relaxed);
+		}
+		for (struct rp_mapping *m = fh->maps; m; m = m->next)
+			vm_uffd_unpoison(vm, m, npages, fh->npages - npages);
+	}
+	if (size < fh->size && size % psz && pg_resident(pagemap_get(&fh->pm, size / psz))) {
+		/* The last page's tail: zeros, as a file's is after ftruncate (and as a load of
+		 * it will make them: zero_from). */
+		const uint64_t end = (size / psz + 1) * psz;
+
+		if (fallocate(fh->ram->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)size,
+		              (off_t)(end - size)) < 0)
+			return vm_errf(-errno, "%s: zeroing the last page's tail: %s", fn,
+			               strerror(errno));
+	}
+	if ((err = pagemap_resize(&fh->pm, npages ? npages : 1)) < 0)
+		return vm_errf(err, "%s: out of memory for the page table", fn);
+	/* The memfd as large as the handle (one page at least: a memfd cannot be empty, and
+	 * that page is no page of the handle's when size is 0). Shrinking it unmaps what
+	 * passed its end from every mapping: a touch there is SIGBUS. */
+	err = ram_handle_resize(fh->ram, npages ? npages * psz : psz);
+	if (err < 0)
+		return vm_errf(err, "%s: resizing the RAM handle to %" PRIu64 " bytes: %s", fn,
+		               npages * psz, strerror(-err));
+	if (npages > fh->npages) /* markers of touches past the old end (an empty handle's) */
+		for (struct rp_mapping *m = fh->maps; m; m = m->next)
+			vm_uffd_unpoison(vm, m, fh->npages, npages - fh->npages);
+	if (size < fh->zero_from)
+		fh->zero_from = size;
+	if (npages < fh->npages)
+		vm_reclaim_kick(vm);
+	fh->size = size;
+	fh->npages = npages;
+	return 0;
+}
+
 int vm_discard(struct rp_fileh *fh)
 {
 	struct vm *vm = fh->vm;
 	struct vm_release rel = {0, 0};
 	uint64_t idx, w;
+	int err = 0;
 
 	pthread_mutex_lock(&fh->lock);
-	vm_wo_wait_idle(fh);
+	/* The size goes back to the store's: pages from where the handle's view of the store
+	 * starts to differ (zero_from: a shrink zeroed a tail, or made zero pages of bytes
+	 * the store has) are dropped too, clean or not, to be read again. */
+	const bool resized = fh->size != fh->disk_size || fh->zero_from < fh->disk_size;
+	const uint64_t from = resized ? fh->zero_from / vm->psz : UINT64_MAX;
+
+	if (resized)
+		quiesce(fh);
+	else
+		vm_wo_wait_idle(fh);
 	vm_dirty_collect(fh, NULL);
 	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1)
-		if (pg_dirty(w) && pg_pins(w)) {
+		if ((pg_dirty(w) || idx >= from) && pg_pins(w)) {
 			pthread_mutex_unlock(&fh->lock);
-			return vm_errf(-EBUSY,
-			               "rp_discard: the dirty page at store offset %" PRIu64 " is pinned",
-			               idx * vm->psz);
+			return vm_errf(-EBUSY, "rp_discard: the %spage at store offset %" PRIu64
+			                       " is pinned",
+			               pg_dirty(w) ? "dirty " : "", idx * vm->psz);
 		}
 	/* Release the dirty pages in runs: the hole punch unmaps them from every mapping, and
 	 * the next touch loads the store's bytes. */
 	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1) {
-		if (!pg_dirty(w))
+		if (!pg_dirty(w) && idx < from)
 			continue;
 		(void)vm_page_set(fh, idx, 0);
-		vm_dirty_add(fh, -1);
+		if (pg_dirty(w))
+			vm_dirty_add(fh, -1);
 		vm_release_page(fh, &rel, idx);
 	}
 	vm_release_flush(fh, &rel);
+	if (resized) {
+		for (struct rp_mapping *m = fh->maps; m; m = m->next)
+			vm_uffd_unpoison(vm, m, from, fh->npages > from ? fh->npages - from : 0);
+		err = set_size(fh, fh->disk_size, "rp_discard");
+		if (!err)
+			fh->zero_from = fh->disk_size;
+	}
 	pthread_mutex_unlock(&fh->lock);
-	return 0;
+	return err;
 }
 
 void vm_fileh_extent(const struct rp_fileh *fh, struct vm_extent *out)
 {
+	pthread_mutex_lock((pthread_mutex_t *)&fh->lock);
 	out->psz = fh->vm->psz;
-	out->size = fh->store->size;
-	/* An empty store's handle still has one page of RAM (a memfd cannot be empty): it is
-	 * not the store's, and a page mapped there could never be written out. */
-	out->end = fh->store->size ? fh->npages * fh->vm->psz : 0;
+	out->size = fh->size;
+	out->end = fh->npages * fh->vm->psz;
+	pthread_mutex_unlock((pthread_mutex_t *)&fh->lock);
 }
 
 int vm_fileh_writable(const struct rp_fileh *fh, const char *fn)
@@ -301,4 +398,51 @@ int vm_map_advise(struct rp_mapping *m, uint64_t first, uint64_t n, int advice)
 
 	pthread_mutex_unlock(&m->fh->lock);
 	return err;
+}
+
+int vm_fileh_resize(struct rp_fileh *fh, uint64_t size)
+{
+	struct rp_store *st = fh->store;
+	int err;
+
+	if (st->dev && st->dev->blockdev)
+		return vm_errf(-EINVAL, "rp_fileh_resize: %s is a block device: its size is fixed "
+		                        "(%" PRIu64 " bytes)",
+		               st->dev->path, st->size);
+	if (st->dev && st->dev->rdonly)
+		return vm_errf(-EBADF, "rp_fileh_resize: the store %s was opened O_RDONLY",
+		               st->dev->path);
+	if (st->ops && !st->ops->resize)
+		return vm_errf(-EOPNOTSUPP, "rp_fileh_resize: the custom store has no resize "
+		                            "callback");
+	pthread_mutex_lock(&fh->lock);
+	quiesce(fh);
+	err = size == fh->size ? 0 : set_size(fh, size, "rp_fileh_resize");
+	pthread_mutex_unlock(&fh->lock);
+	return err;
+}
+
+uint64_t vm_fileh_size(struct rp_fileh *fh)
+{
+	pthread_mutex_lock(&fh->lock);
+	uint64_t size = fh->size;
+
+	pthread_mutex_unlock(&fh->lock);
+	return size;
+}
+
+void vm_fileh_stats(struct rp_fileh *fh, struct rp_fileh_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&fh->lock);
+	vm_dirty_collect(fh, NULL);
+	out->size = fh->size;
+	out->dirty_pages = fh->ndirty;
+	pthread_mutex_unlock(&fh->lock);
+	out->resident_pages = ram_handle_pages(fh->ram);
+	out->loads = atomic_load(&fh->n_loads);
+	out->pages_loaded = atomic_load(&fh->n_pages_loaded);
+	out->pages_written = atomic_load(&fh->n_pages_written);
+	out->pages_evicted = atomic_load(&fh->n_evicted);
+	out->writeouts = atomic_load(&fh->n_writeouts);
 }

@@ -19,5 +19,7 @@ void vm_addr_remove(struct vm *vm, struct rp_mapping *m);
 
 /* Frees the store (no handle may be open). vm/store.c. */
 void vm_store_free(struct rp_store *st);
+/* Closes the descriptors rp_store_open_fd kept open (vm_close, the stores gone). */
+void vm_store_close_kept(struct vm *vm);
 
 #endif

@@ -24,6 +24,7 @@
 #include "compat/kernel.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <inttypes.h>
@@ -103,6 +104,8 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, u
 	ld->npages = n;
 	ld->fault = (how & VM_LOAD_FAULT) != 0;
 	ld->job.spin = ld->fault;
+	ld->zero_from = fh->zero_from;
+	ld->zero = first * vm->psz >= fh->zero_from;
 	for (uint64_t i = first; i < first + n; i++) {
 		assert(pagemap_get(&fh->pm, i) == 0);
 		if (vm_page_set(fh, i, pg_make_loading(ld)) < 0) {
@@ -118,7 +121,7 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, u
 	pthread_mutex_unlock(&fh->lock);
 	const unsigned ram_flags = how & VM_LOAD_STAGED ? RAM_ALLOC_BY_WRITE : 0;
 
-	ld->staged = (how & VM_LOAD_STAGED) != 0;
+	ld->staged = ld->by_write = (how & VM_LOAD_STAGED) != 0;
 	e = ram_alloc(fh->ram, first * vm->psz, n * vm->psz, ram_flags);
 	if (e == -ENOMEM)
 		e = vm_reclaim_alloc(vm, fh->ram, first * vm->psz, n * vm->psz,
@@ -149,7 +152,10 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, u
 		                    : e;
 		return NULL;
 	}
-	atomic_fetch_add_explicit(&vm->ctr.loads, 1, memory_order_relaxed);
+	if (!ld->zero) {
+		atomic_fetch_add_explicit(&vm->ctr.loads, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&fh->n_loads, 1, memory_order_relaxed);
+	}
 	return ld;
 nomem:
 	*err = vm_errf(-ENOMEM, "out of memory for page metadata");
@@ -184,6 +190,18 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 		ld->staged = false;
 	void *buf = ld->src ? ld->src : fh->ram->alias + off;
 
+	if (ld->zero) {
+		/* Past the store's end, or past what this handle cut off: zeros, without I/O.
+		 * Pages charged to be written (staged) with no bounce page are allocated here:
+		 * nothing else will. */
+		r = 0;
+		if (ld->src)
+			memset(ld->src, 0, len);
+		else if (ld->by_write && fallocate(fh->ram->fd, 0, (off_t)off, (off_t)len) < 0)
+			r = -errno;
+		vm_load_finish(ld, r);
+		return 0;
+	}
 	if (st->dev && !q) {
 		/* fault_mode=sigbus: the faulting thread reads its own page. */
 		int64_t got = rpio_pread(st->dev, off, buf, len, fh->vm->spin_ns);
@@ -239,7 +257,10 @@ static void load_mark_in(struct rp_fileh *fh, struct vm_load *ld)
 	}
 	if (dirty)
 		vm_dirty_add(fh, (int64_t)ld->npages);
+	if (ld->zero)
+		return;
 	atomic_fetch_add_explicit(&vm->ctr.pages_loaded, ld->npages, memory_order_relaxed);
+	atomic_fetch_add_explicit(&fh->n_pages_loaded, ld->npages, memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->ctr.bytes_read, ld->npages * vm->psz, memory_order_relaxed);
 }
 
@@ -249,7 +270,10 @@ static void load_unmark(struct rp_fileh *fh, struct vm_load *ld)
 
 	if (ld->writer && !ld->ra)
 		vm_dirty_add(fh, -(int64_t)ld->npages);
+	if (ld->zero)
+		return;
 	atomic_fetch_sub_explicit(&vm->ctr.pages_loaded, ld->npages, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&fh->n_pages_loaded, ld->npages, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&vm->ctr.bytes_read, ld->npages * vm->psz, memory_order_relaxed);
 }
 
@@ -310,6 +334,13 @@ void vm_load_finish(struct vm_load *ld, int err)
 	 * of its pages reads it again, and that load reports the error. */
 	const bool empty = ld->stale || (err && ld->ra);
 
+	if (!empty && !err && !ld->zero && ld->zero_from < (first + n) * vm->psz) {
+		/* Read across where this handle's store ends: what lies past it is zeros. */
+		const uint64_t off = first * vm->psz, from = ld->zero_from > off ? ld->zero_from : off;
+
+		memset(ld->src ? (char *)ld->src + (from - off) : fh->ram->alias + from, 0,
+		       (first + n) * vm->psz - from);
+	}
 	if (ld->src && !empty && !err)
 		err = load_place(ld, &in);
 	if (empty || err) {

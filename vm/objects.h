@@ -55,6 +55,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -75,11 +76,13 @@ struct vm_wo;
 
 struct rp_store {
 	struct vm *vm;
-	uint64_t size;
+	uint64_t size; /* bytes: as opened, or as the last writeout that changed it made it */
 	struct rpio_dev *dev;    /* device store, or NULL */
 	const rp_store_ops *ops; /* custom store, or NULL */
 	void *ctx;
 	unsigned nfileh; /* open handles; under vm->objs_lock */
+	bool keep_fd;    /* rp_store_open_fd reopened the caller's file: the descriptor is kept
+	                    open after the store closes (POSIX locks: vm_store_free) */
 	struct rp_store *next, *prev;
 };
 
@@ -87,12 +90,20 @@ struct rp_fileh {
 	struct vm *vm;
 	struct rp_store *store;
 	struct ram_handle *ram;
-	uint64_t npages;
+	/* Size (docs/design.md, "Files that grow and shrink"); under lock. */
+	uint64_t size;      /* bytes: the handle's size, what the next writeout makes the file */
+	uint64_t npages;    /* pages covering size; a page at or past it is not the handle's */
+	uint64_t disk_size; /* the store's size when opened or last written out (discard) */
+	uint64_t zero_from; /* the store's bytes from here on are zero for this handle: the
+	                       file ends there, or the handle shrank below it since */
 	pthread_mutex_t lock;
 	pthread_cond_t cv; /* a load of this handle completed */
 	struct vm_pagemap pm;
 	struct vm_load *loads; /* in flight */
 	unsigned nloads;
+	unsigned copies; /* rp_read and rp_write copying through the alias or the memfd */
+	/* rp_fileh_stats (the engine's counters are in vm->ctr) */
+	_Atomic uint64_t n_loads, n_pages_loaded, n_pages_written, n_evicted, n_writeouts;
 	struct rp_mapping *maps; /* live mappings of this handle */
 	unsigned nmaps;          /* under vm->objs_lock too, for rp_fileh_close */
 	uint64_t ndirty;         /* DIRTY and WRITING pages */
@@ -190,9 +201,17 @@ struct vm {
 	struct rp_mapping **by_addr; /* sorted by address */
 	size_t nby_addr, cby_addr;
 
-	pthread_mutex_t objs_lock; /* stores and handles lists, counts */
+	pthread_mutex_t objs_lock; /* stores and handles lists, counts, kept descriptors */
 	struct rp_store *stores;
 	struct rp_fileh *filehs;
+	/* Descriptors rp_store_open_fd opened on the caller's files, kept open after their
+	 * stores closed (vm/store.c says why), reused, closed by vm_close. */
+	struct vm_kept_fd {
+		int fd, acc;
+		dev_t dev;
+		ino_t ino;
+	} *kept;
+	size_t nkept, ckept;
 
 	pthread_mutex_t jobs_lock;
 	pthread_cond_t jobs_cv; /* a service thread did what was asked (detach) */

@@ -63,6 +63,26 @@ void pagemap_init(struct vm_pagemap *pm, struct ram_pool *pool, uint64_t npages)
 		pm->height++;
 }
 
+int pagemap_resize(struct vm_pagemap *pm, uint64_t npages)
+{
+	/* More pages than the height reaches: the root goes one level down, as child 0 of a
+	 * new root (the indexes of the pages it holds do not change). */
+	while (pm->height < 10 && (npages - 1) >> pm_shift(pm->height + 1)) {
+		if (pm->root) {
+			struct pm_node *n = ram_meta_alloc(pm->pool, sizeof(*n));
+
+			if (!n)
+				return -ENOMEM;
+			n->child[0] = pm->root;
+			pm->root = n;
+			pm->nodes++;
+		}
+		pm->height++;
+	}
+	pm->npages = npages;
+	return 0;
+}
+
 static void pm_free(struct vm_pagemap *pm, void *n, unsigned level)
 {
 	if (!n)

@@ -30,6 +30,9 @@ struct vm_pagemap {
 };
 
 void pagemap_init(struct vm_pagemap *pm, struct ram_pool *pool, uint64_t npages);
+/* Sets the number of pages: growing may add levels above the root (-ENOMEM when the
+ * arena cannot); shrinking keeps them (the slots past the new end must be 0). */
+int pagemap_resize(struct vm_pagemap *pm, uint64_t npages);
 /* Frees every node (the slots' meaning is the caller's business). */
 void pagemap_fini(struct vm_pagemap *pm);
 /* The slot of page idx, 0 when absent. */

@@ -104,7 +104,7 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 	uint64_t n = 1;
 	int err = 0;
 
-	while (n < left && n < max && pagemap_get(&fh->pm, first + n) == 0)
+	while (n < left && n < max && first + n < fh->npages && pagemap_get(&fh->pm, first + n) == 0)
 		n++;
 	/* A lone 4 KiB page goes through a service thread's bounce page, as a fault's does:
 	 * no fallocate here, no fault of the page into the alias in the submission, no
@@ -139,6 +139,9 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 static int pin_walk(struct rp_fileh *fh, struct pin_cursor *c, bool start, bool stop_at_loading)
 {
 	while (cursor_valid(c)) {
+		if (cursor_page(c) >= fh->npages) /* the handle shrank while the pin waited */
+			return vm_errf(-EINVAL, "the handle shrank to %" PRIu64 " bytes as the pages loaded",
+			               fh->size);
 		uint64_t w = pagemap_get(&fh->pm, cursor_page(c));
 
 		switch (pg_state(w)) {
@@ -225,9 +228,12 @@ static int pin_take(struct rp_fileh *fh, const uint64_t (*r)[2], size_t n)
 	return 0;
 }
 
-int vm_pin(struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n, bool pin, bool wait)
+/* vm_pin, for a mapping m, or with m NULL for a copy (vm_rw): the pins are taken and
+ * neither recorded nor mapped anywhere; the caller drops them (pins_drop). fn names the
+ * call in messages. */
+static int pin_pages(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2],
+                     size_t n, bool pin, bool wait, const char *fn)
 {
-	struct rp_fileh *fh = m->fh;
 	unsigned left = 0;
 	struct pin_cursor c = {
 	    .r = ranges, .n = n, .map = pin ? m : NULL, .wait = wait, .left = wait ? &left : NULL};
@@ -242,6 +248,30 @@ int vm_pin(struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n, bool pin
 		               " pages)",
 		               total, fh->vm->pool->capacity);
 	pthread_mutex_lock(&fh->lock);
+	uint64_t clip[1][2];
+
+	for (size_t i = 0; i < n; i++) {
+		if (ranges[i][0] + ranges[i][1] <= fh->npages)
+			continue;
+		if (wait || n != 1) {
+			const uint64_t end = fh->size;
+
+			pthread_mutex_unlock(&fh->lock);
+			return vm_errf(-EINVAL,
+			               "%s: the range at store offset %" PRIu64 " passes the end of "
+			               "the handle (%" PRIu64 " bytes)",
+			               fn, ranges[i][0] * fh->vm->psz, end);
+		}
+		/* WILLNEED: what of the range the handle has */
+		if (ranges[0][0] >= fh->npages) {
+			pthread_mutex_unlock(&fh->lock);
+			return 0;
+		}
+		clip[0][0] = ranges[0][0];
+		clip[0][1] = fh->npages - ranges[0][0];
+		ranges = (const uint64_t(*)[2])clip;
+		c.r = ranges;
+	}
 	const uint64_t unmaps = fh->unmaps;
 
 	/* First pass: start every load, so that they all run at once. Then wait for the
@@ -274,6 +304,11 @@ int vm_pin(struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n, bool pin
 		}
 		if (r < 0 || !pin)
 			break;
+		if (!m) {
+			if ((r = pin_take(fh, ranges, n)) <= 0)
+				break;
+			continue;
+		}
 		if ((r = pins_record(m, ranges, n)) < 0) /* room first: pin_take cannot undo */
 			break;
 		m->npins -= n;
@@ -305,6 +340,11 @@ int vm_pin(struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n, bool pin
 out:
 	pthread_mutex_unlock(&fh->lock);
 	return r;
+}
+
+int vm_pin(struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n, bool pin, bool wait)
+{
+	return pin_pages(m->fh, m, ranges, n, pin, wait, "rp_pin");
 }
 
 static void pins_drop(struct rp_fileh *fh, uint64_t first, uint64_t n)
@@ -345,3 +385,84 @@ void vm_unpin_all(struct rp_mapping *m)
 	m->npins = 0;
 }
 
+
+/* ---------------------------------------------------------------- copies (rp_read, rp_write) */
+
+/* Pages pinned by one step of a copy: their loads go at queue depth together, and the
+ * pool need only hold this many for the copy. */
+#define RW_BATCH 256
+
+/* Copies between buf and [pos, pos + len) of the handle's RAM: pread/pwrite on the memfd
+ * (no page table of this process changes), or through the alias where the memfd takes
+ * no write(2) (hugetlbfs). Pages pinned. Returns bytes copied, or -errno. */
+static int64_t copy(struct rp_fileh *fh, uint64_t pos, char *buf, size_t len, bool write)
+{
+	if (fh->vm->psz != RAM_PAGE_4K) {
+		if (write)
+			memcpy(fh->ram->alias + pos, buf, len);
+		else
+			memcpy(buf, fh->ram->alias + pos, len);
+		return (int64_t)len;
+	}
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t r = write ? pwrite(fh->ram->fd, buf + done, len - done, (off_t)(pos + done))
+		                  : pread(fh->ram->fd, buf + done, len - done, (off_t)(pos + done));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += (size_t)r;
+	}
+	return (int64_t)done;
+}
+
+int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool write)
+{
+	const size_t psz = fh->vm->psz;
+	const char *fn = write ? "rp_write" : "rp_read";
+	uint64_t done = 0;
+
+	pthread_mutex_lock(&fh->lock);
+	const uint64_t size = fh->size;
+
+	pthread_mutex_unlock(&fh->lock);
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = size - off; /* short at the end, as pread and pwrite of a file */
+	while (done < len) {
+		const uint64_t pos = off + done, first = pos / psz;
+		uint64_t cnt = len - done;
+
+		if (cnt > RW_BATCH * psz - pos % psz)
+			cnt = RW_BATCH * psz - pos % psz;
+		const uint64_t n = (pos % psz + cnt + psz - 1) / psz, r[1][2] = {{first, n}};
+		int err = pin_pages(fh, NULL, r, 1, true, true, fn);
+
+		if (err < 0)
+			return done ? (int64_t)done : err;
+		pthread_mutex_lock(&fh->lock);
+		fh->copies++; /* the alias stays where it is (rp_fileh_resize waits) */
+		pthread_mutex_unlock(&fh->lock);
+		const int64_t got = copy(fh, pos, (char *)buf + done, cnt, write);
+
+		pthread_mutex_lock(&fh->lock);
+		/* After the copy: a writeout that took a page meanwhile sees it written again. */
+		if (write && got > 0)
+			for (uint64_t p = first; p <= (pos + (uint64_t)got - 1) / psz; p++)
+				(void)vm_dirty_mark(fh, p);
+		pins_drop(fh, first, n);
+		if (--fh->copies == 0)
+			pthread_cond_broadcast(&fh->cv);
+		pthread_mutex_unlock(&fh->lock);
+		if (got < 0)
+			return done ? (int64_t)done
+			            : vm_errf((int)got, "%s: copying at offset %" PRIu64 ": %s", fn, pos,
+			                      strerror((int)-got));
+		done += (uint64_t)got;
+	}
+	return (int64_t)done;
+}

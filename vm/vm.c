@@ -166,6 +166,7 @@ void vm_close(struct vm *vm)
 		(void)vm_fileh_close(vm->filehs);
 	while (vm->stores)
 		vm_store_free(vm->stores);
+	vm_store_close_kept(vm);
 	vm_service_stop(vm);
 	vm_reclaim_fini(vm);
 	vm_release(vm);

@@ -50,6 +50,8 @@ bool vm_sigbus_serve(const siginfo_t *si, void *uc);
 int vm_store_open(struct vm *vm, const char *path, int flags, struct rp_store **out);
 int vm_store_create(struct vm *vm, const rp_store_ops *ops, void *ctx, uint64_t size,
                     struct rp_store **out);
+/* rp_store_open_fd: a store over the caller's descriptor fd (the header says how). */
+int vm_store_open_fd(struct vm *vm, int fd, int flags, struct rp_store **out);
 /* -EBUSY while handles are open. */
 int vm_store_close(struct rp_store *st);
 uint64_t vm_store_size(const struct rp_store *st);
@@ -58,18 +60,23 @@ uint64_t vm_store_size(const struct rp_store *st);
 
 int vm_fileh_open(struct rp_store *st, struct rp_fileh **out);
 int vm_fileh_close(struct rp_fileh *fh);
-/* A handle's page size, its store's size, and its end: the size rounded up to a page
- * (0 for an empty store, whose handle reaches no page). */
+/* A handle's page size, its size, and its end: the size rounded up to a page. */
 struct vm_extent {
 	size_t psz;
 	uint64_t size, end;
 };
 void vm_fileh_extent(const struct rp_fileh *fh, struct vm_extent *out);
+/* The handle's size, and rp_fileh_resize (the header says what it does). */
+uint64_t vm_fileh_size(struct rp_fileh *fh);
+int vm_fileh_resize(struct rp_fileh *fh, uint64_t size);
+/* rp_fileh_stats. */
+void vm_fileh_stats(struct rp_fileh *fh, struct rp_fileh_stats *out);
 /* 0 when the handle's store takes writes; else -EBADF (opened O_RDONLY) or -EOPNOTSUPP
  * (a custom store without a store callback), the message naming fn. */
 int vm_fileh_writable(const struct rp_fileh *fh, const char *fn);
-/* Drops pages [first, first + n) (dirty ones too) from the handle. */
-int vm_invalidate(struct rp_fileh *fh, uint64_t first, uint64_t n);
+/* Drops the pages of nr ranges (first page, pages; dirty ones too) from the handle, in
+ * one hold of its lock: -EBUSY (nothing done) when one is pinned. */
+int vm_invalidatev(struct rp_fileh *fh, const uint64_t (*r)[2], size_t nr);
 int vm_discard(struct rp_fileh *fh);
 int vm_fileh_dirty(struct rp_fileh *fh, uint64_t *pages);
 /* Starts a writeout of fh (flags checked by the caller); done(arg, result) runs on a
@@ -82,7 +89,7 @@ int vm_writeout_wait(struct rp_fileh *fh, int flags);
 
 /* ---------------------------------------------------------------- mappings (vm/fileh.c) */
 
-/* Maps len bytes of fh from store offset off (page-aligned, inside the store).
+/* Maps len bytes of fh from store offset off (page-aligned; past the end: room to grow).
  * -EOPNOTSUPP for PROT_WRITE where the kernel cannot track writes. */
 int vm_map(struct rp_fileh *fh, uint64_t off, size_t len, int prot, struct rp_mapping **out);
 int vm_unmap(struct rp_mapping *m);
@@ -102,6 +109,11 @@ int vm_map_advise(struct rp_mapping *m, uint64_t first, uint64_t n, int advice);
  * (or the load's error) when a page is poisoned, -ENOMEM when the pool is full,
  * -EOVERFLOW when a pin count would pass its limit. vm/pin.c. */
 int vm_pin(struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n, bool pin, bool wait);
+/* rp_read (write false) and rp_write: copies between buf and [off, off + len) of the
+ * handle, short at its end; loads what is absent, batched, and waits for memory as rp_pin
+ * does. Bytes copied, or -errno when none were (-EIO: a load failed; -ENOMEM: the pool
+ * cannot make room). vm/pin.c. */
+int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool write);
 /* Releases the pin that m took over exactly [first, first + n); -EINVAL if none. */
 int vm_unpin(struct rp_mapping *m, uint64_t first, uint64_t n);
 /* Drops the clean, unpinned pages of [first, first + n) from the pool (rp_advise

@@ -143,10 +143,19 @@ static void wo_start(struct vm_wo *wo)
 	uint64_t idx, w;
 	size_t cap = 0;
 
+	/* The size goes with the pages (STORE); reclaim's writeback leaves it, and the
+	 * pages past the store's end that only a change of size may write. */
+	const bool cold = (wo->flags & VM_WO_COLD) != 0;
+	const uint64_t cold_end = fh->zero_from / vm->psz;
+
+	wo->size = fh->size;
+	wo->cut = fh->zero_from < fh->store->size ? fh->zero_from : UINT64_MAX;
+	wo->resize = (wo->flags & RP_WRITEOUT_STORE) && !cold &&
+	             (wo->size != fh->store->size || wo->cut != UINT64_MAX);
 	vm_dirty_collect(fh, NULL);
 	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1) {
 		if (pg_state(w) != PG_DIRTY ||
-		    ((wo->flags & VM_WO_COLD) && ((w & PG_REF) || pg_pins(w))))
+		    (cold && ((w & PG_REF) || pg_pins(w) || idx >= cold_end)))
 			continue;
 		if (runs_add(wo, &cap, idx, max) < 0) {
 			wo_fail(wo, vm_errf(-ENOMEM, "out of memory for the writeout's runs"));
@@ -171,7 +180,7 @@ static void wo_start(struct vm_wo *wo)
 	}
 	for (size_t i = 0; i < wo->nruns; i++)
 		fh_set_state(fh, wo->runs[i].first, wo->runs[i].n, PG_WRITING);
-	wo->phase = wo->nruns ? WO_WRITE : WO_FINISH;
+	wo->phase = wo->nruns || wo->resize ? WO_WRITE : WO_FINISH;
 	atomic_store(&wo->pending, 1); /* the issuer's reference, dropped after the last run */
 }
 
@@ -252,15 +261,24 @@ int vm_writeout_wait(struct rp_fileh *fh, int flags)
  * alignment (a regular file grown past its size by that is cut back in wo_writes_done). */
 static size_t run_bytes(const struct vm_wrun *r, const struct rp_store *st, size_t psz)
 {
+	const uint64_t size = r->wo->resize ? r->wo->size : st->size;
 	uint64_t off = r->first * psz, len = r->n * psz;
 
-	if (st->dev && off + len > st->size) {
+	if (st->dev && off + len > size) {
 		uint64_t a = st->dev->off_align ? st->dev->off_align : 1;
-		uint64_t end = (st->size + a - 1) / a * a;
+		uint64_t end = (size + a - 1) / a * a;
 
 		len = end - off;
 	}
 	return (size_t)len;
+}
+
+/* Makes the store `size` bytes: ftruncate of a file, the custom store's resize. */
+static int store_resize(struct rp_store *st, uint64_t size)
+{
+	if (st->dev)
+		return ftruncate(st->dev->fd, (off_t)size) < 0 ? -errno : 0;
+	return st->ops->resize ? st->ops->resize(st->ctx, size) : -EOPNOTSUPP;
 }
 
 /* Every write completed: truncates what the last write grew, and chooses the next phase,
@@ -268,12 +286,19 @@ static size_t run_bytes(const struct vm_wrun *r, const struct rp_store *st, size
 static void wo_writes_done(struct vm_wo *wo)
 {
 	struct rp_store *st = wo->fh->store;
+	const uint64_t size = wo->resize ? wo->size : st->size;
+	int err;
 
-	if (st->dev && !st->dev->blockdev && wo->nruns) {
+	if (wo->resize && !atomic_load(&wo->err)) {
+		if ((err = store_resize(st, size)) < 0)
+			wo_fail(wo, err);
+		else
+			__atomic_store_n(&st->size, size, __ATOMIC_RELEASE);
+	} else if (st->dev && !st->dev->blockdev && wo->nruns) {
 		const struct vm_wrun *last = &wo->runs[wo->nruns - 1];
 		uint64_t end = last->first * wo->fh->vm->psz + run_bytes(last, st, wo->fh->vm->psz);
 
-		if (end > st->size && ftruncate(st->dev->fd, (off_t)st->size) < 0)
+		if (end > size && ftruncate(st->dev->fd, (off_t)size) < 0)
 			wo_fail(wo, -errno);
 	}
 	wo->phase = (wo->flags & RP_WRITEOUT_SYNC) && !atomic_load(&wo->err) ? WO_SYNC : WO_FINISH;
@@ -292,6 +317,7 @@ static void wrun_done(struct vm_wrun *r, int err)
 		(void)atomic_compare_exchange_strong(&wo->err_page, &none, r->first);
 	} else {
 		atomic_fetch_add_explicit(&vm->ctr.pages_written, r->n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&wo->fh->n_pages_written, r->n, memory_order_relaxed);
 		atomic_fetch_add_explicit(&vm->ctr.bytes_written, run_bytes(r, wo->fh->store, vm->psz),
 		                          memory_order_relaxed);
 	}
@@ -336,6 +362,21 @@ static int wo_issue(struct vm_job *job, struct vm_service *s)
 again:
 	switch (wo->phase) {
 	case WO_WRITE:
+		if (wo->cut != UINT64_MAX && wo->resize) {
+			/* What the handle shrank away goes from the store first: the writes may
+			 * then grow it again over zeros, never over its old bytes. */
+			const uint64_t cut = wo->cut;
+
+			wo->cut = UINT64_MAX;
+			if ((r = store_resize(st, cut)) == 0) {
+				__atomic_store_n(&st->size, cut, __ATOMIC_RELEASE);
+			} else {
+				wo_fail(wo, r);
+				for (size_t i = 0; i < wo->nruns; i++)
+					wo->runs[i].err = r;
+				wo->next = wo->nruns; /* none issued: every page stays dirty */
+			}
+		}
 		while (wo->next < wo->nruns) {
 			struct vm_wrun *run = &wo->runs[wo->next];
 			void *buf = fh->ram->alias + run->first * psz;
@@ -395,6 +436,10 @@ static void wo_finish(struct vm_wo *wo)
 	struct vm_wo *next;
 
 	pthread_mutex_lock(&fh->lock);
+	if (wo->resize && !err) { /* the store is the handle's size now, and holds nothing past */
+		fh->disk_size = wo->size;
+		fh->zero_from = wo->size;
+	}
 	/* Writes made meanwhile: their pages are redirtied. Only MARKSTORED can make a
 	 * page clean, so only it needs to know; otherwise every page goes back to DIRTY and
 	 * uncollected writes wait in the page tables for the next collection. */
@@ -424,6 +469,7 @@ static void wo_finish(struct vm_wo *wo)
 	} else {
 		fh->wo_active = NULL;
 	}
+	atomic_fetch_add_explicit(&fh->n_writeouts, 1, memory_order_relaxed);
 	pthread_cond_broadcast(&fh->cv); /* discard, invalidate and close wait for this */
 	pthread_mutex_unlock(&fh->lock);
 	if (mark)

@@ -40,6 +40,10 @@ struct vm_wo {
 	char *msg;                 /* vm_writeout_wait: where the failure is told */
 	size_t msglen;
 	struct vm_wo *fh_next; /* fh->wo_pending */
+	/* The file's size (STORE, not VM_WO_COLD): cut to `cut` before the writes (what the
+	 * handle shrank away; UINT64_MAX: nothing), made `size` after them. */
+	bool resize;
+	uint64_t cut, size;
 };
 
 /* Internal writeout flag (beside RP_WRITEOUT_*): only DIRTY pages whose reference bit is

@@ -252,3 +252,41 @@ Test(ram_shmem, metadata_comes_from_the_pool_arena)
 	cr_assert_eq(ram_meta_bytes(pool), before);
 	cr_assert_eq(ram_pool_close(pool), 0);
 }
+
+/* A handle grows (its alias moves, the bytes stay, the new pages read zeros) and shrinks
+ * (the pages past the end are credited, a mapping past it is past the memfd's end). */
+Test(ram_shmem, resize_grows_and_shrinks)
+{
+	struct ram_pool *pool = shmem_pool(64 << 20);
+	struct ram_handle *h;
+	char msg[RAM_MSG_LEN];
+	const size_t ps = RAM_PAGE_4K;
+	void *map;
+
+	cr_assert_eq(ram_handle_open(pool, 4 * ps, &h, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(ram_map(h, 0, 64 * ps, PROT_READ | PROT_WRITE, NULL, &map), 0,
+	             "a mapping past the end");
+	cr_assert_eq(ram_alloc(h, 0, 4 * ps, 0), 0);
+	memset(h->alias, 7, 4 * ps);
+	cr_assert_eq(ram_alloc(h, 4 * ps, ps, 0), -EINVAL, "past the end");
+	cr_assert_eq(ram_handle_resize(h, 3 * 4096 * ps + 1), 0); /* past one chunk of bits */
+	cr_assert_eq(h->size, (3 * 4096 + 1) * ps);
+	cr_assert_geq(h->alias_len, h->size);
+	for (size_t i = 0; i < 4 * ps; i++)
+		cr_assert_eq(h->alias[i], 7);
+	cr_assert_eq(ram_alloc(h, 3 * 4096 * ps, ps, 0), 0);
+	cr_assert_eq(h->alias[3 * 4096 * ps + 5], 0, "a new page reads zeros");
+	cr_assert_eq(((char *)map)[40 * ps], 0, "the mapping past the old end serves now");
+	cr_assert_eq(ram_pool_charged(pool), 5);
+	cr_assert_eq(ram_handle_resize(h, 2 * ps), 0);
+	cr_assert_eq(ram_pool_charged(pool), 2, "the pages past the end are credited");
+	struct stat sb;
+
+	cr_assert_eq(fstat(h->fd, &sb), 0);
+	cr_assert_eq(sb.st_size, (off_t)(2 * ps), "the memfd ends there: SIGBUS past it");
+	cr_assert_eq(((char *)map)[ps], 7);
+	cr_assert_eq(ram_handle_resize(h, 0), -EINVAL);
+	munmap(map, 64 * ps);
+	ram_handle_close(h);
+	cr_assert_eq(ram_pool_close(pool), 0);
+}

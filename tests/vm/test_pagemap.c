@@ -195,3 +195,39 @@ Test(page, set_without_the_lock_aborts, .signal = SIGABRT)
 	(void)vm_page_set(f.fh, 0, PG_LOADED | PG_REF);
 }
 #endif
+
+/* The table grows taller as the handle grows: the slots it held keep their indexes. */
+Test(pagemap, resize_keeps_the_slots)
+{
+	struct ram_pool *pool = meta_pool();
+	struct vm_pagemap pm;
+
+	pagemap_init(&pm, pool, 10);
+	for (uint64_t i = 0; i < 10; i++)
+		cr_assert_eq(pagemap_set(&pm, i, i + 1), 0);
+	cr_assert_eq(pagemap_resize(&pm, 1ull << 30), 0);
+	cr_assert_geq(pm.height, 4);
+	for (uint64_t i = 0; i < 10; i++)
+		cr_assert_eq(pagemap_get(&pm, i), i + 1);
+	cr_assert_eq(pagemap_set(&pm, (1ull << 30) - 1, 99), 0);
+	cr_assert_eq(pagemap_get(&pm, (1ull << 30) - 1), 99);
+	uint64_t idx, w;
+
+	cr_assert(pagemap_next(&pm, 10, &idx, &w));
+	cr_assert_eq(idx, (1ull << 30) - 1);
+	cr_assert_eq(pagemap_set(&pm, (1ull << 30) - 1, 0), 0);
+	cr_assert_eq(pagemap_resize(&pm, 10), 0, "shrinking keeps the height");
+	for (uint64_t i = 0; i < 10; i++)
+		cr_assert_eq(pagemap_get(&pm, i), i + 1);
+	/* an empty table grows without nodes */
+	struct vm_pagemap e;
+
+	pagemap_init(&e, pool, 1);
+	cr_assert_eq(pagemap_resize(&e, 1ull << 20), 0);
+	cr_assert_eq(e.nodes, 0);
+	cr_assert_eq(pagemap_set(&e, 12345, 1), 0);
+	cr_assert_eq(pagemap_get(&e, 12345), 1);
+	pagemap_fini(&e);
+	pagemap_fini(&pm);
+	cr_assert_eq(ram_pool_close(pool), 0);
+}

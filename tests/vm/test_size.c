@@ -1,0 +1,692 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tests/vm/test_size.c - files that grow and shrink: rp_fileh_size, rp_fileh_resize,
+ * mappings with room to grow, pages known to be zero created without a read, the size
+ * written out with the pages and reverted by rp_discard. Both fault modes (meson runs
+ * the suite again with fault_mode=sigbus).
+ */
+#include "ringpager.h"
+#include "common/testutil.h"
+#include "vm/testing.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PG 4096ull
+
+struct fx {
+	rp_engine *eng;
+	char *path;
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+	char *a;
+	uint64_t seed;
+};
+
+static rp_engine *engine(uint64_t ram)
+{
+	rp_config cfg;
+	rp_engine *eng;
+
+	tu_config_init(&cfg);
+	cfg.ram_size = ram;
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	return eng;
+}
+
+/* A scratch file of `size` bytes (tu_fill(seed)), its store and handle, and a writable
+ * mapping of `map` bytes from offset 0 (room to grow past the file). */
+static void fx_open(struct fx *f, const char *name, uint64_t size, uint64_t map, uint64_t seed)
+{
+	memset(f, 0, sizeof(*f));
+	f->seed = seed;
+	f->eng = engine(64ull << 20);
+	f->path = tu_scratch_file(name, size, seed);
+	cr_assert_eq(rp_store_open(f->eng, f->path, O_RDWR, &f->st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_size(f->fh), size);
+	cr_assert_eq(rp_map(f->fh, 0, map, PROT_READ | PROT_WRITE, &f->m), 0, "%s", rp_errmsg());
+	f->a = rp_mapping_addr(f->m);
+}
+
+static void fx_close(struct fx *f)
+{
+	cr_assert_eq(rp_unmap(f->m), 0);
+	cr_assert_eq(rp_fileh_close(f->fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_close(f->st), 0);
+	rp_engine_close(f->eng);
+	tu_unlink(f->path);
+}
+
+static uint64_t file_size(const char *path)
+{
+	struct stat sb;
+
+	cr_assert_eq(stat(path, &sb), 0);
+	return (uint64_t)sb.st_size;
+}
+
+static void expect_zero(const char *p, size_t len, const char *what)
+{
+	for (size_t i = 0; i < len; i++)
+		cr_assert_eq(p[i], 0, "%s: byte %zu is %d, not 0", what, i, p[i]);
+}
+
+/* Fills [off, off + len) of the mapping with tu_fill(seed, off). */
+static void put(struct fx *f, uint64_t off, size_t len, uint64_t seed)
+{
+	tu_fill(f->a + off, len, seed, off);
+}
+
+/* Reads the file as the kernel has it. */
+static char *file_bytes(const char *path, uint64_t *size)
+{
+	*size = file_size(path);
+	char *b = malloc(*size ? *size : 1);
+	int fd = open(path, O_RDONLY);
+
+	cr_assert(b && fd >= 0);
+	cr_assert_eq(pread(fd, b, *size, 0), (ssize_t)*size);
+	close(fd);
+	return b;
+}
+
+/* Grow, write the new pages (no read of them: they are known to be zero), write out,
+ * and find the file that size holding the old bytes, the new ones and zeros between. */
+Test(size, grow_write_writeout_reads_back)
+{
+	struct fx f;
+	const uint64_t old = 10 * PG + 100, grown = 40 * PG + 7;
+
+	fx_open(&f, "size_grow", old, 64 * PG, 11);
+	tu_expect_fill(f.a, 2 * PG, 11, 0); /* loads of the file's own pages */
+	cr_assert_eq(rp_fileh_resize(f.fh, grown), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_size(f.fh), grown);
+	cr_assert_eq(rp_store_size(f.st), old, "the store changes at writeout only");
+
+	const struct rp_stats s0 = tu_stats(f.eng);
+
+	put(&f, 12 * PG, 28 * PG + 7, 99);
+	const struct rp_stats s1 = tu_stats(f.eng);
+
+	cr_assert_eq(s1.loads, s0.loads, "appended pages were read (%llu loads)",
+	             (unsigned long long)(s1.loads - s0.loads));
+	cr_assert_eq(s1.pages_loaded, s0.pages_loaded);
+	/* The old last page: its bytes past the old size are zeros, not the file's slack. */
+	expect_zero(f.a + old, 11 * PG - old, "the old last page's tail");
+	cr_assert_eq(file_size(f.path), old, "nothing reached the file before writeout");
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC),
+	             0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_size(f.st), grown);
+
+	uint64_t n;
+	char *b = file_bytes(f.path, &n);
+
+	cr_assert_eq(n, grown);
+	tu_expect_fill(b, old, 11, 0);
+	expect_zero(b + old, 12 * PG - old, "between the old end and the new pages");
+	tu_expect_fill(b + 12 * PG, grown - 12 * PG, 99, 12 * PG);
+	free(b);
+	fx_close(&f);
+}
+
+/* Shrink, then discard: the size and every byte come back. Past the new end a touch is
+ * SIGBUS; the cut page's tail reads zeros meanwhile. */
+Test(size, shrink_then_discard_restores)
+{
+	struct fx f;
+	const uint64_t size = 32 * PG, cut = 10 * PG + 512;
+
+	fx_open(&f, "size_discard", size, size, 12);
+	put(&f, 3 * PG, PG, 77); /* a dirty page below the cut */
+	put(&f, 20 * PG, PG, 78); /* and one past it */
+	tu_expect_fill(f.a + 10 * PG, PG, 12, 10 * PG);
+	cr_assert_eq(rp_fileh_resize(f.fh, cut), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_size(f.fh), cut);
+	tu_expect_fill(f.a + 10 * PG, 512, 12, 10 * PG);
+	expect_zero(f.a + cut, 11 * PG - cut, "the cut page's tail");
+	cr_assert(tu_touch_gets_sigbus(f.a + 11 * PG), "a touch past the end");
+	cr_assert(tu_touch_gets_sigbus(f.a + 20 * PG), "a touch of a dropped dirty page");
+
+	uint64_t dirty;
+
+	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0);
+	cr_assert_geq(dirty, 1, "the dirty page below the cut stays");
+	cr_assert_eq(rp_discard(f.fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_size(f.fh), size);
+	tu_expect_fill(f.a, size, 12, 0);
+	cr_assert_eq(file_size(f.path), size);
+	fx_close(&f);
+}
+
+/* Shrink and write out: the file is cut. Grow again: the regrown pages read zeros, not
+ * the bytes the file had there before, in memory and in the file after writeout. */
+Test(size, shrink_writeout_regrow_reads_zeros)
+{
+	struct fx f;
+
+	fx_open(&f, "size_regrow", 16 * PG, 32 * PG, 13);
+	tu_expect_fill(f.a, 16 * PG, 13, 0);
+	cr_assert_eq(rp_fileh_resize(f.fh, 5 * PG + 9), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_SYNC), 0, "%s", rp_errmsg());
+	cr_assert_eq(file_size(f.path), 5 * PG + 9);
+	cr_assert_eq(rp_fileh_resize(f.fh, 20 * PG), 0, "%s", rp_errmsg());
+	tu_expect_fill(f.a, 5 * PG + 9, 13, 0);
+	expect_zero(f.a + 5 * PG + 9, 15 * PG - 9, "regrown");
+	/* shrink below the disk's size and grow again without a writeout between */
+	cr_assert_eq(rp_fileh_resize(f.fh, 2 * PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_resize(f.fh, 8 * PG), 0, "%s", rp_errmsg());
+	expect_zero(f.a + 2 * PG, 6 * PG, "regrown past a cut not written out");
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC),
+	             0, "%s", rp_errmsg());
+
+	uint64_t n;
+	char *b = file_bytes(f.path, &n);
+
+	cr_assert_eq(n, 8 * PG);
+	tu_expect_fill(b, 2 * PG, 13, 0);
+	expect_zero(b + 2 * PG, 6 * PG, "the file past the cut");
+	free(b);
+	fx_close(&f);
+}
+
+/* A mapping past the end: SIGBUS at the exact address, and after growing the same
+ * address is the new page's. An empty file's handle works the same. */
+Test(size, touch_past_end_then_grow_serves)
+{
+	struct fx f;
+
+	fx_open(&f, "size_room", 8 * PG, 16 * PG, 14);
+	cr_assert(tu_touch_gets_sigbus(f.a + 8 * PG + 40), "a touch past the end");
+	cr_assert(tu_touch_gets_sigbus(f.a + 15 * PG), "the mapping's last page");
+	cr_assert_eq(rp_fileh_resize(f.fh, 16 * PG), 0, "%s", rp_errmsg());
+	expect_zero(f.a + 8 * PG, 8 * PG, "grown");
+	f.a[8 * PG + 40] = 5;
+	cr_assert_eq(f.a[8 * PG + 40], 5);
+	tu_expect_fill(f.a, 8 * PG, 14, 0);
+	fx_close(&f);
+
+	fx_open(&f, "size_empty", 0, 4 * PG, 15);
+	cr_assert(tu_touch_gets_sigbus(f.a), "an empty handle's first page");
+	cr_assert_eq(rp_invalidate(f.fh, 0, PG), -EINVAL);
+	cr_assert_eq(rp_fileh_resize(f.fh, 3000), 0, "%s", rp_errmsg());
+	expect_zero(f.a, PG, "the first page of a grown empty file");
+	put(&f, 0, 3000, 5);
+	cr_assert(tu_touch_gets_sigbus(f.a + PG), "past the grown end");
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_SYNC), 0, "%s", rp_errmsg());
+
+	uint64_t n;
+	char *b = file_bytes(f.path, &n);
+
+	cr_assert_eq(n, 3000);
+	tu_expect_fill(b, 3000, 5, 0);
+	free(b);
+	fx_close(&f);
+}
+
+/* Readahead reads nothing past the handle's end, nor past the store's end after growing:
+ * a scan loads the file's pages once, and the grown ones not at all. */
+Test(size, readahead_stops_at_the_end)
+{
+	struct fx f;
+	const uint64_t pages = 600;
+
+	fx_open(&f, "size_ra", pages * PG, 2048 * PG, 16);
+	cr_assert_eq(rp_advise(f.m, 0, 2048 * PG, RP_ADVICE_SEQUENTIAL), 0, "%s", rp_errmsg());
+	for (uint64_t p = 0; p < pages; p++)
+		(void)*(volatile char *)(f.a + p * PG + 7);
+	tu_expect_fill(f.a, pages * PG, 16, 0);
+
+	struct rp_stats s = tu_stats(f.eng);
+
+	cr_assert_eq(s.pages_loaded, pages, "%llu pages loaded for a %llu-page file",
+	             (unsigned long long)s.pages_loaded, (unsigned long long)pages);
+	cr_assert_eq(rp_fileh_resize(f.fh, 1500 * PG), 0, "%s", rp_errmsg());
+	for (uint64_t p = pages; p < 1500; p++)
+		cr_assert_eq(f.a[p * PG + 9], 0);
+	s = tu_stats(f.eng);
+	cr_assert_eq(s.pages_loaded, pages, "the grown pages were read");
+	fx_close(&f);
+}
+
+/* What cannot change size says so, and a pinned page keeps the handle from shrinking
+ * past it. */
+Test(size, refusals)
+{
+	struct fx f;
+
+	fx_open(&f, "size_refuse", 8 * PG, 8 * PG, 17);
+	cr_assert_eq(rp_pin(f.m, 6 * PG, PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_resize(f.fh, 4 * PG), -EBUSY);
+	cr_assert(strstr(rp_errmsg(), "pinned"), "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_size(f.fh), 8 * PG, "nothing done");
+	cr_assert_eq(rp_unpin(f.m, 6 * PG, PG), 0);
+	cr_assert_eq(rp_fileh_resize(f.fh, 1ull << 51), -EINVAL);
+	cr_assert_eq(rp_fileh_resize(NULL, 0), -EINVAL);
+	cr_assert_eq(rp_pin(f.m, 0, 8 * PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_unpin(f.m, 0, 8 * PG), 0);
+	cr_assert_eq(rp_fileh_resize(f.fh, 4 * PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_pin(f.m, 0, 8 * PG), -EINVAL, "a pin past the end");
+	cr_assert(strstr(rp_errmsg(), "end"), "%s", rp_errmsg());
+	fx_close(&f);
+
+	rp_store *st;
+	rp_fileh *fh;
+	rp_engine *eng = engine(16ull << 20);
+	char *path = tu_scratch_file("size_ro", 4 * PG, 1);
+
+	cr_assert_eq(rp_store_open(eng, path, O_RDONLY, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0);
+	cr_assert_eq(rp_fileh_resize(fh, PG), -EBADF);
+	cr_assert(strstr(rp_errmsg(), "O_RDONLY"), "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_close(fh), 0);
+	cr_assert_eq(rp_store_close(st), 0);
+	rp_engine_close(eng);
+	tu_unlink(path);
+}
+
+/* A raw block device cannot change size: -EINVAL naming the device. */
+Test(size, block_device_refuses)
+{
+	char dev[64], *path;
+	int loopfd = tu_loop_scratch("size_loop", 64 * PG, 3, 4096, &path, dev, sizeof(dev));
+	rp_engine *eng = engine(16ull << 20);
+	rp_store *st;
+	rp_fileh *fh;
+
+	cr_assert_eq(rp_store_open(eng, dev, O_RDWR, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0);
+	cr_assert_eq(rp_fileh_resize(fh, 128 * PG), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), dev), "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_size(fh), 64 * PG);
+	cr_assert_eq(rp_fileh_close(fh), 0);
+	cr_assert_eq(rp_store_close(st), 0);
+	rp_engine_close(eng);
+	cr_assert(tu_loop_detach(loopfd, dev));
+	tu_unlink(path);
+}
+
+/* A custom store: without a resize callback a handle cannot change size; with one, the
+ * writeout calls it with the handle's size (after cutting what a shrink dropped). */
+struct mem {
+	char *b;
+	uint64_t size, cap;
+	uint64_t resizes[8];
+	unsigned nresizes;
+};
+
+static int mem_load(void *ctx, uint64_t off, void *buf, size_t len, rp_load_token *tok)
+{
+	struct mem *m = ctx;
+
+	(void)tok;
+	memset(buf, 0, len);
+	if (off < m->size)
+		memcpy(buf, m->b + off, m->size - off < len ? m->size - off : len);
+	return 0;
+}
+
+static int mem_store(void *ctx, uint64_t off, const void *buf, size_t len, rp_store_token *tok)
+{
+	struct mem *m = ctx;
+
+	(void)tok;
+	if (off + len > m->cap)
+		return -ENOSPC;
+	if (off > m->size) /* a write past the end grows the store over zeros, as a file's */
+		memset(m->b + m->size, 0, off - m->size);
+	memcpy(m->b + off, buf, len);
+	if (off + len > m->size)
+		m->size = off + len;
+	return 0;
+}
+
+static int mem_resize(void *ctx, uint64_t size)
+{
+	struct mem *m = ctx;
+
+	if (size > m->cap)
+		return -ENOSPC;
+	if (size > m->size)
+		memset(m->b + m->size, 0, size - m->size);
+	m->size = size;
+	if (m->nresizes < 8)
+		m->resizes[m->nresizes++] = size;
+	return 0;
+}
+
+Test(size, custom_store_resize_callback)
+{
+	struct mem mem = {.cap = 64 * PG, .size = 8 * PG};
+	rp_store_ops ops = {.load = mem_load, .store = mem_store};
+	rp_engine *eng = engine(16ull << 20);
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+
+	mem.b = calloc(1, mem.cap);
+	tu_fill(mem.b, mem.size, 21, 0);
+	cr_assert_eq(rp_store_create(eng, &ops, &mem, mem.size, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0);
+	cr_assert_eq(rp_fileh_resize(fh, 4 * PG), -EOPNOTSUPP);
+	cr_assert(strstr(rp_errmsg(), "resize"), "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_close(fh), 0);
+	cr_assert_eq(rp_store_close(st), 0);
+
+	ops.resize = mem_resize;
+	cr_assert_eq(rp_store_create(eng, &ops, &mem, mem.size, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0);
+	cr_assert_eq(rp_map(fh, 0, 32 * PG, PROT_READ | PROT_WRITE, &m), 0, "%s", rp_errmsg());
+	char *a = rp_mapping_addr(m);
+
+	cr_assert_eq(rp_fileh_resize(fh, 2 * PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_resize(fh, 20 * PG), 0, "%s", rp_errmsg());
+	tu_fill(a + 10 * PG, PG, 22, 10 * PG);
+	cr_assert_eq(rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0, "%s",
+	             rp_errmsg());
+	cr_assert_eq(mem.nresizes, 2, "%u calls", mem.nresizes);
+	cr_assert_eq(mem.resizes[0], 2 * PG, "the cut first");
+	cr_assert_eq(mem.resizes[1], 20 * PG, "then the size");
+	cr_assert_eq(rp_store_size(st), 20 * PG);
+	tu_expect_fill(mem.b, 2 * PG, 21, 0);
+	expect_zero(mem.b + 2 * PG, 8 * PG, "the store past the cut");
+	tu_expect_fill(mem.b + 10 * PG, PG, 22, 10 * PG);
+	cr_assert_eq(rp_unmap(m), 0);
+	cr_assert_eq(rp_fileh_close(fh), 0);
+	cr_assert_eq(rp_store_close(st), 0);
+	rp_engine_close(eng);
+	free(mem.b);
+}
+
+/* Nothing reaches the file before a writeout: closing without one leaves it as it was. */
+Test(size, no_writeout_leaves_the_file)
+{
+	struct fx f;
+
+	fx_open(&f, "size_nowo", 6 * PG + 33, 64 * PG, 18);
+	cr_assert_eq(rp_fileh_resize(f.fh, 50 * PG), 0, "%s", rp_errmsg());
+	put(&f, 0, 50 * PG, 4);
+	cr_assert_eq(rp_fileh_resize(f.fh, PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_unmap(f.m), 0);
+	cr_assert_eq(rp_fileh_close(f.fh), 0);
+	cr_assert_eq(rp_store_close(f.st), 0);
+	rp_engine_close(f.eng);
+
+	uint64_t n;
+	char *b = file_bytes(f.path, &n);
+
+	cr_assert_eq(n, 6 * PG + 33);
+	tu_expect_fill(b, n, 18, 0);
+	free(b);
+	tu_unlink(f.path);
+}
+
+/* ---------------------------------------------------------------- rp_read, rp_write */
+
+/* Reads and writes at random offsets and lengths, against a model of the file: what is
+ * read is what the file holds or what was written, the counts are short at the end,
+ * and after a writeout the file holds the writes. */
+Test(rw, read_write_against_a_model)
+{
+	struct fx f;
+	const uint64_t size = 300 * PG + 1234;
+	uint64_t rng = 42, n;
+	char *model = malloc(size), *buf = malloc(64 * PG);
+
+	fx_open(&f, "rw_model", size, size, 31);
+	tu_fill(model, size, 31, 0);
+	for (int i = 0; i < 400; i++) {
+		const uint64_t off = tu_rand(&rng) % (size + 2 * PG);
+		const size_t len = 1 + tu_rand(&rng) % (i % 10 == 0 ? 64 * PG : 3 * PG);
+		const size_t want = off >= size ? 0 : (len < size - off ? len : size - off);
+
+		if (tu_rand(&rng) % 3 == 0) {
+			tu_fill(buf, len, 1000 + (uint64_t)i, 0);
+			cr_assert_eq(rp_write(f.fh, off, buf, len), (ssize_t)want, "write %d: %s", i,
+			             rp_errmsg());
+			if (want)
+				memcpy(model + off, buf, want);
+		} else {
+			cr_assert_eq(rp_read(f.fh, off, buf, len), (ssize_t)want, "read %d: %s", i,
+			             rp_errmsg());
+			cr_assert_eq(memcmp(buf, model + off, want), 0, "read %d at %llu", i,
+			             (unsigned long long)off);
+		}
+	}
+	/* the mapping sees the writes, and the writes are dirty pages */
+	cr_assert_eq(memcmp(f.a, model, size), 0);
+	uint64_t dirty;
+
+	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0);
+	cr_assert_gt(dirty, 0);
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC),
+	             0, "%s", rp_errmsg());
+	char *b = file_bytes(f.path, &n);
+
+	cr_assert_eq(n, size);
+	cr_assert_eq(memcmp(b, model, size), 0, "the file holds the writes");
+	free(b);
+	/* bad arguments */
+	cr_assert_eq(rp_read(NULL, 0, buf, 1), -EINVAL);
+	cr_assert_eq(rp_read(f.fh, 0, NULL, 1), -EINVAL);
+	cr_assert_eq(rp_read(f.fh, 0, buf, 0), 0);
+	free(buf);
+	free(model);
+	fx_close(&f);
+}
+
+/* A failed load reaches rp_read and rp_write as -EIO, never as a signal. */
+Test(rw, load_error_is_a_return_value)
+{
+	struct fx f;
+	char buf[3 * 4096];
+
+	fx_open(&f, "rw_eio", 64 * PG, 64 * PG, 32);
+	struct rpio_fault fault = {
+	    .ops = 1u << IO_OP_READ, .off_lo = 8 * PG, .off_hi = 12 * PG, .err = EIO};
+
+	rpio_dev_inject(vm_test_dev(f.st), &fault);
+	cr_assert_eq(rp_read(f.fh, 9 * PG + 5, buf, 100), -EIO, "%s", rp_errmsg());
+	cr_assert_eq(rp_write(f.fh, 10 * PG + 5, buf, 100), -EIO, "%s", rp_errmsg());
+	/* a copy that reached good pages first is short; the next call gets the error */
+	cr_assert_eq(rp_read(f.fh, 2 * PG, buf, 2 * PG), (ssize_t)(2 * PG));
+	cr_assert_eq(rp_read(f.fh, 20 * PG, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	tu_expect_fill(buf, sizeof(buf), 32, 20 * PG);
+	rpio_dev_inject(vm_test_dev(f.st), NULL);
+	cr_assert_eq(rp_invalidate(f.fh, 8 * PG, 4 * PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_read(f.fh, 9 * PG, buf, PG), (ssize_t)PG, "%s", rp_errmsg());
+	tu_expect_fill(buf, PG, 32, 9 * PG);
+	fx_close(&f);
+}
+
+/* A pool that cannot make room (every page dirty, dirty_policy=keep) reaches rp_write and
+ * rp_read as -ENOMEM after reclaim_wait, never as a signal. */
+Test(rw, full_pool_is_a_return_value)
+{
+	rp_config cfg;
+	rp_engine *eng;
+	rp_store *st;
+	rp_fileh *fh;
+	char *path = tu_scratch_file("rw_full", 256 * PG, 33), buf[4096];
+
+	tu_config_init(&cfg);
+	cfg.ram_size = 64 * PG;
+	cr_assert_eq(rp_config_set(&cfg, "dirty_policy", "keep"), 0);
+	cr_assert_eq(rp_config_set(&cfg, "reclaim_wait", "50"), 0);
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0);
+	memset(buf, 7, sizeof(buf));
+	uint64_t p = 0;
+	ssize_t r = 0;
+
+	for (; p < 256 && (r = rp_write(fh, p * PG, buf, PG)) == (ssize_t)PG; p++)
+		;
+	cr_assert_eq(r, -ENOMEM, "write of page %llu: %zd (%s)", (unsigned long long)p, r,
+	             rp_errmsg());
+	cr_assert_leq(p, 64, "no more dirty pages than the pool holds");
+	cr_assert_eq(rp_read(fh, 200 * PG, buf, 10), -ENOMEM, "%s", rp_errmsg());
+	/* written out and clean, the pages make room again */
+	cr_assert_eq(rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0, "%s",
+	             rp_errmsg());
+	cr_assert_eq(rp_read(fh, 200 * PG, buf, 10), 10, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_close(fh), 0);
+	cr_assert_eq(rp_store_close(st), 0);
+	rp_engine_close(eng);
+	tu_unlink(path);
+}
+
+/* ---------------------------------------------------------------- the caller's descriptor */
+
+static unsigned open_fds(void)
+{
+	unsigned n = 0;
+	char p[64];
+
+	for (int fd = 0; fd < 4096; fd++) {
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		n += access(p, F_OK) == 0;
+	}
+	return n;
+}
+
+/* Whether another process sees a write lock on byte 0 of path (a child asks F_GETLK). */
+static bool locked_elsewhere(const char *path)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int fd = open(path, O_RDWR);
+		struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+
+		_exit(fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type == F_WRLCK ? 0 : 1);
+	}
+	int status;
+
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+Test(fd, store_over_the_callers_descriptor_keeps_its_locks)
+{
+	rp_engine *eng = engine(16ull << 20);
+	char *path = tu_scratch_file("fd_lock", 16 * PG, 41), buf[100];
+	int fd = open(path, O_RDWR);
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100};
+	rp_store *st;
+	rp_fileh *fh;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fcntl(fd, F_SETLK, &fl), 0);
+	cr_assert(locked_elsewhere(path));
+	for (int round = 0; round < 3; round++) {
+		cr_assert_eq(rp_store_open_fd(eng, fd, O_RDWR, &st), 0, "%s", rp_errmsg());
+		cr_assert_eq(rp_store_size(st), 16 * PG);
+		cr_assert_eq(rp_fileh_open(st, &fh), 0);
+		cr_assert_eq(rp_read(fh, 5 * PG + 3, buf, sizeof(buf)), (ssize_t)sizeof(buf), "%s",
+		             rp_errmsg());
+		tu_expect_fill(buf, sizeof(buf), 41, 5 * PG + 3);
+		cr_assert_eq(rp_write(fh, 0, "abc", 3), 3, "%s", rp_errmsg());
+		cr_assert_eq(rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_SYNC), 0, "%s",
+		             rp_errmsg());
+		cr_assert_eq(rp_fileh_close(fh), 0);
+		const unsigned before = open_fds();
+
+		cr_assert_eq(rp_store_close(st), 0);
+		cr_assert_eq(open_fds(), before, "round %d: a descriptor of the file was closed",
+		             round);
+		cr_assert(locked_elsewhere(path), "round %d: the lock went with the store", round);
+		cr_assert_geq(fcntl(fd, F_GETFD), 0, "the caller's descriptor is open");
+	}
+	char head[3];
+
+	cr_assert_eq(pread(fd, head, 3, 0), 3);
+	cr_assert_eq(memcmp(head, "abc", 3), 0, "the writeout reached the file");
+	/* a descriptor with O_DIRECT is used as it is, and left open */
+	int dfd = open(path, O_RDONLY | O_DIRECT);
+
+	cr_assert_geq(dfd, 0);
+	const unsigned n0 = open_fds();
+
+	cr_assert_eq(rp_store_open_fd(eng, dfd, O_RDONLY, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(open_fds(), n0, "no descriptor of its own");
+	cr_assert_eq(rp_store_close(st), 0);
+	cr_assert_geq(fcntl(dfd, F_GETFD), 0);
+	cr_assert_eq(rp_store_open_fd(eng, dfd, O_RDWR, &st), -EBADF, "not open for writing");
+	close(dfd);
+	/* bad descriptors */
+	int p[2];
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(rp_store_open_fd(eng, p[0], O_RDONLY, &st), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "FIFO"), "%s", rp_errmsg());
+	cr_assert_eq(rp_store_open_fd(eng, -1, O_RDONLY, &st), -EBADF);
+	close(p[0]);
+	close(p[1]);
+	cr_assert_eq(rp_store_open_fd(eng, p[0], O_RDONLY, &st), -EBADF);
+	/* rp_engine_close closes the descriptors it kept: the locks go, as documented */
+	rp_engine_close(eng);
+	cr_assert(!locked_elsewhere(path), "the engine's close closed the kept descriptor");
+	cr_assert_geq(fcntl(fd, F_GETFD), 0, "and never the caller's");
+	close(fd);
+	tu_unlink(path);
+}
+
+/* ---------------------------------------------------------------- invalidatev, stats */
+
+Test(fd, invalidatev_and_handle_stats)
+{
+	struct fx f;
+	struct rp_fileh_stats s;
+	char buf[8];
+
+	fx_open(&f, "fd_inval", 64 * PG, 64 * PG, 42);
+	tu_expect_fill(f.a, 64 * PG, 42, 0);
+	cr_assert_eq(rp_fileh_stats(f.fh, &s), 0);
+	cr_assert_eq(s.size, 64 * PG);
+	cr_assert_eq(s.pages_loaded, 64, "%llu", (unsigned long long)s.pages_loaded);
+	cr_assert_geq(s.loads, 1);
+	cr_assert_eq(s.resident_pages, 64);
+	put(&f, 3 * PG, 10, 1);
+	put(&f, 40 * PG, 10, 2);
+	cr_assert_eq(rp_fileh_stats(f.fh, &s), 0);
+	cr_assert_eq(s.dirty_pages, 2);
+
+	const rp_range r[2] = {{0, 8 * PG}, {32 * PG, 16 * PG}};
+
+	cr_assert_eq(rp_pin(f.m, 44 * PG, PG), 0);
+	cr_assert_eq(rp_invalidatev(f.fh, r, 2), -EBUSY);
+	cr_assert_eq(rp_fileh_stats(f.fh, &s), 0);
+	cr_assert_eq(s.dirty_pages, 2, "nothing done");
+	cr_assert_eq(rp_unpin(f.m, 44 * PG, PG), 0);
+	cr_assert_eq(rp_invalidatev(f.fh, r, 2), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_stats(f.fh, &s), 0);
+	cr_assert_eq(s.dirty_pages, 0);
+	cr_assert_eq(s.resident_pages, 64 - 24);
+	tu_expect_fill(f.a + 3 * PG, PG, 42, 3 * PG);
+	tu_expect_fill(f.a + 40 * PG, PG, 42, 40 * PG);
+	const rp_range bad = {60 * PG, 8 * PG};
+
+	cr_assert_eq(rp_invalidatev(f.fh, &bad, 1), -EINVAL);
+	cr_assert_eq(rp_invalidatev(f.fh, NULL, 0), -EINVAL);
+	/* written and evicted pages */
+	cr_assert_eq(rp_write(f.fh, 0, "x", 1), 1);
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0);
+	cr_assert_eq(rp_advise(f.m, 48 * PG, 16 * PG, RP_ADVICE_DONTNEED), 0);
+	cr_assert_eq(rp_fileh_stats(f.fh, &s), 0);
+	cr_assert_eq(s.pages_written, 1);
+	cr_assert_eq(s.writeouts, 1);
+	cr_assert_eq(s.pages_evicted, 16);
+	cr_assert_eq(rp_read(f.fh, 50 * PG, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	cr_assert_eq(rp_fileh_stats(NULL, &s), -EINVAL);
+	fx_close(&f);
+}
