@@ -362,6 +362,51 @@ static int check_writeout(const char *fn, struct rp_fileh *fh, int flags)
 	return flags & RP_WRITEOUT_STORE ? vm_fileh_writable(fh, fn) : 0;
 }
 
+/* rp_writeoutv's arguments: each handle as check_writeout's, one engine, no handle twice;
+ * ORDERED only with SYNC. */
+static int check_writeoutv(const char *fn, rp_fileh *const *fhs, size_t n, int flags)
+{
+	int err;
+
+	if (!fhs || n == 0)
+		return vm_errf(-EINVAL, "%s: no handles", fn);
+	if ((flags & RP_WRITEOUT_ORDERED) && !(flags & RP_WRITEOUT_SYNC))
+		return vm_errf(-EINVAL, "%s: RP_WRITEOUT_ORDERED needs RP_WRITEOUT_SYNC (an order of "
+		                        "durability)",
+		               fn);
+	for (size_t i = 0; i < n; i++) {
+		if ((err = check_writeout(fn, fhs[i], flags & ~RP_WRITEOUT_ORDERED)))
+			return err;
+		if (vm_fileh_vm(fhs[i]) != vm_fileh_vm(fhs[0]))
+			return vm_errf(-EINVAL, "%s: handle %zu is another engine's", fn, i);
+		for (size_t k = 0; k < i; k++)
+			if (fhs[k] == fhs[i])
+				return vm_errf(-EINVAL, "%s: handles %zu and %zu are the same", fn, k, i);
+	}
+	return 0;
+}
+
+int rp_writeoutv(rp_fileh *const *fhs, size_t n, int flags)
+{
+	int err;
+
+	if ((err = check_writeoutv("rp_writeoutv", fhs, n, flags)) ||
+	    (err = no_service_thread("rp_writeoutv")))
+		return err;
+	return vm_writeoutv_wait(fhs, n, flags);
+}
+
+int rp_writeoutv_async(rp_fileh *const *fhs, size_t n, int flags, rp_done_fn done, void *arg)
+{
+	int err;
+
+	if ((err = check_writeoutv("rp_writeoutv_async", fhs, n, flags)))
+		return err;
+	if (!done)
+		return vm_errf(-EINVAL, "rp_writeoutv_async: done is NULL");
+	return vm_writeoutv(fhs, n, flags, done, arg, NULL, 0);
+}
+
 int rp_writeout(rp_fileh *fh, int flags)
 {
 	int err;

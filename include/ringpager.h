@@ -428,6 +428,7 @@ RP_API ssize_t rp_write(rp_fileh *fh, uint64_t off, const void *buf, size_t len)
 #define RP_WRITEOUT_STORE      1
 #define RP_WRITEOUT_MARKSTORED 2
 #define RP_WRITEOUT_SYNC       4
+#define RP_WRITEOUT_ORDERED    8 /* rp_writeoutv: each handle durable before the next */
 
 /* Called once when an asynchronous writeout ends: result is 0 or a negative errno. */
 typedef void (*rp_done_fn)(void *arg, int result);
@@ -446,6 +447,20 @@ RP_API int rp_writeout(rp_fileh *fh, int flags);
  * called there. It may call rp_writeout_async (queued after this one), rp_stats,
  * rp_fileh_dirty, or hand the result to the application's own threads. */
 RP_API int rp_writeout_async(rp_fileh *fh, int flags, rp_done_fn done, void *arg);
+/* A writeout of n handles of one engine as one (flags as rp_writeout's): every handle's
+ * dirty pages are written, then, with SYNC, each store among them is synced once
+ * (one fdatasync for two handles of one file). With RP_WRITEOUT_ORDERED (needs SYNC),
+ * the handles are written in the order given, each durable before the next one's first
+ * write starts (a journal before the file it protects); a failure stops there, and the
+ * later handles are not written. Pages become clean (MARKSTORED) as in rp_writeout, only
+ * when their writes succeeded; with SYNC a failed sync keeps every page of the handles
+ * synced together (all of them, or the one ORDERED handle) dirty. Returns 0 or the
+ * first error;
+ * -EINVAL also for a handle given twice or of another engine. */
+RP_API int rp_writeoutv(rp_fileh *const *fhs, size_t n, int flags);
+/* rp_writeoutv, asynchronous as rp_writeout_async: done(arg, result) once, at the end. */
+RP_API int rp_writeoutv_async(rp_fileh *const *fhs, size_t n, int flags, rp_done_fn done,
+                              void *arg);
 /* Drops every dirty page's modifications: the next touch loads the page from the store
  * again. The handle's size goes back to the store's (rp_fileh_resize), and the pages its
  * changes of size touched are read again too. Waits for the handle's writeouts in

@@ -446,3 +446,8 @@ void vm_fileh_stats(struct rp_fileh *fh, struct rp_fileh_stats *out)
 	out->pages_evicted = atomic_load(&fh->n_evicted);
 	out->writeouts = atomic_load(&fh->n_writeouts);
 }
+
+struct vm *vm_fileh_vm(const struct rp_fileh *fh)
+{
+	return fh->vm;
+}

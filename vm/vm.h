@@ -69,6 +69,8 @@ void vm_fileh_extent(const struct rp_fileh *fh, struct vm_extent *out);
 /* The handle's size, and rp_fileh_resize (the header says what it does). */
 uint64_t vm_fileh_size(struct rp_fileh *fh);
 int vm_fileh_resize(struct rp_fileh *fh, uint64_t size);
+/* The engine of a handle (to tell engines apart). */
+struct vm *vm_fileh_vm(const struct rp_fileh *fh);
 /* rp_fileh_stats. */
 void vm_fileh_stats(struct rp_fileh *fh, struct rp_fileh_stats *out);
 /* 0 when the handle's store takes writes; else -EBADF (opened O_RDONLY) or -EOPNOTSUPP
@@ -86,6 +88,12 @@ int vm_writeout(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char
                 size_t msglen);
 /* vm_writeout, then waits for its result. */
 int vm_writeout_wait(struct rp_fileh *fh, int flags);
+/* A writeout of n handles as one (vm/group.c; arguments checked by the caller): done
+ * as vm_writeout's. 0 or -ENOMEM (then done is not called). */
+int vm_writeoutv(struct rp_fileh *const *fhs, size_t n, int flags, rp_done_fn done,
+                 void *arg, char *msg, size_t msglen);
+/* vm_writeoutv, then waits for its result. */
+int vm_writeoutv_wait(struct rp_fileh *const *fhs, size_t n, int flags);
 
 /* ---------------------------------------------------------------- mappings (vm/fileh.c) */
 

@@ -44,7 +44,6 @@
 #include <unistd.h>
 
 static void wrun_done(struct vm_wrun *r, int err);
-static void wo_synced(struct vm_wo *wo, int err);
 static int wo_issue(struct vm_job *job, struct vm_service *s);
 
 static void wrun_job_complete(struct vm_job *job, int err)
@@ -55,7 +54,7 @@ static void wrun_job_complete(struct vm_job *job, int err)
 /* the writeout's own request is its fdatasync */
 static void wo_job_complete(struct vm_job *job, int err)
 {
-	wo_synced((struct vm_wo *)job, err);
+	vm_wo_synced((struct vm_wo *)job, err);
 }
 
 static const struct vm_job_ops wrun_ops = {NULL, wrun_job_complete};
@@ -180,12 +179,21 @@ static void wo_start(struct vm_wo *wo)
 	}
 	for (size_t i = 0; i < wo->nruns; i++)
 		fh_set_state(fh, wo->runs[i].first, wo->runs[i].n, PG_WRITING);
-	wo->phase = wo->nruns || wo->resize ? WO_WRITE : WO_FINISH;
+	/* A group's member with nothing to write still meets the others at the sync. */
+	wo->phase = wo->nruns || wo->resize || (wo->group && (wo->flags & RP_WRITEOUT_SYNC))
+	                ? WO_WRITE
+	                : WO_FINISH;
 	atomic_store(&wo->pending, 1); /* the issuer's reference, dropped after the last run */
 }
 
 int vm_writeout(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char *msg,
                 size_t msglen)
+{
+	return vm_writeout_in(fh, flags, done, arg, msg, msglen, NULL);
+}
+
+int vm_writeout_in(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char *msg,
+                   size_t msglen, struct vm_wo_group *group)
 {
 	struct vm *vm = fh->vm;
 	struct vm_wo *wo = calloc(1, sizeof(*wo));
@@ -200,6 +208,7 @@ int vm_writeout(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char
 	wo->flags = flags;
 	wo->done = done;
 	wo->arg = arg;
+	wo->group = group;
 	pthread_mutex_lock(&fh->lock);
 	if (fh->wo_active) {
 		if (fh->wo_pending_tail)
@@ -217,17 +226,9 @@ int vm_writeout(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char
 	return 0;
 }
 
-struct wo_waiter {
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	bool done;
-	int result;
-	char msg[256]; /* filled by wo_finish on failure */
-};
-
-static void waiter_done(void *arg, int result)
+void vm_wo_waiter_done(void *arg, int result)
 {
-	struct wo_waiter *w = arg;
+	struct vm_wo_waiter *w = arg;
 
 	pthread_mutex_lock(&w->lock);
 	w->result = result;
@@ -236,22 +237,25 @@ static void waiter_done(void *arg, int result)
 	pthread_mutex_unlock(&w->lock);
 }
 
+int vm_wo_waiter_wait(struct vm_wo_waiter *w, const char *fn)
+{
+	pthread_mutex_lock(&w->lock);
+	while (!w->done)
+		pthread_cond_wait(&w->cv, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cv);
+	if (w->result < 0)
+		return vm_errf(w->result, "%s: %s", fn, w->msg);
+	return 0;
+}
+
 int vm_writeout_wait(struct rp_fileh *fh, int flags)
 {
-	struct wo_waiter w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-	int err = vm_writeout(fh, flags, waiter_done, &w, w.msg, sizeof(w.msg));
+	struct vm_wo_waiter w = VM_WO_WAITER_INIT;
+	int err = vm_writeout(fh, flags, vm_wo_waiter_done, &w, w.msg, sizeof(w.msg));
 
-	if (err)
-		return err;
-	pthread_mutex_lock(&w.lock);
-	while (!w.done)
-		pthread_cond_wait(&w.cv, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	pthread_mutex_destroy(&w.lock);
-	pthread_cond_destroy(&w.cv);
-	if (w.result < 0)
-		return vm_errf(w.result, "rp_writeout: %s", w.msg);
-	return 0;
+	return err ? err : vm_wo_waiter_wait(&w, "rp_writeout");
 }
 
 /* ---------------------------------------------------------------- the phases */
@@ -301,7 +305,11 @@ static void wo_writes_done(struct vm_wo *wo)
 		if (end > size && ftruncate(st->dev->fd, (off_t)size) < 0)
 			wo_fail(wo, -errno);
 	}
-	wo->phase = (wo->flags & RP_WRITEOUT_SYNC) && !atomic_load(&wo->err) ? WO_SYNC : WO_FINISH;
+	/* A group's member goes to the group's sync even after a failure: the others wait
+	 * for it there (vm/group.c). */
+	wo->phase = (wo->flags & RP_WRITEOUT_SYNC) && (wo->group || !atomic_load(&wo->err))
+	                ? WO_SYNC
+	                : WO_FINISH;
 }
 
 static void wrun_done(struct vm_wrun *r, int err)
@@ -341,7 +349,7 @@ void rp_store_done(rp_store_token *tok, int err)
 
 static void wo_finish(struct vm_wo *wo);
 
-static void wo_synced(struct vm_wo *wo, int err)
+void vm_wo_synced(struct vm_wo *wo, int err)
 {
 	if (err < 0)
 		wo_fail(wo, err);
@@ -409,15 +417,19 @@ again:
 		}
 		return 0;
 	case WO_SYNC:
+		if (wo->group) { /* one sync per store for the whole group, then vm_wo_synced */
+			wo->group->arrive(wo->group, wo);
+			return 0;
+		}
 		if (st->dev) {
 			r = rpio_fdatasync(q, st->dev, &wo->job);
 			if (r == -EBUSY)
 				return r;
 			if (r < 0)
-				wo_synced(wo, r);
+				vm_wo_synced(wo, r);
 			return 0;
 		}
-		wo_synced(wo, st->ops->sync ? st->ops->sync(st->ctx) : 0);
+		vm_wo_synced(wo, st->ops->sync ? st->ops->sync(st->ctx) : 0);
 		return 0;
 	case WO_FINISH:
 		wo_finish(wo);

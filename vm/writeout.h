@@ -44,6 +44,14 @@ struct vm_wo {
 	 * handle shrank away; UINT64_MAX: nothing), made `size` after them. */
 	bool resize;
 	uint64_t cut, size;
+	struct vm_wo_group *group; /* a member of a group writeout (vm/group.c), or NULL */
+};
+
+/* A group writeout as its members see it: with SYNC, a member whose writes are done
+ * calls arrive instead of syncing its store; the group syncs each store once and then
+ * calls vm_wo_synced on every member. */
+struct vm_wo_group {
+	void (*arrive)(struct vm_wo_group *g, struct vm_wo *wo);
 };
 
 /* Internal writeout flag (beside RP_WRITEOUT_*): only DIRTY pages whose reference bit is
@@ -52,6 +60,24 @@ struct vm_wo {
 /* Starts a writeout of fh (flags checked by the caller); done(arg, result) runs on a
  * service thread when it ends, after a failure is told in msg (when not NULL). Returns
  * 0, or -ENOMEM (then done is not called). */
+/* Waiting for a writeout's done: pass vm_wo_waiter_done and the struct (its msg as the
+ * writeout's), then vm_wo_waiter_wait returns the result, the message set (fn: ...). */
+struct vm_wo_waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool done;
+	int result;
+	char msg[256];
+};
+#define VM_WO_WAITER_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, ""}
+void vm_wo_waiter_done(void *arg, int result);
+int vm_wo_waiter_wait(struct vm_wo_waiter *w, const char *fn);
+/* vm_writeout as a member of group g (NULL: none). */
+int vm_writeout_in(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char *msg,
+                   size_t msglen, struct vm_wo_group *group);
+/* The sync a writeout waited for at WO_SYNC ended with err: it finishes (on the calling
+ * service thread). */
+void vm_wo_synced(struct vm_wo *wo, int err);
 /* Waits until no writeout of fh runs or waits. fh->lock held (dropped while waiting). */
 void vm_wo_wait_idle(struct rp_fileh *fh);
 

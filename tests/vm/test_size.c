@@ -30,6 +30,7 @@ struct fx {
 	rp_mapping *m;
 	char *a;
 	uint64_t seed;
+	bool shared_eng; /* the engine is another's: fx_close leaves it open */
 };
 
 static rp_engine *engine(uint64_t ram)
@@ -45,11 +46,13 @@ static rp_engine *engine(uint64_t ram)
 
 /* A scratch file of `size` bytes (tu_fill(seed)), its store and handle, and a writable
  * mapping of `map` bytes from offset 0 (room to grow past the file). */
-static void fx_open(struct fx *f, const char *name, uint64_t size, uint64_t map, uint64_t seed)
+static void fx_open_on(struct fx *f, rp_engine *eng, const char *name, uint64_t size,
+                       uint64_t map, uint64_t seed)
 {
 	memset(f, 0, sizeof(*f));
 	f->seed = seed;
-	f->eng = engine(64ull << 20);
+	f->shared_eng = eng != NULL;
+	f->eng = eng ? eng : engine(64ull << 20);
 	f->path = tu_scratch_file(name, size, seed);
 	cr_assert_eq(rp_store_open(f->eng, f->path, O_RDWR, &f->st), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_fileh_open(f->st, &f->fh), 0, "%s", rp_errmsg());
@@ -58,12 +61,18 @@ static void fx_open(struct fx *f, const char *name, uint64_t size, uint64_t map,
 	f->a = rp_mapping_addr(f->m);
 }
 
+static void fx_open(struct fx *f, const char *name, uint64_t size, uint64_t map, uint64_t seed)
+{
+	fx_open_on(f, NULL, name, size, map, seed);
+}
+
 static void fx_close(struct fx *f)
 {
 	cr_assert_eq(rp_unmap(f->m), 0);
 	cr_assert_eq(rp_fileh_close(f->fh), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_store_close(f->st), 0);
-	rp_engine_close(f->eng);
+	if (!f->shared_eng)
+		rp_engine_close(f->eng);
 	tu_unlink(f->path);
 }
 
@@ -689,4 +698,172 @@ Test(fd, invalidatev_and_handle_stats)
 	cr_assert_eq(rp_read(f.fh, 50 * PG, buf, sizeof(buf)), (ssize_t)sizeof(buf));
 	cr_assert_eq(rp_fileh_stats(NULL, &s), -EINVAL);
 	fx_close(&f);
+}
+
+/* ---------------------------------------------------------------- group writeout */
+
+/* Custom stores that log what they are asked, in order, into one shared log. */
+struct logstore {
+	char name;
+	char *b;
+	uint64_t size;
+	int fail_sync;
+	unsigned syncs;
+	pthread_mutex_t *lock;
+	char *log; /* "a" a store of A, "A" a sync of A, ... */
+	size_t *nlog;
+};
+
+static void logc(struct logstore *s, char c)
+{
+	pthread_mutex_lock(s->lock);
+	s->log[(*s->nlog)++] = c;
+	pthread_mutex_unlock(s->lock);
+}
+
+static int ls_load(void *ctx, uint64_t off, void *buf, size_t len, rp_load_token *tok)
+{
+	struct logstore *s = ctx;
+
+	(void)tok;
+	memcpy(buf, s->b + off, len);
+	return 0;
+}
+
+static int ls_store(void *ctx, uint64_t off, const void *buf, size_t len, rp_store_token *tok)
+{
+	struct logstore *s = ctx;
+
+	(void)tok;
+	memcpy(s->b + off, buf, len);
+	logc(s, s->name);
+	return 0;
+}
+
+static int ls_sync(void *ctx)
+{
+	struct logstore *s = ctx;
+
+	logc(s, (char)(s->name - 'a' + 'A'));
+	s->syncs++;
+	return s->fail_sync ? -EIO : 0;
+}
+
+Test(group, one_sync_per_store_and_the_order_asked)
+{
+	static const rp_store_ops ops = {.load = ls_load, .store = ls_store, .sync = ls_sync};
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	char log[4096];
+	size_t nlog = 0;
+	struct logstore s[2] = {{.name = 'a', .size = 32 * PG}, {.name = 'b', .size = 32 * PG}};
+	rp_engine *eng = engine(32ull << 20);
+	rp_store *st[2];
+	rp_fileh *fh[3];
+	uint64_t dirty;
+
+	for (int i = 0; i < 2; i++) {
+		s[i].b = calloc(1, s[i].size);
+		s[i].lock = &lock;
+		s[i].log = log;
+		s[i].nlog = &nlog;
+		cr_assert_eq(rp_store_create(eng, &ops, &s[i], s[i].size, &st[i]), 0);
+	}
+	/* two handles of store a, one of b */
+	cr_assert_eq(rp_fileh_open(st[0], &fh[0]), 0);
+	cr_assert_eq(rp_fileh_open(st[0], &fh[1]), 0);
+	cr_assert_eq(rp_fileh_open(st[1], &fh[2]), 0);
+	for (int i = 0; i < 3; i++)
+		for (uint64_t p = 0; p < 4; p++)
+			cr_assert_eq(rp_write(fh[i], (p * 3 + (uint64_t)i) * PG, "x", 1), 1, "%s",
+			             rp_errmsg());
+	const int f = RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC;
+
+	cr_assert_eq(rp_writeoutv(fh, 3, f), 0, "%s", rp_errmsg());
+	cr_assert_eq(s[0].syncs, 1, "store a synced %u times for its two handles", s[0].syncs);
+	cr_assert_eq(s[1].syncs, 1);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(rp_fileh_dirty(fh[i], &dirty), 0);
+		cr_assert_eq(dirty, 0, "handle %d", i);
+	}
+	/* every store before any sync */
+	log[nlog] = 0;
+	cr_assert_eq(strspn(log, "ab"), nlog - 2, "%s", log);
+
+	/* ORDERED: b (handle 2) durable before a's first write, then a */
+	rp_fileh *order[2] = {fh[2], fh[0]};
+
+	nlog = 0;
+	for (uint64_t p = 0; p < 3; p++) {
+		cr_assert_eq(rp_write(fh[2], p * PG, "y", 1), 1);
+		cr_assert_eq(rp_write(fh[0], p * PG, "y", 1), 1);
+	}
+	cr_assert_eq(rp_writeoutv(order, 2, f | RP_WRITEOUT_ORDERED), 0, "%s", rp_errmsg());
+	log[nlog] = 0;
+	cr_assert_str_eq(log, "bBaA"); /* three pages in a row: one store each */
+
+	/* a failed sync of the first stops there: the second is not written */
+	nlog = 0;
+	s[1].fail_sync = 1;
+	cr_assert_eq(rp_write(fh[2], 0, "z", 1), 1);
+	cr_assert_eq(rp_write(fh[0], 0, "z", 1), 1);
+	cr_assert_eq(rp_writeoutv(order, 2, f | RP_WRITEOUT_ORDERED), -EIO);
+	cr_assert(strstr(rp_errmsg(), "handle 1 of 2"), "%s", rp_errmsg());
+	log[nlog] = 0;
+	cr_assert_str_eq(log, "bB");
+	cr_assert_eq(rp_fileh_dirty(fh[2], &dirty), 0);
+	cr_assert_eq(dirty, 1, "a failed sync keeps the page dirty");
+	cr_assert_eq(rp_fileh_dirty(fh[0], &dirty), 0);
+	cr_assert_eq(dirty, 1, "not written");
+	s[1].fail_sync = 0;
+	struct tu_done d = TU_DONE_INIT;
+
+	cr_assert_eq(rp_writeoutv_async(fh, 3, f, tu_done_fn, &d), 0);
+	cr_assert_eq(tu_done_wait(&d), 0);
+	cr_assert_eq(rp_fileh_dirty(fh[0], &dirty), 0);
+	cr_assert_eq(dirty, 0);
+
+	/* arguments */
+	rp_fileh *twice[2] = {fh[0], fh[0]};
+
+	cr_assert_eq(rp_writeoutv(twice, 2, f), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "same"), "%s", rp_errmsg());
+	cr_assert_eq(rp_writeoutv(fh, 3, RP_WRITEOUT_STORE | RP_WRITEOUT_ORDERED), -EINVAL);
+	cr_assert_eq(rp_writeoutv(NULL, 0, f), -EINVAL);
+	cr_assert_eq(rp_writeoutv_async(fh, 3, f, NULL, NULL), -EINVAL);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(rp_fileh_close(fh[i]), 0);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(rp_store_close(st[i]), 0);
+		free(s[i].b);
+	}
+	rp_engine_close(eng);
+}
+
+/* Files: three handles written out with one call reach their files, durable. */
+Test(group, files)
+{
+	struct fx f[3];
+	rp_fileh *fh[3];
+	rp_engine *eng = engine(64ull << 20);
+
+	for (int i = 0; i < 3; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "group%d", i);
+		fx_open_on(&f[i], eng, name, 16 * PG, 16 * PG, 50 + (uint64_t)i);
+		put(&f[i], (uint64_t)i * PG, 2 * PG, 60 + (uint64_t)i);
+		fh[i] = f[i].fh;
+	}
+	cr_assert_eq(rp_writeoutv(fh, 3, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED |
+	                                     RP_WRITEOUT_SYNC),
+	             0, "%s", rp_errmsg());
+	for (int i = 0; i < 3; i++) {
+		uint64_t n;
+		char *b = file_bytes(f[i].path, &n);
+
+		tu_expect_fill(b + (uint64_t)i * PG, 2 * PG, 60 + (uint64_t)i, (uint64_t)i * PG);
+		free(b);
+		fx_close(&f[i]);
+	}
+	rp_engine_close(eng);
 }
