@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench/dbbench.c - the database API against the kernel's calls a database would make
+ * instead, back to back in each round (the side that goes first alternates):
+ *
+ *   append   grow a file by --append bytes through a mapping with room to grow
+ *            (rp_fileh_resize in 64 MiB steps, every byte stored), then one writeout
+ *            STORE|MARKSTORED|SYNC; against pwrite(2) of the same bytes in 1 MiB calls
+ *            and one fdatasync. MB/s, the whole of it timed.
+ *   commit   dirty 16 random pages of a resident file (stores through the mapping), then
+ *            rp_writeout STORE|MARKSTORED|SYNC; against pwrite of the same 16 pages and
+ *            fdatasync. The commit's latency, median of --commits.
+ *   read     cold random 4 KiB rp_read of a --size file (a new engine each round, so
+ *            every read loads); against pread(2) O_DIRECT of the same offsets. IOPS.
+ *
+ * The reference runs are the floors: a commit cannot be faster than the writes and the
+ * fdatasync it needs, a cold rp_read than the device read behind it.
+ */
+#include "bench/benchutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PG ((uint64_t)4096)
+#define MIB ((uint64_t)1 << 20)
+
+struct opts {
+	const char *file;
+	uint64_t size, append;
+	unsigned rounds, commits, reads;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: dbbench [--file PATH] [--size SIZE] [--append SIZE] [--commits N]\n"
+	           "               [--reads N] [--rounds N]\n"
+	           "  --file     data file for the commit and read jobs (default rp-bench.dat;\n"
+	           "             created with random bytes); the append job uses PATH.append\n"
+	           "  --size     bytes of it used (default 2G)\n"
+	           "  --append   bytes the append job writes (default 1G)\n"
+	           "  --commits  commits of 16 pages per round (default 200)\n"
+	           "  --reads    cold random reads per round (default 20000)\n"
+	           "  --rounds   rounds, alternating which side goes first (default 3)\n"
+	           "Engine keys come from RINGPAGER_* variables (ram_size is set by the job).\n");
+}
+
+static rp_engine *engine(uint64_t ram)
+{
+	rp_config cfg;
+	rp_engine *eng;
+	char v[32];
+
+	rp_config_init(&cfg);
+	if (rp_config_load_env(&cfg) < 0) {
+		fprintf(stderr, "dbbench: RINGPAGER_*: %s\n", rp_errmsg());
+		exit(1);
+	}
+	snprintf(v, sizeof(v), "%" PRIu64, ram);
+	if (rp_config_set(&cfg, "ram_size", v) < 0 || rp_engine_open(&cfg, &eng) < 0) {
+		fprintf(stderr, "dbbench: engine: %s\n", rp_errmsg());
+		exit(1);
+	}
+	return eng;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "dbbench: %s: %s (%s)\n", what, rp_errmsg(), strerror(errno));
+	exit(1);
+}
+
+/* ---------------------------------------------------------------- append */
+
+static double append_rp(const char *path, uint64_t total)
+{
+	const uint64_t step = 64 * MIB;
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	rp_engine *eng = engine(total + 256 * MIB);
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+
+	if (fd < 0)
+		die(path);
+	close(fd);
+	if (rp_store_open(eng, path, O_RDWR, &st) || rp_fileh_open(st, &fh) ||
+	    rp_map(fh, 0, total, PROT_READ | PROT_WRITE, &m))
+		die("append: open");
+	char *a = rp_mapping_addr(m);
+	const double t0 = bu_now();
+
+	for (uint64_t off = 0; off < total; off += step) {
+		const uint64_t n = total - off < step ? total - off : step;
+
+		if (rp_fileh_resize(fh, off + n))
+			die("append: resize");
+		for (uint64_t p = 0; p < n; p += PG)
+			memset(a + off + p, (int)(p >> 12), PG);
+	}
+	if (rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC))
+		die("append: writeout");
+	const double s = bu_now() - t0;
+
+	rp_engine_close(eng);
+	return (double)total / s / 1e6;
+}
+
+static double append_pwrite(const char *path, uint64_t total)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	char *buf = malloc(MIB);
+
+	if (fd < 0 || !buf)
+		die(path);
+	const double t0 = bu_now();
+
+	for (uint64_t off = 0; off < total; off += MIB) {
+		for (uint64_t p = 0; p < MIB; p += PG)
+			memset(buf + p, (int)((off + p) >> 12), PG);
+		if (pwrite(fd, buf, MIB, (off_t)off) != (ssize_t)MIB)
+			die("append: pwrite");
+	}
+	if (fdatasync(fd))
+		die("append: fdatasync");
+	const double s = bu_now() - t0;
+
+	close(fd);
+	free(buf);
+	return (double)total / s / 1e6;
+}
+
+/* ---------------------------------------------------------------- commit */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The median of n values (bu_median takes at most BU_MAX_ROUNDS), freeing them. */
+static double median_free(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	double m = v[n / 2];
+
+	free(v);
+	return m;
+}
+
+/* Median commit latency (us) of `commits` commits of 16 random pages. */
+static double commit_rp(const char *path, uint64_t size, unsigned commits, uint64_t seed)
+{
+	rp_engine *eng = engine(size + 64 * MIB);
+	rp_store *st;
+	rp_fileh *fh;
+	rp_mapping *m;
+	double *lat = malloc(commits * sizeof(*lat));
+
+	if (!lat || rp_store_open(eng, path, O_RDWR, &st) || rp_fileh_open(st, &fh) ||
+	    rp_map(fh, 0, size, PROT_READ | PROT_WRITE, &m) || rp_pin(m, 0, size) ||
+	    rp_unpin(m, 0, size))
+		die("commit: open");
+	volatile char *a = rp_mapping_addr(m);
+
+	for (unsigned c = 0; c < commits; c++) {
+		for (int k = 0; k < 16; k++)
+			a[(bu_rand(&seed) % (size / PG)) * PG + 8] = (char)c;
+		const double t0 = bu_now();
+
+		if (rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC))
+			die("commit: writeout");
+		lat[c] = (bu_now() - t0) * 1e6;
+	}
+	rp_engine_close(eng);
+	return median_free(lat, commits);
+}
+
+static double commit_pwrite(const char *path, uint64_t size, unsigned commits, uint64_t seed)
+{
+	int fd = open(path, O_RDWR);
+	double *lat = malloc(commits * sizeof(*lat));
+	char page[PG];
+
+	if (fd < 0 || !lat)
+		die(path);
+	memset(page, 1, sizeof(page));
+	for (unsigned c = 0; c < commits; c++) {
+		uint64_t off[16];
+
+		for (int k = 0; k < 16; k++)
+			off[k] = (bu_rand(&seed) % (size / PG)) * PG;
+		const double t0 = bu_now();
+
+		for (int k = 0; k < 16; k++)
+			if (pwrite(fd, page, PG, (off_t)off[k]) != (ssize_t)PG)
+				die("commit: pwrite");
+		if (fdatasync(fd))
+			die("commit: fdatasync");
+		lat[c] = (bu_now() - t0) * 1e6;
+	}
+	close(fd);
+	return median_free(lat, commits);
+}
+
+/* ---------------------------------------------------------------- read */
+
+static double read_rp(const char *path, uint64_t size, unsigned reads, uint64_t seed)
+{
+	rp_engine *eng = engine(size + 64 * MIB);
+	rp_store *st;
+	rp_fileh *fh;
+	char buf[PG];
+
+	if (rp_store_open(eng, path, O_RDONLY, &st) || rp_fileh_open(st, &fh))
+		die("read: open");
+	const double t0 = bu_now();
+
+	for (unsigned i = 0; i < reads; i++)
+		if (rp_read(fh, (bu_rand(&seed) % (size / PG)) * PG, buf, PG) != (ssize_t)PG)
+			die("read: rp_read");
+	const double s = bu_now() - t0;
+
+	rp_engine_close(eng);
+	return reads / s;
+}
+
+static double read_pread(const char *path, uint64_t size, unsigned reads, uint64_t seed)
+{
+	int fd = open(path, O_RDONLY | O_DIRECT);
+	void *buf;
+
+	if (fd < 0 || posix_memalign(&buf, PG, PG))
+		die(path);
+	const double t0 = bu_now();
+
+	for (unsigned i = 0; i < reads; i++)
+		if (pread(fd, buf, PG, (off_t)((bu_rand(&seed) % (size / PG)) * PG)) != (ssize_t)PG)
+			die("read: pread");
+	const double s = bu_now() - t0;
+
+	close(fd);
+	free(buf);
+	return reads / s;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.file = "rp-bench.dat", .size = 2ull << 30, .append = 1ull << 30,
+	                 .rounds = 3, .commits = 200, .reads = 20000};
+	const struct bu_opt opts[] = {
+	    BU_OPT("file", BU_STR, &o.file),          BU_OPT("size", BU_SIZE4K, &o.size),
+	    BU_OPT("append", BU_SIZE4K, &o.append),   BU_OPT("commits", BU_COUNT, &o.commits),
+	    BU_OPT("reads", BU_COUNT, &o.reads),      BU_OPT("rounds", BU_ROUNDS, &o.rounds),
+	};
+	int parsed = bu_parse_opts("dbbench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]),
+	                           usage);
+
+	if (parsed)
+		return parsed == 1 ? 0 : 2;
+	if (bu_ensure_file("dbbench", o.file, o.size))
+		return 1;
+	char apath[4096];
+
+	snprintf(apath, sizeof(apath), "%s.append", o.file);
+	printf("dbbench: %s, %" PRIu64 " MiB; append %" PRIu64 " MiB; %u commits, %u reads; %u "
+	       "rounds (medians, min..max, ratio to the kernel's side)\n",
+	       o.file, o.size / MIB, o.append / MIB, o.commits, o.reads, o.rounds);
+
+	double ar[BU_MAX_ROUNDS], ak[BU_MAX_ROUNDS], cr[BU_MAX_ROUNDS], ck[BU_MAX_ROUNDS],
+	    rr[BU_MAX_ROUNDS], rk[BU_MAX_ROUNDS];
+
+	for (unsigned r = 0; r < o.rounds; r++) {
+		const uint64_t seed = 0x5eed + r;
+
+		for (int k = 0; k < 2; k++) {
+			const bool rp = (k == 0) == (r % 2 == 0);
+
+			if (rp) {
+				ar[r] = append_rp(apath, o.append);
+				cr[r] = commit_rp(o.file, o.size, o.commits, seed);
+				rr[r] = read_rp(o.file, o.size, o.reads, seed);
+			} else {
+				ak[r] = append_pwrite(apath, o.append);
+				ck[r] = commit_pwrite(o.file, o.size, o.commits, seed);
+				rk[r] = read_pread(o.file, o.size, o.reads, seed);
+			}
+		}
+		printf("dbbench: round %u of %u done\n", r + 1, o.rounds);
+	}
+	unlink(apath);
+	printf("\nappend %" PRIu64 " MiB, then durable\n", o.append / MIB);
+	bu_row("  pwrite 1 MiB + fdatasync", ak, o.rounds, "MB/s", 0);
+	bu_row("  ringpager: resize + stores + writeout SYNC", ar, o.rounds, "MB/s",
+	       bu_median(ak, o.rounds));
+	printf("commit of 16 random pages, median latency (lower is better; ratio rp/kernel)\n");
+	bu_row("  pwrite x16 + fdatasync", ck, o.rounds, "us", 0);
+	bu_row("  ringpager writeout STORE|MARKSTORED|SYNC", cr, o.rounds, "us",
+	       bu_median(ck, o.rounds));
+	printf("cold random 4 KiB reads\n");
+	bu_row("  pread O_DIRECT", rk, o.rounds, "IOPS", 0);
+	bu_row("  rp_read", rr, o.rounds, "IOPS", bu_median(rk, o.rounds));
+	return 0;
+}
