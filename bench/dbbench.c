@@ -7,9 +7,10 @@
  *            (rp_fileh_resize in 64 MiB steps, every byte stored), then one writeout
  *            STORE|MARKSTORED|SYNC; against pwrite(2) of the same bytes in 1 MiB calls
  *            and one fdatasync. MB/s, the whole of it timed.
- *   commit   dirty 16 random pages of a resident file (stores through the mapping), then
- *            rp_writeout STORE|MARKSTORED|SYNC; against pwrite of the same 16 pages and
- *            fdatasync. The commit's latency, median of --commits.
+ *   commit   dirty 16 random pages of a resident file (stores through a writable mapping,
+ *            or rp_write beside a read-only one), then rp_writeout
+ *            STORE|MARKSTORED|SYNC; against pwrite of 16 pages and fdatasync. The
+ *            commit's latency, median of --commits.
  *   read     cold random 4 KiB rp_read of a --size file (a new engine each round, so
  *            every read loads); against pread(2) O_DIRECT of the same offsets. IOPS.
  *
@@ -154,8 +155,10 @@ static double median_free(double *v, unsigned n)
 	return m;
 }
 
-/* Median commit latency (us) of `commits` commits of 16 random pages. */
-static double commit_rp(const char *path, uint64_t size, unsigned commits, uint64_t seed)
+/* Median commit latency (us) of `commits` commits of 16 random pages, stored through a
+ * writable mapping, or with rp_write (a read-only mapping: nothing to collect). */
+static double commit_rp(const char *path, uint64_t size, unsigned commits, uint64_t seed,
+                        bool rw)
 {
 	rp_engine *eng = engine(size + 64 * MIB);
 	rp_store *st;
@@ -164,14 +167,21 @@ static double commit_rp(const char *path, uint64_t size, unsigned commits, uint6
 	double *lat = malloc(commits * sizeof(*lat));
 
 	if (!lat || rp_store_open(eng, path, O_RDWR, &st) || rp_fileh_open(st, &fh) ||
-	    rp_map(fh, 0, size, PROT_READ | PROT_WRITE, &m) || rp_pin(m, 0, size) ||
+	    rp_map(fh, 0, size, rw ? PROT_READ : PROT_READ | PROT_WRITE, &m) || rp_pin(m, 0, size) ||
 	    rp_unpin(m, 0, size))
 		die("commit: open");
 	volatile char *a = rp_mapping_addr(m);
 
 	for (unsigned c = 0; c < commits; c++) {
-		for (int k = 0; k < 16; k++)
-			a[(bu_rand(&seed) % (size / PG)) * PG + 8] = (char)c;
+		for (int k = 0; k < 16; k++) {
+			const uint64_t off = (bu_rand(&seed) % (size / PG)) * PG + 8;
+			const char b = (char)c;
+
+			if (!rw)
+				a[off] = b;
+			else if (rp_write(fh, off, &b, 1) != 1)
+				die("commit: rp_write");
+		}
 		const double t0 = bu_now();
 
 		if (rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC))
@@ -273,8 +283,8 @@ int main(int argc, char **argv)
 	       "rounds (medians, min..max, ratio to the kernel's side)\n",
 	       o.file, o.size / MIB, o.append / MIB, o.commits, o.reads, o.rounds);
 
-	double ar[BU_MAX_ROUNDS], ak[BU_MAX_ROUNDS], cr[BU_MAX_ROUNDS], ck[BU_MAX_ROUNDS],
-	    rr[BU_MAX_ROUNDS], rk[BU_MAX_ROUNDS];
+	double ar[BU_MAX_ROUNDS], ak[BU_MAX_ROUNDS], cr[BU_MAX_ROUNDS], cw[BU_MAX_ROUNDS],
+	    ck[BU_MAX_ROUNDS], rr[BU_MAX_ROUNDS], rk[BU_MAX_ROUNDS];
 
 	for (unsigned r = 0; r < o.rounds; r++) {
 		const uint64_t seed = 0x5eed + r;
@@ -284,7 +294,8 @@ int main(int argc, char **argv)
 
 			if (rp) {
 				ar[r] = append_rp(apath, o.append);
-				cr[r] = commit_rp(o.file, o.size, o.commits, seed);
+				cr[r] = commit_rp(o.file, o.size, o.commits, seed, false);
+				cw[r] = commit_rp(o.file, o.size, o.commits, seed, true);
 				rr[r] = read_rp(o.file, o.size, o.reads, seed);
 			} else {
 				ak[r] = append_pwrite(apath, o.append);
@@ -301,7 +312,9 @@ int main(int argc, char **argv)
 	       bu_median(ak, o.rounds));
 	printf("commit of 16 random pages, median latency (lower is better; ratio rp/kernel)\n");
 	bu_row("  pwrite x16 + fdatasync", ck, o.rounds, "us", 0);
-	bu_row("  ringpager writeout STORE|MARKSTORED|SYNC", cr, o.rounds, "us",
+	bu_row("  ringpager: stores in a mapping + writeout SYNC", cr, o.rounds, "us",
+	       bu_median(ck, o.rounds));
+	bu_row("  ringpager: rp_write x16 + writeout SYNC", cw, o.rounds, "us",
 	       bu_median(ck, o.rounds));
 	printf("cold random 4 KiB reads\n");
 	bu_row("  pread O_DIRECT", rk, o.rounds, "IOPS", 0);

@@ -263,6 +263,24 @@ void vm_wp_fault(struct vm *vm, uint64_t addr)
 
 /* ---------------------------------------------------------------- the decision */
 
+/* The pages a fault on absent page `page` loads: itself, or, past where the store's
+ * bytes end (zero_from), the absent pages from it to the end of its aligned block of
+ * VM_RA_CHUNK_BYTES: zeros, made and mapped at once, so that appending through a
+ * mapping faults once a block rather than once a page. fh->lock held. */
+static uint64_t zero_run(struct rp_fileh *fh, uint64_t page)
+{
+	const uint64_t k = fh->vm->ra_chunk;
+	uint64_t n = 1, end = (page / k + 1) * k;
+
+	if (k < 2 || page * fh->vm->psz < fh->zero_from)
+		return 1;
+	if (end > fh->npages)
+		end = fh->npages;
+	while (page + n < end && pagemap_get(&fh->pm, page + n) == 0)
+		n++;
+	return n;
+}
+
 /* The fault path's decision, the same whoever serves the fault: a service thread reading
  * the userfaultfd (vm_fault), or the faulting thread itself (vm_fault_self, self = true).
  * *own is the load of the faulting page, started and not issued; *ra the readahead
@@ -307,9 +325,10 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 		 * kernel holds the thread) and is retried. A thread serving itself waits for
 		 * memory in the load, as rp_pin does. Either reads a 4 KiB page of a device
 		 * store through a bounce page (vm_load_issue says why). */
-		const unsigned stage = vm_load_stage_flag(fh, 1);
+		const uint64_t n = zero_run(fh, page);
+		const unsigned stage = vm_load_stage_flag(fh, n);
 		struct vm_load *ld = vm_load_start(
-		    fh, page, 1, (self ? VM_LOAD_MAY_WAIT : VM_LOAD_FAULT) | stage, &err);
+		    fh, page, n, (self ? VM_LOAD_MAY_WAIT : VM_LOAD_FAULT) | stage, &err);
 
 		if (!ld) {
 			/* Pool full and nothing clean to evict: the faulting thread waits until
@@ -325,7 +344,8 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 				out = VM_FAULT_FAILED;
 			}
 		} else {
-			if (write && m->track)
+			/* (A zero run is mapped write-protected: only the pages written get dirty.) */
+			if (write && m->track && n == 1)
 				ld->writer = m;
 			if (stage)
 				ld->dst = m;

@@ -47,6 +47,7 @@ int vm_fileh_open(struct rp_store *st, struct rp_fileh **out)
 	pthread_mutex_init(&fh->lock, NULL);
 	pthread_cond_init(&fh->cv, NULL);
 	pagemap_init(&fh->pm, vm->pool, fh->npages ? fh->npages : 1);
+	pagemap_init(&fh->dirty, vm->pool, fh->npages ? fh->npages : 1);
 
 	pthread_mutex_lock(&vm->objs_lock);
 	fh->id = vm->next_fh_id++;
@@ -84,6 +85,7 @@ int vm_fileh_close(struct rp_fileh *fh)
 	vm_dirty_add(fh, -(int64_t)fh->ndirty);
 	pthread_mutex_unlock(&fh->lock);
 	pagemap_fini(&fh->pm);
+	pagemap_fini(&fh->dirty);
 	ram_handle_close(fh->ram);
 	pthread_mutex_destroy(&fh->lock);
 	pthread_cond_destroy(&fh->cv);
@@ -296,7 +298,8 @@ static int set_size(struct rp_fileh *fh, uint64_t size, const char *fn)
 			return vm_errf(-errno, "%s: zeroing the last page's tail: %s", fn,
 			               strerror(errno));
 	}
-	if ((err = pagemap_resize(&fh->pm, npages ? npages : 1)) < 0)
+	if ((err = pagemap_resize(&fh->pm, npages ? npages : 1)) < 0 ||
+	    (err = pagemap_resize(&fh->dirty, npages ? npages : 1)) < 0)
 		return vm_errf(err, "%s: out of memory for the page table", fn);
 	/* The memfd as large as the handle (one page at least: a memfd cannot be empty, and
 	 * that page is no page of the handle's when size is 0). Shrinking it unmaps what

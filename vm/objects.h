@@ -99,6 +99,8 @@ struct rp_fileh {
 	pthread_mutex_t lock;
 	pthread_cond_t cv; /* a load of this handle completed */
 	struct vm_pagemap pm;
+	struct vm_pagemap dirty; /* 1 for each DIRTY or WRITING page (vm_page_set keeps it) */
+	bool dirty_lost;         /* an insertion into it failed: vm_next_dirty walks pm */
 	struct vm_load *loads; /* in flight */
 	unsigned nloads;
 	unsigned copies; /* rp_read and rp_write copying through the alias or the memfd */

@@ -82,12 +82,41 @@ static bool lock_held(pthread_mutex_t *m)
 
 int vm_page_set(struct rp_fileh *fh, uint64_t idx, uint64_t w)
 {
+	const uint64_t old = pagemap_get(&fh->pm, idx);
+
 	vm_page_check(w);
 #ifndef NDEBUG
 	assert(lock_held(&fh->lock));
-	assert(vm_page_transition_ok(pagemap_get(&fh->pm, idx), w));
+	assert(vm_page_transition_ok(old, w));
 #endif
-	return pagemap_set(&fh->pm, idx, w);
+	int err = pagemap_set(&fh->pm, idx, w);
+
+	/* The dirty index follows: writeout walks the dirty pages, not every resident one.
+	 * Should it miss one for want of memory, it is given up for a walk of the whole
+	 * pagemap (vm_next_dirty). */
+	if (!err && pg_dirty(old) != pg_dirty(w) && !fh->dirty_lost &&
+	    pagemap_set(&fh->dirty, idx, pg_dirty(w) ? 1 : 0) < 0)
+		fh->dirty_lost = true;
+	return err;
+}
+
+bool vm_next_dirty(const struct rp_fileh *fh, uint64_t from, uint64_t *idx, uint64_t *w)
+{
+	uint64_t one;
+
+	if (fh->dirty_lost) {
+		while (pagemap_next(&fh->pm, from, idx, w)) {
+			if (pg_dirty(*w))
+				return true;
+			from = *idx + 1;
+		}
+		return false;
+	}
+	if (!pagemap_next(&fh->dirty, from, idx, &one))
+		return false;
+	*w = pagemap_get(&fh->pm, *idx);
+	assert(pg_dirty(*w));
+	return true;
 }
 
 void vm_page_referenced(struct rp_fileh *fh, uint64_t idx, uint64_t w)

@@ -186,6 +186,10 @@ struct rp_fileh;
  * machine's above. Returns 0, or -ENOMEM when the slot of an EMPTY page cannot be made
  * (the pagemap's arena is full); from any other state it cannot fail. */
 int vm_page_set(struct rp_fileh *fh, uint64_t idx, uint64_t w);
+/* The first DIRTY or WRITING page of fh at index >= from: true with *idx and *w set.
+ * Walks the handle's dirty index (every dirty page, and only those), so that writeout
+ * costs what is dirty, not what is resident. fh->lock held. */
+bool vm_next_dirty(const struct rp_fileh *fh, uint64_t from, uint64_t *idx, uint64_t *w);
 /* Whether the state machine allows a page's word to go from `from` to `to`. */
 bool vm_page_transition_ok(uint64_t from, uint64_t to);
 

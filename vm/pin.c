@@ -46,6 +46,7 @@ struct pin_cursor {
 	bool wait;              /* the caller waits (rp_pin): a load may wait for memory */
 	unsigned *left;         /* ... for this many loads it started, counted by each finish */
 	unsigned nflush;        /* batches handed over */
+	bool self;              /* a copy: a lone load is read on this thread, no hand-off */
 };
 
 /* Loads are handed to the service threads in batches: one wake-up per batch rather than
@@ -63,7 +64,15 @@ static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c)
 	if (!c->nbatch)
 		return;
 	pthread_mutex_unlock(&fh->lock);
-	if (c->nflush++ < PIN_LOCAL_BATCHES) {
+	if (c->self && c->nflush == 0 && c->nbatch == 1) {
+		/* rp_read or rp_write of one absent run: read here, as fault_mode=sigbus does,
+		 * rather than wake a service thread and wait to be woken. */
+		struct vm_load *ld = c->batch.head;
+
+		c->batch.head = c->batch.tail = NULL;
+		c->nflush++;
+		(void)vm_load_issue(ld, NULL);
+	} else if (c->nflush++ < PIN_LOCAL_BATCHES) {
 		vm_load_batch_submit(fh->vm, NULL, &c->batch);
 	} else {
 		vm_service_hand_spread(fh->vm, &c->batch.head->job, &c->batch.tail->job);
@@ -235,8 +244,12 @@ static int pin_pages(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (
                      size_t n, bool pin, bool wait, const char *fn)
 {
 	unsigned left = 0;
-	struct pin_cursor c = {
-	    .r = ranges, .n = n, .map = pin ? m : NULL, .wait = wait, .left = wait ? &left : NULL};
+	struct pin_cursor c = {.r = ranges,
+	                       .n = n,
+	                       .map = pin ? m : NULL,
+	                       .wait = wait,
+	                       .left = wait ? &left : NULL,
+	                       .self = m == NULL};
 	uint64_t total = 0;
 	int r;
 
@@ -425,6 +438,7 @@ int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool wri
 	const char *fn = write ? "rp_write" : "rp_read";
 	uint64_t done = 0;
 
+	vm_load_bounce_init(); /* a lone page is read through this thread's bounce page */
 	pthread_mutex_lock(&fh->lock);
 	const uint64_t size = fh->size;
 

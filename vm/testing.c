@@ -55,3 +55,10 @@ bool vm_test_over_limit(const struct vm *vm)
 {
 	return atomic_load(&vm->rc.over_limit);
 }
+
+void vm_test_lose_dirty_index(struct rp_fileh *fh)
+{
+	pthread_mutex_lock(&fh->lock);
+	fh->dirty_lost = true;
+	pthread_mutex_unlock(&fh->lock);
+}

@@ -32,6 +32,9 @@ char *vm_test_alias(struct rp_fileh *fh);
 struct rpio_dev *vm_test_dev(struct rp_store *st);
 /* The dirty pages are at or above dirty_limit (the hook was told). */
 bool vm_test_over_limit(const struct vm *vm);
+/* Gives up the handle's dirty index, as a failed insertion would: writeout then walks
+ * every resident page (the fallback of vm_next_dirty). */
+void vm_test_lose_dirty_index(struct rp_fileh *fh);
 /* fault_mode=sigbus. */
 bool vm_test_fault_self(const struct vm *vm);
 

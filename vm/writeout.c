@@ -152,7 +152,7 @@ static void wo_start(struct vm_wo *wo)
 	wo->resize = (wo->flags & RP_WRITEOUT_STORE) && !cold &&
 	             (wo->size != fh->store->size || wo->cut != UINT64_MAX);
 	vm_dirty_collect(fh, NULL);
-	for (uint64_t i = 0; pagemap_next(&fh->pm, i, &idx, &w); i = idx + 1) {
+	for (uint64_t i = 0; vm_next_dirty(fh, i, &idx, &w); i = idx + 1) {
 		if (pg_state(w) != PG_DIRTY ||
 		    (cold && ((w & PG_REF) || pg_pins(w) || idx >= cold_end)))
 			continue;

@@ -867,3 +867,32 @@ Test(group, files)
 	}
 	rp_engine_close(eng);
 }
+
+/* Writeout finds the dirty pages through the handle's dirty index, and through a walk of
+ * every page once the index is given up (its fallback). */
+Test(size, writeout_with_and_without_the_dirty_index)
+{
+	struct fx f;
+
+	fx_open(&f, "size_dindex", 512 * PG, 512 * PG, 19);
+	tu_expect_fill(f.a, 512 * PG, 19, 0);
+	for (int round = 0; round < 2; round++) {
+		if (round == 1)
+			vm_test_lose_dirty_index(f.fh);
+		for (uint64_t p = (uint64_t)round; p < 512; p += 37)
+			put(&f, p * PG, 100, 300 + (uint64_t)round);
+		cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED |
+		                                   RP_WRITEOUT_SYNC),
+		             0, "%s", rp_errmsg());
+		uint64_t dirty, n;
+
+		cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0);
+		cr_assert_eq(dirty, 0, "round %d", round);
+		char *b = file_bytes(f.path, &n);
+
+		for (uint64_t p = (uint64_t)round; p < 512; p += 37)
+			tu_expect_fill(b + p * PG, 100, 300 + (uint64_t)round, p * PG);
+		free(b);
+	}
+	fx_close(&f);
+}
