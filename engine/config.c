@@ -33,6 +33,7 @@ enum key_type {
 	K_ENUM,     /* int: one of `words` (their index), case-insensitive */
 	K_PCT,      /* unsigned percent */
 	K_LIMIT,    /* dirty_limit: bytes, or a percent into dirty_limit_pct */
+	K_PATH,     /* char[RP_PATH_MAX]: a directory, or empty */
 };
 
 struct key {
@@ -133,6 +134,13 @@ static const struct key keys[] = {
     {"readahead_max", K_SIZE, F(readahead_max), 0, 1ull << 30, false, .def = "32M",
      .doc = "the largest readahead window, bytes (0..1G; `0` turns readahead off); at most a "
             "quarter of `ram_size` is used; docs/design.md"},
+    /* docs/design.md, "Atomic writeout" */
+    {"atomic_log_max", K_SIZE, F(atomic_log_max), 1ull << 16, 1ull << 40, false, .def = "64M",
+     .doc = "the largest redo log of an `RP_WRITEOUT_ATOMIC` writeout, bytes (64k..1T): a "
+            "larger one is refused (`-EFBIG`)"},
+    {"atomic_log_dir", K_PATH, F(atomic_log_dir), 0, 0, false, .def = "",
+     .doc = "the directory of the redo logs; empty: beside each store (`FILE-rplog`), "
+            "which a block device needs set"},
 };
 
 /* README.md's default column for ram_size, whose default is computed. */
@@ -227,8 +235,10 @@ int config_readme_row(unsigned i, char *buf, size_t len)
 {
 	if (i >= NKEYS)
 		return -EINVAL;
-	int n = keys[i].def ? snprintf(buf, len, "| `%s` | `%s` | %s |", keys[i].name, keys[i].def,
-	                               keys[i].doc)
+	int n = keys[i].def && !keys[i].def[0]
+	            ? snprintf(buf, len, "| `%s` | empty | %s |", keys[i].name, keys[i].doc)
+	        : keys[i].def ? snprintf(buf, len, "| `%s` | `%s` | %s |", keys[i].name,
+	                                 keys[i].def, keys[i].doc)
 	                    : snprintf(buf, len, "| `%s` | %s | %s |", keys[i].name,
 	                               RAM_SIZE_DEFAULT_DOC, keys[i].doc);
 
@@ -276,6 +286,12 @@ static int set_key(rp_config *cfg, const struct key *k, const char *value, const
 			*(uint64_t *)(void *)field = v;
 		else
 			*(unsigned *)(void *)field = (unsigned)v;
+		return 0;
+	case K_PATH:
+		if (strlen(value) >= RP_PATH_MAX)
+			return vm_errf(-EINVAL, "%s%s: a path of at most %d bytes", where, k->name,
+			               RP_PATH_MAX - 1);
+		snprintf(field, RP_PATH_MAX, "%s", value);
 		return 0;
 	case K_BOOL:
 		if (parse_bool(value, &b))
@@ -382,6 +398,9 @@ static int get_key(const rp_config *cfg, const struct key *k, char *buf, size_t 
 	case K_BOOL:
 		n = snprintf(buf, len, "%s", *(const int *)(const void *)field ? "true" : "false");
 		break;
+	case K_PATH:
+		n = snprintf(buf, len, "%.*s", RP_PATH_MAX, field);
+		break;
 	case K_PAGESIZE:
 		if (cfg->page_size == RAM_PAGE_4K || cfg->page_size == RAM_PAGE_2M || !cfg->page_size)
 			n = snprintf(buf, len, "%s",
@@ -427,7 +446,7 @@ int rp_config_get(const rp_config *cfg, const char *key, char *buf, size_t len)
 
 int config_check(const rp_config *cfg, const char *fn)
 {
-	char where[64], buf[64];
+	char where[64], buf[RP_PATH_MAX + 8];
 	rp_config scratch = *cfg;
 
 	snprintf(where, sizeof(where), "%s: ", fn);

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -77,6 +78,9 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 	p.readahead_max = cfg->readahead_max;
 	p.fault_spin_ns = (uint64_t)cfg->fault_spin_us * 1000;
 	p.fault_self = cfg->fault_mode == RP_FAULT_MODE_SIGBUS;
+	p.log_max = cfg->atomic_log_max;
+	snprintf(p.log_dir, sizeof(p.log_dir), "%.*s", (int)sizeof(p.log_dir) - 1,
+	         cfg->atomic_log_dir);
 	err = vm_open(&eng->vm, &p);
 	if (err) {
 		free(eng);
@@ -346,12 +350,13 @@ ssize_t rp_write(rp_fileh *fh, uint64_t off, const void *buf, size_t len)
 
 static int check_writeout(const char *fn, struct rp_fileh *fh, int flags)
 {
-	const int all = RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC;
+	const int all =
+	    RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC | RP_WRITEOUT_ATOMIC;
 	if (!fh)
 		return vm_errf(-EINVAL, "%s: handle is NULL", fn);
 	if (flags & ~all)
 		return vm_errf(-EINVAL, "%s: flags 0x%x: unknown bits 0x%x (expected RP_WRITEOUT_STORE, "
-		                        "_MARKSTORED, _SYNC)",
+		                        "_MARKSTORED, _SYNC, _ATOMIC)",
 		               fn, (unsigned)flags, (unsigned)(flags & ~all));
 	if (!(flags & (RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED)))
 		return vm_errf(-EINVAL, "%s: flags 0x%x: neither RP_WRITEOUT_STORE nor "
@@ -359,7 +364,18 @@ static int check_writeout(const char *fn, struct rp_fileh *fh, int flags)
 		               fn, (unsigned)flags);
 	if ((flags & RP_WRITEOUT_SYNC) && !(flags & RP_WRITEOUT_STORE))
 		return vm_errf(-EINVAL, "%s: RP_WRITEOUT_SYNC needs RP_WRITEOUT_STORE", fn);
-	return flags & RP_WRITEOUT_STORE ? vm_fileh_writable(fh, fn) : 0;
+	if ((flags & RP_WRITEOUT_ATOMIC) &&
+	    (flags & (RP_WRITEOUT_STORE | RP_WRITEOUT_SYNC)) != (RP_WRITEOUT_STORE | RP_WRITEOUT_SYNC))
+		return vm_errf(-EINVAL, "%s: RP_WRITEOUT_ATOMIC needs RP_WRITEOUT_STORE and "
+		                        "RP_WRITEOUT_SYNC",
+		               fn);
+	if (flags & RP_WRITEOUT_STORE) {
+		int err = vm_fileh_writable(fh, fn);
+
+		if (err)
+			return err;
+	}
+	return flags & RP_WRITEOUT_ATOMIC ? vm_fileh_atomic_ok(fh, fn) : 0;
 }
 
 /* rp_writeoutv's arguments: each handle as check_writeout's, one engine, no handle twice;
@@ -375,6 +391,10 @@ static int check_writeoutv(const char *fn, rp_fileh *const *fhs, size_t n, int f
 		                        "durability)",
 		               fn);
 	for (size_t i = 0; i < n; i++) {
+		if (flags & RP_WRITEOUT_ATOMIC)
+			return vm_errf(-EINVAL, "%s: RP_WRITEOUT_ATOMIC is for one handle's writeout "
+			                        "(rp_writeout)",
+			               fn);
 		if ((err = check_writeout(fn, fhs[i], flags & ~RP_WRITEOUT_ORDERED)))
 			return err;
 		if (vm_fileh_vm(fhs[i]) != vm_fileh_vm(fhs[0]))

@@ -108,6 +108,10 @@ RP_API const char *rp_errmsg(void);
  *                  its own to the handler installed before it); and threads that touch
  *                  mappings must not block SIGBUS. It needs dirty_tracking wp_async
  *                  (Linux 6.7) or read-only mappings.
+ *   atomic_log_max the largest redo log of an RP_WRITEOUT_ATOMIC writeout (64k..1T,
+ *                  default 64M): a writeout needing more is refused with -EFBIG.
+ *   atomic_log_dir where the redo logs live; empty (the default): beside each store, as
+ *                  FILE-rplog. A block device's store needs it set.
  * Values are refused (-EINVAL, rp_errmsg names the key and the value) when malformed
  * ("12X") or out of range; unknown keys are refused with their name. */
 enum {
@@ -115,6 +119,8 @@ enum {
 	RP_FAULT_MODE_UFFD = 1,
 	RP_FAULT_MODE_SIGBUS = 2,
 };
+
+#define RP_PATH_MAX 256 /* bytes of a path key, with its terminating NUL */
 
 typedef struct rp_config {
 	uint64_t ram_size;
@@ -134,6 +140,8 @@ typedef struct rp_config {
 	uint64_t readahead_max; /* bytes; 0: no readahead */
 	unsigned fault_spin_us; /* microseconds; 0: never spin */
 	int fault_mode;         /* RP_FAULT_MODE_*: 0 auto, 1 uffd, 2 sigbus */
+	uint64_t atomic_log_max; /* bytes */
+	char atomic_log_dir[RP_PATH_MAX]; /* empty: beside each store */
 	/* private: tests and benchmarks force fallbacks with it; leave it 0 */
 	unsigned internal_flags;
 } rp_config;
@@ -414,6 +422,18 @@ RP_API ssize_t rp_write(rp_fileh *fh, uint64_t off, const void *buf, size_t len)
  *                           stores nothing: the application says the store has them.
  *   RP_WRITEOUT_SYNC        with STORE: the data is durable (fdatasync, or the custom
  *                           store's sync) before the writeout reports success.
+ *   RP_WRITEOUT_ATOMIC      with STORE and SYNC: after a crash at any moment the store
+ *                           holds every page of the writeout and its size, or none of
+ *                           them. The pages go first to a redo log (atomic_log_dir, or
+ *                           FILE-rplog beside the file), made durable, then in place;
+ *                           rp_store_open applies a complete log a crash left. Costs
+ *                           each page written twice and one more fdatasync. One at a
+ *                           time per store (-EBUSY); larger than atomic_log_max: -EFBIG;
+ *                           not for custom stores (-EOPNOTSUPP) nor, without
+ *                           atomic_log_dir, block devices (-EINVAL). A failure before
+ *                           the log is durable leaves the store as it was; one after is
+ *                           rolled forward at once (the store then holds all of it),
+ *                           else at the store's next open.
  * A writeout takes the pages that are dirty when it starts. A write to one of them while
  * its writeout is in flight is never lost: the page stays dirty (it is not made clean
  * even with MARKSTORED) and goes into the next writeout; the store may have received
@@ -429,6 +449,7 @@ RP_API ssize_t rp_write(rp_fileh *fh, uint64_t off, const void *buf, size_t len)
 #define RP_WRITEOUT_MARKSTORED 2
 #define RP_WRITEOUT_SYNC       4
 #define RP_WRITEOUT_ORDERED    8 /* rp_writeoutv: each handle durable before the next */
+#define RP_WRITEOUT_ATOMIC     16 /* all of the writeout, or none of it, after a crash */
 
 /* Called once when an asynchronous writeout ends: result is 0 or a negative errno. */
 typedef void (*rp_done_fn)(void *arg, int result);

@@ -454,3 +454,17 @@ struct vm *vm_fileh_vm(const struct rp_fileh *fh)
 {
 	return fh->vm;
 }
+
+int vm_fileh_atomic_ok(const struct rp_fileh *fh, const char *fn)
+{
+	const struct rp_store *st = fh->store;
+
+	if (!st->dev)
+		return vm_errf(-EOPNOTSUPP, "%s: RP_WRITEOUT_ATOMIC: a custom store keeps no redo log",
+		               fn);
+	if (!st->log_path)
+		return vm_errf(-EINVAL, "%s: RP_WRITEOUT_ATOMIC: %s is a block device: set "
+		                        "atomic_log_dir for its redo log",
+		               fn, st->dev->path);
+	return 0;
+}

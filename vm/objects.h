@@ -83,6 +83,10 @@ struct rp_store {
 	unsigned nfileh; /* open handles; under vm->objs_lock */
 	bool keep_fd;    /* rp_store_open_fd reopened the caller's file: the descriptor is kept
 	                    open after the store closes (POSIX locks: vm_store_free) */
+	char *log_path;  /* the redo log of atomic writeouts (vm/atomic.c), or NULL: none can be */
+	int log_fd;      /* open once an atomic writeout needed it, else -1 */
+	atomic_bool log_busy; /* an atomic writeout of the store runs, or its log awaits an
+	                         open to be applied (a failed one that could not roll forward) */
 	struct rp_store *next, *prev;
 };
 
@@ -241,6 +245,8 @@ struct vm {
 	_Atomic uint32_t load_waiters;  /* ... the faulting threads waiting in vm/sigbus.c */
 	bool no_copy;      /* VM_FORCE_PWRITE */
 	bool no_bounce;    /* VM_NO_BOUNCE */
+	uint64_t log_max;  /* atomic_log_max */
+	char log_dir[VM_PATH_MAX];
 
 	struct vm_counters ctr;
 	char describe[2048];

@@ -68,6 +68,8 @@ struct vm_reclaim_params {
 	unsigned wait_ms;        /* how long a load waits for memory before failing */
 };
 
+#define VM_PATH_MAX 256
+
 struct vm_params {
 	struct ram_pool_params pool;
 	struct rpio_queue_params queue; /* notify fields are the service's own */
@@ -78,6 +80,8 @@ struct vm_params {
 	uint64_t readahead_max; /* bytes; 0: no readahead */
 	uint64_t fault_spin_ns; /* vm/service.c: polling for a fault's read before sleeping */
 	bool fault_self;        /* fault_mode=sigbus (vm/sigbus.c) */
+	uint64_t log_max;       /* atomic_log_max */
+	char log_dir[VM_PATH_MAX]; /* atomic_log_dir; empty: beside each store */
 };
 
 struct vm_counters {

@@ -7,6 +7,7 @@
 #include "vm/service.h"
 #include "vm/vm.h"
 #include "vm/list.h"
+#include "vm/atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,39 @@ static void store_link(struct vm *vm, struct rp_store *st)
 	pthread_mutex_unlock(&vm->objs_lock);
 }
 
+/* The store's redo log (vm/atomic.c): its path, and a log left by a crash applied now.
+ * 0, or -errno with the message set (fn: ...). */
+static int store_log(struct rp_store *st, const char *path, const char *fn)
+{
+	struct vm *vm = st->vm;
+	char lpath[VM_PATH_MAX + 64], msg[256];
+	struct stat sb;
+
+	st->log_fd = -1;
+	if (vm_log_path(vm->log_dir, path, st->dev->fd, lpath, sizeof(lpath)) < 0)
+		return 0; /* no log can be kept: an atomic writeout says so */
+	if (!(st->log_path = strdup(lpath)))
+		return vm_errf(-ENOMEM, "out of memory");
+	if (stat(lpath, &sb) < 0 || sb.st_size == 0)
+		return 0;
+	if (st->dev->rdonly)
+		return vm_errf(-EROFS, "%s: %s: a redo log (%s) must be applied first: open the store "
+		                       "O_RDWR once",
+		               fn, path, lpath);
+	int fd = open(lpath, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return vm_errf(-errno, "%s: %s: %s", fn, lpath, strerror(errno));
+	int r = vm_log_recover(fd, st->dev->fd, msg, sizeof(msg));
+
+	close(fd);
+	if (r < 0)
+		return vm_errf(r, "%s: %s: %s", fn, lpath, msg);
+	if (fstat(st->dev->fd, &sb) == 0 && S_ISREG(sb.st_mode))
+		st->dev->size = (uint64_t)sb.st_size; /* the size the log gave it */
+	return 0;
+}
+
 int vm_store_open(struct vm *vm, const char *path, int flags, struct rp_store **out)
 {
 	struct rp_store *st = calloc(1, sizeof(*st));
@@ -37,6 +71,12 @@ int vm_store_open(struct vm *vm, const char *path, int flags, struct rp_store **
 		return vm_errf(err, "rp_store_open: %s", msg);
 	}
 	st->vm = vm;
+	if ((err = store_log(st, path, "rp_store_open")) < 0) {
+		rpio_dev_close(st->dev);
+		free(st->log_path);
+		free(st);
+		return err;
+	}
 	st->size = st->dev->size;
 	store_link(vm, st);
 	*out = st;
@@ -51,6 +91,7 @@ int vm_store_create(struct vm *vm, const rp_store_ops *ops, void *ctx, uint64_t 
 	if (!st)
 		return vm_errf(-ENOMEM, "out of memory");
 	st->vm = vm;
+	st->log_fd = -1;
 	st->ops = ops;
 	st->ctx = ctx;
 	st->size = size;
@@ -176,8 +217,17 @@ int vm_store_open_fd(struct vm *vm, int fd, int flags, struct rp_store **out)
 		                               : vm_errf(err, "rp_store_open_fd: %s", msg);
 	}
 	st->vm = vm;
-	st->size = st->dev->size;
 	st->keep_fd = owned;
+	if ((err = store_log(st, name, "rp_store_open_fd")) < 0) {
+		if (owned)
+			(void)kept_put(vm, use, flags);
+		st->dev->borrowed = true;
+		rpio_dev_close(st->dev);
+		free(st->log_path);
+		free(st);
+		return err;
+	}
+	st->size = st->dev->size;
 	store_link(vm, st);
 	*out = st;
 	return 0;
@@ -203,6 +253,9 @@ void vm_store_free(struct rp_store *st)
 	}
 	if (st->ops && st->ops->close)
 		st->ops->close(st->ctx);
+	if (st->log_fd >= 0)
+		close(st->log_fd);
+	free(st->log_path);
 	free(st);
 }
 

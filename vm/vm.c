@@ -110,6 +110,8 @@ int vm_open(struct vm **out, const struct vm_params *p)
 		vm->ra_max = vm->pool->capacity / 4;
 	vm->ra_chunk = VM_RA_CHUNK_BYTES / vm->psz ? VM_RA_CHUNK_BYTES / vm->psz : 1;
 	vm->spin_ns = p->fault_spin_ns;
+	vm->log_max = p->log_max;
+	snprintf(vm->log_dir, sizeof(vm->log_dir), "%s", p->log_dir);
 	vm->fault_ops = &fault_ops;
 	err = vm_service_start(vm, p);
 	struct vm_reclaim_params rp = p->reclaim;

@@ -69,6 +69,10 @@ void vm_fileh_extent(const struct rp_fileh *fh, struct vm_extent *out);
 /* The handle's size, and rp_fileh_resize (the header says what it does). */
 uint64_t vm_fileh_size(struct rp_fileh *fh);
 int vm_fileh_resize(struct rp_fileh *fh, uint64_t size);
+/* 0 when the handle's store can keep a redo log (RP_WRITEOUT_ATOMIC); else -EOPNOTSUPP
+ * (a custom store) or -EINVAL (a block device without atomic_log_dir), the message
+ * naming fn. */
+int vm_fileh_atomic_ok(const struct rp_fileh *fh, const char *fn);
 /* The engine of a handle (to tell engines apart). */
 struct vm *vm_fileh_vm(const struct rp_fileh *fh);
 /* rp_fileh_stats. */

@@ -35,8 +35,10 @@
 #include "vm/reclaim.h"
 #include "vm/uffd.h"
 #include "vm/vm.h"
+#include "vm/atomic.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +279,71 @@ static size_t run_bytes(const struct vm_wrun *r, const struct rp_store *st, size
 	return (size_t)len;
 }
 
+/* RP_WRITEOUT_ATOMIC: the redo log of the writeout's pages and size, durable, before
+ * anything is written in place (vm/atomic.c). One atomic writeout of a store at a time.
+ * 0 or -errno (the message in wo->msg). Service thread. */
+static int wo_log(struct vm_wo *wo)
+{
+	struct rp_fileh *fh = wo->fh;
+	struct rp_store *st = fh->store;
+	char m[256];
+	int err;
+
+	if (atomic_exchange(&st->log_busy, true)) {
+		snprintf(m, sizeof(m), "another atomic writeout of the store runs, or a failed "
+		                       "one's redo log waits to be applied (close and reopen the "
+		                       "store)");
+		err = -EBUSY;
+		goto fail;
+	}
+	wo->logged = true;
+	if (st->log_fd < 0 &&
+	    (st->log_fd = open(st->log_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		err = -errno;
+		snprintf(m, sizeof(m), "opening the redo log %s: %s", st->log_path, strerror(errno));
+		goto fail;
+	}
+	struct vm_log_run *runs = malloc((wo->nruns ? wo->nruns : 1) * sizeof(*runs));
+
+	if (!runs) {
+		err = -ENOMEM;
+		snprintf(m, sizeof(m), "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < wo->nruns; i++)
+		runs[i] = (struct vm_log_run){wo->runs[i].first, wo->runs[i].n};
+	err = vm_log_write(st->log_fd, runs, wo->nruns, fh->ram->alias, fh->vm->psz,
+	                   wo->resize ? wo->size : st->size, wo->resize ? wo->cut : UINT64_MAX,
+	                   fh->vm->log_max, m, sizeof(m));
+	free(runs);
+	if (!err)
+		return 0;
+fail:
+	if (wo->msg)
+		snprintf(wo->msg, wo->msglen, "%s", m);
+	wo->msg = NULL; /* told: wo_finish says nothing more */
+	return err;
+}
+
+/* The end of an atomic writeout (wo_finish, before the pages' states): succeeded, its
+ * log is emptied; failed, the log is applied in place now, so that the store holds all
+ * of it (or, the log incomplete, none) before another writeout may write a new log;
+ * failing that too, the log stays for the next open, and the store takes no new one. */
+static void wo_log_end(struct vm_wo *wo, int err)
+{
+	struct rp_store *st = wo->fh->store;
+	char m[256];
+
+	if (!wo->logged)
+		return;
+	if (!err) { /* in place and durable: should emptying the log fail, a replay is harmless */
+		(void)vm_log_clear(st->log_fd);
+		atomic_store(&st->log_busy, false);
+	} else if (st->log_fd >= 0 && vm_log_recover(st->log_fd, st->dev->fd, m, sizeof(m)) >= 0) {
+		atomic_store(&st->log_busy, false);
+	}
+}
+
 /* Makes the store `size` bytes: ftruncate of a file, the custom store's resize. */
 static int store_resize(struct rp_store *st, uint64_t size)
 {
@@ -370,6 +437,14 @@ static int wo_issue(struct vm_job *job, struct vm_service *s)
 again:
 	switch (wo->phase) {
 	case WO_WRITE:
+		if ((wo->flags & RP_WRITEOUT_ATOMIC) && !wo->logged && (r = wo_log(wo)) < 0) {
+			/* Nothing was written in place: the store is as it was. */
+			wo_fail(wo, r);
+			for (size_t i = 0; i < wo->nruns; i++)
+				wo->runs[i].err = r;
+			wo->next = wo->nruns;
+			wo->cut = UINT64_MAX;
+		}
 		if (wo->cut != UINT64_MAX && wo->resize) {
 			/* What the handle shrank away goes from the store first: the writes may
 			 * then grow it again over zeros, never over its old bytes. */
@@ -443,6 +518,8 @@ static void wo_finish(struct vm_wo *wo)
 	struct rp_fileh *fh = wo->fh;
 	struct vm *vm = fh->vm;
 	int err = atomic_load(&wo->err);
+
+	wo_log_end(wo, err);
 	bool mark = (wo->flags & RP_WRITEOUT_MARKSTORED) &&
 	            !(err && (wo->flags & RP_WRITEOUT_SYNC));
 	struct vm_wo *next;

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm/atomic.h - the redo log of RP_WRITEOUT_ATOMIC (vm/atomic.c says how it works).
+ * Plain file I/O on descriptors: no vm/ object is touched.
+ */
+#ifndef RINGPAGER_VM_ATOMIC_H
+#define RINGPAGER_VM_ATOMIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A run of pages to log: [first, first + n). */
+struct vm_log_run {
+	uint64_t first, n;
+};
+
+/* The log's path for the store at store_path (descriptor fd): in dir as DEV-INO.rplog,
+ * or, dir empty, beside it as store_path-rplog (-EINVAL for a block device then). 0, or
+ * -errno. */
+int vm_log_path(const char *dir, const char *store_path, int fd, char *out, size_t len);
+/* Writes the pages of runs (their bytes at base + page * psz) and the store's size after
+ * (and the cut before, UINT64_MAX: none) to the log, and makes it durable. -EFBIG when it
+ * would pass max bytes; -errno otherwise, with msg set. */
+int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, const char *base,
+                 size_t psz, uint64_t size, uint64_t cut, uint64_t max, char *msg,
+                 size_t msglen);
+/* Empties the log, durably: the writeout it held is in place. 0 or -errno. */
+int vm_log_clear(int logfd);
+/* At a store's open: a complete log is written in place again (pages, size) and the
+ * store synced, then the log emptied: 1; an empty or incomplete one is emptied: 0; or
+ * -errno with msg set. */
+int vm_log_recover(int logfd, int storefd, char *msg, size_t msglen);
+
+#endif
