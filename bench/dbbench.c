@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define PG ((uint64_t)4096)
@@ -158,7 +159,7 @@ static double median_free(double *v, unsigned n)
 /* Median commit latency (us) of `commits` commits of 16 random pages, stored through a
  * writable mapping, or with rp_write (a read-only mapping: nothing to collect). */
 static double commit_rp(const char *path, uint64_t size, unsigned commits, uint64_t seed,
-                        bool rw)
+                        bool rw, int extra)
 {
 	rp_engine *eng = engine(size + 64 * MIB);
 	rp_store *st;
@@ -184,7 +185,8 @@ static double commit_rp(const char *path, uint64_t size, unsigned commits, uint6
 		}
 		const double t0 = bu_now();
 
-		if (rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC))
+		if (rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC |
+		                        extra))
 			die("commit: writeout");
 		lat[c] = (bu_now() - t0) * 1e6;
 	}
@@ -192,15 +194,18 @@ static double commit_rp(const char *path, uint64_t size, unsigned commits, uint6
 	return median_free(lat, commits);
 }
 
-static double commit_pwrite(const char *path, uint64_t size, unsigned commits, uint64_t seed)
+/* how: 0 buffered pwrite x16 + fdatasync; 1 O_DIRECT pwrite x16 + fdatasync; 2 O_DIRECT
+ * pwritev2 x16 with RWF_DSYNC (each write durable, no fdatasync). */
+static double commit_pwrite(const char *path, uint64_t size, unsigned commits, uint64_t seed,
+                            int how)
 {
-	int fd = open(path, O_RDWR);
+	int fd = open(path, O_RDWR | (how ? O_DIRECT : 0));
 	double *lat = malloc(commits * sizeof(*lat));
-	char page[PG];
+	char *page;
 
-	if (fd < 0 || !lat)
+	if (fd < 0 || !lat || posix_memalign((void **)&page, PG, PG))
 		die(path);
-	memset(page, 1, sizeof(page));
+	memset(page, 1, PG);
 	for (unsigned c = 0; c < commits; c++) {
 		uint64_t off[16];
 
@@ -208,14 +213,19 @@ static double commit_pwrite(const char *path, uint64_t size, unsigned commits, u
 			off[k] = (bu_rand(&seed) % (size / PG)) * PG;
 		const double t0 = bu_now();
 
-		for (int k = 0; k < 16; k++)
-			if (pwrite(fd, page, PG, (off_t)off[k]) != (ssize_t)PG)
+		for (int k = 0; k < 16; k++) {
+			struct iovec iov = {page, PG};
+
+			if (pwritev2(fd, &iov, 1, (off_t)off[k], how == 2 ? RWF_DSYNC : 0) !=
+			    (ssize_t)PG)
 				die("commit: pwrite");
-		if (fdatasync(fd))
+		}
+		if (how < 2 && fdatasync(fd))
 			die("commit: fdatasync");
 		lat[c] = (bu_now() - t0) * 1e6;
 	}
 	close(fd);
+	free(page);
 	return median_free(lat, commits);
 }
 
@@ -284,7 +294,8 @@ int main(int argc, char **argv)
 	       o.file, o.size / MIB, o.append / MIB, o.commits, o.reads, o.rounds);
 
 	double ar[BU_MAX_ROUNDS], ak[BU_MAX_ROUNDS], cr[BU_MAX_ROUNDS], cw[BU_MAX_ROUNDS],
-	    ck[BU_MAX_ROUNDS], rr[BU_MAX_ROUNDS], rk[BU_MAX_ROUNDS];
+	    ca[BU_MAX_ROUNDS], ck[BU_MAX_ROUNDS], cd[BU_MAX_ROUNDS], cs[BU_MAX_ROUNDS],
+	    rr[BU_MAX_ROUNDS], rk[BU_MAX_ROUNDS];
 
 	for (unsigned r = 0; r < o.rounds; r++) {
 		const uint64_t seed = 0x5eed + r;
@@ -294,12 +305,16 @@ int main(int argc, char **argv)
 
 			if (rp) {
 				ar[r] = append_rp(apath, o.append);
-				cr[r] = commit_rp(o.file, o.size, o.commits, seed, false);
-				cw[r] = commit_rp(o.file, o.size, o.commits, seed, true);
+				cr[r] = commit_rp(o.file, o.size, o.commits, seed, false, 0);
+				cw[r] = commit_rp(o.file, o.size, o.commits, seed, true, 0);
+				ca[r] = commit_rp(o.file, o.size, o.commits, seed, true,
+				                  RP_WRITEOUT_ATOMIC);
 				rr[r] = read_rp(o.file, o.size, o.reads, seed);
 			} else {
 				ak[r] = append_pwrite(apath, o.append);
-				ck[r] = commit_pwrite(o.file, o.size, o.commits, seed);
+				ck[r] = commit_pwrite(o.file, o.size, o.commits, seed, 0);
+				cd[r] = commit_pwrite(o.file, o.size, o.commits, seed, 1);
+				cs[r] = commit_pwrite(o.file, o.size, o.commits, seed, 2);
 				rk[r] = read_pread(o.file, o.size, o.reads, seed);
 			}
 		}
@@ -312,9 +327,13 @@ int main(int argc, char **argv)
 	       bu_median(ak, o.rounds));
 	printf("commit of 16 random pages, median latency (lower is better; ratio rp/kernel)\n");
 	bu_row("  pwrite x16 + fdatasync", ck, o.rounds, "us", 0);
+	bu_row("  O_DIRECT pwrite x16 + fdatasync", cd, o.rounds, "us", bu_median(ck, o.rounds));
+	bu_row("  O_DIRECT pwritev2 x16 RWF_DSYNC", cs, o.rounds, "us", bu_median(ck, o.rounds));
 	bu_row("  ringpager: stores in a mapping + writeout SYNC", cr, o.rounds, "us",
 	       bu_median(ck, o.rounds));
 	bu_row("  ringpager: rp_write x16 + writeout SYNC", cw, o.rounds, "us",
+	       bu_median(ck, o.rounds));
+	bu_row("  ringpager: rp_write x16 + writeout ATOMIC|SYNC", ca, o.rounds, "us",
 	       bu_median(ck, o.rounds));
 	printf("cold random 4 KiB reads\n");
 	bu_row("  pread O_DIRECT", rk, o.rounds, "IOPS", 0);
