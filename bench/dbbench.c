@@ -71,7 +71,7 @@ static rp_engine *engine(uint64_t ram)
 	return eng;
 }
 
-static void die(const char *what)
+__attribute__((noreturn)) static void die(const char *what)
 {
 	fprintf(stderr, "dbbench: %s: %s (%s)\n", what, rp_errmsg(), strerror(errno));
 	exit(1);
@@ -201,7 +201,7 @@ static double commit_pwrite(const char *path, uint64_t size, unsigned commits, u
 {
 	int fd = open(path, O_RDWR | (how ? O_DIRECT : 0));
 	double *lat = malloc(commits * sizeof(*lat));
-	char *page;
+	char *page = NULL;
 
 	if (fd < 0 || !lat || posix_memalign((void **)&page, PG, PG))
 		die(path);
