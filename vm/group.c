@@ -21,6 +21,7 @@
 #include "vm/vm.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,8 @@ struct group {
 	char *msg; /* where the first failure is told, or NULL */
 	size_t msglen;
 	char (*mmsg)[256]; /* each member's own message */
+	struct vm_job later; /* start_phase's end, run on a service thread (trigger_ops) */
+	bool later_sync;
 	struct rp_fileh *fhs[];
 };
 
@@ -245,11 +248,27 @@ static void start_phase(struct group *g)
 	const bool done = g->finished == g->started; /* none started, or all done already */
 
 	pthread_mutex_unlock(&g->lock);
-	if (sync)
-		sync_stores(g);
-	else if (done) /* none started, or the last finished before starting ended */
-		phase_end(g);
+	/* What the last member would have done had it come after the start: on a service
+	 * thread, where done callbacks run (this may be the application's thread). */
+	if (sync || done) {
+		g->later_sync = sync;
+		vm_service_submit(g->vm, NULL, &g->later);
+	}
 }
+
+static int later_issue(struct vm_job *job, struct vm_service *s)
+{
+	struct group *g = (struct group *)((char *)job - offsetof(struct group, later));
+
+	(void)s;
+	if (g->later_sync)
+		sync_stores(g);
+	else /* none started, or the last finished before starting ended */
+		phase_end(g);
+	return 0;
+}
+
+static const struct vm_job_ops later_ops = {later_issue, NULL};
 
 int vm_writeoutv(struct rp_fileh *const *fhs, size_t n, int flags, rp_done_fn done,
                  void *arg, char *msg, size_t msglen)
@@ -264,6 +283,7 @@ int vm_writeoutv(struct rp_fileh *const *fhs, size_t n, int flags, rp_done_fn do
 		return vm_errf(-ENOMEM, "out of memory");
 	}
 	g->base.arrive = arrive;
+	g->later.ops = &later_ops;
 	g->vm = fhs[0]->vm;
 	g->flags = flags;
 	g->n = n;

@@ -749,6 +749,22 @@ static int ls_sync(void *ctx)
 	return s->fail_sync ? -EIO : 0;
 }
 
+/* A done callback that notes whether it runs on a service thread: rp_writeout refuses
+ * to wait there (-EDEADLK). */
+struct where_done {
+	struct tu_done d;
+	rp_fileh *fh;
+	int probe;
+};
+
+static void where_done_fn(void *arg, int result)
+{
+	struct where_done *w = arg;
+
+	w->probe = rp_writeout(w->fh, RP_WRITEOUT_STORE);
+	tu_done_fn(&w->d, result);
+}
+
 Test(group, one_sync_per_store_and_the_order_asked)
 {
 	static const rp_store_ops ops = {.load = ls_load, .store = ls_store, .sync = ls_sync};
@@ -815,10 +831,11 @@ Test(group, one_sync_per_store_and_the_order_asked)
 	cr_assert_eq(rp_fileh_dirty(fh[0], &dirty), 0);
 	cr_assert_eq(dirty, 1, "not written");
 	s[1].fail_sync = 0;
-	struct tu_done d = TU_DONE_INIT;
+	struct where_done wd = {.d = TU_DONE_INIT, .fh = fh[0]};
 
-	cr_assert_eq(rp_writeoutv_async(fh, 3, f, tu_done_fn, &d), 0);
-	cr_assert_eq(tu_done_wait(&d), 0);
+	cr_assert_eq(rp_writeoutv_async(fh, 3, f, where_done_fn, &wd), 0);
+	cr_assert_eq(tu_done_wait(&wd.d), 0);
+	cr_assert_eq(wd.probe, -EDEADLK, "done runs on a service thread (%d)", wd.probe);
 	cr_assert_eq(rp_fileh_dirty(fh[0], &dirty), 0);
 	cr_assert_eq(dirty, 0);
 
