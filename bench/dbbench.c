@@ -36,7 +36,32 @@ struct opts {
 	const char *file;
 	uint64_t size, append;
 	unsigned rounds, commits, reads;
+	bool append_job, commit_job, read_job;
 };
+
+/* --only: a comma-separated list of append, commit, read. */
+static int parse_only(const char *prog, const char *opt, const char *arg, void *dst)
+{
+	struct opts *o = dst;
+	char *list = strdup(arg), *save = NULL;
+
+	o->append_job = o->commit_job = o->read_job = false;
+	for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(t, "append"))
+			o->append_job = true;
+		else if (!strcmp(t, "commit"))
+			o->commit_job = true;
+		else if (!strcmp(t, "read"))
+			o->read_job = true;
+		else {
+			fprintf(stderr, "%s: --%s %s: expected append, commit or read\n", prog, opt, t);
+			free(list);
+			return -1;
+		}
+	}
+	free(list);
+	return 0;
+}
 
 static void usage(FILE *f)
 {
@@ -49,6 +74,7 @@ static void usage(FILE *f)
 	           "  --commits  commits of 16 pages per round (default 200)\n"
 	           "  --reads    cold random reads per round (default 20000)\n"
 	           "  --rounds   rounds, alternating which side goes first (default 3)\n"
+	           "  --only     some of the jobs: append,commit,read\n"
 	           "Engine keys come from RINGPAGER_* variables (ram_size is set by the job).\n");
 }
 
@@ -273,11 +299,13 @@ static double read_pread(const char *path, uint64_t size, unsigned reads, uint64
 int main(int argc, char **argv)
 {
 	struct opts o = {.file = "rp-bench.dat", .size = 2ull << 30, .append = 1ull << 30,
-	                 .rounds = 3, .commits = 200, .reads = 20000};
+	                 .rounds = 3, .commits = 200, .reads = 20000, .append_job = true,
+	                 .commit_job = true, .read_job = true};
 	const struct bu_opt opts[] = {
 	    BU_OPT("file", BU_STR, &o.file),          BU_OPT("size", BU_SIZE4K, &o.size),
 	    BU_OPT("append", BU_SIZE4K, &o.append),   BU_OPT("commits", BU_COUNT, &o.commits),
 	    BU_OPT("reads", BU_COUNT, &o.reads),      BU_OPT("rounds", BU_ROUNDS, &o.rounds),
+	    BU_OPT_FN("only", parse_only, &o),
 	};
 	int parsed = bu_parse_opts("dbbench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]),
 	                           usage);
@@ -304,18 +332,19 @@ int main(int argc, char **argv)
 			const bool rp = (k == 0) == (r % 2 == 0);
 
 			if (rp) {
-				ar[r] = append_rp(apath, o.append);
-				cr[r] = commit_rp(o.file, o.size, o.commits, seed, false, 0);
-				cw[r] = commit_rp(o.file, o.size, o.commits, seed, true, 0);
-				ca[r] = commit_rp(o.file, o.size, o.commits, seed, true,
-				                  RP_WRITEOUT_ATOMIC);
-				rr[r] = read_rp(o.file, o.size, o.reads, seed);
+				ar[r] = o.append_job ? append_rp(apath, o.append) : 0;
+				cr[r] = o.commit_job ? commit_rp(o.file, o.size, o.commits, seed, false, 0) : 0;
+				cw[r] = o.commit_job ? commit_rp(o.file, o.size, o.commits, seed, true, 0) : 0;
+				ca[r] = o.commit_job ? commit_rp(o.file, o.size, o.commits, seed, true,
+				                                 RP_WRITEOUT_ATOMIC)
+				                     : 0;
+				rr[r] = o.read_job ? read_rp(o.file, o.size, o.reads, seed) : 0;
 			} else {
-				ak[r] = append_pwrite(apath, o.append);
-				ck[r] = commit_pwrite(o.file, o.size, o.commits, seed, 0);
-				cd[r] = commit_pwrite(o.file, o.size, o.commits, seed, 1);
-				cs[r] = commit_pwrite(o.file, o.size, o.commits, seed, 2);
-				rk[r] = read_pread(o.file, o.size, o.reads, seed);
+				ak[r] = o.append_job ? append_pwrite(apath, o.append) : 0;
+				ck[r] = o.commit_job ? commit_pwrite(o.file, o.size, o.commits, seed, 0) : 0;
+				cd[r] = o.commit_job ? commit_pwrite(o.file, o.size, o.commits, seed, 1) : 0;
+				cs[r] = o.commit_job ? commit_pwrite(o.file, o.size, o.commits, seed, 2) : 0;
+				rk[r] = o.read_job ? read_pread(o.file, o.size, o.reads, seed) : 0;
 			}
 		}
 		printf("dbbench: round %u of %u done\n", r + 1, o.rounds);

@@ -17,14 +17,18 @@
  *   index  n page numbers
  *   pages  n pages, in the index's order
  *   tail   the same checksum, and "RPLOGEND"
- * complete when its length is exactly that and both checksums match what it holds. An
- * empty log (length 0) is none. The log costs each page written twice and one more
- * fdatasync per writeout.
+ * complete when its magic is there, the file is at least that long, and both checksums
+ * match what it holds. The head is written last, and emptying the log zeroes it: the file
+ * keeps its blocks, so neither write changes its size and each fdatasync flushes data,
+ * not metadata. A crash while a log is written leaves a head that is zero (or names
+ * bytes that do not match its checksum): no log. The log costs each page written twice
+ * and two more fdatasyncs per writeout (the log's, and its emptying's).
  */
 #include "vm/atomic.h"
 #include "vm/err.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -145,9 +149,8 @@ int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, const c
 	int err = 0;
 	uint64_t off = data;
 
-	/* An empty log first: a crash while this one is written leaves an incomplete one. */
-	if (ftruncate(logfd, 0) < 0)
-		err = -errno;
+	/* The head last: until it is there and durable, whatever the file holds is no log
+	 * (the previous one's head was zeroed when it was emptied). */
 	for (size_t i = 0; !err && i < nruns; i++) {
 		const size_t len = runs[i].n * psz;
 		const char *src = base + runs[i].first * psz;
@@ -177,29 +180,35 @@ int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, const c
 
 int vm_log_clear(int logfd)
 {
-	if (ftruncate(logfd, 0) < 0 || fdatasync(logfd) < 0)
-		return -errno;
-	return 0;
+	const struct log_head zero = {.magic = {0}};
+	int err = put(logfd, &zero, sizeof(zero), 0);
+
+	if (!err && fdatasync(logfd) < 0)
+		err = -errno;
+	return err;
 }
 
 /* Whether the log is complete; its head in *h. 0 for none or incomplete, 1 complete, or
- * -errno. */
-static int log_check(int logfd, struct log_head *h)
+ * -errno. *cleared: it holds no head at all (nothing to empty). */
+static int log_check(int logfd, struct log_head *h, bool *cleared)
 {
+	static const char zero[8];
 	struct stat sb;
 	struct log_tail t;
 	uint64_t sum = SUM_SEED;
 
 	if (fstat(logfd, &sb) < 0)
 		return -errno;
-	if (sb.st_size < (off_t)(sizeof(*h) + sizeof(t)) || get(logfd, h, sizeof(*h), 0) ||
+	*cleared = sb.st_size < (off_t)sizeof(*h) || get(logfd, h, sizeof(*h), 0) ||
+	           !memcmp(h->magic, zero, 8);
+	if (*cleared || sb.st_size < (off_t)(sizeof(*h) + sizeof(t)) ||
 	    memcmp(h->magic, LOG_MAGIC, 8) || h->psz < 4096 || h->psz > (2u << 20) ||
 	    (h->psz & (h->psz - 1)) || h->n > (uint64_t)sb.st_size / h->psz)
 		return 0;
 	const uint64_t psz = h->psz;
 	const uint64_t data = sizeof(*h) + h->n * 8, end = data + h->n * psz;
 
-	if ((uint64_t)sb.st_size != end + sizeof(t) || get(logfd, &t, sizeof(t), end) ||
+	if ((uint64_t)sb.st_size < end + sizeof(t) || get(logfd, &t, sizeof(t), end) ||
 	    memcmp(t.end, LOG_END, 8) || t.sum != h->sum)
 		return 0;
 	char *buf = malloc(1u << 20);
@@ -220,17 +229,29 @@ static int log_check(int logfd, struct log_head *h)
 	return sum == h->sum ? 1 : 0;
 }
 
+int vm_log_pending(int logfd)
+{
+	struct log_head h;
+	bool cleared;
+
+	return log_check(logfd, &h, &cleared);
+}
+
 int vm_log_recover(int logfd, int storefd, char *msg, size_t msglen)
 {
 	struct log_head h;
-	int ok = log_check(logfd, &h), err = 0;
+	bool cleared;
+	int ok = log_check(logfd, &h, &cleared), err = 0;
 
 	if (ok < 0) {
 		snprintf(msg, msglen, "reading the redo log: %s", strerror(-ok));
 		return ok;
 	}
-	if (!ok) /* none, or a crash before it was durable: nothing was written in place */
-		return vm_log_clear(logfd) < 0 ? -errno : 0;
+	if (!ok) { /* none, or a crash before it was durable: nothing was written in place */
+		if (!cleared && (err = vm_log_clear(logfd)) < 0)
+			snprintf(msg, msglen, "emptying an incomplete redo log: %s", strerror(-err));
+		return err;
+	}
 	/* Complete: write it in place again, through an aligned buffer (O_DIRECT), in the
 	 * page size it was written in. */
 	const size_t psz = h.psz;

@@ -24,11 +24,14 @@ int vm_log_path(const char *dir, const char *store_path, int fd, char *out, size
 int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, const char *base,
                  size_t psz, uint64_t size, uint64_t cut, uint64_t max, char *msg,
                  size_t msglen);
-/* Empties the log, durably: the writeout it held is in place. 0 or -errno. */
+/* Empties the log, durably (zeroes its head): the writeout it held is in place. 0 or
+ * -errno. */
 int vm_log_clear(int logfd);
+/* Whether the log holds a complete writeout to apply: 1, 0, or -errno. */
+int vm_log_pending(int logfd);
 /* At a store's open: a complete log is written in place again (pages, size) and the
- * store synced, then the log emptied: 1; an empty or incomplete one is emptied: 0; or
- * -errno with msg set. */
+ * store synced, then the log emptied: 1; an incomplete one is emptied, an empty one left:
+ * 0; or -errno with msg set. */
 int vm_log_recover(int logfd, int storefd, char *msg, size_t msglen);
 
 #endif

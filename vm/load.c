@@ -204,7 +204,7 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 	}
 	if (st->dev && !q) {
 		/* fault_mode=sigbus: the faulting thread reads its own page. */
-		int64_t got = rpio_pread(st->dev, off, buf, len, fh->vm->spin_ns);
+		int64_t got = rpio_pread(st->dev, off, buf, len, ld->no_spin ? 0 : fh->vm->spin_ns);
 
 		vm_load_finish(ld, got < 0 ? (int)got : 0);
 		return 0;

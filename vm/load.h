@@ -39,6 +39,7 @@ struct vm_load {
 	uint64_t zero_from;          /* fh->zero_from when it started: bytes from here read 0 */
 	bool zero;                   /* wholly past zero_from: made of zeros, no I/O */
 	bool by_write;               /* its pages were charged, not allocated (VM_LOAD_STAGED) */
+	bool no_spin;                /* read on the calling thread without polling (rp_read) */
 	struct vm_load *next, *prev; /* fh->loads */
 	atomic_int done;             /* custom stores: rp_load_done called */
 } __attribute__((aligned(16)));

@@ -38,15 +38,22 @@ static int store_log(struct rp_store *st, const char *path, const char *fn)
 	if (!(st->log_path = strdup(lpath)))
 		return vm_errf(-ENOMEM, "out of memory");
 	if (stat(lpath, &sb) < 0 || sb.st_size == 0)
-		return 0;
-	if (st->dev->rdonly)
-		return vm_errf(-EROFS, "%s: %s: a redo log (%s) must be applied first: open the store "
-		                       "O_RDWR once",
-		               fn, path, lpath);
-	int fd = open(lpath, O_RDWR | O_CLOEXEC);
+		return 0; /* no log, or an empty one */
+	int fd = open(lpath, (st->dev->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 
 	if (fd < 0)
 		return vm_errf(-errno, "%s: %s: %s", fn, lpath, strerror(errno));
+	if (st->dev->rdonly) {
+		const int pending = vm_log_pending(fd);
+
+		close(fd);
+		if (pending)
+			return vm_errf(pending < 0 ? pending : -EROFS,
+			               "%s: %s: a redo log (%s) must be applied first: open the store "
+			               "O_RDWR once",
+			               fn, path, lpath);
+		return 0;
+	}
 	int r = vm_log_recover(fd, st->dev->fd, msg, sizeof(msg));
 
 	close(fd);
