@@ -266,7 +266,8 @@ void vm_wp_fault(struct vm *vm, uint64_t addr)
 /* The pages a fault on absent page `page` loads: itself, or, past where the store's
  * bytes end (zero_from), the absent pages from it to the end of its aligned block of
  * VM_RA_CHUNK_BYTES: zeros, made and mapped at once, so that appending through a
- * mapping faults once a block rather than once a page. fh->lock held. */
+ * mapping faults once a block rather than once a page (and, for a write, takes no
+ * write-protect fault per page either: the run is made dirty). fh->lock held. */
 static uint64_t zero_run(struct rp_fileh *fh, uint64_t page)
 {
 	const uint64_t k = fh->vm->ra_chunk;
@@ -344,8 +345,10 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 				out = VM_FAULT_FAILED;
 			}
 		} else {
-			/* (A zero run is mapped write-protected: only the pages written get dirty.) */
-			if (write && m->track && n == 1)
+			/* A write makes a zero run dirty and writable at once, all of it: the stores
+			 * that follow (an append) take no write-protect fault each, and the writeout
+			 * writes the run's zeros too. */
+			if (write && m->track)
 				ld->writer = m;
 			if (stage)
 				ld->dst = m;
