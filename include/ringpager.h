@@ -427,7 +427,8 @@ RP_API ssize_t rp_write(rp_fileh *fh, uint64_t off, const void *buf, size_t len)
  *                           them. The pages go first to a redo log (atomic_log_dir, or
  *                           FILE-rplog beside the file), made durable, then in place;
  *                           rp_store_open applies a complete log a crash left. Costs
- *                           each page written twice and one more fdatasync. One at a
+ *                           each page written twice and two more fdatasyncs (the
+ *                           log's, and its emptying's). One at a
  *                           time per store (-EBUSY); larger than atomic_log_max: -EFBIG;
  *                           not for custom stores (-EOPNOTSUPP) nor, without
  *                           atomic_log_dir, block devices (-EINVAL). A failure before
@@ -476,8 +477,7 @@ RP_API int rp_writeout_async(rp_fileh *fh, int flags, rp_done_fn done, void *arg
  * later handles are not written. Pages become clean (MARKSTORED) as in rp_writeout, only
  * when their writes succeeded; with SYNC a failed sync keeps every page of the handles
  * synced together (all of them, or the one ORDERED handle) dirty. Returns 0 or the
- * first error;
- * -EINVAL also for a handle given twice or of another engine. */
+ * first error; -EINVAL also for a handle given twice or of another engine. */
 RP_API int rp_writeoutv(rp_fileh *const *fhs, size_t n, int flags);
 /* rp_writeoutv, asynchronous as rp_writeout_async: done(arg, result) once, at the end. */
 RP_API int rp_writeoutv_async(rp_fileh *const *fhs, size_t n, int flags, rp_done_fn done,
