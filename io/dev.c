@@ -185,6 +185,24 @@ fail:
 	return err;
 }
 
+int rpio_fd_rw(int fd, void *buf, size_t len, uint64_t off, bool write)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		char *p = (char *)buf + done;
+		ssize_t r = write ? pwrite(fd, p, len - done, (off_t)(off + done))
+		                  : pread(fd, p, len - done, (off_t)(off + done));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
 int rpio_dev_adopt(int fd, const char *name, int oflags, bool owned, struct rpio_dev **out,
                    char *msg, size_t msglen)
 {

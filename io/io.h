@@ -127,6 +127,10 @@ int rpio_dev_open(const char *path, int oflags, struct rpio_dev **out, char *msg
  * not open, or not for writing when oflags is O_RDWR. */
 int rpio_dev_adopt(int fd, const char *name, int oflags, bool owned, struct rpio_dev **out,
                    char *msg, size_t msglen);
+/* pread(2) (write false) or pwrite(2) of all of [off, off + len) on a descriptor,
+ * continuing short transfers and retrying EINTR: 0, or -errno (-EIO at the end of a
+ * file). For plain files beside the devices: a memfd, a redo log. */
+int rpio_fd_rw(int fd, void *buf, size_t len, uint64_t off, bool write);
 /* What kind of file st_mode names, for messages: "a regular file", "a block device", "a
  * directory", "a FIFO", "a character device", "a socket", or "of another kind". */
 const char *rpio_file_kind(unsigned mode);

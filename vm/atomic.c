@@ -26,6 +26,7 @@
  */
 #include "vm/atomic.h"
 #include "vm/err.h"
+#include "io/io.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -85,37 +86,15 @@ int vm_log_path(const char *dir, const char *store_path, int fd, char *out, size
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* pwrite of all of buf, or -errno. */
+/* All of buf written at off, or read into it: 0 or -errno. */
 static int put(int fd, const void *buf, size_t len, uint64_t off)
 {
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t r = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		done += (size_t)r;
-	}
-	return 0;
+	return rpio_fd_rw(fd, (void *)(uintptr_t)buf, len, off, true);
 }
 
 static int get(int fd, void *buf, size_t len, uint64_t off)
 {
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		done += (size_t)r;
-	}
-	return 0;
+	return rpio_fd_rw(fd, buf, len, off, false);
 }
 
 int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, const char *base,

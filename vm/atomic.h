@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vm/atomic.h - the redo log of RP_WRITEOUT_ATOMIC (vm/atomic.c says how it works).
- * Plain file I/O on descriptors: no vm/ object is touched.
+ * Plain file I/O on descriptors (io/'s rpio_fd_rw): no vm/ object is touched.
  */
 #ifndef RINGPAGER_VM_ATOMIC_H
 #define RINGPAGER_VM_ATOMIC_H

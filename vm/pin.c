@@ -422,19 +422,9 @@ static int64_t copy(struct rp_fileh *fh, uint64_t pos, char *buf, size_t len, bo
 			memcpy(buf, fh->ram->alias + pos, len);
 		return (int64_t)len;
 	}
-	size_t done = 0;
+	const int err = rpio_fd_rw(fh->ram->fd, buf, len, pos, write);
 
-	while (done < len) {
-		ssize_t r = write ? pwrite(fh->ram->fd, buf + done, len - done, (off_t)(pos + done))
-		                  : pread(fh->ram->fd, buf + done, len - done, (off_t)(pos + done));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		done += (size_t)r;
-	}
-	return (int64_t)done;
+	return err ? err : (int64_t)len;
 }
 
 int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool write)
