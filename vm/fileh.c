@@ -368,13 +368,13 @@ int vm_discard(struct rp_fileh *fh)
 	return err;
 }
 
-void vm_fileh_extent(const struct rp_fileh *fh, struct vm_extent *out)
+void vm_fileh_extent(struct rp_fileh *fh, struct vm_extent *out)
 {
-	pthread_mutex_lock((pthread_mutex_t *)&fh->lock);
+	pthread_mutex_lock(&fh->lock);
 	out->psz = fh->vm->psz;
 	out->size = fh->size;
 	out->end = fh->npages * fh->vm->psz;
-	pthread_mutex_unlock((pthread_mutex_t *)&fh->lock);
+	pthread_mutex_unlock(&fh->lock);
 }
 
 int vm_fileh_writable(const struct rp_fileh *fh, const char *fn)

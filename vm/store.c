@@ -64,6 +64,15 @@ static int store_log(struct rp_store *st, const char *path, const char *fn)
 	return 0;
 }
 
+/* A store that failed to open after its device did: the device (whose descriptor stays
+ * open when borrowed) and the store go. */
+static void store_discard(struct rp_store *st)
+{
+	rpio_dev_close(st->dev);
+	free(st->log_path);
+	free(st);
+}
+
 int vm_store_open(struct vm *vm, const char *path, int flags, struct rp_store **out)
 {
 	struct rp_store *st = calloc(1, sizeof(*st));
@@ -79,9 +88,7 @@ int vm_store_open(struct vm *vm, const char *path, int flags, struct rp_store **
 	}
 	st->vm = vm;
 	if ((err = store_log(st, path, "rp_store_open")) < 0) {
-		rpio_dev_close(st->dev);
-		free(st->log_path);
-		free(st);
+		store_discard(st);
 		return err;
 	}
 	st->size = st->dev->size;
@@ -226,12 +233,10 @@ int vm_store_open_fd(struct vm *vm, int fd, int flags, struct rp_store **out)
 	st->vm = vm;
 	st->keep_fd = owned;
 	if ((err = store_log(st, name, "rp_store_open_fd")) < 0) {
-		if (owned)
+		if (owned) /* never closed: the caller's locks on the file would go with it */
 			(void)kept_put(vm, use, flags);
 		st->dev->borrowed = true;
-		rpio_dev_close(st->dev);
-		free(st->log_path);
-		free(st);
+		store_discard(st);
 		return err;
 	}
 	st->size = st->dev->size;

@@ -65,7 +65,7 @@ struct vm_extent {
 	size_t psz;
 	uint64_t size, end;
 };
-void vm_fileh_extent(const struct rp_fileh *fh, struct vm_extent *out);
+void vm_fileh_extent(struct rp_fileh *fh, struct vm_extent *out);
 /* The handle's size, and rp_fileh_resize (the header says what it does). */
 uint64_t vm_fileh_size(struct rp_fileh *fh);
 int vm_fileh_resize(struct rp_fileh *fh, uint64_t size);
