@@ -82,17 +82,11 @@ static char *log_of(const char *path)
 	return l;
 }
 
-struct fx {
-	rp_engine *eng;
-	char *path;
-	rp_store *st;
-	rp_fileh *fh;
-	rp_mapping *m;
-	char *a;
-};
-
-static void fx_open(struct fx *f, rp_engine *eng, const char *path, uint64_t map)
+/* A store, handle and writable mapping of `map` bytes over path, on eng; fx_close
+ * closes the three and leaves the engine and the file (tu_map_close takes both). */
+static void fx_open(struct tu_map *f, rp_engine *eng, const char *path, uint64_t map)
 {
+	memset(f, 0, sizeof(*f));
 	f->eng = eng;
 	f->path = (char *)path;
 	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &f->st), 0, "%s", rp_errmsg());
@@ -101,7 +95,7 @@ static void fx_open(struct fx *f, rp_engine *eng, const char *path, uint64_t map
 	f->a = rp_mapping_addr(f->m);
 }
 
-static void fx_close(struct fx *f)
+static void fx_close(struct tu_map *f)
 {
 	cr_assert_eq(rp_unmap(f->m), 0);
 	cr_assert_eq(rp_fileh_close(f->fh), 0);
@@ -112,7 +106,7 @@ static void fx_close(struct fx *f)
 Test(atomic, writes_through_a_log_it_empties)
 {
 	char *path = tu_scratch_file("at_basic", 16 * PG, 1), *log = log_of(path);
-	struct fx f;
+	struct tu_map f;
 	uint64_t n;
 
 	fx_open(&f, engine(NULL, NULL), path, 64 * PG);
@@ -157,7 +151,7 @@ Test(atomic, a_failed_log_leaves_the_store_unchanged)
 	const int want[2] = {-ENOENT, -EFBIG};
 
 	for (int i = 0; i < 2; i++) {
-		struct fx f;
+		struct tu_map f;
 		uint64_t n, dirty;
 
 		fx_open(&f, engine(dirs[i], maxes[i]), path, 16 * PG);
@@ -190,7 +184,7 @@ Test(atomic, a_failed_log_leaves_the_store_unchanged)
 Test(atomic, a_failure_after_the_log_rolls_forward)
 {
 	char *path = tu_scratch_file("at_fwd", 32 * PG, 5), *log = log_of(path);
-	struct fx f;
+	struct tu_map f;
 	uint64_t n;
 
 	fx_open(&f, engine(NULL, NULL), path, 32 * PG);
@@ -331,7 +325,7 @@ static bool k_matches(const char *b, uint64_t n, unsigned v, uint64_t seed)
 static void k_child(const char *path, int out)
 {
 	rp_engine *eng = engine(NULL, NULL);
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, eng, path, KPAGES * PG);
 	for (unsigned v = 1;; v++) {

@@ -22,17 +22,6 @@
 
 #define PG 4096ull
 
-struct fx {
-	rp_engine *eng;
-	char *path;
-	rp_store *st;
-	rp_fileh *fh;
-	rp_mapping *m;
-	char *a;
-	uint64_t seed;
-	bool shared_eng; /* the engine is another's: fx_close leaves it open */
-};
-
 static rp_engine *engine(uint64_t ram)
 {
 	rp_config cfg;
@@ -44,14 +33,13 @@ static rp_engine *engine(uint64_t ram)
 	return eng;
 }
 
-/* A scratch file of `size` bytes (tu_fill(seed)), its store and handle, and a writable
- * mapping of `map` bytes from offset 0 (room to grow past the file). */
-static void fx_open_on(struct fx *f, rp_engine *eng, const char *name, uint64_t size,
+/* As tu_map_open, on eng (NULL: an engine of its own), but the writable mapping is `map`
+ * bytes from offset 0: room to grow past the file. Closed by tu_map_close. */
+static void fx_open_on(struct tu_map *f, rp_engine *eng, const char *name, uint64_t size,
                        uint64_t map, uint64_t seed)
 {
 	memset(f, 0, sizeof(*f));
 	f->seed = seed;
-	f->shared_eng = eng != NULL;
 	f->eng = eng ? eng : engine(64ull << 20);
 	f->path = tu_scratch_file(name, size, seed);
 	cr_assert_eq(rp_store_open(f->eng, f->path, O_RDWR, &f->st), 0, "%s", rp_errmsg());
@@ -59,21 +47,13 @@ static void fx_open_on(struct fx *f, rp_engine *eng, const char *name, uint64_t 
 	cr_assert_eq(rp_fileh_size(f->fh), size);
 	cr_assert_eq(rp_map(f->fh, 0, map, PROT_READ | PROT_WRITE, &f->m), 0, "%s", rp_errmsg());
 	f->a = rp_mapping_addr(f->m);
+	f->pages = (size + PG - 1) / PG;
 }
 
-static void fx_open(struct fx *f, const char *name, uint64_t size, uint64_t map, uint64_t seed)
+static void fx_open(struct tu_map *f, const char *name, uint64_t size, uint64_t map,
+                    uint64_t seed)
 {
 	fx_open_on(f, NULL, name, size, map, seed);
-}
-
-static void fx_close(struct fx *f)
-{
-	cr_assert_eq(rp_unmap(f->m), 0);
-	cr_assert_eq(rp_fileh_close(f->fh), 0, "%s", rp_errmsg());
-	cr_assert_eq(rp_store_close(f->st), 0);
-	if (!f->shared_eng)
-		rp_engine_close(f->eng);
-	tu_unlink(f->path);
 }
 
 static uint64_t file_size(const char *path)
@@ -91,7 +71,7 @@ static void expect_zero(const char *p, size_t len, const char *what)
 }
 
 /* Fills [off, off + len) of the mapping with tu_fill(seed, off). */
-static void put(struct fx *f, uint64_t off, size_t len, uint64_t seed)
+static void put(struct tu_map *f, uint64_t off, size_t len, uint64_t seed)
 {
 	tu_fill(f->a + off, len, seed, off);
 }
@@ -113,7 +93,7 @@ static char *file_bytes(const char *path, uint64_t *size)
  * and find the file that size holding the old bytes, the new ones and zeros between. */
 Test(size, grow_write_writeout_reads_back)
 {
-	struct fx f;
+	struct tu_map f;
 	const uint64_t old = 10 * PG + 100, grown = 40 * PG + 7;
 
 	fx_open(&f, "size_grow", old, 64 * PG, 11);
@@ -145,14 +125,14 @@ Test(size, grow_write_writeout_reads_back)
 	expect_zero(b + old, 12 * PG - old, "between the old end and the new pages");
 	tu_expect_fill(b + 12 * PG, grown - 12 * PG, 99, 12 * PG);
 	free(b);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 /* Shrink, then discard: the size and every byte come back. Past the new end a touch is
  * SIGBUS; the cut page's tail reads zeros meanwhile. */
 Test(size, shrink_then_discard_restores)
 {
-	struct fx f;
+	struct tu_map f;
 	const uint64_t size = 32 * PG, cut = 10 * PG + 512;
 
 	fx_open(&f, "size_discard", size, size, 12);
@@ -174,14 +154,14 @@ Test(size, shrink_then_discard_restores)
 	cr_assert_eq(rp_fileh_size(f.fh), size);
 	tu_expect_fill(f.a, size, 12, 0);
 	cr_assert_eq(file_size(f.path), size);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 /* Shrink and write out: the file is cut. Grow again: the regrown pages read zeros, not
  * the bytes the file had there before, in memory and in the file after writeout. */
 Test(size, shrink_writeout_regrow_reads_zeros)
 {
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, "size_regrow", 16 * PG, 32 * PG, 13);
 	tu_expect_fill(f.a, 16 * PG, 13, 0);
@@ -205,14 +185,14 @@ Test(size, shrink_writeout_regrow_reads_zeros)
 	tu_expect_fill(b, 2 * PG, 13, 0);
 	expect_zero(b + 2 * PG, 6 * PG, "the file past the cut");
 	free(b);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 /* A mapping past the end: SIGBUS at the exact address, and after growing the same
  * address is the new page's. An empty file's handle works the same. */
 Test(size, touch_past_end_then_grow_serves)
 {
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, "size_room", 8 * PG, 16 * PG, 14);
 	cr_assert(tu_touch_gets_sigbus(f.a + 8 * PG + 40), "a touch past the end");
@@ -222,7 +202,7 @@ Test(size, touch_past_end_then_grow_serves)
 	f.a[8 * PG + 40] = 5;
 	cr_assert_eq(f.a[8 * PG + 40], 5);
 	tu_expect_fill(f.a, 8 * PG, 14, 0);
-	fx_close(&f);
+	tu_map_close(&f);
 
 	fx_open(&f, "size_empty", 0, 4 * PG, 15);
 	cr_assert(tu_touch_gets_sigbus(f.a), "an empty handle's first page");
@@ -239,14 +219,14 @@ Test(size, touch_past_end_then_grow_serves)
 	cr_assert_eq(n, 3000);
 	tu_expect_fill(b, 3000, 5, 0);
 	free(b);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 /* Readahead reads nothing past the handle's end, nor past the store's end after growing:
  * a scan loads the file's pages once, and the grown ones not at all. */
 Test(size, readahead_stops_at_the_end)
 {
-	struct fx f;
+	struct tu_map f;
 	const uint64_t pages = 600;
 
 	fx_open(&f, "size_ra", pages * PG, 2048 * PG, 16);
@@ -264,14 +244,14 @@ Test(size, readahead_stops_at_the_end)
 		cr_assert_eq(f.a[p * PG + 9], 0);
 	s = tu_stats(f.eng);
 	cr_assert_eq(s.pages_loaded, pages, "the grown pages were read");
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 /* What cannot change size says so, and a pinned page keeps the handle from shrinking
  * past it. */
 Test(size, refusals)
 {
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, "size_refuse", 8 * PG, 8 * PG, 17);
 	cr_assert_eq(rp_pin(f.m, 6 * PG, PG), 0, "%s", rp_errmsg());
@@ -286,7 +266,7 @@ Test(size, refusals)
 	cr_assert_eq(rp_fileh_resize(f.fh, 4 * PG), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_pin(f.m, 0, 8 * PG), -EINVAL, "a pin past the end");
 	cr_assert(strstr(rp_errmsg(), "end"), "%s", rp_errmsg());
-	fx_close(&f);
+	tu_map_close(&f);
 
 	rp_store *st;
 	rp_fileh *fh;
@@ -419,7 +399,7 @@ Test(size, custom_store_resize_callback)
 /* Nothing reaches the file before a writeout: closing without one leaves it as it was. */
 Test(size, no_writeout_leaves_the_file)
 {
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, "size_nowo", 6 * PG + 33, 64 * PG, 18);
 	cr_assert_eq(rp_fileh_resize(f.fh, 50 * PG), 0, "%s", rp_errmsg());
@@ -446,7 +426,7 @@ Test(size, no_writeout_leaves_the_file)
  * and after a writeout the file holds the writes. */
 Test(rw, read_write_against_a_model)
 {
-	struct fx f;
+	struct tu_map f;
 	const uint64_t size = 300 * PG + 1234;
 	uint64_t rng = 42, n;
 	char *model = malloc(size), *buf = malloc(64 * PG);
@@ -490,13 +470,13 @@ Test(rw, read_write_against_a_model)
 	cr_assert_eq(rp_read(f.fh, 0, buf, 0), 0);
 	free(buf);
 	free(model);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 /* A failed load reaches rp_read and rp_write as -EIO, never as a signal. */
 Test(rw, load_error_is_a_return_value)
 {
-	struct fx f;
+	struct tu_map f;
 	char buf[3 * 4096];
 
 	fx_open(&f, "rw_eio", 64 * PG, 64 * PG, 32);
@@ -514,7 +494,7 @@ Test(rw, load_error_is_a_return_value)
 	cr_assert_eq(rp_invalidate(f.fh, 8 * PG, 4 * PG), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_read(f.fh, 9 * PG, buf, PG), (ssize_t)PG, "%s", rp_errmsg());
 	tu_expect_fill(buf, PG, 32, 9 * PG);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 /* A pool that cannot make room (every page dirty, dirty_policy=keep) reaches rp_write and
@@ -654,7 +634,7 @@ Test(fd, store_over_the_callers_descriptor_keeps_its_locks)
 
 Test(fd, invalidatev_and_handle_stats)
 {
-	struct fx f;
+	struct tu_map f;
 	struct rp_fileh_stats s;
 	char buf[8];
 
@@ -697,7 +677,7 @@ Test(fd, invalidatev_and_handle_stats)
 	cr_assert_eq(s.pages_evicted, 16);
 	cr_assert_eq(rp_read(f.fh, 50 * PG, buf, sizeof(buf)), (ssize_t)sizeof(buf));
 	cr_assert_eq(rp_fileh_stats(NULL, &s), -EINVAL);
-	fx_close(&f);
+	tu_map_close(&f);
 }
 
 /* ---------------------------------------------------------------- group writeout */
@@ -859,7 +839,7 @@ Test(group, one_sync_per_store_and_the_order_asked)
 /* Files: three handles written out with one call reach their files, durable. */
 Test(group, files)
 {
-	struct fx f[3];
+	struct tu_map f[3];
 	rp_fileh *fh[3];
 	rp_engine *eng = engine(64ull << 20);
 
@@ -880,7 +860,8 @@ Test(group, files)
 
 		tu_expect_fill(b + (uint64_t)i * PG, 2 * PG, 60 + (uint64_t)i, (uint64_t)i * PG);
 		free(b);
-		fx_close(&f[i]);
+		f[i].eng = NULL; /* the test's, closed below (rp_engine_close(NULL) does nothing) */
+		tu_map_close(&f[i]);
 	}
 	rp_engine_close(eng);
 }
@@ -889,7 +870,7 @@ Test(group, files)
  * every page once the index is given up (its fallback). */
 Test(size, writeout_with_and_without_the_dirty_index)
 {
-	struct fx f;
+	struct tu_map f;
 
 	fx_open(&f, "size_dindex", 512 * PG, 512 * PG, 19);
 	tu_expect_fill(f.a, 512 * PG, 19, 0);
@@ -911,5 +892,5 @@ Test(size, writeout_with_and_without_the_dirty_index)
 			tu_expect_fill(b + p * PG, 100, 300 + (uint64_t)round, p * PG);
 		free(b);
 	}
-	fx_close(&f);
+	tu_map_close(&f);
 }
