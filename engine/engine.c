@@ -320,6 +320,13 @@ int rp_fileh_resize(rp_fileh *fh, uint64_t size)
 	return vm_fileh_resize(fh, size);
 }
 
+int rp_fileh_refresh(rp_fileh *fh)
+{
+	int err = check_waiting_fh("rp_fileh_refresh", fh);
+
+	return err ? err : vm_fileh_refresh(fh);
+}
+
 /* rp_read and rp_write: the arguments, then the copy. */
 static ssize_t rw(const char *fn, rp_fileh *fh, uint64_t off, void *buf, size_t len, bool write)
 {

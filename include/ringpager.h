@@ -389,6 +389,16 @@ RP_API uint64_t rp_fileh_size(rp_fileh *fh);
  * -EBUSY (nothing done) when a page past the new end is pinned; -ENOMEM. */
 RP_API int rp_fileh_resize(rp_fileh *fh, uint64_t size);
 
+/* The store's file changed size from outside (another process wrote it): learns its
+ * size again (fstat) and makes the handle that size. Pages past the new end are dropped;
+ * pages the file grew by are read from the store when touched (the old last page too, if
+ * it was cut in the middle). Bytes changed inside the old size are not detected: call
+ * rp_invalidate or rp_invalidatev for them. For a handle with no unwritten changes:
+ * -EBUSY when it has dirty pages or a size not written out, or when a page past the new
+ * end is pinned; -EOPNOTSUPP for a custom store; 0 for a block device (its size is
+ * fixed). Other handles of the same store keep the size they had until they call it. */
+RP_API int rp_fileh_refresh(rp_fileh *fh);
+
 /* Reads [off, off + len) of the handle into buf through its cache, as pread(2) reads a
  * file: pages in the pool are copied, absent ones are loaded first (at queue depth, a
  * batch at a time), and the count is short at the handle's end (0 at or past it).

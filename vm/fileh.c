@@ -24,6 +24,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 
 int vm_fileh_open(struct rp_store *st, struct rp_fileh **out)
@@ -421,6 +422,59 @@ int vm_fileh_resize(struct rp_fileh *fh, uint64_t size)
 	pthread_mutex_lock(&fh->lock);
 	quiesce(fh);
 	err = size == fh->size ? 0 : set_size(fh, size, "rp_fileh_resize");
+	pthread_mutex_unlock(&fh->lock);
+	return err;
+}
+
+int vm_fileh_refresh(struct rp_fileh *fh)
+{
+	struct rp_store *st = fh->store;
+	struct vm *vm = fh->vm;
+	const size_t psz = vm->psz;
+	struct stat sb;
+	int err;
+
+	if (!st->dev)
+		return vm_errf(-EOPNOTSUPP, "rp_fileh_refresh: a custom store has no size to learn");
+	if (st->dev->blockdev)
+		return 0;
+	pthread_mutex_lock(&fh->lock);
+	quiesce(fh);
+	vm_dirty_collect(fh, NULL);
+	if (fh->ndirty || fh->size != fh->disk_size || fh->zero_from < fh->disk_size) {
+		pthread_mutex_unlock(&fh->lock);
+		return vm_errf(-EBUSY, "rp_fileh_refresh: the handle of %s has changes not written "
+		                       "out (write them out or discard them first)",
+		               st->dev->path);
+	}
+	if (fstat(st->dev->fd, &sb) < 0) {
+		err = -errno;
+		pthread_mutex_unlock(&fh->lock);
+		return vm_errf(err, "rp_fileh_refresh: fstat %s: %s", st->dev->path, strerror(-err));
+	}
+	const uint64_t size = (uint64_t)sb.st_size, old = fh->size;
+	uint64_t w;
+
+	/* Growing: the old last page, cut in the middle, holds zeros where the file has
+	 * bytes now; it is read again. */
+	if (size > old && old % psz && pg_resident(w = pagemap_get(&fh->pm, old / psz))) {
+		struct vm_release rel = {0, 0};
+
+		if (pg_pins(w)) {
+			pthread_mutex_unlock(&fh->lock);
+			return vm_errf(-EBUSY, "rp_fileh_refresh: the page at offset %" PRIu64
+			                       " is pinned",
+			               old / psz * psz);
+		}
+		(void)vm_page_set(fh, old / psz, 0);
+		vm_release_page(fh, &rel, old / psz);
+		vm_release_flush(fh, &rel);
+	}
+	err = size == old ? 0 : set_size(fh, size, "rp_fileh_refresh");
+	if (!err) {
+		__atomic_store_n(&st->size, size, __ATOMIC_RELEASE);
+		fh->disk_size = fh->zero_from = size;
+	}
 	pthread_mutex_unlock(&fh->lock);
 	return err;
 }

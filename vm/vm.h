@@ -69,6 +69,8 @@ void vm_fileh_extent(struct rp_fileh *fh, struct vm_extent *out);
 /* The handle's size, and rp_fileh_resize (the header says what it does). */
 uint64_t vm_fileh_size(struct rp_fileh *fh);
 int vm_fileh_resize(struct rp_fileh *fh, uint64_t size);
+/* rp_fileh_refresh */
+int vm_fileh_refresh(struct rp_fileh *fh);
 /* 0 when the handle's store can keep a redo log (RP_WRITEOUT_ATOMIC); else -EOPNOTSUPP
  * (a custom store) or -EINVAL (a block device without atomic_log_dir), the message
  * naming fn. */

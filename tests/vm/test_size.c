@@ -297,11 +297,62 @@ Test(size, block_device_refuses)
 	cr_assert_eq(rp_fileh_resize(fh, 128 * PG), -EINVAL);
 	cr_assert(strstr(rp_errmsg(), dev), "%s", rp_errmsg());
 	cr_assert_eq(rp_fileh_size(fh), 64 * PG);
+	cr_assert_eq(rp_fileh_refresh(fh), 0); /* its size is fixed: nothing to learn */
+	cr_assert_eq(rp_fileh_size(fh), 64 * PG);
 	cr_assert_eq(rp_fileh_close(fh), 0);
 	cr_assert_eq(rp_store_close(st), 0);
 	rp_engine_close(eng);
 	cr_assert(tu_loop_detach(loopfd, dev));
 	tu_unlink(path);
+}
+
+/* Another process changes the file: rp_fileh_refresh learns its size. Growing reads the
+ * new bytes (and the old last page, cut in the middle, again); shrinking drops what is
+ * past the new end; a handle with changes not written out is refused. */
+Test(size, refresh_learns_the_size)
+{
+	struct tu_map f;
+	char buf[2 * PG];
+	const uint64_t half = 10 * PG + 100; /* the old end cuts page 10 */
+
+	fx_open(&f, "refresh", half, 64 * PG, 41);
+	cr_assert_eq(rp_read(f.fh, 10 * PG, buf, 100), 100); /* page 10 resident, cut */
+	tu_map_read(&f, 3);
+	int fd = open(f.path, O_RDWR);
+
+	cr_assert_geq(fd, 0);
+	/* the file grows from outside, its bytes those of seed 41 to 20 pages */
+	char *more = malloc(20 * PG);
+
+	tu_fill(more, 20 * PG, 41, 0);
+	cr_assert_eq(pwrite(fd, more + half, 20 * PG - half, (off_t)half), (ssize_t)(20 * PG - half));
+	cr_assert_eq(rp_fileh_size(f.fh), half);
+	cr_assert_eq(rp_fileh_refresh(f.fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_size(f.fh), 20 * PG);
+	cr_assert_eq(rp_read(f.fh, 10 * PG, buf, 2 * PG), (ssize_t)(2 * PG));
+	tu_expect_fill(buf, 2 * PG, 41, 10 * PG);
+	tu_expect_fill(f.a + 15 * PG, PG, 41, 15 * PG);
+	/* and shrinks: past the end is SIGBUS again */
+	cr_assert_eq(ftruncate(fd, 5 * PG), 0);
+	cr_assert_eq(rp_fileh_refresh(f.fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_size(f.fh), 5 * PG);
+	cr_assert(tu_touch_gets_sigbus(f.a + 6 * PG));
+	tu_expect_fill(f.a + 3 * PG, PG, 41, 3 * PG);
+	/* unwritten changes: refused, nothing changed */
+	put(&f, 0, 8, 9);
+	cr_assert_eq(ftruncate(fd, 7 * PG), 0);
+	cr_assert_eq(rp_fileh_refresh(f.fh), -EBUSY);
+	cr_assert(strstr(rp_errmsg(), "not written out"), "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_size(f.fh), 5 * PG);
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0);
+	cr_assert_eq(rp_fileh_resize(f.fh, 6 * PG), 0);
+	cr_assert_eq(rp_fileh_refresh(f.fh), -EBUSY); /* a size not written out */
+	cr_assert_eq(rp_discard(f.fh), 0);
+	cr_assert_eq(rp_fileh_refresh(f.fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_size(f.fh), 7 * PG);
+	close(fd);
+	free(more);
+	tu_map_close(&f);
 }
 
 /* A custom store: without a resize callback a handle cannot change size; with one, the
@@ -368,6 +419,7 @@ Test(size, custom_store_resize_callback)
 	cr_assert_eq(rp_fileh_open(st, &fh), 0);
 	cr_assert_eq(rp_fileh_resize(fh, 4 * PG), -EOPNOTSUPP);
 	cr_assert(strstr(rp_errmsg(), "resize"), "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_refresh(fh), -EOPNOTSUPP);
 	cr_assert_eq(rp_fileh_close(fh), 0);
 	cr_assert_eq(rp_store_close(st), 0);
 
