@@ -2,6 +2,10 @@
 /*
  * ram/pool.c - the pool: page size choice (hugepages=auto|require|off), capacity, and the
  * jemalloc arena that holds the engine's metadata.
+ *
+ * Built with RP_NO_JEMALLOC (the SQLite extension, which a program loads with dlopen:
+ * jemalloc's initial-exec thread-local storage cannot be placed there), the metadata
+ * comes from malloc, each block headed by its size, counted for ram_meta_bytes.
  */
 #include "ram/ram.h"
 
@@ -10,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef RP_NO_JEMALLOC
 #include <jemalloc/jemalloc.h>
+#endif
 
 #define HUGEPAGES_SYSFS "/sys/kernel/mm/hugepages/hugepages-2048kB/"
 
@@ -151,7 +157,12 @@ int ram_pool_open(const struct ram_pool_params *p, struct ram_pool **out, char *
 	pool->capacity = p->ram_size / pool->page_size;
 	/* A dedicated arena: the engine's metadata does not share pages with the host
 	 * program's heap, and its size can be read on its own. */
+#ifdef RP_NO_JEMALLOC
+	(void)sz;
+	pool->arena_ok = true;
+#else
 	pool->arena_ok = mallctl("arenas.create", &pool->arena, &sz, NULL, 0) == 0;
+#endif
 	if (!pool->arena_ok) {
 		snprintf(msg, msglen, "jemalloc: cannot create the metadata arena");
 		err = -ENOMEM;
@@ -172,8 +183,12 @@ int ram_pool_close(struct ram_pool *pool)
 		return 0;
 	if (atomic_load(&pool->handles))
 		return -EBUSY;
+#ifndef RP_NO_JEMALLOC
 	snprintf(name, sizeof(name), "arena.%u.destroy", pool->arena);
 	mallctl(name, NULL, NULL, NULL, 0);
+#else
+	(void)name;
+#endif
 	free(pool);
 	return 0;
 }
@@ -183,6 +198,37 @@ uint64_t ram_pool_charged(const struct ram_pool *pool)
 	return atomic_load(&pool->charged);
 }
 
+#ifdef RP_NO_JEMALLOC
+/* The block's size before it, in a 16-byte header (malloc's alignment). */
+#define META_HDR 16
+
+void *ram_meta_alloc(struct ram_pool *pool, size_t size)
+{
+	char *p = calloc(1, META_HDR + size);
+
+	if (!p)
+		return NULL;
+	memcpy(p, &size, sizeof(size));
+	atomic_fetch_add(&pool->meta_bytes, size);
+	return p + META_HDR;
+}
+
+void ram_meta_free(struct ram_pool *pool, void *p)
+{
+	size_t size;
+
+	if (!p)
+		return;
+	memcpy(&size, (char *)p - META_HDR, sizeof(size));
+	atomic_fetch_sub(&pool->meta_bytes, size);
+	free((char *)p - META_HDR);
+}
+
+size_t ram_meta_bytes(struct ram_pool *pool)
+{
+	return atomic_load(&pool->meta_bytes);
+}
+#else
 void *ram_meta_alloc(struct ram_pool *pool, size_t size)
 {
 	return mallocx(size ? size : 1,
@@ -213,3 +259,4 @@ size_t ram_meta_bytes(struct ram_pool *pool)
 	}
 	return total;
 }
+#endif

@@ -91,6 +91,7 @@ struct ram_pool {
 	_Atomic uint64_t handles; /* open handles */
 	unsigned arena;           /* jemalloc arena for engine metadata */
 	bool arena_ok;
+	_Atomic size_t meta_bytes; /* metadata bytes, built with RP_NO_JEMALLOC */
 	char describe[RAM_MSG_LEN]; /* what was chosen: pages, size, why */
 	char warning[RAM_MSG_LEN];  /* non-empty when hugepages=auto fell back */
 };
