@@ -51,6 +51,11 @@ struct rpio_dev *vm_test_dev(struct rp_store *st)
 	return st->dev;
 }
 
+struct rp_store *vm_test_store(struct rp_fileh *fh)
+{
+	return fh->store;
+}
+
 bool vm_test_over_limit(const struct vm *vm)
 {
 	return atomic_load(&vm->rc.over_limit);

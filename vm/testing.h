@@ -30,6 +30,8 @@ unsigned vm_test_page_state(struct rp_fileh *fh, uint64_t idx);
 char *vm_test_alias(struct rp_fileh *fh);
 /* A device store's io/ device (rpio_dev_inject, its counters). */
 struct rpio_dev *vm_test_dev(struct rp_store *st);
+/* The store of a handle (a handle from a layer above, as the SQLite VFS's). */
+struct rp_store *vm_test_store(struct rp_fileh *fh);
 /* The dirty pages are at or above dirty_limit (the hook was told). */
 bool vm_test_over_limit(const struct vm *vm);
 /* Gives up the handle's dirty index, as a failed insertion would: writeout then walks
