@@ -19,8 +19,9 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential meson ninja-build pkg-config liburing-dev libaio-dev
           libjemalloc-dev libcriterion-dev fio python3 util-linux libsqlite3-dev)
-# `test` also builds the libFuzzer targets with clang (libFuzzer is in clang's runtime).
-TEST_PACKAGES=(clang libclang-rt-14-dev)
+# `test` also builds the libFuzzer targets with clang (libFuzzer is in clang's runtime),
+# and makes a SQLite amalgamation (tcl, xz-utils: sqlite/amalgamation).
+TEST_PACKAGES=(clang libclang-rt-14-dev tcl xz-utils)
 
 install_missing() { # extra packages...
 	local missing=()
