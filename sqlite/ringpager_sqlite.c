@@ -111,6 +111,8 @@ struct rps_file {
 	bool wal_reading;    /* took a read lock: check again at the next barrier */
 	int64_t mmap_limit;  /* SQLITE_FCNTL_MMAP_SIZE */
 	volatile void *shm0; /* the WAL index's first region, once mapped */
+	unsigned char hdr[16]; /* header bytes 24..39 as read at the last shared lock */
+	bool hdr_ok;           /* ... and the pager has not read them yet */
 };
 
 #define REAL_OFF ((sizeof(struct rps_file) + 15) & ~(size_t)15)
@@ -323,14 +325,17 @@ static void refresh(struct rps_shared *sh, const rp_range *r, size_t n)
 
 /* Rollback modes: whether another process changed the file since this process's cache
  * last agreed with it. Every write transaction there changes the header's change counter
- * (bytes 24..27), a change of size included: one read of those bytes from the file, to
- * compare with the handle's (kept in sh->counter, which this process's own writes of the
- * header update). */
-static void check_counter(struct rps_shared *sh)
+ * (bytes 24..27), a change of size included: one read of the header's bytes 24..39 from
+ * the file, to compare the counter with the handle's (kept in sh->counter, which this
+ * process's own writes of the header update). No write of this process is pending then
+ * (a write lock's end wrote them out), so after the check the handle holds the same 16
+ * bytes: the pager's read of them, which follows, is served from p->hdr. */
+static void check_counter(struct rps_file *p)
 {
-	unsigned char disk[4];
+	struct rps_shared *sh = p->sh;
+	unsigned char *disk = p->hdr;
 
-	if (pread(sh->fd, disk, 4, 24) != 4) {
+	if (pread(sh->fd, disk, sizeof(p->hdr), 24) != (ssize_t)sizeof(p->hdr)) {
 		/* shorter than a header: an empty file, or another process truncated it */
 		pthread_mutex_lock(&sh->mu);
 		const bool same = sh->sz < 28;
@@ -348,6 +353,9 @@ static void check_counter(struct rps_shared *sh)
 	pthread_mutex_unlock(&sh->mu);
 	if (!same)
 		refresh(sh, NULL, 0);
+	/* What the handle holds there now, from the file: the pager reads exactly these
+	 * bytes next (its change counter and page count), and gets them without a copy. */
+	p->hdr_ok = true;
 }
 
 /* ---------------------------------------------------------------- WAL */
@@ -512,6 +520,13 @@ static int rps_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
 	uint64_t sz;
 	size_t n = 0;
 
+	if (p->hdr_ok) {
+		p->hdr_ok = false;
+		if (off == 24 && amt == (int)sizeof(p->hdr)) {
+			memcpy(buf, p->hdr, sizeof(p->hdr));
+			return SQLITE_OK;
+		}
+	}
 	pthread_mutex_lock(&sh->mu);
 	sz = sh->sz;
 	pthread_mutex_unlock(&sh->mu);
@@ -547,6 +562,7 @@ static int rps_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 of
 	const uint64_t end = (uint64_t)off + (uint64_t)amt;
 	int err = 0;
 
+	p->hdr_ok = false;
 	pthread_mutex_lock(&sh->mu);
 	if (end > sh->cap) {
 		uint64_t cap = sh->cap + (sh->cap / 8 > GROW_MIN ? sh->cap / 8 : GROW_MIN);
@@ -591,6 +607,7 @@ static int rps_truncate(sqlite3_file *f, sqlite3_int64 size)
 	const uint64_t sz = round_up((uint64_t)size, sh->chunk);
 	int err = 0;
 
+	p->hdr_ok = false;
 	pthread_mutex_lock(&sh->mu);
 	if (sz < sh->cap) {
 		if ((err = rp_fileh_resize(sh->fh, sz)) == 0)
@@ -629,7 +646,7 @@ static int rps_lock(sqlite3_file *f, int level)
 
 	if (rc == SQLITE_OK) {
 		if (p->lock == SQLITE_LOCK_NONE && level >= SQLITE_LOCK_SHARED && !p->shm0)
-			check_counter(p->sh);
+			check_counter(p);
 		p->lock = level > p->lock ? level : p->lock;
 	}
 	return rc;
@@ -645,6 +662,7 @@ static int rps_unlock(sqlite3_file *f, int level)
 	if (p->lock > SQLITE_LOCK_SHARED && level <= SQLITE_LOCK_SHARED && !p->batch &&
 	    pending(p->sh))
 		rc = flush(p->sh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED, "unlock");
+	p->hdr_ok = false;
 	int rc2 = p->real->pMethods->xUnlock(p->real, level);
 
 	if (rc2 == SQLITE_OK)
