@@ -128,6 +128,16 @@ static void fill(sqlite3 *db, int rows)
 	cr_assert_eq(rows_fill(db, rows), SQLITE_OK, "filling: %s", sqlite3_errmsg(db));
 }
 
+/* Opens path through vfs: its rows have checksum sum, and its integrity check is ok. */
+static void expect_rows(const char *path, const char *vfs, uint64_t sum)
+{
+	sqlite3 *db = db_open(path, vfs);
+
+	cr_assert_eq(checksum(db), sum, "%s reads other rows", vfs);
+	expect_ok(db);
+	cr_assert_eq(sqlite3_close(db), SQLITE_OK);
+}
+
 /* ---------------------------------------------------------------- journal modes */
 
 static void roundtrip(const char *mode, const char *const *kv)
@@ -145,15 +155,8 @@ static void roundtrip(const char *mode, const char *const *kv)
 
 	expect_ok(db);
 	cr_assert_eq(sqlite3_close(db), SQLITE_OK);
-	/* the default VFS reads the same rows */
-	db = db_open(path, "unix");
-	cr_assert_eq(checksum(db), sum, "the default VFS reads other rows (%s)", mode);
-	expect_ok(db);
-	cr_assert_eq(sqlite3_close(db), SQLITE_OK);
-	/* and ringpager again, from the file */
-	db = db_open(path, "ringpager");
-	cr_assert_eq(checksum(db), sum);
-	cr_assert_eq(sqlite3_close(db), SQLITE_OK);
+	expect_rows(path, "unix", sum);      /* the default VFS reads the same rows */
+	expect_rows(path, "ringpager", sum); /* and ringpager again, from the file */
 	db_unlink(path);
 }
 
@@ -199,9 +202,7 @@ Test(sqlite, mmap)
 	cr_assert_eq(checksum(db), sum);
 	cr_assert_eq(one(db, "PRAGMA mmap_size"), 268435456);
 	sqlite3_close(db);
-	db = db_open(path, "unix");
-	cr_assert_eq(checksum(db), sum);
-	sqlite3_close(db);
+	expect_rows(path, "unix", sum);
 	db_unlink(path);
 }
 
@@ -225,10 +226,7 @@ Test(sqlite, vacuum_shrinks)
 	             (long long)after.st_size, (long long)before.st_size);
 	cr_assert_eq(after.st_size, bytes);
 	sqlite3_close(db);
-	db = db_open(path, "unix");
-	cr_assert_eq(checksum(db), sum);
-	expect_ok(db);
-	sqlite3_close(db);
+	expect_rows(path, "unix", sum);
 	db_unlink(path);
 }
 
@@ -507,14 +505,8 @@ Test(sqlite, journal_batch_atomic)
 	snprintf(log, sizeof(log), "%s-rplog", path);
 	cr_assert_eq(access(log, F_OK), 0, "no redo log: the batches did not reach ringpager");
 	reg(NULL);
-	sqlite3 *db = db_open(path, "unix");
-
-	cr_assert_eq(checksum(db), sum);
-	expect_ok(db);
-	sqlite3_close(db);
-	db = db_open(path, "ringpager");
-	cr_assert_eq(checksum(db), sum);
-	sqlite3_close(db);
+	expect_rows(path, "unix", sum);
+	expect_rows(path, "ringpager", sum);
 	unlink(log);
 	db_unlink(path);
 }
@@ -609,10 +601,7 @@ Test(sqlite, pool_full_is_an_error)
 	          "rc %d (%s)", rc, sqlite3_errmsg(db));
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(db);
-	db = db_open(path, "unix");
-	expect_ok(db);
-	cr_assert_eq(checksum(db), sum);
-	sqlite3_close(db);
+	expect_rows(path, "unix", sum);
 	db_unlink(path);
 }
 
