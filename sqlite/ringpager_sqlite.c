@@ -17,8 +17,8 @@
  * (rp_writeout STORE, plus SYNC at xSync), so another process sees them as it would a
  * default-VFS write. What this process's cache holds of another's writes is checked:
  *   rollback journal modes: at each shared lock taken from no lock, the header's change
- *       counter and the file's size on disk against the handle's: if either differs, the
- *       whole handle is invalidated and learns the size again;
+ *       counter in the file against the handle's (every write transaction changes it):
+ *       if they differ, the whole handle is invalidated and learns the file's size again;
  *   WAL: at each WAL read lock, the WAL index's checkpoint state (salt, nBackfill)
  *       against the last one seen: the pages of the frames checkpointed since are
  *       invalidated, as the WAL index lists them (when a gap cannot be read there, the
@@ -144,13 +144,6 @@ static int ioerr(int err, int io, const char *what)
 
 /* ---------------------------------------------------------------- the engine */
 
-static const char *const cfg_keys[] = {
-    "ram_size",      "page_size",       "hugepages",    "io_backend",     "queue_depth",
-    "sqpoll",        "fault_threads",   "dirty_tracking", "reclaim_high", "reclaim_low",
-    "reclaim_wait",  "dirty_limit",     "dirty_policy", "readahead_max",  "fault_spin_us",
-    "fault_mode",    "atomic_log_max",  "atomic_log_dir",
-};
-
 /* The engine, opened at the first database (g.mu held): the registered configuration or
  * the environment's, then the URI parameters of that first file. */
 static int engine_get(const char *zName, rp_engine **out)
@@ -168,10 +161,14 @@ static int engine_get(const char *zName, rp_engine **out)
 		logf_err(SQLITE_CANTOPEN, "the engine's configuration");
 		return SQLITE_CANTOPEN;
 	}
-	for (size_t i = 0; zName && i < sizeof(cfg_keys) / sizeof(cfg_keys[0]); i++) {
-		const char *v = sqlite3_uri_parameter(zName, cfg_keys[i]);
+	/* Every URI parameter that names a key (rp_config_get knows it) sets it. */
+	for (int i = 0; zName && sqlite3_uri_key(zName, i); i++) {
+		const char *key = sqlite3_uri_key(zName, i);
+		char now[RP_PATH_MAX];
 
-		if (v && rp_config_set(&cfg, cfg_keys[i], v)) {
+		if (rp_config_get(&cfg, key, now, sizeof(now)) == -EINVAL)
+			continue; /* SQLite's own (vfs, mode, cache, ...) or the VFS's */
+		if (rp_config_set(&cfg, key, sqlite3_uri_parameter(zName, key))) {
 			logf_err(SQLITE_CANTOPEN, "a URI parameter");
 			return SQLITE_CANTOPEN;
 		}
