@@ -302,9 +302,14 @@ static int flush(struct rps_shared *sh, int flags, const char *what)
 }
 
 /* The store changed from outside: drops [off, off + len) ranges (NULL: everything) and
- * learns the file's size again. */
+ * learns the file's size again. What this process has not written out yet goes first
+ * (an invalidate drops dirty pages): with synchronous=OFF in WAL mode this process's own
+ * checkpoint may still hold its pages when another connection of it sees nBackfill
+ * move. */
 static void refresh(struct rps_shared *sh, const rp_range *r, size_t n)
 {
+	if (pending(sh))
+		(void)flush(sh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED, "before an invalidation");
 	pthread_mutex_lock(&sh->mu);
 	sh->counter_ok = false;
 	if (fit(sh) == 0) {
