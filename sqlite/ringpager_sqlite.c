@@ -539,8 +539,10 @@ static int rps_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
 			ssize_t r = rp_read(sh->fh, (uint64_t)off + n, (char *)buf + n, want - n);
 
 			if (r <= 0) {
-				forget_failed(sh, (uint64_t)off + n, want - n);
-				return r ? ioerr((int)r, SQLITE_IOERR_READ, "xRead") : SQLITE_IOERR_READ;
+				const int rc = r ? ioerr((int)r, SQLITE_IOERR_READ, "xRead") : SQLITE_IOERR_READ;
+
+				forget_failed(sh, (uint64_t)off + n, want - n); /* after the message */
+				return rc;
 			}
 			n += (size_t)r;
 		}
