@@ -511,6 +511,32 @@ Test(sqlite, journal_batch_atomic)
 	db_unlink(path);
 }
 
+/* A transaction whose redo log would pass atomic_log_max: the batch fails with an I/O
+ * error, and SQLite commits it again with a journal. */
+Test(sqlite, batch_too_large_commits_with_a_journal)
+{
+	char *prog = worker_batch();
+	char *path = db_path("batchbig");
+	char line[64] = "";
+	char *argv[] = {prog, "fill", path, "BATCH", NULL};
+	int fd;
+
+	setenv("RINGPAGER_ATOMIC_LOG_MAX", "64k", 1); /* the fill's transactions are larger */
+	pid_t pid = spawn(argv, &fd);
+	FILE *in = fdopen(fd, "r");
+
+	cr_assert(fgets(line, sizeof(line), in), "the worker printed nothing");
+	fclose(in);
+	cr_assert_eq(wait_exit(pid), 0);
+	reg(NULL);
+	expect_rows(path, "unix", strtoull(line, NULL, 16));
+	char log[4200];
+
+	snprintf(log, sizeof(log), "%s-rplog", path);
+	unlink(log);
+	db_unlink(path);
+}
+
 /* The loadable extension: .load, then vfs=ringpager in a URI. */
 Test(sqlite, extension)
 {
