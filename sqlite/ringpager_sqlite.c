@@ -183,52 +183,62 @@ static int engine_get(const char *zName, rp_engine **out)
 
 /* ---------------------------------------------------------------- shared files */
 
-/* The shared state of the file behind fd (g.mu held), made on the first open. */
-static int shared_get(const char *zName, int fd, bool rdonly, struct rps_shared **out)
+/* The shared state of the file zName, made at its first open in the process (g.mu
+ * held). A descriptor is opened only then, and kept: closing any descriptor of the file
+ * would drop the POSIX locks the process's other connections hold on it. Read-write
+ * where the file allows it, so that read-only and read-write connections share it. */
+static int shared_get(const char *zName, bool rdonly, struct rps_shared **out)
 {
 	struct stat sb;
 	struct rps_shared *sh;
 	rp_engine *eng;
 	int rc, err;
 
-	if (fstat(fd, &sb) < 0)
+	if (stat(zName, &sb) < 0) {
+		sqlite3_log(SQLITE_CANTOPEN, "ringpager: %s: %s", zName, strerror(errno));
 		return SQLITE_CANTOPEN;
+	}
 	for (sh = g.files; sh; sh = sh->next)
 		if (sh->dev == sb.st_dev && sh->ino == sb.st_ino) {
-			if (sh->rdonly && !rdonly)
-				break; /* opened read-only before: open it again writable */
+			if (sh->rdonly && !rdonly) {
+				sqlite3_log(SQLITE_CANTOPEN, "ringpager: %s is open in this process through "
+				                             "a read-only descriptor (the file was not "
+				                             "writable then); close it first",
+				            zName);
+				return SQLITE_CANTOPEN;
+			}
 			sh->refs++;
 			*out = sh;
 			return SQLITE_OK;
 		}
-	if (sh) {
-		sqlite3_log(SQLITE_CANTOPEN, "ringpager: %s is open read-only in this process; "
-		                             "close it before opening it for writing",
-		            zName);
-		return SQLITE_CANTOPEN;
-	}
 	if ((rc = engine_get(zName, &eng)) != SQLITE_OK)
 		return rc;
 	if (!(sh = calloc(1, sizeof(*sh))))
 		return SQLITE_NOMEM;
-	sh->dev = sb.st_dev;
-	sh->ino = sb.st_ino;
-	sh->rdonly = rdonly;
-	sh->refs = 1;
-	pthread_mutex_init(&sh->mu, NULL);
-	pthread_mutex_init(&sh->wal_mu, NULL);
-	sh->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (sh->fd < 0 || (err = rp_store_open_fd(eng, sh->fd, rdonly ? O_RDONLY : O_RDWR, &sh->st))) {
-		logf_err(SQLITE_CANTOPEN, zName);
+	sh->fd = open(zName, O_RDWR | O_CLOEXEC);
+	if (sh->fd < 0 && rdonly && (errno == EACCES || errno == EROFS || errno == EPERM))
+		sh->fd = open(zName, O_RDONLY | O_CLOEXEC);
+	sh->rdonly = sh->fd >= 0 && (fcntl(sh->fd, F_GETFL) & O_ACCMODE) == O_RDONLY;
+	if (sh->fd < 0 || fstat(sh->fd, &sb) < 0) {
+		sqlite3_log(SQLITE_CANTOPEN, "ringpager: opening %s: %s", zName, strerror(errno));
 		if (sh->fd >= 0)
 			close(sh->fd);
 		free(sh);
 		return SQLITE_CANTOPEN;
 	}
-	if ((err = rp_fileh_open(sh->st, &sh->fh))) {
+	sh->dev = sb.st_dev;
+	sh->ino = sb.st_ino;
+	sh->refs = 1;
+	pthread_mutex_init(&sh->mu, NULL);
+	pthread_mutex_init(&sh->wal_mu, NULL);
+	if ((err = rp_store_open_fd(eng, sh->fd, sh->rdonly ? O_RDONLY : O_RDWR, &sh->st)) ||
+	    (err = rp_fileh_open(sh->st, &sh->fh))) {
 		logf_err(SQLITE_CANTOPEN, zName);
-		rp_store_close(sh->st);
-		close(sh->fd);
+		if (sh->st)
+			rp_store_close(sh->st);
+		close(sh->fd); /* no connection of the process has locked the file yet */
+		pthread_mutex_destroy(&sh->mu);
+		pthread_mutex_destroy(&sh->wal_mu);
 		free(sh);
 		return SQLITE_CANTOPEN;
 	}
@@ -947,7 +957,7 @@ static int rps_open(sqlite3_vfs *vfs, const char *zName, sqlite3_file *f, int fl
 {
 	struct rps_vfs *v = (struct rps_vfs *)vfs;
 	struct rps_file *p = (struct rps_file *)f;
-	int rc, fd;
+	int rc;
 
 	if (!(flags & SQLITE_OPEN_MAIN_DB) || !zName)
 		return v->real->xOpen(v->real, zName, f, flags, outFlags);
@@ -957,16 +967,9 @@ static int rps_open(sqlite3_vfs *vfs, const char *zName, sqlite3_file *f, int fl
 		return rc;
 	const bool rdonly = !(flags & SQLITE_OPEN_READWRITE);
 
-	fd = open(zName, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (fd < 0) {
-		sqlite3_log(SQLITE_CANTOPEN, "ringpager: opening %s: %s", zName, strerror(errno));
-		p->real->pMethods->xClose(p->real);
-		return SQLITE_CANTOPEN;
-	}
 	pthread_mutex_lock(&g.mu);
-	rc = shared_get(zName, fd, rdonly, &p->sh);
+	rc = shared_get(zName, rdonly, &p->sh);
 	pthread_mutex_unlock(&g.mu);
-	close(fd); /* sh keeps a duplicate: no lock is held yet, none is dropped */
 	if (rc != SQLITE_OK) {
 		p->real->pMethods->xClose(p->real);
 		return rc;

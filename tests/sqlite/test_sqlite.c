@@ -418,6 +418,39 @@ static void counter(const char *mode)
 Test(sqlite, two_processes_rollback, .timeout = 300) { counter("DELETE"); }
 Test(sqlite, two_processes_wal, .timeout = 300) { counter("WAL"); }
 
+/* A second connection of the process, read-only, opened while the first holds a shared
+ * lock: the lock stays (another process cannot commit), and the two share one cache
+ * (the read-only one reads what the other wrote). */
+Test(sqlite, second_connection_keeps_the_first_ones_lock)
+{
+	char *path = db_path("locks");
+	char uri[4200];
+	sqlite3 *ro;
+
+	reg(NULL);
+	sqlite3 *db = db_open(path, "ringpager");
+
+	exec(db, "CREATE TABLE c(v INTEGER); INSERT INTO c VALUES(0)");
+	exec(db, "BEGIN");
+	cr_assert_eq(one(db, "SELECT v FROM c"), 0); /* a SHARED lock, held */
+	snprintf(uri, sizeof(uri), "file:%s?vfs=ringpager", path);
+	cr_assert_eq(sqlite3_open_v2(uri, &ro, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL),
+	             SQLITE_OK);
+	cr_assert_eq(one(ro, "SELECT v FROM c"), 0);
+	char *argv[] = {worker(), "tryw", path, NULL};
+
+	cr_assert_eq(wait_exit(spawn(argv, NULL)), 5,
+	             "another process committed while this one held a shared lock");
+	exec(db, "COMMIT");
+	exec(db, "UPDATE c SET v = 7");
+	cr_assert_eq(one(ro, "SELECT v FROM c"), 7);
+	cr_assert_eq(wait_exit(spawn(argv, NULL)), 0); /* no lock held now */
+	cr_assert_eq(one(ro, "SELECT v FROM c"), 8);
+	sqlite3_close(ro);
+	sqlite3_close(db);
+	db_unlink(path);
+}
+
 /* kill -9 of a process committing in a loop, RP_SQLITE_KILLS times: every transaction it
  * reported committed is there, and the file is intact, read by either VFS. */
 static void kills(const char *mode, char *prog)

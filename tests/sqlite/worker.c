@@ -10,6 +10,8 @@
  *                              bytes, indexes it and updates the summary row; after each
  *                              COMMIT returns, prints "id\n" (flushed)
  *   worker fill DB MODE        fills table t (tests/sqlite/rows.h), prints its checksum
+ *   worker tryw DB             one transaction adding 1 to the counter row, waiting at
+ *                              most 200 ms for locks: exits 0 committed, 5 busy
  *   worker ext SO DB           loads the extension SO (sqlite3_load_extension) instead of
  *                              linking the VFS, makes and fills DB through it, prints the
  *                              row count
@@ -131,6 +133,15 @@ int main(int argc, char **argv)
 			fflush(stdout);
 		}
 	}
+	if (argc == 3 && !strcmp(argv[1], "tryw")) {
+		open_db(argv[2], "ringpager", NULL);
+		sqlite3_busy_timeout(db, 200);
+		const int rc = sqlite3_exec(db, "BEGIN IMMEDIATE; UPDATE c SET v = v + 1; COMMIT",
+		                            NULL, NULL, NULL);
+
+		sqlite3_close(db);
+		return rc == SQLITE_OK ? 0 : (rc & 0xff) == SQLITE_BUSY ? 5 : 1;
+	}
 	if (argc == 4 && !strcmp(argv[1], "fill")) {
 		open_db(argv[2], "ringpager", argv[3]);
 		mode(argv[3]);
@@ -140,6 +151,6 @@ int main(int argc, char **argv)
 		return sqlite3_close(db) == SQLITE_OK ? 0 : 1;
 	}
 	fprintf(stderr, "usage: worker counter DB N MODE | writer DB MODE | fill DB MODE | "
-	                "ext SO DB\n");
+	                "tryw DB | ext SO DB\n");
 	return 2;
 }
