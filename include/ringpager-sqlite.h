@@ -27,8 +27,9 @@ extern "C" {
 /* Registers a VFS named vfs_name (NULL: "ringpager"), the default VFS when make_default
  * is non-zero. cfg configures the process's one engine, which the first database opened
  * through the VFS opens (NULL: the RINGPAGER_* variables over the defaults; URI
- * parameters of that first open named like the keys override either). Registering the
- * same name again only changes make_default. Returns SQLITE_OK, SQLITE_MISUSE for a name
+ * parameters of that first open named like the keys override either; the last cfg given
+ * before that open counts). Registering the same name again changes make_default (and
+ * the configuration, before the first open), not the flags. Returns SQLITE_OK, SQLITE_MISUSE for a name
  * longer than 63 bytes, SQLITE_ERROR when no default VFS exists to build on, or
  * SQLITE_NOMEM. For programs linked with the static library (libringpager_sqlite.a);
  * the loadable extension (libringpager_sqlite.so) registers "ringpager" itself. */
