@@ -23,6 +23,12 @@
  *          reads at depth 32.
  *   meta   the engine's metadata per resident page after the pin job (sparse pages) and
  *          after the minor job (a dense run).
+ * With --floors, only the machine's mechanism costs, which every figure of ringpager's
+ * should be read beside (docs/benchmarks.md): a userfaultfd MINOR fault served on the
+ * same CPU and on another, one raising SIGBUS and served in the handler, a kernel minor
+ * fault of a memfd page (one per page: no fault-around), mapping a resident run into a
+ * registered range with UFFDIO_CONTINUE and unmapping it with MADV_DONTNEED (1 page and
+ * 64 pages, no fault), a 4 KiB memcpy, and fio psync 4 KiB random reads (IOPS, p50).
  * The kinds alternate in each round (the order flips each round); medians are reported
  * with min..max and the ratio to the reference.
  */
@@ -59,6 +65,7 @@ struct opts {
 	uint64_t minor_bytes;
 	double runtime;
 	bool fio;
+	bool floors;
 };
 
 /* ---------------------------------------------------------------- jobs */
@@ -300,7 +307,8 @@ static void kp_on_sigsegv(int sig, siginfo_t *si, void *uc)
 }
 
 /* One kernel mechanism: 0 uffd with a handler thread, 1 uffd SIGBUS, 2 SIGSEGV + mmap,
- * 3 Wendelin's whole read fault (kp_on_sigsegv_read: its pages are not allocated yet). */
+ * 3 Wendelin's whole read fault (kp_on_sigsegv_read: its pages are not allocated yet),
+ * 4 the kernel's own minor fault of a memfd page (MADV_RANDOM: no fault-around). */
 static double job_kernel_lone(int how, uint64_t npages, uint64_t seed)
 {
 	const size_t len = npages * PG;
@@ -312,22 +320,24 @@ static double job_kernel_lone(int how, uint64_t npages, uint64_t seed)
 
 	kp.memfd = memfd_create("vmbench-lone", MFD_CLOEXEC);
 	if (kp.memfd < 0 || ftruncate(kp.memfd, (off_t)len) ||
-	    (how < 3 && fallocate(kp.memfd, 0, 0, (off_t)len)))
+	    (how != 3 && fallocate(kp.memfd, 0, 0, (off_t)len)))
 		die("memfd");
 	/* The pages mapped once elsewhere as well, as ringpager's are (pinned through another
 	 * mapping): a page's first mapping costs more than a later one. */
-	if (how < 3 && (warm = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, kp.memfd, 0)) ==
-	                   MAP_FAILED)
+	if (how != 3 && (warm = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, kp.memfd, 0)) ==
+	                    MAP_FAILED)
 		die("mmap");
 	/* Wendelin's mapping is a reservation that the handler maps page by page. */
-	kp.base = how >= 2 ? mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-	                          -1, 0)
-	                   : mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0);
-	if (kp.base == MAP_FAILED)
+	kp.base = how == 2 || how == 3
+	              ? mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+	              : mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0);
+	if (kp.base == MAP_FAILED || (how == 4 && madvise(kp.base, len, MADV_RANDOM)))
 		die("mmap");
 	if (how < 2)
 		kp_uffd(len, how == 1);
-	if (how == 0) {
+	if (how == 4) {
+		/* no handler: the kernel maps the page itself */
+	} else if (how == 0) {
 		kp.stop = eventfd(0, EFD_CLOEXEC);
 		if (kp.stop < 0 || (errno = pthread_create(&th, NULL, kp_handler, NULL)))
 			die("handler thread");
@@ -342,7 +352,7 @@ static double job_kernel_lone(int how, uint64_t npages, uint64_t seed)
 		(void)eventfd_write(kp.stop, 1);
 		pthread_join(th, NULL);
 		close(kp.stop);
-	} else {
+	} else if (how != 4) {
 		(void)sigaction(sig, &old, NULL);
 	}
 	if (how < 2)
@@ -391,6 +401,131 @@ static struct lone_sample job_lone(const struct opts *o, uint64_t seed)
 	return s;
 }
 
+/* ---------------------------------------------------------------- floors */
+
+struct floors {
+	double uffd_same, uffd_other, sigbus, kernel_minor; /* us per fault */
+	double map1, unmap1, map64, unmap64;                 /* us per call */
+	double memcpy4k;                                     /* us */
+};
+
+/* UFFDIO_CONTINUE of runs of `run` resident pages into a registered range (no fault
+ * waits), then MADV_DONTNEED of each: microseconds per call of each. */
+static void floor_map(uint64_t npages, uint64_t run, double *map_us, double *unmap_us)
+{
+	const size_t len = npages * PG;
+	void *warm;
+
+	kp.memfd = memfd_create("vmbench-floors", MFD_CLOEXEC);
+	if (kp.memfd < 0 || ftruncate(kp.memfd, (off_t)len) || fallocate(kp.memfd, 0, 0, (off_t)len) ||
+	    (warm = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, kp.memfd, 0)) == MAP_FAILED ||
+	    (kp.base = mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0)) == MAP_FAILED)
+		die("floors: memfd");
+	kp_uffd(len, false);
+	const uint64_t calls = npages / run;
+	double t0 = bu_now();
+
+	for (uint64_t i = 0; i < calls; i++) {
+		struct uffdio_continue c = {.range = {(uintptr_t)kp.base + i * run * PG, run * PG}};
+
+		if (ioctl(kp.uffd, UFFDIO_CONTINUE, &c))
+			die("floors: UFFDIO_CONTINUE");
+	}
+	double t1 = bu_now();
+
+	for (uint64_t i = 0; i < calls; i++)
+		if (madvise(kp.base + i * run * PG, run * PG, MADV_DONTNEED))
+			die("floors: MADV_DONTNEED");
+	double t2 = bu_now();
+
+	*map_us = (t1 - t0) * 1e6 / (double)calls;
+	*unmap_us = (t2 - t1) * 1e6 / (double)calls;
+	close(kp.uffd);
+	munmap(kp.base, len);
+	munmap(warm, len);
+	close(kp.memfd);
+}
+
+/* A 4 KiB copy between two hot buffers, microseconds (the mean of many). */
+static double floor_memcpy(void)
+{
+	static char a[PG], b[PG];
+	const unsigned n = 200000;
+	double t0 = bu_now();
+
+	for (unsigned i = 0; i < n; i++) {
+		memcpy(i & 1 ? a : b, i & 1 ? b : a, PG);
+		__asm__ volatile("" ::: "memory");
+	}
+	return (bu_now() - t0) * 1e6 / n;
+}
+
+static struct floors job_floors(uint64_t npages, uint64_t seed)
+{
+	struct floors f = {0};
+	cpu_set_t was;
+	const int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+	kp.cpu = sched_getcpu();
+	if (kp.cpu < 0 || pthread_getaffinity_np(pthread_self(), sizeof(was), &was) ||
+	    bind_cpu(kp.cpu))
+		die("binding to a CPU");
+	f.uffd_same = job_kernel_lone(0, npages, seed);
+	f.sigbus = job_kernel_lone(1, npages, seed);
+	f.kernel_minor = job_kernel_lone(4, npages, seed);
+	const int self = kp.cpu;
+
+	if (ncpu > 1) {
+		kp.cpu = (self + 1) % ncpu; /* the handler's */
+		f.uffd_other = job_kernel_lone(0, npages, seed);
+		kp.cpu = self;
+	}
+	floor_map(npages, 1, &f.map1, &f.unmap1);
+	floor_map(npages / 64 * 64, 64, &f.map64, &f.unmap64);
+	f.memcpy4k = floor_memcpy();
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(was), &was);
+	return f;
+}
+
+static int run_floors(const struct opts *o)
+{
+	double us[9][BU_MAX_ROUNDS], fio_ops[BU_MAX_ROUNDS], fio_p50[BU_MAX_ROUNDS];
+	const unsigned n = o->rounds;
+	uint64_t seed = (uint64_t)(bu_now() * 1e9);
+
+	printf("vmbench --floors: %u rounds, %u pages a fault job (medians, min..max)\n", n, o->lone);
+	for (unsigned r = 0; r < n; r++) {
+		const struct floors f = job_floors(o->lone, seed + r);
+		const double v[9] = {f.uffd_same, f.uffd_other, f.sigbus, f.kernel_minor, f.map1,
+		                     f.unmap1, f.map64, f.unmap64, f.memcpy4k};
+
+		for (int k = 0; k < 9; k++)
+			us[k][r] = v[k];
+		if (o->fio) {
+			const struct bu_fio b = bu_run_fio(o->file, "randread", PG, 1, o->size, o->runtime,
+			                                   "psync");
+
+			fio_ops[r] = b.iops;
+			fio_p50[r] = b.p50_us;
+		}
+	}
+	static const char *const names[9] = {
+	    "userfaultfd fault served on the same CPU", "userfaultfd fault served on another CPU",
+	    "userfaultfd SIGBUS, served in the handler", "kernel memfd minor fault, one a page",
+	    "UFFDIO_CONTINUE of 1 page (no fault)",     "MADV_DONTNEED of 1 page",
+	    "UFFDIO_CONTINUE of 64 pages (no fault)",   "MADV_DONTNEED of 64 pages",
+	    "memcpy of 4 KiB",
+	};
+	for (int k = 0; k < 9; k++)
+		if (k != 1 || us[1][0] > 0)
+			bu_row(names[k], us[k], n, "us", 0);
+	if (o->fio) {
+		bu_row("fio psync randread 4k depth 1", fio_ops, n, "IOPS", 0);
+		bu_row("fio psync p50 latency", fio_p50, n, "us", 0);
+	}
+	return 0;
+}
+
 static struct sample job_pin(const struct opts *o, uint64_t seed)
 {
 	struct sample s = {0};
@@ -435,6 +570,8 @@ static void usage(FILE *f)
 	        "                   at most 32768)\n"
 	        "  --runtime S      seconds per fio run (default 3)\n"
 	        "  --no-fio         skip the fio references\n"
+	        "  --floors         only the machine's mechanism costs (userfaultfd, SIGBUS and\n"
+	        "                   kernel faults, mapping and unmapping, memcpy, fio psync)\n"
 	        "Engine keys come from RINGPAGER_* variables (RINGPAGER_FAULT_THREADS=1, ...).\n");
 }
 
@@ -450,6 +587,7 @@ int main(int argc, char **argv)
 	    BU_OPT("pins", BU_COUNT, &o.pins),       BU_OPT("minor", BU_SIZE4K, &o.minor_bytes),
 	    BU_OPT("runtime", BU_SECONDS, &o.runtime), BU_OPT("no-fio", BU_CLEAR, &o.fio),
 	    BU_OPT_MAX("lone", BU_COUNT, &o.lone, LONE_MAX),
+	    BU_OPT("floors", BU_SET, &o.floors),
 	};
 	char describe[2048] = "";
 	int parsed = bu_parse_opts("vmbench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
@@ -466,6 +604,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmbench: fio not found: references skipped (--no-fio to silence)\n");
 		o.fio = false;
 	}
+	if (o.floors)
+		return run_floors(&o);
 	{
 		/* The engine the jobs open: the defaults with the RINGPAGER_* variables. */
 		rp_config cfg;
