@@ -31,7 +31,7 @@ extern "C" {
  * before that open counts). Registering the same name again changes make_default (and
  * the configuration, before the first open), not the flags. Returns SQLITE_OK, SQLITE_MISUSE for a name
  * longer than 63 bytes, SQLITE_ERROR when no default VFS exists to build on, or
- * SQLITE_NOMEM. For programs linked with the static library (libringpager_sqlite.a);
+ * SQLITE_NOMEM. For programs linked with the static library (libringpager-sqlite.a; pkg-config ringpager-sqlite);
  * the loadable extension (libringpager_sqlite.so) registers "ringpager" itself. */
 RP_API int rp_sqlite_register(const char *vfs_name, int make_default, const rp_config *cfg);
 /* rp_sqlite_register with flags (RP_SQLITE_BATCH_ATOMIC: the VFS offers batch atomic
