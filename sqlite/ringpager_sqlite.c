@@ -893,8 +893,8 @@ static int rps_shm_unmap(sqlite3_file *f, int del)
 /* A pointer into the file's one mapping (read-only, reserved MAP_RESERVE bytes long, so
  * that it never moves as the file grows). As with the kernel's mmap of a file, and the
  * default VFS's, the pages are not pinned: a page that fails to load, or finds no room in
- * the pool, raises SIGBUS where SQLite touches it (pinning each fetch, to turn that into
- * an error, cost 20 times the page access in speedtest1's joins). docs/sqlite.md. */
+ * the pool, raises SIGBUS where SQLite touches it (pinning each fetch to turn that into
+ * an error was measured and not kept: docs/benchmarks.md, "SQLite"). docs/sqlite.md. */
 static int rps_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp)
 {
 	struct rps_file *p = (struct rps_file *)f;
