@@ -285,19 +285,6 @@ static int fit(struct rps_shared *sh)
 	return 0;
 }
 
-/* Whether the handle holds what the file does not: dirty pages, or another size. */
-static bool pending(struct rps_shared *sh)
-{
-	uint64_t dirty = 0;
-	bool sized;
-
-	(void)rp_fileh_dirty(sh->fh, &dirty);
-	pthread_mutex_lock(&sh->mu);
-	sized = sh->sz == sh->cap && sh->cap == rp_store_size(sh->st);
-	pthread_mutex_unlock(&sh->mu);
-	return !sh->rdonly && (dirty || !sized);
-}
-
 /* Writes the handle out with flags, at its exact size. */
 static int flush(struct rps_shared *sh, int flags, const char *what)
 {
@@ -311,6 +298,24 @@ static int flush(struct rps_shared *sh, int flags, const char *what)
 	return err ? ioerr(err, SQLITE_IOERR_FSYNC, what) : SQLITE_OK;
 }
 
+/* Writes out (STORE, not synced) what the handle holds that the file does not: dirty
+ * pages, or another size. SQLITE_OK when there is nothing to write. */
+static int write_pending(struct rps_shared *sh, const char *what)
+{
+	uint64_t dirty = 0;
+	bool sized;
+
+	if (sh->rdonly)
+		return SQLITE_OK;
+	(void)rp_fileh_dirty(sh->fh, &dirty);
+	pthread_mutex_lock(&sh->mu);
+	sized = sh->sz == sh->cap && sh->cap == rp_store_size(sh->st);
+	pthread_mutex_unlock(&sh->mu);
+	if (!dirty && sized)
+		return SQLITE_OK;
+	return flush(sh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED, what);
+}
+
 /* The store changed from outside: drops [off, off + len) ranges (NULL: everything) and
  * learns the file's size again. What this process has not written out yet goes first
  * (an invalidate drops dirty pages): with synchronous=OFF in WAL mode this process's own
@@ -318,8 +323,7 @@ static int flush(struct rps_shared *sh, int flags, const char *what)
  * move. */
 static void refresh(struct rps_shared *sh, const rp_range *r, size_t n)
 {
-	if (pending(sh))
-		(void)flush(sh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED, "before an invalidation");
+	(void)write_pending(sh, "before an invalidation");
 	pthread_mutex_lock(&sh->mu);
 	sh->counter_ok = false;
 	if (fit(sh) == 0) {
@@ -505,8 +509,8 @@ static int rps_close(sqlite3_file *f)
 	struct rps_file *p = (struct rps_file *)f;
 	int rc = SQLITE_OK;
 
-	if (!p->batch && pending(p->sh))
-		rc = flush(p->sh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED, "close");
+	if (!p->batch)
+		rc = write_pending(p->sh, "close");
 	if (p->real->pMethods)
 		p->real->pMethods->xClose(p->real);
 	shared_put(p->sh);
@@ -673,9 +677,8 @@ static int rps_unlock(sqlite3_file *f, int level)
 
 	/* The end of a write: what SQLite did not sync (synchronous=OFF) leaves the process
 	 * now, so that the next process to lock the file reads it. */
-	if (p->lock > SQLITE_LOCK_SHARED && level <= SQLITE_LOCK_SHARED && !p->batch &&
-	    pending(p->sh))
-		rc = flush(p->sh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED, "unlock");
+	if (p->lock > SQLITE_LOCK_SHARED && level <= SQLITE_LOCK_SHARED && !p->batch)
+		rc = write_pending(p->sh, "unlock");
 	p->hdr_ok = false;
 	int rc2 = p->real->pMethods->xUnlock(p->real, level);
 
@@ -764,17 +767,12 @@ static int rps_file_control(sqlite3_file *f, int op, void *arg)
 	case SQLITE_FCNTL_COMMIT_ATOMIC_WRITE:
 		if (!p->batch)
 			return SQLITE_MISUSE;
-		pthread_mutex_lock(&sh->mu);
-		err = fit(sh);
-		pthread_mutex_unlock(&sh->mu);
-		if (!err)
-			err = rp_writeout(sh->fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED |
-			                              RP_WRITEOUT_SYNC | RP_WRITEOUT_ATOMIC);
-		if (err) {
-			/* SQLite rolls the batch back and commits again with a journal. */
-			logf_err(SQLITE_IOERR_WRITE, "the batch's atomic writeout");
+		/* Any failure is an I/O error to SQLite, which then rolls the batch back and
+		 * commits again with a journal. */
+		if (flush(sh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC |
+		                  RP_WRITEOUT_ATOMIC,
+		          "the batch's atomic writeout") != SQLITE_OK)
 			return SQLITE_IOERR_WRITE;
-		}
 		p->batch = false;
 		return SQLITE_OK;
 	case SQLITE_FCNTL_ROLLBACK_ATOMIC_WRITE:
@@ -845,8 +843,7 @@ static int rps_shm_lock(sqlite3_file *f, int ofst, int n, int flags)
 	int rc;
 
 	if (unlock && excl && covers(ofst, n, WAL_CKPT_LOCK)) {
-		if (pending(sh))
-			(void)flush(sh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED, "checkpoint end");
+		(void)write_pending(sh, "checkpoint end");
 		wal_check(p, true);
 	}
 	rc = p->real->pMethods->xShmLock(p->real, ofst, n, flags);
