@@ -43,33 +43,32 @@ static void reg(const char *const *kv)
 	cr_assert_eq(rp_sqlite_register(NULL, 0, &cfg), SQLITE_OK);
 }
 
-/* A fresh path for a database (and its journals), under the test directory. */
-static char *db_path(const char *name)
+/* Removes a database and every file beside it: journal, WAL, its index, the redo log. */
+static void db_remove(const char *p)
 {
-	char *p = malloc(4096);
+	static const char *const sfx[] = {"", "-journal", "-wal", "-shm", "-rplog"};
 
-	snprintf(p, 4096, "%s/sq_%s_%d.db", tu_dir(), name, (int)getpid());
-	for (const char *sfx = ""; sfx; sfx = !*sfx ? "-journal" : !strcmp(sfx, "-journal") ? "-wal"
-	                                                         : !strcmp(sfx, "-wal")   ? "-shm"
-	                                                                                  : NULL) {
-		char q[4200];
-
-		snprintf(q, sizeof(q), "%s%s", p, sfx);
-		unlink(q);
-	}
-	return p;
-}
-
-static void db_unlink(char *p)
-{
-	static const char *const sfx[] = {"", "-journal", "-wal", "-shm"};
-
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
 		char q[4200];
 
 		snprintf(q, sizeof(q), "%s%s", p, sfx[i]);
 		unlink(q);
 	}
+}
+
+/* A fresh path for a database (nothing there or beside it), under the test directory. */
+static char *db_path(const char *name)
+{
+	char *p = malloc(4096);
+
+	snprintf(p, 4096, "%s/sq_%s_%d.db", tu_dir(), name, (int)getpid());
+	db_remove(p);
+	return p;
+}
+
+static void db_unlink(char *p)
+{
+	db_remove(p);
 	free(p);
 }
 
@@ -540,7 +539,6 @@ Test(sqlite, journal_batch_atomic)
 	reg(NULL);
 	expect_rows(path, "unix", sum);
 	expect_rows(path, "ringpager", sum);
-	unlink(log);
 	db_unlink(path);
 }
 
@@ -563,10 +561,6 @@ Test(sqlite, batch_too_large_commits_with_a_journal)
 	cr_assert_eq(wait_exit(pid), 0);
 	reg(NULL);
 	expect_rows(path, "unix", strtoull(line, NULL, 16));
-	char log[4200];
-
-	snprintf(log, sizeof(log), "%s-rplog", path);
-	unlink(log);
 	db_unlink(path);
 }
 
