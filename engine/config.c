@@ -10,6 +10,7 @@
 #include "ringpager.h"
 #include "io/io.h"
 #include "ram/ram.h"
+#include "vm/spin.h"
 #include "vm/vm.h"
 #include "engine/config.h"
 #include "engine/textin.h"
@@ -76,9 +77,15 @@ static const char *w_fault_mode(unsigned i)
 	return i < 3 ? modes[i] : "?";
 }
 
+static const char *w_spin(unsigned i)
+{
+	return vm_spin_name((enum vm_spin_mode)i);
+}
+
 /* The rp_config numbers are the layers' enums. */
 _Static_assert(RAM_HUGEPAGES_OFF == 2 && IO_BACKEND_PSYNC == 3 && VM_DIRTY_WP_SYNC == 2 &&
-                   VM_POLICY_WRITEBACK == 1 && RP_FAULT_MODE_SIGBUS == 2,
+                   VM_POLICY_WRITEBACK == 1 && RP_FAULT_MODE_SIGBUS == 2 &&
+                   VM_SPIN_NEVER == 2,
                "rp_config's enum numbers");
 
 #define F(field) offsetof(rp_config, field)
@@ -120,10 +127,14 @@ static const struct key keys[] = {
     {"dirty_policy", K_ENUM, F(dirty_policy), 0, 0, false, ENUM(w_policy, 2), .def = "keep",
      .doc = "`keep` (dirty pages stay until written out) or `writeback` (the engine writes "
             "cold dirty pages back under pressure); docs/design.md"},
+    /* docs/benchmarks.md, "Poll or sleep" */
+    {"fault_spin", K_ENUM, F(fault_spin), 0, 0, false, ENUM(w_spin, 3), .def = "auto",
+     .doc = "whether the thread waiting for a fault's read polls for it: `auto` (both "
+            "ways timed, the faster used), `always`, `never` (docs/tuning.md)"},
     /* docs/benchmarks.md, "Fault service" */
     {"fault_spin_us", K_UINT, F(fault_spin_us), 0, 10000, false, .def = "200",
      .doc = "microseconds (0..10000) a service thread, or with `fault_mode=sigbus` the "
-            "faulting thread, polls for a fault's read before sleeping; `0`: never "
+            "faulting thread, polls for a fault's read at most; `0`: never "
             "(docs/tuning.md)"},
     /* auto is uffd: ringpager.h says why not sigbus */
     {"fault_mode", K_ENUM, F(fault_mode), 0, 0, false, ENUM(w_fault_mode, 3), .def = "auto",

@@ -77,6 +77,7 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 	p.reclaim.policy = (enum vm_dirty_policy)cfg->dirty_policy;
 	p.readahead_max = cfg->readahead_max;
 	p.fault_spin_ns = (uint64_t)cfg->fault_spin_us * 1000;
+	p.fault_spin = cfg->fault_spin;
 	p.fault_self = cfg->fault_mode == RP_FAULT_MODE_SIGBUS;
 	p.log_max = cfg->atomic_log_max;
 	snprintf(p.log_dir, sizeof(p.log_dir), "%.*s", (int)sizeof(p.log_dir) - 1,

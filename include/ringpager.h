@@ -90,12 +90,15 @@ RP_API const char *rp_errmsg(void);
  *   readahead_max  the largest readahead window, bytes with a suffix ("32M", the default:
  *                  docs/benchmarks.md gives the measurements), at most a quarter of
  *                  ram_size is used; "0" turns readahead off.
- *   fault_spin_us  microseconds (0..10000, default 200) a service thread keeps polling
- *                  for the completion of a fault's load before it sleeps: on a virtual
- *                  machine a sleeping CPU takes tens of microseconds to wake for the
- *                  completion (docs/tuning.md). It spins only while a thread
- *                  waits on a fault's own read, on a CPU that thread has left idle.
- *                  0 turns it off.
+ *   fault_spin     whether the thread that waits for a fault's own read (a service
+ *                  thread; with fault_mode=sigbus the faulting thread) polls for its
+ *                  completion before it sleeps: "auto" (default: both ways are timed as
+ *                  faults come, and the faster is used; one read in 16 tries the other),
+ *                  "always", "never". Polling wins where an idle virtual CPU is slow to
+ *                  wake, sleeping where the completion reaches a polling thread late
+ *                  (docs/tuning.md). rp_stats counts the reads each way.
+ *   fault_spin_us  microseconds (0..10000, default 200) it polls at most, on a CPU the
+ *                  faulting thread has left idle; 0 turns polling off.
  *   fault_mode     who serves a fault: "uffd" (service threads reading the userfaultfd),
  *                  "sigbus" (the faulting thread itself, in a SIGBUS handler ringpager
  *                  installs: no wake-up of another thread, so a cold or minor fault costs
@@ -139,6 +142,7 @@ typedef struct rp_config {
 	int dirty_policy;       /* 0 keep, 1 writeback */
 	uint64_t readahead_max; /* bytes; 0: no readahead */
 	unsigned fault_spin_us; /* microseconds; 0: never spin */
+	int fault_spin;         /* 0 auto, 1 always, 2 never */
 	int fault_mode;         /* RP_FAULT_MODE_*: 0 auto, 1 uffd, 2 sigbus */
 	uint64_t atomic_log_max; /* bytes */
 	char atomic_log_dir[RP_PATH_MAX]; /* empty: beside each store */
@@ -235,6 +239,8 @@ struct rp_stats {
 	                               dropped by DONTNEED) */
 	uint64_t readahead_windows; /* readahead windows issued */
 	uint64_t readahead_window_avg; /* readahead_pages / readahead_windows, pages */
+	uint64_t fault_reads_slept;  /* reads of a faulting page whose waiter slept ... */
+	uint64_t fault_reads_polled; /* ... and polled for the completion (fault_spin) */
 };
 
 /* Copies the engine's counters into *out. Returns 0. */

@@ -401,7 +401,9 @@ enum vm_fault_outcome vm_fault_self(struct vm *vm, uint64_t addr, bool write)
 	/* The windows go to the service threads first, so that they are read while this
 	 * thread reads its own page (the read blocks it). */
 	vm_load_batch_submit(vm, NULL, &ra);
-	if (ld)
+	if (ld) {
+		vm_load_waited(ld);
 		(void)vm_load_issue(ld, NULL);
+	}
 	return out;
 }

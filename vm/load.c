@@ -103,7 +103,6 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, u
 	ld->first = first;
 	ld->npages = n;
 	ld->fault = (how & VM_LOAD_FAULT) != 0;
-	ld->job.spin = ld->fault;
 	ld->zero_from = fh->zero_from;
 	ld->zero = first * vm->psz >= fh->zero_from;
 	for (uint64_t i = first; i < first + n; i++) {
@@ -152,6 +151,8 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, u
 		                    : e;
 		return NULL;
 	}
+	if (how & VM_LOAD_FAULT)
+		vm_load_waited(ld);
 	if (!ld->zero) {
 		atomic_fetch_add_explicit(&vm->ctr.loads, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&fh->n_loads, 1, memory_order_relaxed);
@@ -160,6 +161,14 @@ struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, u
 nomem:
 	*err = vm_errf(-ENOMEM, "out of memory for page metadata");
 	return NULL;
+}
+
+void vm_load_waited(struct vm_load *ld)
+{
+	if (!ld->zero && ld->fh->store->dev) {
+		ld->waited_read = true;
+		ld->job.spin = vm_spin_pick(&ld->fh->vm->spin);
+	}
 }
 
 /* VM_LOAD_STAGED for a load of n pages that goes through a bounce page: a lone 4 KiB
@@ -202,9 +211,12 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 		vm_load_finish(ld, r);
 		return 0;
 	}
+	if (ld->waited_read)
+		ld->issued_ns = vm_now_ns();
 	if (st->dev && !q) {
 		/* fault_mode=sigbus: the faulting thread reads its own page. */
-		int64_t got = rpio_pread(st->dev, off, buf, len, ld->no_spin ? 0 : fh->vm->spin_ns);
+		int64_t got = rpio_pread(st->dev, off, buf, len,
+		                         ld->job.spin ? fh->vm->spin_ns : 0);
 
 		vm_load_finish(ld, got < 0 ? (int)got : 0);
 		return 0;
@@ -325,6 +337,8 @@ void vm_load_finish(struct vm_load *ld, int err)
 
 	bool in = false;
 
+	if (ld->issued_ns && !err)
+		vm_spin_record(&vm->spin, ld->job.spin, vm_now_ns() - ld->issued_ns);
 	if (vm_load_finish_hook)
 		vm_load_finish_hook(fh);
 	pthread_mutex_lock(&fh->lock);

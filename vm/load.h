@@ -27,7 +27,10 @@ struct vm_load {
 	bool ra;                     /* a readahead window's: its pages stay unmapped until
 	                                touched (vm/readahead.c), and an error only empties them */
 	bool faulted;                /* a thread faulted on one of its pages while it loaded */
-	bool fault;                  /* a fault's own read: its thread waits (service spin) */
+	bool fault;                  /* a fault's own read: its thread waits (service) */
+	bool waited_read;            /* a thread waits for this read (vm_load_waited);
+	                                job.spin: polling for it (vm/spin.c) */
+	uint64_t issued_ns;          /* ... when it was issued */
 	bool staged;                 /* read through a bounce page (the faulting thread's,
 	                                vm/sigbus.c, or a service thread's), then put in the
 	                                RAM handle: the alias was not touched */
@@ -39,7 +42,6 @@ struct vm_load {
 	uint64_t zero_from;          /* fh->zero_from when it started: bytes from here read 0 */
 	bool zero;                   /* wholly past zero_from: made of zeros, no I/O */
 	bool by_write;               /* its pages were charged, not allocated (VM_LOAD_STAGED) */
-	bool no_spin;                /* read on the calling thread without polling (rp_read) */
 	struct vm_load *next, *prev; /* fh->loads */
 	atomic_int done;             /* custom stores: rp_load_done called */
 } __attribute__((aligned(16)));
@@ -59,6 +61,10 @@ struct vm_load {
 unsigned vm_load_stage_flag(const struct rp_fileh *fh, uint64_t n);
 struct vm_load *vm_load_start(struct rp_fileh *fh, uint64_t first, uint64_t n, unsigned how,
                               int *err);
+/* A thread waits for ld's read (a fault's own, a lone rp_read's): it is timed, and
+ * vm/spin.c chooses whether the thread that waits polls for it (job.spin). Before the
+ * load is issued. */
+void vm_load_waited(struct vm_load *ld);
 /* Issues ld's read on a queue (device store) or calls the custom store's load. Called
  * without fh->lock. With q NULL a device store's read is done on this thread, and ld is
  * finished before the return. Returns 0 once issued or completed, -EBUSY when the queue

@@ -49,6 +49,7 @@
 #include "vm/pagemap.h"
 #include "vm/params.h"
 #include "vm/readahead.h"
+#include "vm/spin.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -240,6 +241,7 @@ struct vm {
 	                      of the pool); 0 or 1: none */
 	uint64_t ra_chunk; /* pages read ahead mapped by one touch */
 	uint64_t spin_ns;  /* fault_spin_us, in ns */
+	struct vm_spin spin; /* whether a fault's read is polled for (vm/spin.c) */
 	bool fault_self;   /* fault_mode=sigbus: faults are served by the faulting threads */
 	_Atomic uint32_t load_gen;      /* bumped when a load ends; a futex for ... */
 	_Atomic uint32_t load_waiters;  /* ... the faulting threads waiting in vm/sigbus.c */

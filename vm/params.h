@@ -79,6 +79,7 @@ struct vm_params {
 	struct vm_reclaim_params reclaim;
 	uint64_t readahead_max; /* bytes; 0: no readahead */
 	uint64_t fault_spin_ns; /* vm/service.c: polling for a fault's read before sleeping */
+	int fault_spin;          /* enum vm_spin_mode (vm/spin.c) */
 	bool fault_self;        /* fault_mode=sigbus (vm/sigbus.c) */
 	uint64_t log_max;       /* atomic_log_max */
 	char log_dir[VM_PATH_MAX]; /* atomic_log_dir; empty: beside each store */

@@ -71,11 +71,7 @@ static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c)
 
 		c->batch.head = c->batch.tail = NULL;
 		c->nflush++;
-		/* pread(2), not a polled ring: polling from user space, the thread sees the
-		 * completion only once an interrupt brings it into the kernel to run io_uring's
-		 * task work, which made cold rp_read slower (docs/benchmarks.md, "The database
-		 * API"). */
-		ld->no_spin = true;
+		vm_load_waited(ld);
 		(void)vm_load_issue(ld, NULL);
 	} else if (c->nflush++ < PIN_LOCAL_BATCHES) {
 		vm_load_batch_submit(fh->vm, NULL, &c->batch);

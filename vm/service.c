@@ -41,14 +41,14 @@
  * device round trip of tens of microseconds). A fault on a resident page costs one poll,
  * one read of the userfaultfd and one UFFDIO_CONTINUE on this thread.
  *
- * Spinning for a fault's read (fault_spin_us): while a thread waits on a fault's own read
- * and the thread has nothing else to do, it polls its queue for up to fault_spin_us
- * before it sleeps in poll(2). The faulting thread is blocked, so the CPU would idle;
- * but a virtual CPU that idles halts, and waking it for the completion (the disk's
- * interrupt arrives on another CPU here) costs tens of microseconds. Measured with
- * rpbench, cold random 4 KiB touches against fio psync in the same run
- * (docs/benchmarks.md, "Fault service"). The price: up to fault_spin_us of CPU per cold fault on the faulting CPU,
- * taken from the application's other threads if they want that CPU. The spin still
+ * Spinning for a fault's read (fault_spin, fault_spin_us): while a thread waits on a
+ * fault's own read that vm/spin.c chose to poll for (job->spin), and the thread has
+ * nothing else to do, it polls its queue for up to fault_spin_us before it sleeps in
+ * poll(2). The faulting thread is blocked, so the CPU would idle; a virtual CPU that idles
+ * halts, and waking it for the completion can cost tens of microseconds (vm/spin.c says
+ * why that is not always the faster way). The price: up to fault_spin_us of CPU per cold
+ * fault on the faulting CPU, taken from the application's other threads if they want
+ * that CPU. The spin still
  * looks at the userfaultfd and the kick eventfd every few iterations, so a new fault or
  * job does not wait for it. Readahead windows, pins and writeouts never spin: their
  * reads are long, or a thread asked for them at queue depth.
@@ -85,7 +85,7 @@ struct vm_service {
 	struct rpio_queue *q;
 	struct rpio_queue_params qp;
 	struct vm_job *backlog_head, *backlog_tail;
-	unsigned fault_reads; /* faults' own reads issued here, not yet completed */
+	unsigned fault_reads; /* reads issued here to be polled for (job->spin), not completed */
 	/* Bounce pages for staged loads (a lone 4 KiB page of a fault or a pin, read here
 	 * and put into the RAM handle by vm_load_finish): two per request the queue takes
 	 * (at most SVC_BOUNCE_MAX), and a stack of the free ones. */

@@ -110,6 +110,7 @@ int vm_open(struct vm **out, const struct vm_params *p)
 		vm->ra_max = vm->pool->capacity / 4;
 	vm->ra_chunk = VM_RA_CHUNK_BYTES / vm->psz ? VM_RA_CHUNK_BYTES / vm->psz : 1;
 	vm->spin_ns = p->fault_spin_ns;
+	vm_spin_init(&vm->spin, vm->spin_ns ? (enum vm_spin_mode)p->fault_spin : VM_SPIN_NEVER);
 	vm->log_max = p->log_max;
 	snprintf(vm->log_dir, sizeof(vm->log_dir), "%s", p->log_dir);
 	vm->fault_ops = &fault_ops;
@@ -133,13 +134,13 @@ int vm_open(struct vm **out, const struct vm_params *p)
 	if (vm->ra_max > 1)
 		snprintf(ra, sizeof(ra), "windows up to %" PRIu64 " pages", vm->ra_max);
 	snprintf(vm->describe, sizeof(vm->describe),
-	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s; fault_spin_us %" PRIu64 "\n"
+	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s; fault_spin %s, fault_spin_us %" PRIu64 "\n"
 	         "reclaim: CLOCK, background from %u%% (%" PRIu64 " pages) down to %u%% (%" PRIu64
 	         " pages); dirty pages: %s, limit %" PRIu64 " pages; a load waits up to %u ms "
 	         "for memory\nreadahead: %s (readahead_max %" PRIu64 " bytes%s)",
 	         vm->pool->describe, vm->pool->warning[0] ? "; warning: " : "", vm->pool->warning,
 	         vm_service_describe(vm), why, vm->nsvc, vm->nsvc == 1 ? "" : "s",
-	         vm->bound ? ", one bound to each CPU" : "", vm->spin_ns / 1000, p->reclaim.high,
+	         vm->bound ? ", one bound to each CPU" : "", vm_spin_name(vm->spin.mode), vm->spin_ns / 1000, p->reclaim.high,
 	         vm->rc.high,
 	         p->reclaim.low, vm->rc.low, vm_policy_name(p->reclaim.policy),
 	         vm->rc.dirty_limit, p->reclaim.wait_ms,
@@ -219,4 +220,6 @@ void vm_stats(struct vm *vm, struct rp_stats *out)
 	out->readahead_windows = atomic_load(&c->ra_windows);
 	out->readahead_window_avg =
 	    out->readahead_windows ? out->readahead_pages / out->readahead_windows : 0;
+	out->fault_reads_slept = atomic_load(&vm->spin.count[0]);
+	out->fault_reads_polled = atomic_load(&vm->spin.count[1]);
 }

@@ -28,8 +28,10 @@ static rp_engine *open_spin(const char *mode, const char *spin_us, unsigned flag
 
 	rp_config_init(&cfg);
 	cfg.internal_flags = flags;
-	if (spin_us)
-		cr_assert_eq(rp_config_set(&cfg, "fault_spin_us", spin_us), 0, "%s", rp_errmsg());
+	if (spin_us) /* polled, for as long as that says (fault_spin auto would also sleep) */
+		cr_assert(rp_config_set(&cfg, "fault_spin_us", spin_us) == 0 &&
+		              rp_config_set(&cfg, "fault_spin", "always") == 0,
+		          "%s", rp_errmsg());
 	cfg.ram_size = 32ul << 20;
 	cfg.hugepages = 2;      /* off */
 	cfg.readahead_max = 0; /* a load per fault, counted exactly */
@@ -332,8 +334,8 @@ Test(sigbus, a_write_to_an_absent_page_loads_it_dirty)
 }
 
 /* The faulting thread's own read (io/pread.c): through its io_uring, polled, where
- * fault_spin_us > 0; with pread(2) where it is 0 or no ring can be made. The same bytes
- * every way. */
+ * fault_spin_us > 0 (with fault_spin always); with pread(2) where it is 0 or no ring can
+ * be made. The same bytes every way. */
 static void own_read_way(const char *spin_us, bool forbid, int want_ring)
 {
 	struct tu_map f;
@@ -354,7 +356,7 @@ static void own_read_way(const char *spin_us, bool forbid, int want_ring)
 
 Test(sigbus, the_faulting_thread_polls_its_read_through_its_own_ring)
 {
-	own_read_way(NULL, false, 1); /* fault_spin_us's default */
+	own_read_way("200", false, 1); /* fault_spin_us's default */
 }
 
 Test(sigbus, with_fault_spin_us_0_the_faulting_thread_reads_with_pread)
@@ -364,7 +366,7 @@ Test(sigbus, with_fault_spin_us_0_the_faulting_thread_reads_with_pread)
 
 Test(sigbus, where_no_ring_can_be_made_the_faulting_thread_reads_with_pread)
 {
-	own_read_way(NULL, true, -EPERM);
+	own_read_way("200", true, -EPERM);
 }
 
 /* A page the faulting thread read is mapped for it at once (UFFDIO_COPY; with

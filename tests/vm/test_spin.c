@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tests/vm/test_spin.c - poll or sleep for a fault's own read (vm/spin.c): how auto
+ * chooses from the latencies it is given, and that an engine's faults, in both fault
+ * modes, and a lone rp_read go the way fault_spin says.
+ */
+#include "vm/spin.h"
+#include "vm/testing.h"
+#include "common/testutil.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define PG 4096ul
+
+/* Of the next n picks, how many poll. */
+static unsigned polls(struct vm_spin *s, unsigned n)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		k += vm_spin_pick(s);
+	return k;
+}
+
+/* Records what each of n picks would measure: slept_ns when it sleeps, polled_ns when
+ * it polls. Returns how many polled. */
+static unsigned run(struct vm_spin *s, unsigned n, uint64_t slept_ns, uint64_t polled_ns)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		const bool p = vm_spin_pick(s);
+
+		vm_spin_record(s, p, p ? polled_ns : slept_ns);
+		k += p;
+	}
+	return k;
+}
+
+Test(spin, auto_first_tries_both_ways_alike)
+{
+	struct vm_spin s;
+
+	vm_spin_init(&s, VM_SPIN_AUTO);
+	cr_assert_eq(polls(&s, 16), 8);
+}
+
+Test(spin, auto_sleeps_where_sleeping_is_faster_and_still_tries_polling)
+{
+	struct vm_spin s;
+
+	vm_spin_init(&s, VM_SPIN_AUTO);
+	(void)run(&s, 16, 80000, 120000);
+	/* From then on one read in 16 polls, to notice a change. */
+	cr_assert_eq(run(&s, 160, 80000, 120000), 10);
+	cr_assert_eq(atomic_load(&s.count[0]) + atomic_load(&s.count[1]), 176);
+}
+
+Test(spin, auto_polls_where_polling_is_faster_and_still_tries_sleeping)
+{
+	struct vm_spin s;
+
+	vm_spin_init(&s, VM_SPIN_AUTO);
+	(void)run(&s, 16, 120000, 80000);
+	cr_assert_eq(run(&s, 160, 120000, 80000), 150);
+}
+
+Test(spin, auto_follows_a_change_of_the_machine)
+{
+	struct vm_spin s;
+
+	vm_spin_init(&s, VM_SPIN_AUTO);
+	(void)run(&s, 176, 80000, 120000); /* sleeping wins ... */
+	(void)run(&s, 400, 120000, 60000); /* ... then polling does */
+	cr_assert_eq(polls(&s, 32), 30, "still sleeping after the change");
+	vm_spin_init(&s, VM_SPIN_AUTO);
+	(void)run(&s, 176, 120000, 60000);
+	(void)run(&s, 400, 60000, 120000);
+	cr_assert_eq(polls(&s, 32), 2, "still polling after the change");
+}
+
+Test(spin, one_stalled_read_does_not_turn_auto)
+{
+	struct vm_spin s;
+
+	vm_spin_init(&s, VM_SPIN_AUTO);
+	(void)run(&s, 64, 100000, 80000); /* polling wins by 20% */
+	vm_spin_record(&s, true, 50000000); /* a 50 ms stall of one polled read */
+	cr_assert_eq(polls(&s, 32), 30);
+}
+
+Test(spin, always_and_never_do_not_measure_their_way_out)
+{
+	struct vm_spin a, n;
+
+	vm_spin_init(&a, VM_SPIN_ALWAYS);
+	vm_spin_init(&n, VM_SPIN_NEVER);
+	cr_assert_eq(run(&a, 100, 1000, 1000000), 100);
+	cr_assert_eq(run(&n, 100, 1000000, 1000), 0);
+	cr_assert_eq(atomic_load(&a.count[1]), 100);
+	cr_assert_eq(atomic_load(&n.count[0]), 100);
+	cr_assert_str_eq(vm_spin_name(VM_SPIN_AUTO), "auto");
+}
+
+/* An engine's cold faults (RANDOM advice: one read each) in fault_mode `mode` with
+ * fault_spin `spin`: every read is counted one way or the other, the bytes are the
+ * file's, and rp_engine_describe names the setting. Returns how many were polled. */
+static uint64_t faults_polled(const char *mode, const char *spin, uint64_t *slept)
+{
+	rp_config cfg;
+	rp_engine *eng;
+	struct tu_map f;
+
+	tu_config_init(&cfg);
+	cfg.ram_size = 32ul << 20;
+	cr_assert(rp_config_set(&cfg, "fault_mode", mode) == 0 &&
+	              rp_config_set(&cfg, "fault_spin", spin) == 0,
+	          "%s", rp_errmsg());
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	char want[64];
+
+	snprintf(want, sizeof(want), "fault_spin %s,", spin);
+	cr_assert(strstr(rp_engine_describe(eng), want), "%s", rp_engine_describe(eng));
+	tu_map_open(&f, eng, "spin", 256 * PG, 23, PROT_READ);
+	cr_assert_eq(rp_advise(f.m, 0, 256 * PG, RP_ADVICE_RANDOM), 0);
+	for (uint64_t p = 0; p < 256; p += 5)
+		tu_map_read(&f, p);
+	struct rp_stats st = tu_stats(eng);
+
+	cr_assert_eq(st.fault_reads_slept + st.fault_reads_polled, 52, "%s %s: %lu + %lu", mode,
+	             spin, (unsigned long)st.fault_reads_slept,
+	             (unsigned long)st.fault_reads_polled);
+	*slept = st.fault_reads_slept;
+	tu_map_close(&f);
+	return st.fault_reads_polled;
+}
+
+static void modes(const char *mode)
+{
+	uint64_t slept;
+
+	cr_assert_eq(faults_polled(mode, "always", &slept), 52);
+	cr_assert_eq(faults_polled(mode, "never", &slept), 0);
+	/* auto tries both ways whatever it then finds */
+	cr_assert(faults_polled(mode, "auto", &slept) >= 2 && slept >= 2);
+}
+
+Test(spin, faults_read_the_way_fault_spin_says_uffd)
+{
+	modes("uffd");
+}
+
+Test(spin, faults_read_the_way_fault_spin_says_sigbus)
+{
+	modes("sigbus");
+}
+
+Test(spin, fault_spin_us_0_never_polls)
+{
+	rp_config cfg;
+	rp_engine *eng;
+
+	tu_config_init(&cfg);
+	cr_assert_eq(rp_config_set(&cfg, "fault_spin_us", "0"), 0);
+	cr_assert_eq(rp_config_set(&cfg, "fault_spin", "always"), 0);
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	cr_assert(strstr(rp_engine_describe(eng), "fault_spin never,"), "%s",
+	          rp_engine_describe(eng));
+	rp_engine_close(eng);
+}
+
+Test(spin, a_lone_rp_read_is_counted)
+{
+	rp_config cfg;
+	rp_engine *eng;
+	struct tu_map f;
+	char buf[PG];
+
+	tu_config_init(&cfg);
+	cfg.ram_size = 32ul << 20;
+	cfg.readahead_max = 0;
+	cr_assert_eq(rp_config_set(&cfg, "fault_spin", "always"), 0);
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	tu_map_open(&f, eng, "spin_read", 16 * PG, 29, PROT_READ);
+	cr_assert_eq(rp_read(f.fh, 3 * PG, buf, PG), (ssize_t)PG);
+	tu_expect_fill(buf, PG, 29, 3 * PG);
+	cr_assert_eq(tu_stats(eng).fault_reads_polled, 1);
+	tu_map_close(&f);
+}
+
+Test(spin, the_key_names_its_values)
+{
+	rp_config cfg;
+	char buf[32];
+
+	rp_config_init(&cfg);
+	cr_assert_eq(rp_config_get(&cfg, "fault_spin", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "auto");
+	cr_assert_eq(rp_config_set(&cfg, "fault_spin", "sometimes"), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "fault_spin=sometimes") &&
+	              strstr(rp_errmsg(), "auto, always or never"),
+	          "%s", rp_errmsg());
+}
