@@ -111,9 +111,12 @@ static void ra_env(struct rp_fileh *fh, const struct rp_mapping *m, struct vm_ra
 }
 
 /* Starts the loads of the window's absent pages, in runs of at most the device's largest
- * request, and puts the marker on its page. fh->lock held (dropped and retaken by each
+ * request, and puts the marker on its page. A window of a stream that has proved itself
+ * (eager: the mapping whose marker started it) is mapped there as each run completes
+ * (vm_load_finish), not a chunk per touch. fh->lock held (dropped and retaken by each
  * vm_load_start). A run that finds no memory ends the window. */
-static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct vm_load_batch *b)
+static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct rp_mapping *eager,
+                    struct vm_load_batch *b)
 {
 	struct vm *vm = fh->vm;
 	uint64_t end = win->start + win->size, p = win->start, started = 0;
@@ -136,6 +139,7 @@ static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct vm_
 		if (!ld)
 			break;
 		ld->ra = true;
+		ld->eager = eager;
 		if (win->mark >= p && win->mark < p + n) {
 			uint64_t w = pagemap_get(&fh->pm, win->mark);
 
@@ -161,7 +165,7 @@ static void ra_miss(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx,
 
 	ra_env(fh, m, &e);
 	if (vm_ra_sync(&m->ra, &e, vm_advice_at(&m->advice, idx), idx, &win))
-		ra_read(fh, &win, b);
+		ra_read(fh, &win, NULL, b);
 }
 
 /* The marker on page idx (word w) was reached: the next window. */
@@ -174,7 +178,7 @@ static void ra_marker(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, u
 	(void)vm_page_set(fh, idx, w & ~PG_RA_MARK);
 	ra_env(fh, m, &e);
 	if (vm_ra_async(&m->ra, &e, vm_advice_at(&m->advice, idx), idx, &win))
-		ra_read(fh, &win, b);
+		ra_read(fh, &win, m, b);
 }
 
 /* A fault on page idx of m while it loads (word w): the marker starts the next window. */

@@ -177,6 +177,8 @@ int vm_unmap(struct rp_mapping *m)
 			ld->writer = NULL;
 		if (ld->dst == m)
 			ld->dst = NULL;
+		if (ld->eager == m)
+			ld->eager = NULL;
 	}
 	VM_LIST_REMOVE(fh->maps, m);
 	/* Pins taken through this mapping go with it, so the pages can be reclaimed. */

@@ -329,6 +329,36 @@ static int load_place(struct vm_load *ld, bool *in)
 	return w < 0 ? -errno : -EIO;
 }
 
+/* A window read ahead for a proven stream of m (ld->eager) is mapped there at once, as
+ * the pages it maps for the touch that uses them would be, but a window's run at a time,
+ * not VM_RA_CHUNK_BYTES per fault: its pages count as used now. The marker stays
+ * unmapped: its touch starts the next window. fh->lock held. */
+static void load_map_eager(struct rp_fileh *fh, struct rp_mapping *m, struct vm_load *ld)
+{
+	struct vm *vm = fh->vm;
+	const uint64_t end = ld->first + ld->npages;
+	uint64_t run = 0, k = 0, used = 0;
+
+	for (uint64_t p = ld->first; p <= end; p++) {
+		const uint64_t w = p < end ? pagemap_get(&fh->pm, p) : 0;
+
+		if ((w & PG_RA) && !(w & PG_RA_MARK) && pg_resident(w)) {
+			(void)vm_page_set(fh, p, (w & ~PG_RA) | PG_REF);
+			if (!k)
+				run = p;
+			k++;
+		} else if (k) {
+			vm_uffd_continue(vm, m, run, k, false);
+			used += k;
+			k = 0;
+		}
+	}
+	if (!used)
+		return;
+	atomic_fetch_add_explicit(&vm->ctr.ra_used, used, memory_order_relaxed);
+	vm_ra_used(&m->ra, m->ra.prev, used);
+}
+
 void vm_load_finish(struct vm_load *ld, int err)
 {
 	struct rp_fileh *fh = ld->fh;
@@ -379,6 +409,8 @@ void vm_load_finish(struct vm_load *ld, int err)
 	 * the whole pool, may take them). */
 	vm_reclaim_kick(vm);
 	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
+		if (!empty && !err && ld->eager == m)
+			load_map_eager(fh, m, ld);
 		if (empty || ld->ra) {
 			/* Stale or failed: they fault again and load afresh. Read ahead: the
 			 * threads that came while it loaded fault again and map what they use. */

@@ -27,6 +27,8 @@ struct vm_load {
 	bool ra;                     /* a readahead window's: its pages stay unmapped until
 	                                touched (vm/readahead.c), and an error only empties them */
 	bool faulted;                /* a thread faulted on one of its pages while it loaded */
+	struct rp_mapping *eager;    /* read ahead for a proven stream of this mapping: mapped
+	                                there when it completes (vm/readahead.c) */
 	bool fault;                  /* a fault's own read: its thread waits (service) */
 	bool waited_read;            /* a thread waits for this read (vm_load_waited);
 	                                job.spin: polling for it (vm/spin.c) */

@@ -44,8 +44,10 @@
  * maps it with the pages read ahead after it, up to VM_RA_CHUNK_BYTES (as the kernel's
  * fault-around does). That fault is how the engine knows a page read ahead was used
  * (readahead_used, and the back-off's credit); one that leaves the pool still unmapped is
- * wasted (evicted, invalidated, dropped). It also keeps the marker page unmapped, so that
- * its touch is seen. Pages read ahead get the reference bit like every new page, so the
+ * wasted (evicted, invalidated, dropped). The windows a marker starts (the stream has
+ * proved itself) are mapped whole instead, a run as it completes (vm_load_finish), and
+ * counted used then: one fault a window, not one per chunk. The marker page is never
+ * mapped ahead of its touch, so that its touch is seen. Pages read ahead get the reference bit like every new page, so the
  * CLOCK gives them one pass before they may go. A window's read that fails leaves its
  * pages absent, not poisoned: the fault that wants one reads it again and reports the
  * error then.

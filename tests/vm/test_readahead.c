@@ -327,6 +327,67 @@ Test(readahead, a_sequential_pass_issues_far_fewer_reads_than_pages)
 	tu_map_close(&f);
 }
 
+/* Pages of [first, first + n) this process has mapped (/proc/self/pagemap). */
+static uint64_t mapped_pages(const char *a, uint64_t first, uint64_t n)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t k = 0;
+
+	cr_assert_geq(fd, 0);
+	for (uint64_t p = first; p < first + n; p++) {
+		uint64_t e = 0;
+
+		cr_assert_eq(pread(fd, &e, 8, (off_t)((uintptr_t)(a + p * PG) / PG * 8)), 8);
+		k += e >> 63;
+	}
+	close(fd);
+	return k;
+}
+
+/* Once a stream has proved itself (its marker was reached), each window it reads is
+ * mapped as its runs complete, but for the marker: pages not touched yet are mapped, and
+ * the scan faults about once a window rather than once per 256 KiB. */
+Test(readahead, a_proven_streams_windows_are_mapped_as_they_complete)
+{
+	struct tu_map f;
+
+	fx_open(&f, "ra_eager", 16384, "1M", 4096, PROT_READ, NULL);
+	uint64_t t = 0;
+
+	/* Until a window started by a marker is in flight: the fourth, of readahead_max. */
+	while (tu_stats(f.eng).readahead_windows < 4)
+		tu_map_read(&f, t++);
+	/* Wait until nothing past t loads any more. */
+	uint64_t end = t;
+
+	for (int i = 0; i < 5000; i++) {
+		bool loading = false;
+
+		for (end = t; end < f.pages && vm_test_page_state(f.fh, end) != PG_EMPTY; end++)
+			loading |= vm_test_page_state(f.fh, end) == PG_LOADING;
+		if (!loading)
+			break;
+		usleep(1000);
+	}
+	const uint64_t ahead = end - t;
+
+	cr_assert_gt(ahead, 32, "%lu pages read ahead past the touches", (unsigned long)ahead);
+	/* Mapped though not touched: all but the marker and the chunk the last touch mapped. */
+	cr_assert_geq(mapped_pages(f.a, t, ahead), ahead - 1, "%lu of %lu read ahead mapped",
+	              (unsigned long)mapped_pages(f.a, t, ahead), (unsigned long)ahead);
+	cr_assert_lt(mapped_pages(f.a, t, ahead), ahead + 1);
+	/* The rest of the pass: the bytes, every page used, few faults. */
+	for (uint64_t p = t; p < f.pages; p++)
+		tu_map_read(&f, p);
+	tu_expect_fill(f.a, f.pages * PG, 31, 0);
+	struct rp_stats s = tu_stats(f.eng);
+
+	cr_assert_eq(s.readahead_used, 4095);
+	cr_assert_eq(s.readahead_wasted, 0);
+	cr_assert_lt(s.faults, 4096 / 64, "%lu faults for 4096 pages", (unsigned long)s.faults);
+	tu_map_close(&f);
+}
+
 Test(readahead, readahead_max_zero_and_random_advice_read_one_page_a_fault)
 {
 	struct tu_map f;
