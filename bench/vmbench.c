@@ -406,12 +406,18 @@ static struct lone_sample job_lone(const struct opts *o, uint64_t seed)
 struct floors {
 	double uffd_same, uffd_other, sigbus, kernel_minor; /* us per fault */
 	double map1, unmap1, map64, unmap64;                 /* us per call */
+	double touch1;                                       /* us per page */
+	double spread_map, spread_touch, spread_kernel;      /* us per page, over --size */
 	double memcpy4k;                                     /* us */
 };
 
 /* UFFDIO_CONTINUE of runs of `run` resident pages into a registered range (no fault
- * waits), then MADV_DONTNEED of each: microseconds per call of each. */
-static void floor_map(uint64_t npages, uint64_t run, double *map_us, double *unmap_us)
+ * waits), a first read of each page so mapped, then MADV_DONTNEED of each, the runs in a
+ * random order: microseconds per call of each, and per page read (*touch_us). A first
+ * touch is where a machine with shadow page tables pays for an entry the kernel set
+ * outside a fault. */
+static void floor_map(uint64_t npages, uint64_t run, uint64_t seed, double *map_us,
+                      double *unmap_us, double *touch_us)
 {
 	const size_t len = npages * PG;
 	void *warm;
@@ -423,27 +429,112 @@ static void floor_map(uint64_t npages, uint64_t run, double *map_us, double *unm
 		die("floors: memfd");
 	kp_uffd(len, false);
 	const uint64_t calls = npages / run;
+	uint64_t *order = malloc(calls * sizeof(*order));
+
+	if (!order)
+		die("floors: out of memory");
+	for (uint64_t i = 0; i < calls; i++)
+		order[i] = i;
+	for (uint64_t i = calls; i > 1; i--) {
+		const uint64_t j = bu_rand(&seed) % i, t = order[i - 1];
+
+		order[i - 1] = order[j];
+		order[j] = t;
+	}
 	double t0 = bu_now();
 
 	for (uint64_t i = 0; i < calls; i++) {
-		struct uffdio_continue c = {.range = {(uintptr_t)kp.base + i * run * PG, run * PG}};
+		struct uffdio_continue c = {.range = {(uintptr_t)kp.base + order[i] * run * PG,
+		                                      run * PG}};
+
+		if (ioctl(kp.uffd, UFFDIO_CONTINUE, &c))
+			die("floors: UFFDIO_CONTINUE");
+	}
+	double t1 = bu_now();
+	unsigned sum = 0;
+
+	for (uint64_t i = 0; i < calls; i++)
+		for (uint64_t k = 0; k < run; k++)
+			sum += ((volatile const unsigned char *)kp.base)[(order[i] * run + k) * PG];
+	double t2 = bu_now();
+
+	for (uint64_t i = 0; i < calls; i++)
+		if (madvise(kp.base + order[i] * run * PG, run * PG, MADV_DONTNEED))
+			die("floors: MADV_DONTNEED");
+	double t3 = bu_now();
+
+	(void)sum;
+	free(order);
+	*map_us = (t1 - t0) * 1e6 / (double)calls;
+	*touch_us = (t2 - t1) * 1e6 / (double)(calls * run);
+	*unmap_us = (t3 - t2) * 1e6 / (double)calls;
+	close(kp.uffd);
+	munmap(kp.base, len);
+	munmap(warm, len);
+	close(kp.memfd);
+}
+
+/* npages resident pages, one at random in each of npages equal parts of a span of
+ * `span` pages (as a database's random reads land), mapped one by one in a random order:
+ * UFFDIO_CONTINUE then a first read of each (us per page each), and the kernel's own
+ * minor fault of the same pages in the same order through an unregistered mapping (us per
+ * page, the read included). Where page tables are shadowed, a wide span costs more. */
+static void floor_spread(uint64_t span, uint64_t npages, uint64_t seed, double *map_us,
+                         double *touch_us, double *kernel_us)
+{
+	const size_t len = span * PG, part = span / npages;
+	uint64_t *pg = malloc(npages * sizeof(*pg));
+	char *plain;
+
+	if (!pg || !part)
+		die("floors: out of memory");
+	kp.memfd = memfd_create("vmbench-spread", MFD_CLOEXEC);
+	if (kp.memfd < 0 || ftruncate(kp.memfd, (off_t)len))
+		die("floors: memfd");
+	for (uint64_t i = 0; i < npages; i++) {
+		pg[i] = i * part + bu_rand(&seed) % part;
+		if (fallocate(kp.memfd, 0, (off_t)(pg[i] * PG), PG))
+			die("floors: fallocate");
+	}
+	for (uint64_t i = npages; i > 1; i--) {
+		const uint64_t j = bu_rand(&seed) % i, t = pg[i - 1];
+
+		pg[i - 1] = pg[j];
+		pg[j] = t;
+	}
+	if ((kp.base = mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0)) == MAP_FAILED ||
+	    (plain = mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0)) == MAP_FAILED ||
+	    madvise(plain, len, MADV_RANDOM))
+		die("floors: mmap");
+	kp_uffd(len, false);
+	unsigned sum = 0;
+	double t0 = bu_now();
+
+	for (uint64_t i = 0; i < npages; i++) {
+		struct uffdio_continue c = {.range = {(uintptr_t)kp.base + pg[i] * PG, PG}};
 
 		if (ioctl(kp.uffd, UFFDIO_CONTINUE, &c))
 			die("floors: UFFDIO_CONTINUE");
 	}
 	double t1 = bu_now();
 
-	for (uint64_t i = 0; i < calls; i++)
-		if (madvise(kp.base + i * run * PG, run * PG, MADV_DONTNEED))
-			die("floors: MADV_DONTNEED");
+	for (uint64_t i = 0; i < npages; i++)
+		sum += ((volatile const unsigned char *)kp.base)[pg[i] * PG];
 	double t2 = bu_now();
 
-	*map_us = (t1 - t0) * 1e6 / (double)calls;
-	*unmap_us = (t2 - t1) * 1e6 / (double)calls;
+	for (uint64_t i = 0; i < npages; i++)
+		sum += ((volatile const unsigned char *)plain)[pg[i] * PG];
+	double t3 = bu_now();
+
+	(void)sum;
+	*map_us = (t1 - t0) * 1e6 / (double)npages;
+	*touch_us = (t2 - t1) * 1e6 / (double)npages;
+	*kernel_us = (t3 - t2) * 1e6 / (double)npages;
 	close(kp.uffd);
 	munmap(kp.base, len);
-	munmap(warm, len);
+	munmap(plain, len);
 	close(kp.memfd);
+	free(pg);
 }
 
 /* A 4 KiB copy between two hot buffers, microseconds (the mean of many). */
@@ -460,7 +551,7 @@ static double floor_memcpy(void)
 	return (bu_now() - t0) * 1e6 / n;
 }
 
-static struct floors job_floors(uint64_t npages, uint64_t seed)
+static struct floors job_floors(uint64_t npages, uint64_t span, uint64_t seed)
 {
 	struct floors f = {0};
 	cpu_set_t was;
@@ -480,8 +571,11 @@ static struct floors job_floors(uint64_t npages, uint64_t seed)
 		f.uffd_other = job_kernel_lone(0, npages, seed);
 		kp.cpu = self;
 	}
-	floor_map(npages, 1, &f.map1, &f.unmap1);
-	floor_map(npages / 64 * 64, 64, &f.map64, &f.unmap64);
+	double touch64;
+
+	floor_map(npages, 1, seed, &f.map1, &f.unmap1, &f.touch1);
+	floor_map(npages / 64 * 64, 64, seed, &f.map64, &f.unmap64, &touch64);
+	floor_spread(span, npages, seed, &f.spread_map, &f.spread_touch, &f.spread_kernel);
 	f.memcpy4k = floor_memcpy();
 	(void)pthread_setaffinity_np(pthread_self(), sizeof(was), &was);
 	return f;
@@ -489,17 +583,19 @@ static struct floors job_floors(uint64_t npages, uint64_t seed)
 
 static int run_floors(const struct opts *o)
 {
-	double us[9][BU_MAX_ROUNDS], fio_ops[BU_MAX_ROUNDS], fio_p50[BU_MAX_ROUNDS];
+	double us[13][BU_MAX_ROUNDS], fio_ops[BU_MAX_ROUNDS], fio_p50[BU_MAX_ROUNDS];
 	const unsigned n = o->rounds;
 	uint64_t seed = (uint64_t)(bu_now() * 1e9);
 
 	printf("vmbench --floors: %u rounds, %u pages a fault job (medians, min..max)\n", n, o->lone);
 	for (unsigned r = 0; r < n; r++) {
-		const struct floors f = job_floors(o->lone, seed + r);
-		const double v[9] = {f.uffd_same, f.uffd_other, f.sigbus, f.kernel_minor, f.map1,
-		                     f.unmap1, f.map64, f.unmap64, f.memcpy4k};
+		const struct floors f = job_floors(o->lone, o->size / PG, seed + r);
+		const double v[13] = {f.uffd_same,    f.uffd_other,   f.sigbus,      f.kernel_minor,
+		                      f.map1,         f.touch1,       f.unmap1,      f.map64,
+		                      f.unmap64,      f.spread_map,   f.spread_touch, f.spread_kernel,
+		                      f.memcpy4k};
 
-		for (int k = 0; k < 9; k++)
+		for (int k = 0; k < 13; k++)
 			us[k][r] = v[k];
 		if (o->fio) {
 			const struct bu_fio b = bu_run_fio(o->file, "randread", PG, 1, o->size, o->runtime,
@@ -509,14 +605,28 @@ static int run_floors(const struct opts *o)
 			fio_p50[r] = b.p50_us;
 		}
 	}
-	static const char *const names[9] = {
-	    "userfaultfd fault served on the same CPU", "userfaultfd fault served on another CPU",
-	    "userfaultfd SIGBUS, served in the handler", "kernel memfd minor fault, one a page",
-	    "UFFDIO_CONTINUE of 1 page (no fault)",     "MADV_DONTNEED of 1 page",
-	    "UFFDIO_CONTINUE of 64 pages (no fault)",   "MADV_DONTNEED of 64 pages",
+	char spread[3][64];
+
+	snprintf(spread[0], sizeof(spread[0]), "the same, 1 page a call, spread over %" PRIu64 "M",
+	         o->size >> 20);
+	snprintf(spread[1], sizeof(spread[1]), "first read of such a page");
+	snprintf(spread[2], sizeof(spread[2]), "kernel minor fault of such a page");
+	const char *const names[13] = {
+	    "userfaultfd fault served on the same CPU",
+	    "userfaultfd fault served on another CPU",
+	    "userfaultfd SIGBUS, served in the handler",
+	    "kernel memfd minor fault, one a page",
+	    "UFFDIO_CONTINUE of 1 page (no fault)",
+	    "first read of a page so mapped",
+	    "MADV_DONTNEED of 1 page",
+	    "UFFDIO_CONTINUE of 64 pages (no fault)",
+	    "MADV_DONTNEED of 64 pages",
+	    spread[0],
+	    spread[1],
+	    spread[2],
 	    "memcpy of 4 KiB",
 	};
-	for (int k = 0; k < 9; k++)
+	for (int k = 0; k < 13; k++)
 		if (k != 1 || us[1][0] > 0)
 			bu_row(names[k], us[k], n, "us", 0);
 	if (o->fio) {
