@@ -66,6 +66,9 @@ struct opts {
 	double runtime;
 	bool fio;
 	bool floors;
+	uint64_t hot; /* --hot: bytes read at random once resident; 0: not this job */
+	unsigned reads;
+	unsigned hot_bs; /* bytes a read copies, from the start of a random 4 KiB page */
 };
 
 /* ---------------------------------------------------------------- jobs */
@@ -664,6 +667,105 @@ static struct sample job_pin(const struct opts *o, uint64_t seed)
 	return s;
 }
 
+/* ---------------------------------------------------------------- hot reads */
+
+/* `reads` random reads of bs bytes (copies) at the start of a 4 KiB page of [a, a + len),
+ * all resident and mapped: reads per second. */
+static double hot_reads(const char *a, uint64_t len, unsigned reads, unsigned bs, uint64_t seed)
+{
+	static char buf[PG];
+	const uint64_t npages = len / PG;
+	double t0 = bu_now();
+
+	for (unsigned i = 0; i < reads; i++) {
+		memcpy(buf, a + (bu_rand(&seed) % npages) * PG, bs);
+		__asm__ volatile("" ::"r"(buf) : "memory");
+	}
+	return reads / (bu_now() - t0);
+}
+
+/* Random reads of the first o->hot bytes once all of them are resident, mapped and read
+ * once: through ringpager with 4 KiB pages (how 0) or 2 MiB pages (1; all of the range
+ * pinned first), or through the kernel's mmap of the file (2; MADV_RANDOM).
+ * Reads per second; 0 when the engine cannot be had (no huge pages reserved: *why). */
+static double job_hot(const struct opts *o, int how, uint64_t seed, char *why, size_t whylen)
+{
+	const uint64_t len = o->hot;
+	double ops = 0;
+
+	if (how == 2) {
+		int fd = open(o->file, O_RDONLY);
+		char *a = fd < 0 ? MAP_FAILED : mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+
+		if (a == MAP_FAILED)
+			die("hot: mmap of the file");
+		(void)madvise(a, len, MADV_RANDOM);
+		(void)touch_pages(a, len / PG, false, seed);
+		ops = hot_reads(a, len, o->reads, o->hot_bs, seed);
+		munmap(a, len);
+		close(fd);
+		return ops;
+	}
+	rp_config c;
+	rp_engine *eng = NULL;
+	rp_store *st = NULL;
+	rp_fileh *fh = NULL;
+	rp_mapping *m = NULL;
+	int err;
+
+	rp_config_init(&c);
+	/* Room above reclaim_high's 98%: the range stays whole. */
+	c.ram_size = (len + len / 16 + (4ull << 20)) / (2ull << 20) * (2ull << 20);
+	c.hugepages = how == 1 ? 1 : 2; /* require : off */
+	if ((err = rp_config_load_env(&c)) || (err = rp_engine_open(&c, &eng)) ||
+	    (err = rp_store_open(eng, o->file, O_RDONLY, &st)) || (err = rp_fileh_open(st, &fh)) ||
+	    (err = rp_map(fh, 0, len, PROT_READ, &m)) || (err = rp_pin(m, 0, len))) {
+		snprintf(why, whylen, "%s", rp_errmsg());
+		rp_engine_close(eng);
+		return 0;
+	}
+	(void)touch_pages(rp_mapping_addr(m), len / PG, false, seed); /* as the kernel's were */
+	ops = hot_reads(rp_mapping_addr(m), len, o->reads, o->hot_bs, seed);
+	rp_engine_close(eng);
+	return ops;
+}
+
+static int run_hot(const struct opts *o)
+{
+	static const char *const names[3] = {"ringpager, 4 KiB pages", "ringpager, 2 MiB pages",
+	                                     "kernel mmap, 4 KiB pages"};
+	double ops[3][BU_MAX_ROUNDS];
+	char why[256] = "";
+	bool huge = true;
+	uint64_t seed = (uint64_t)(bu_now() * 1e9);
+
+	printf("vmbench --hot: %u random reads of %u bytes (at a 4 KiB page's start) of the first "
+	       "%" PRIu64 " MiB of %s, all resident and mapped, %u rounds (medians, min..max)\n",
+	       o->reads, o->hot_bs, o->hot >> 20, o->file, o->rounds);
+	for (unsigned r = 0; r < o->rounds; r++)
+		for (int k = 0; k < 3; k++) {
+			const int how = (k + (int)r) % 3;
+
+			ops[how][r] = how == 1 && !huge ? 0 : job_hot(o, how, seed + r, why, sizeof(why));
+			if (how == 1 && ops[how][r] == 0)
+				huge = false;
+		}
+	for (int k = 0; k < 3; k++) {
+		if (k == 1 && !huge) {
+			printf("  %-44s skipped: %s\n", names[k], why);
+			continue;
+		}
+		bu_row(names[k], ops[k], o->rounds, "reads/s", 0);
+	}
+	double kernel = bu_median(ops[2], o->rounds);
+
+	printf("  ratio to the kernel's mmap: 4 KiB pages %.2fx", bu_median(ops[0], o->rounds) / kernel);
+	if (huge)
+		printf(", 2 MiB pages %.2fx", bu_median(ops[1], o->rounds) / kernel);
+	printf("\n");
+	return 0;
+}
+
 /* ---------------------------------------------------------------- report */
 
 static void usage(FILE *f)
@@ -682,13 +784,19 @@ static void usage(FILE *f)
 	        "  --no-fio         skip the fio references\n"
 	        "  --floors         only the machine's mechanism costs (userfaultfd, SIGBUS and\n"
 	        "                   kernel faults, mapping and unmapping, memcpy, fio psync)\n"
+	        "  --hot SIZE       only random 4 KiB reads of the first SIZE bytes once resident:\n"
+	        "                   ringpager with 4 KiB and 2 MiB pages (needs huge pages\n"
+	        "                   reserved), the kernel's mmap\n"
+	        "  --reads N        reads per --hot run (default 2000000)\n"
+	        "  --hot-bs N       bytes per --hot read, 1..4096 (default 4096)\n"
 	        "Engine keys come from RINGPAGER_* variables (RINGPAGER_FAULT_THREADS=1, ...).\n");
 }
 
 int main(int argc, char **argv)
 {
 	struct opts o = {.file = "rp-bench.dat", .size = 4ull << 30, .rounds = 5, .touches = 20000,
-	                 .pins = 32768, .lone = 16384, .minor_bytes = 256ull << 20, .runtime = 3, .fio = true};
+	                 .pins = 32768, .lone = 16384, .minor_bytes = 256ull << 20, .runtime = 3, .fio = true,
+	                 .reads = 2000000, .hot_bs = 4096};
 	/* --lone: Wendelin's mechanism maps each page on its own (one VMA each in random
 	 * order), against vm.max_map_count (65530 by default). */
 	const struct bu_opt opts[] = {
@@ -698,6 +806,8 @@ int main(int argc, char **argv)
 	    BU_OPT("runtime", BU_SECONDS, &o.runtime), BU_OPT("no-fio", BU_CLEAR, &o.fio),
 	    BU_OPT_MAX("lone", BU_COUNT, &o.lone, LONE_MAX),
 	    BU_OPT("floors", BU_SET, &o.floors),
+	    BU_OPT("hot", BU_SIZE4K, &o.hot),        BU_OPT("reads", BU_COUNT, &o.reads),
+	    BU_OPT_MAX("hot-bs", BU_COUNT, &o.hot_bs, 4096),
 	};
 	char describe[2048] = "";
 	int parsed = bu_parse_opts("vmbench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
@@ -716,6 +826,14 @@ int main(int argc, char **argv)
 	}
 	if (o.floors)
 		return run_floors(&o);
+	if (o.hot) {
+		o.hot = o.hot / (2ull << 20) * (2ull << 20);
+		if (!o.hot || o.hot > o.size) {
+			fprintf(stderr, "vmbench: --hot must be at least 2M and at most --size\n");
+			return 2;
+		}
+		return run_hot(&o);
+	}
 	{
 		/* The engine the jobs open: the defaults with the RINGPAGER_* variables. */
 		rp_config cfg;
