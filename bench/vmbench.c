@@ -795,8 +795,8 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	struct opts o = {.file = "rp-bench.dat", .size = 4ull << 30, .rounds = 5, .touches = 20000,
-	                 .pins = 32768, .lone = 16384, .minor_bytes = 256ull << 20, .runtime = 3, .fio = true,
-	                 .reads = 2000000, .hot_bs = 4096};
+	                 .pins = 32768, .lone = 16384, .minor_bytes = 256ull << 20, .runtime = 3,
+	                 .fio = true, .reads = 2000000, .hot_bs = 4096};
 	/* --lone: Wendelin's mechanism maps each page on its own (one VMA each in random
 	 * order), against vm.max_map_count (65530 by default). */
 	const struct bu_opt opts[] = {

@@ -47,10 +47,10 @@
  * wasted (evicted, invalidated, dropped). The windows a marker starts (the stream has
  * proved itself) are mapped whole instead, a run as it completes (vm_load_finish), and
  * counted used then: one fault a window, not one per chunk. The marker page is never
- * mapped ahead of its touch, so that its touch is seen. Pages read ahead get the reference bit like every new page, so the
- * CLOCK gives them one pass before they may go. A window's read that fails leaves its
- * pages absent, not poisoned: the fault that wants one reads it again and reports the
- * error then.
+ * mapped ahead of its touch, so that its touch is seen. Pages read ahead get the
+ * reference bit like every new page, so the CLOCK gives them one pass before they may go.
+ * A window's read that fails leaves its pages absent, not poisoned: the fault that wants
+ * one reads it again and reports the error then.
  *
  * Windows are read within the mapping's range (a database maps the region it scans) and
  * never larger than a quarter of the pool (vm->ra_max).

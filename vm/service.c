@@ -48,10 +48,9 @@
  * halts, and waking it for the completion can cost tens of microseconds (vm/spin.c says
  * why that is not always the faster way). The price: up to fault_spin_us of CPU per cold
  * fault on the faulting CPU, taken from the application's other threads if they want
- * that CPU. The spin still
- * looks at the userfaultfd and the kick eventfd every few iterations, so a new fault or
- * job does not wait for it. Readahead windows, pins and writeouts never spin: their
- * reads are long, or a thread asked for them at queue depth.
+ * that CPU. The spin still looks at the userfaultfd and the kick eventfd every few
+ * iterations, so a new fault or job does not wait for it. Readahead windows, pins and
+ * writeouts never spin: their reads are long, or a thread asked for them at queue depth.
  */
 #include "vm/service.h"
 #include "vm/testing.h"

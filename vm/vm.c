@@ -134,14 +134,15 @@ int vm_open(struct vm **out, const struct vm_params *p)
 	if (vm->ra_max > 1)
 		snprintf(ra, sizeof(ra), "windows up to %" PRIu64 " pages", vm->ra_max);
 	snprintf(vm->describe, sizeof(vm->describe),
-	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s; fault_spin %s, fault_spin_us %" PRIu64 "\n"
+	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s; fault_spin %s, "
+	         "fault_spin_us %" PRIu64 "\n"
 	         "reclaim: CLOCK, background from %u%% (%" PRIu64 " pages) down to %u%% (%" PRIu64
 	         " pages); dirty pages: %s, limit %" PRIu64 " pages; a load waits up to %u ms "
 	         "for memory\nreadahead: %s (readahead_max %" PRIu64 " bytes%s)",
 	         vm->pool->describe, vm->pool->warning[0] ? "; warning: " : "", vm->pool->warning,
 	         vm_service_describe(vm), why, vm->nsvc, vm->nsvc == 1 ? "" : "s",
-	         vm->bound ? ", one bound to each CPU" : "", vm_spin_name(vm->spin.mode), vm->spin_ns / 1000, p->reclaim.high,
-	         vm->rc.high,
+	         vm->bound ? ", one bound to each CPU" : "", vm_spin_name(vm->spin.mode),
+	         vm->spin_ns / 1000, p->reclaim.high, vm->rc.high,
 	         p->reclaim.low, vm->rc.low, vm_policy_name(p->reclaim.policy),
 	         vm->rc.dirty_limit, p->reclaim.wait_ms,
 	         ra, p->readahead_max,
