@@ -411,6 +411,7 @@ struct floors {
 	double map1, unmap1, map64, unmap64;                 /* us per call */
 	double touch1;                                       /* us per page */
 	double spread_map, spread_touch, spread_kernel;      /* us per page, over --size */
+	double make;                                         /* us per page */
 	double memcpy4k;                                     /* us */
 };
 
@@ -540,6 +541,39 @@ static void floor_spread(uint64_t span, uint64_t npages, uint64_t seed, double *
 	free(pg);
 }
 
+/* New pages, as a file grows through a mapping: runs of 64 pages of an empty memfd made
+ * (fallocate: zeroed), mapped (UFFDIO_CONTINUE) and written once each, in ascending
+ * order: microseconds per page, all three. */
+static double floor_make(uint64_t npages)
+{
+	const uint64_t run = 64, n = npages / run * run;
+	const size_t len = n * PG;
+
+	kp.memfd = memfd_create("vmbench-make", MFD_CLOEXEC);
+	if (kp.memfd < 0 || ftruncate(kp.memfd, (off_t)len) ||
+	    (kp.base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, kp.memfd, 0)) ==
+	        MAP_FAILED)
+		die("floors: memfd");
+	kp_uffd(len, false);
+	double t0 = bu_now();
+
+	for (uint64_t i = 0; i < n; i += run) {
+		struct uffdio_continue c = {.range = {(uintptr_t)kp.base + i * PG, run * PG}};
+
+		if (fallocate(kp.memfd, 0, (off_t)(i * PG), (off_t)(run * PG)) ||
+		    ioctl(kp.uffd, UFFDIO_CONTINUE, &c))
+			die("floors: fallocate and UFFDIO_CONTINUE");
+		for (uint64_t k = 0; k < run; k++)
+			((volatile char *)kp.base)[(i + k) * PG] = 1;
+	}
+	const double us = (bu_now() - t0) * 1e6 / (double)n;
+
+	close(kp.uffd);
+	munmap(kp.base, len);
+	close(kp.memfd);
+	return us;
+}
+
 /* A 4 KiB copy between two hot buffers, microseconds (the mean of many). */
 static double floor_memcpy(void)
 {
@@ -579,6 +613,7 @@ static struct floors job_floors(uint64_t npages, uint64_t span, uint64_t seed)
 	floor_map(npages, 1, seed, &f.map1, &f.unmap1, &f.touch1);
 	floor_map(npages / 64 * 64, 64, seed, &f.map64, &f.unmap64, &touch64);
 	floor_spread(span, npages, seed, &f.spread_map, &f.spread_touch, &f.spread_kernel);
+	f.make = floor_make(npages);
 	f.memcpy4k = floor_memcpy();
 	(void)pthread_setaffinity_np(pthread_self(), sizeof(was), &was);
 	return f;
@@ -586,19 +621,19 @@ static struct floors job_floors(uint64_t npages, uint64_t span, uint64_t seed)
 
 static int run_floors(const struct opts *o)
 {
-	double us[13][BU_MAX_ROUNDS], fio_ops[BU_MAX_ROUNDS], fio_p50[BU_MAX_ROUNDS];
+	double us[14][BU_MAX_ROUNDS], fio_ops[BU_MAX_ROUNDS], fio_p50[BU_MAX_ROUNDS];
 	const unsigned n = o->rounds;
 	uint64_t seed = (uint64_t)(bu_now() * 1e9);
 
 	printf("vmbench --floors: %u rounds, %u pages a fault job (medians, min..max)\n", n, o->lone);
 	for (unsigned r = 0; r < n; r++) {
 		const struct floors f = job_floors(o->lone, o->size / PG, seed + r);
-		const double v[13] = {f.uffd_same,    f.uffd_other,   f.sigbus,      f.kernel_minor,
+		const double v[14] = {f.uffd_same,    f.uffd_other,   f.sigbus,      f.kernel_minor,
 		                      f.map1,         f.touch1,       f.unmap1,      f.map64,
 		                      f.unmap64,      f.spread_map,   f.spread_touch, f.spread_kernel,
-		                      f.memcpy4k};
+		                      f.make,         f.memcpy4k};
 
-		for (int k = 0; k < 13; k++)
+		for (int k = 0; k < 14; k++)
 			us[k][r] = v[k];
 		if (o->fio) {
 			const struct bu_fio b = bu_run_fio(o->file, "randread", PG, 1, o->size, o->runtime,
@@ -614,7 +649,7 @@ static int run_floors(const struct opts *o)
 	         o->size >> 20);
 	snprintf(spread[1], sizeof(spread[1]), "first read of such a page");
 	snprintf(spread[2], sizeof(spread[2]), "kernel minor fault of such a page");
-	const char *const names[13] = {
+	const char *const names[14] = {
 	    "userfaultfd fault served on the same CPU",
 	    "userfaultfd fault served on another CPU",
 	    "userfaultfd SIGBUS, served in the handler",
@@ -627,9 +662,10 @@ static int run_floors(const struct opts *o)
 	    spread[0],
 	    spread[1],
 	    spread[2],
+	    "a new page: fallocate, CONTINUE, write (64 a run)",
 	    "memcpy of 4 KiB",
 	};
-	for (int k = 0; k < 13; k++)
+	for (int k = 0; k < 14; k++)
 		if (k != 1 || us[1][0] > 0)
 			bu_row(names[k], us[k], n, "us", 0);
 	if (o->fio) {
