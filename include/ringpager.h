@@ -93,10 +93,11 @@ RP_API const char *rp_errmsg(void);
  *   fault_spin     whether the thread that waits for a fault's own read (a service
  *                  thread; with fault_mode=sigbus the faulting thread) polls for its
  *                  completion before it sleeps: "auto" (default: both ways are timed as
- *                  faults come, and the faster is used; one read in 16 tries the other),
- *                  "always", "never". Polling wins where an idle virtual CPU is slow to
- *                  wake, sleeping where the completion reaches a polling thread late
- *                  (docs/tuning.md). rp_stats counts the reads each way.
+ *                  faults come, and the faster is used; one read in 16, or in 64 when it
+ *                  is far slower, tries the other), "always", "never". Polling wins
+ *                  where an idle virtual CPU is slow to wake, sleeping where the
+ *                  completion reaches a polling thread late (docs/tuning.md). rp_stats
+ *                  counts the reads each way.
  *   fault_spin_us  microseconds (0..10000, default 200) it polls at most, on a CPU the
  *                  faulting thread has left idle; 0 turns polling off.
  *   fault_mode     who serves a fault: "uffd" (service threads reading the userfaultfd),

@@ -16,6 +16,8 @@
  *     stalled read does not swing it) is lower, polling only when strictly lower;
  *   - one read in AUTO_PROBE goes the other way, so that a change of the machine's
  *     behaviour is noticed: that read costs the difference, 1/AUTO_PROBE of it on average.
+ *     Where one way is more than a quarter slower, one read in AUTO_PROBE_FAR: the gap
+ *     that makes a probe dear also takes a large change to close.
  *
  * A read's latency is timed from its issue to its completion as its waiter saw it. The
  * counters are updated without a lock: a lost update among racing threads costs one
@@ -25,6 +27,7 @@
 
 #define AUTO_WARMUP 16
 #define AUTO_PROBE 16
+#define AUTO_PROBE_FAR 64
 
 const char *vm_spin_name(enum vm_spin_mode m)
 {
@@ -55,8 +58,10 @@ bool vm_spin_pick(struct vm_spin *s)
 	               polled = atomic_load_explicit(&s->avg[1], memory_order_relaxed);
 	/* Polled reads still unmeasured (their reads failed, or were cut short): try. */
 	const bool best = !polled || !slept ? !polled : polled < slept;
+	const uint64_t lo = best ? polled : slept, hi = best ? slept : polled;
+	const uint64_t every = hi > lo + lo / 4 ? AUTO_PROBE_FAR : AUTO_PROBE;
 
-	return n % AUTO_PROBE == 0 ? !best : best;
+	return n % every == 0 ? !best : best;
 }
 
 void vm_spin_record(struct vm_spin *s, bool polled, uint64_t ns)
