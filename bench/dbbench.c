@@ -9,8 +9,11 @@
  *            and one fdatasync. MB/s, the whole of it timed.
  *   commit   dirty 16 random pages of a resident file (stores through a writable mapping,
  *            or rp_write beside a read-only one), then rp_writeout
- *            STORE|MARKSTORED|SYNC; against pwrite of 16 pages and fdatasync. The
- *            commit's latency, median of --commits.
+ *            STORE|MARKSTORED|SYNC (and ATOMIC|SYNC); against pwrite of the same 16 pages
+ *            and fdatasync, and the O_DIRECT ways beside it. Every way writes the same
+ *            pages in each commit, in an order that rotates from commit to commit (a
+ *            drift of the disk between phases made ratios of separate runs swing by a
+ *            third). The commit's latency, median of --commits.
  *   read     cold random 4 KiB rp_read of a --size file (a new engine each round, so
  *            every read loads); against pread(2) O_DIRECT of the same offsets. IOPS.
  *
@@ -216,94 +219,127 @@ static double median_free(double *v, unsigned n)
 	return m;
 }
 
-/* Median commit latency (us) of `commits` commits of 16 random pages, stored through a
- * writable mapping, or with rp_write (a read-only mapping: nothing to collect). */
-static double commit_rp(const char *path, uint64_t size, unsigned commits, uint64_t seed,
-                        bool rw, int extra)
-{
-	rp_engine *eng = engine(size + 64 * MIB);
-	rp_store *st;
+/* The commit's ways, each timed on the same 16 pages of every commit, in an order that
+ * rotates from commit to commit (a noisy disk disturbs every way alike, and none always
+ * writes first): the kernel's, the floor of a writeout's SYNC, then ringpager's. */
+enum {
+	CW_PWRITE,     /* buffered pwrite x16 + fdatasync (the reference) */
+	CW_DIRECT,     /* O_DIRECT pwrite x16, one after the other, + fdatasync */
+	CW_DSYNC,      /* O_DIRECT pwritev2 x16 with RWF_DSYNC, no fdatasync */
+	CW_URING,      /* O_DIRECT writes x16 at depth 16 through io_uring + fdatasync */
+	CW_RP_STORES,  /* stores through a writable mapping + writeout SYNC */
+	CW_RP_WRITE,   /* rp_write x16 (a read-only mapping: nothing to collect) + SYNC */
+	CW_RP_ATOMIC,  /* rp_write x16 + writeout ATOMIC|SYNC */
+	CW_N
+};
+
+struct commit_rp {
+	rp_engine *eng;
 	rp_fileh *fh;
+	volatile char *a;
+};
+
+/* An engine with the whole range resident (pinned, then unpinned), mapped writable for
+ * stores, read-only otherwise. */
+static void commit_rp_open(struct commit_rp *c, const char *path, uint64_t size, bool stores)
+{
+	rp_store *st;
 	rp_mapping *m;
-	double *lat = malloc(commits * sizeof(*lat));
 
-	if (!lat || rp_store_open(eng, path, O_RDWR, &st) || rp_fileh_open(st, &fh) ||
-	    rp_map(fh, 0, size, rw ? PROT_READ : PROT_READ | PROT_WRITE, &m) || rp_pin(m, 0, size) ||
-	    rp_unpin(m, 0, size))
+	c->eng = engine(size + 64 * MIB);
+	if (rp_store_open(c->eng, path, O_RDWR, &st) || rp_fileh_open(st, &c->fh) ||
+	    rp_map(c->fh, 0, size, stores ? PROT_READ | PROT_WRITE : PROT_READ, &m) ||
+	    rp_pin(m, 0, size) || rp_unpin(m, 0, size))
 		die("commit: open");
-	volatile char *a = rp_mapping_addr(m);
-
-	for (unsigned c = 0; c < commits; c++) {
-		for (int k = 0; k < 16; k++) {
-			const uint64_t off = (bu_rand(&seed) % (size / PG)) * PG + 8;
-			const char b = (char)c;
-
-			if (!rw)
-				a[off] = b;
-			else if (rp_write(fh, off, &b, 1) != 1)
-				die("commit: rp_write");
-		}
-		const double t0 = bu_now();
-
-		if (rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC |
-		                        extra))
-			die("commit: writeout");
-		lat[c] = (bu_now() - t0) * 1e6;
-	}
-	rp_engine_close(eng);
-	return median_free(lat, commits);
+	c->a = rp_mapping_addr(m);
 }
 
-/* how: 0 buffered pwrite x16 + fdatasync; 1 O_DIRECT pwrite x16 + fdatasync; 2 O_DIRECT
- * pwritev2 x16 with RWF_DSYNC (each write durable, no fdatasync); 3 O_DIRECT writes x16
- * at queue depth 16 through io_uring + fdatasync: the floor of a writeout's SYNC. */
-static double commit_pwrite(const char *path, uint64_t size, unsigned commits, uint64_t seed,
-                            int how)
+/* Median commit latency (us) of each way in `ways` (bits 1 << CW_*; out[CW_*]) over
+ * `commits` commits of 16 random pages. */
+static void commit_ways(const char *path, uint64_t size, unsigned commits, uint64_t seed,
+                        unsigned ways, double out[CW_N])
 {
-	int fd = open(path, O_RDWR | (how ? O_DIRECT : 0));
-	double *lat = malloc(commits * sizeof(*lat));
+	struct commit_rp rp[3];
+	int fd = open(path, O_RDWR), dfd = open(path, O_RDWR | O_DIRECT);
+	double *lat[CW_N];
 	char *page = NULL;
 	struct io_uring ring;
 
-	if (fd < 0 || !lat || posix_memalign((void **)&page, PG, PG) ||
+	if (fd < 0 || dfd < 0 || posix_memalign((void **)&page, PG, PG) ||
 	    io_uring_queue_init(16, &ring, 0))
 		die(path);
 	memset(page, 1, PG);
+	for (int w = 0; w < CW_N; w++)
+		if (!(lat[w] = malloc(commits * sizeof(double))))
+			die("commit: out of memory");
+	for (int k = 0; k < 3; k++)
+		if (ways & (1u << (CW_RP_STORES + k)))
+			commit_rp_open(&rp[k], path, size, k == 0);
 	for (unsigned c = 0; c < commits; c++) {
 		uint64_t off[16];
 
 		for (int k = 0; k < 16; k++)
 			off[k] = (bu_rand(&seed) % (size / PG)) * PG;
-		const double t0 = bu_now();
+		for (int i = 0; i < CW_N; i++) {
+			const int w = (int)((c + (unsigned)i) % CW_N);
 
-		if (how == 3) {
-			for (int k = 0; k < 16; k++)
-				io_uring_prep_write(io_uring_get_sqe(&ring), fd, page, PG, off[k]);
-			if (io_uring_submit_and_wait(&ring, 16) != 16)
-				die("commit: io_uring submit");
-			for (int k = 0; k < 16; k++) {
-				struct io_uring_cqe *cqe;
+			if (!(ways & (1u << w)))
+				continue;
+			const char b = (char)c;
+			double t0 = bu_now();
 
-				if (io_uring_wait_cqe(&ring, &cqe) || cqe->res != (int)PG)
-					die("commit: io_uring write");
-				io_uring_cqe_seen(&ring, cqe);
+			if (w == CW_URING) {
+				for (int k = 0; k < 16; k++)
+					io_uring_prep_write(io_uring_get_sqe(&ring), dfd, page, PG, off[k]);
+				if (io_uring_submit_and_wait(&ring, 16) != 16)
+					die("commit: io_uring submit");
+				for (int k = 0; k < 16; k++) {
+					struct io_uring_cqe *cqe;
+
+					if (io_uring_wait_cqe(&ring, &cqe) || cqe->res != (int)PG)
+						die("commit: io_uring write");
+					io_uring_cqe_seen(&ring, cqe);
+				}
+			} else if (w <= CW_DSYNC) {
+				for (int k = 0; k < 16; k++) {
+					struct iovec iov = {page, PG};
+
+					if (pwritev2(w == CW_PWRITE ? fd : dfd, &iov, 1, (off_t)off[k],
+					             w == CW_DSYNC ? RWF_DSYNC : 0) != (ssize_t)PG)
+						die("commit: pwrite");
+				}
+			} else {
+				struct commit_rp *r = &rp[w - CW_RP_STORES];
+
+				for (int k = 0; k < 16; k++)
+					if (w == CW_RP_STORES)
+						r->a[off[k] + 8] = b;
+					else if (rp_write(r->fh, off[k] + 8, &b, 1) != 1)
+						die("commit: rp_write");
+				t0 = bu_now(); /* the commit is the writeout */
+				if (rp_writeout(r->fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED |
+				                           RP_WRITEOUT_SYNC |
+				                           (w == CW_RP_ATOMIC ? RP_WRITEOUT_ATOMIC : 0)))
+					die("commit: writeout");
 			}
+			if ((w == CW_PWRITE || w == CW_DIRECT || w == CW_URING) &&
+			    fdatasync(w == CW_PWRITE ? fd : dfd))
+				die("commit: fdatasync");
+			lat[w][c] = (bu_now() - t0) * 1e6;
 		}
-		for (int k = 0; how < 3 && k < 16; k++) {
-			struct iovec iov = {page, PG};
-
-			if (pwritev2(fd, &iov, 1, (off_t)off[k], how == 2 ? RWF_DSYNC : 0) !=
-			    (ssize_t)PG)
-				die("commit: pwrite");
-		}
-		if (how != 2 && fdatasync(fd))
-			die("commit: fdatasync");
-		lat[c] = (bu_now() - t0) * 1e6;
 	}
+	for (int k = 0; k < 3; k++)
+		if (ways & (1u << (CW_RP_STORES + k)))
+			rp_engine_close(rp[k].eng);
+	for (int w = 0; w < CW_N; w++)
+		if (ways & (1u << w))
+			out[w] = median_free(lat[w], commits);
+		else
+			free(lat[w]);
 	io_uring_queue_exit(&ring);
 	close(fd);
+	close(dfd);
 	free(page);
-	return median_free(lat, commits);
 }
 
 /* ---------------------------------------------------------------- read */
@@ -372,8 +408,8 @@ int main(int argc, char **argv)
 	       "rounds (medians, min..max, ratio to the kernel's side)\n",
 	       o.file, o.size / MIB, o.append / MIB, o.commits, o.reads, o.rounds);
 
-	double ar[BU_MAX_ROUNDS], ak[BU_MAX_ROUNDS], ad[BU_MAX_ROUNDS], cr[BU_MAX_ROUNDS], cw[BU_MAX_ROUNDS],
-	    ca[BU_MAX_ROUNDS], ck[BU_MAX_ROUNDS], cd[BU_MAX_ROUNDS], cs[BU_MAX_ROUNDS], cq[BU_MAX_ROUNDS],
+	double ar[BU_MAX_ROUNDS], ak[BU_MAX_ROUNDS], ad[BU_MAX_ROUNDS], cm[CW_N][BU_MAX_ROUNDS],
+	    cm_ref[BU_MAX_ROUNDS],
 	    rr[BU_MAX_ROUNDS], rk[BU_MAX_ROUNDS];
 
 	for (unsigned r = 0; r < o.rounds; r++) {
@@ -384,21 +420,29 @@ int main(int argc, char **argv)
 
 			if (rp) {
 				ar[r] = o.append_job ? append_rp(apath, o.append) : 0;
-				cr[r] = o.commit_job ? commit_rp(o.file, o.size, o.commits, seed, false, 0) : 0;
-				cw[r] = o.commit_job ? commit_rp(o.file, o.size, o.commits, seed, true, 0) : 0;
-				ca[r] = o.commit_job ? commit_rp(o.file, o.size, o.commits, seed, true,
-				                                 RP_WRITEOUT_ATOMIC)
-				                     : 0;
 				rr[r] = o.read_job ? read_rp(o.file, o.size, o.reads, seed) : 0;
 			} else {
 				ak[r] = o.append_job ? append_pwrite(apath, o.append) : 0;
 				ad[r] = o.append_job ? append_direct(apath, o.append) : 0;
-				ck[r] = o.commit_job ? commit_pwrite(o.file, o.size, o.commits, seed, 0) : 0;
-				cd[r] = o.commit_job ? commit_pwrite(o.file, o.size, o.commits, seed, 1) : 0;
-				cs[r] = o.commit_job ? commit_pwrite(o.file, o.size, o.commits, seed, 2) : 0;
-				cq[r] = o.commit_job ? commit_pwrite(o.file, o.size, o.commits, seed, 3) : 0;
 				rk[r] = o.read_job ? read_pread(o.file, o.size, o.reads, seed) : 0;
 			}
+		}
+		if (o.commit_job) {
+			/* Its ways alternate commit by commit; the commit through a writable mapping
+			 * in a run of its own, beside the reference again: its writeout's scan and
+			 * write-protection of the whole mapping slowed the other engines' commits
+			 * in the same process by half (docs/benchmarks.md, "A commit's writes"). */
+			double c[CW_N];
+
+			commit_ways(o.file, o.size, o.commits, seed, ~(1u << CW_RP_STORES) & ((1u << CW_N) - 1),
+			            c);
+			for (int w = 0; w < CW_N; w++)
+				if (w != CW_RP_STORES)
+					cm[w][r] = c[w];
+			commit_ways(o.file, o.size, o.commits, seed + 1,
+			            (1u << CW_PWRITE) | (1u << CW_RP_STORES), c);
+			cm[CW_RP_STORES][r] = c[CW_RP_STORES];
+			cm_ref[r] = c[CW_PWRITE];
 		}
 		printf("dbbench: round %u of %u done\n", r + 1, o.rounds);
 	}
@@ -409,18 +453,23 @@ int main(int argc, char **argv)
 	       bu_median(ak, o.rounds));
 	bu_row("  ringpager: resize + stores + writeout SYNC", ar, o.rounds, "MB/s",
 	       bu_median(ak, o.rounds));
-	printf("commit of 16 random pages, median latency (lower is better; ratio rp/kernel)\n");
-	bu_row("  pwrite x16 + fdatasync", ck, o.rounds, "us", 0);
-	bu_row("  O_DIRECT pwrite x16 + fdatasync", cd, o.rounds, "us", bu_median(ck, o.rounds));
-	bu_row("  O_DIRECT pwritev2 x16 RWF_DSYNC", cs, o.rounds, "us", bu_median(ck, o.rounds));
-	bu_row("  O_DIRECT io_uring x16 depth 16 + fdatasync", cq, o.rounds, "us",
-	       bu_median(ck, o.rounds));
-	bu_row("  ringpager: stores in a mapping + writeout SYNC", cr, o.rounds, "us",
-	       bu_median(ck, o.rounds));
-	bu_row("  ringpager: rp_write x16 + writeout SYNC", cw, o.rounds, "us",
-	       bu_median(ck, o.rounds));
-	bu_row("  ringpager: rp_write x16 + writeout ATOMIC|SYNC", ca, o.rounds, "us",
-	       bu_median(ck, o.rounds));
+	printf("commit of 16 random pages, the ways alternating commit by commit, median "
+	       "latency (lower is better; ratio to the first)\n");
+	static const char *const ways[CW_N] = {
+	    "  pwrite x16 + fdatasync",
+	    "  O_DIRECT pwrite x16 + fdatasync",
+	    "  O_DIRECT pwritev2 x16 RWF_DSYNC",
+	    "  O_DIRECT io_uring x16 depth 16 + fdatasync",
+	    "  ringpager: stores in a mapping + writeout SYNC",
+	    "  ringpager: rp_write x16 + writeout SYNC",
+	    "  ringpager: rp_write x16 + writeout ATOMIC|SYNC",
+	};
+	for (int w = 0; w < CW_N; w++)
+		if (w != CW_RP_STORES)
+			bu_row(ways[w], cm[w], o.rounds, "us", w ? bu_median(cm[CW_PWRITE], o.rounds) : 0);
+	printf("  the commit through a mapping, alternating with the reference in a run of its own\n");
+	bu_row("  pwrite x16 + fdatasync", cm_ref, o.rounds, "us", 0);
+	bu_row(ways[CW_RP_STORES], cm[CW_RP_STORES], o.rounds, "us", bu_median(cm_ref, o.rounds));
 	printf("cold random 4 KiB reads\n");
 	bu_row("  pread O_DIRECT", rk, o.rounds, "IOPS", 0);
 	bu_row("  rp_read", rr, o.rounds, "IOPS", bu_median(rk, o.rounds));

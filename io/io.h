@@ -178,6 +178,8 @@ struct rpio_cqe {
 };
 
 #define IO_DSYNC 1u /* write: the data is durable when the request completes */
+#define IO_HOLD 2u  /* write: staged only, whatever submit_batch says; the next rpio_submit
+                       (or rpio_reap, or a request staged without it) starts it */
 
 struct rpio_queue;
 

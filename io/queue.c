@@ -323,7 +323,7 @@ static int rpio_stage(struct rpio_queue *q, struct rpio_dev *d, enum rpio_op op,
 		if (err)
 			return err;
 	}
-	if (flags & ~IO_DSYNC) {
+	if (flags & ~(IO_DSYNC | IO_HOLD)) {
 		rpio_msgf(q->msg, sizeof(q->msg), "unknown request flags 0x%x", flags);
 		return -EINVAL;
 	}
@@ -375,7 +375,7 @@ static int rpio_stage(struct rpio_queue *q, struct rpio_dev *d, enum rpio_op op,
 	q->staged++;
 	/* A failed early start is not this request's failure: it stays staged and the next
 	 * rpio_submit/rpio_reap retries and reports. */
-	if (q->submit_batch && q->staged >= q->submit_batch)
+	if (q->submit_batch && q->staged >= q->submit_batch && !(flags & IO_HOLD))
 		rpio_submit(q);
 	return 0;
 }

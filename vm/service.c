@@ -69,6 +69,7 @@
 
 #define SVC_MSGS 64 /* fault messages read at once */
 #define SVC_BOUNCE_MAX 256 /* bounce pages per thread at most (1 MiB), whatever the depth */
+#define SVC_WSTAGE_BYTES (1ul << 20) /* write staging area per thread */
 #define SVC_CQES 64
 #define LISTEN_ASK_NS (1000000ull)         /* a thread's affinity asked at most this often */
 #define LISTEN_KEEP_NS (100 * 1000000ull)  /* a CPU (or all) listens this long after ... */
@@ -88,6 +89,9 @@ struct vm_service {
 	/* Bounce pages for staged loads (a lone 4 KiB page of a fault or a pin, read here
 	 * and put into the RAM handle by vm_load_finish): two per request the queue takes
 	 * (at most SVC_BOUNCE_MAX), and a stack of the free ones. */
+	char *wstage;             /* write staging area, SVC_WSTAGE_BYTES, or NULL */
+	size_t wstage_used;       /* bytes of it handed out since it was last empty */
+	unsigned wstage_holders;  /* writes holding a part of it */
 	char *bounce;
 	size_t nbounce_max;
 	void **bounce_free;
@@ -134,6 +138,25 @@ void vm_service_bounce_put(struct vm_service *s, void *page)
 {
 	assert(svc_self == s && s->nbounce < s->nbounce_max);
 	s->bounce_free[s->nbounce++] = page;
+}
+
+void *vm_service_wstage_get(struct vm_service *s, size_t len)
+{
+	assert(svc_self == s);
+	if (!s->wstage || len > SVC_WSTAGE_BYTES - s->wstage_used)
+		return NULL;
+	void *p = s->wstage + s->wstage_used;
+
+	s->wstage_used += (len + RAM_PAGE_4K - 1) & ~(RAM_PAGE_4K - 1);
+	s->wstage_holders++;
+	return p;
+}
+
+void vm_service_wstage_put(struct vm_service *s)
+{
+	assert(svc_self == s && s->wstage_holders > 0);
+	if (--s->wstage_holders == 0)
+		s->wstage_used = 0;
 }
 
 struct rpio_queue *vm_service_queue(struct vm_service *s)
@@ -366,6 +389,11 @@ static void *service_main(void *arg)
 		s->bounce = NULL;
 	for (size_t i = 0; s->bounce && i < s->nbounce_max; i++)
 		s->bounce_free[s->nbounce++] = s->bounce + i * RAM_PAGE_4K;
+	s->wstage = vm->no_bounce ? MAP_FAILED
+	                          : mmap(NULL, SVC_WSTAGE_BYTES, PROT_READ | PROT_WRITE,
+	                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (s->wstage == MAP_FAILED)
+		s->wstage = NULL;
 	for (;;) {
 		/* Issue first, then reap: a request failed by failure injection or validation
 		 * completes at once without signalling the queue's eventfd, so it must be
@@ -406,6 +434,8 @@ static void *service_main(void *arg)
 	s->q = NULL;
 	if (s->bounce)
 		munmap(s->bounce, s->nbounce_max * RAM_PAGE_4K);
+	if (s->wstage)
+		munmap(s->wstage, SVC_WSTAGE_BYTES);
 	free(s->bounce_free);
 	return NULL;
 }

@@ -53,5 +53,10 @@ void vm_service_hand_spread(struct vm *vm, struct vm_job *head, struct vm_job *t
 void vm_service_defer(struct vm *vm, struct vm_job *job);
 /* Gives a staged load's bounce page back to service thread s (on that thread). */
 void vm_service_bounce_put(struct vm_service *s, void *page);
+/* len bytes of s's write staging area (vm/writeout.c says why), or NULL when it has not
+ * that much free; given back with vm_service_wstage_put once the write completed (on
+ * that thread). The area is reused from its start whenever nothing holds a part of it. */
+void *vm_service_wstage_get(struct vm_service *s, size_t len);
+void vm_service_wstage_put(struct vm_service *s);
 
 #endif

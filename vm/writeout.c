@@ -11,8 +11,10 @@
  *       ones into runs of at most VM_WRITE_MAX_BYTES, and make them WRITING. With
  *       MARKSTORED under wp_sync, each run is write-protected again in every mapping
  *       before any write is issued, so a write from now on faults and is seen.
- *   WO_WRITE: one request per run, issued in ascending order from the alias mapping
- *       (O_DIRECT through io/, or the custom store's callback), queue_depth at a time.
+ *   WO_WRITE: one request per run, issued in ascending order (O_DIRECT through io/, held
+ *       and started together; or the custom store's callback), queue_depth at a time,
+ *       from a copy in the service thread's staging area where the run fits
+ *       (wrun_stage), else from the alias mapping.
  *   WO_SYNC (with SYNC, when every write succeeded): fdatasync, or the custom store's
  *       sync callback.
  *   WO_FINISH (wo_finish): with MARKSTORED, collect again, so that writes made while the
@@ -384,6 +386,10 @@ static void wrun_done(struct vm_wrun *r, int err)
 	struct vm_wo *wo = r->wo;
 	struct vm *vm = wo->fh->vm;
 
+	if (r->stage) {
+		vm_service_wstage_put(r->stage);
+		r->stage = NULL;
+	}
 	if (err < 0) {
 		r->err = err;
 		wo_fail(wo, err);
@@ -422,6 +428,27 @@ void vm_wo_synced(struct vm_wo *wo, int err)
 		wo_fail(wo, err);
 	wo->phase = WO_FINISH;
 	wo_finish(wo);
+}
+
+/* Where run r's bytes are written from: a copy in service thread s's staging area, read
+ * from the RAM handle's memfd with pread(2), where there is room; the alias (buf)
+ * otherwise. A write from the alias maps each page there for the device (the kernel
+ * faults it in while it pins the pages), which on a machine where a page-table entry is
+ * dear costs more than the copy; a commit's pages fit the area (docs/benchmarks.md, "A
+ * commit's writes"). */
+static void *wrun_stage(struct vm_wrun *r, struct vm_service *s, void *buf, size_t len)
+{
+	const struct rp_fileh *fh = r->wo->fh;
+	void *p = vm_service_wstage_get(s, len);
+
+	if (!p)
+		return buf;
+	if (pread(fh->ram->fd, p, len, (off_t)(r->first * fh->vm->psz)) != (ssize_t)len) {
+		vm_service_wstage_put(s);
+		return buf;
+	}
+	r->stage = s;
+	return p;
 }
 
 /* Issues what the writeout's phase needs on s's queue: 0, or -EBUSY when it is full. */
@@ -465,14 +492,24 @@ again:
 			void *buf = fh->ram->alias + run->first * psz;
 			size_t len = run_bytes(run, st, psz);
 
+			if (st->dev)
+				buf = wrun_stage(run, s, buf, len);
 			/* counted before the call: a custom store may complete it at once */
 			atomic_fetch_add(&wo->pending, 1);
 			if (st->dev) {
 				struct iovec iov = {.iov_base = buf, .iov_len = len};
 
-				r = rpio_write(q, st->dev, run->first * psz, &iov, 1, 0, &run->job);
-				if (r == -EBUSY) {
+				/* Held, and started together below: one system call and one
+				 * plugged burst for a commit's pages (docs/benchmarks.md, "A
+				 * commit's writes"). */
+				r = rpio_write(q, st->dev, run->first * psz, &iov, 1, IO_HOLD, &run->job);
+				if (r == -EBUSY) { /* issued again later, staged again then */
 					atomic_fetch_sub(&wo->pending, 1);
+					if (run->stage) {
+						vm_service_wstage_put(run->stage);
+						run->stage = NULL;
+					}
+					(void)rpio_submit(q);
 					return r;
 				}
 			} else {
@@ -484,6 +521,8 @@ again:
 			if (r < 0 || (!st->dev && r != RP_STORE_ASYNC))
 				wrun_done(run, r > 0 ? -EPROTO : r);
 		}
+		if (st->dev)
+			(void)rpio_submit(q);
 		/* Every run issued: drop the issuer's reference; when it was the last, go on
 		 * to the next phase here. */
 		if (atomic_fetch_sub(&wo->pending, 1) == 1) {

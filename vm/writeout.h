@@ -20,6 +20,7 @@ struct vm_wrun {
 	uint64_t first, n; /* pages */
 	int err;
 	atomic_int done; /* custom stores: rp_store_done called */
+	struct vm_service *stage; /* written from this thread's staging area (vm/writeout.c) */
 };
 
 enum vm_wo_phase { WO_WRITE, WO_SYNC, WO_FINISH };

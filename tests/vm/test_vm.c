@@ -574,6 +574,72 @@ static void loads_leave_the_alias(unsigned flags)
 	fixture_close(&f);
 }
 
+/* A writeout writes its small runs from its service thread's staging area (copied from
+ * the memfd with pread), so the alias maps none of their pages; a run larger than the
+ * area (2 MiB here), and every run with VM_NO_BOUNCE, goes from the alias. The store
+ * holds the bytes either way. */
+static void writeout_from_staging_or_alias(unsigned flags)
+{
+	rp_engine *eng = open_engine(64ul << 20, flags);
+	char *path = tu_scratch_file(flags ? "vm_wstage_alias" : "vm_wstage", 8 << 20, 41);
+	rp_store *st;
+	rp_fileh *fh;
+	uint64_t rng = 3, pages[20];
+	char *big = malloc(2 << 20), back[PG];
+
+	cr_assert(big);
+	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0, "%s", rp_errmsg());
+	for (int i = 0; i < 20; i++) { /* in the first 4 MiB, one page apart at least */
+		pages[i] = (uint64_t)i * 51 + tu_rand(&rng) % 50;
+		memset(back, 'a' + i, PG);
+		cr_assert_eq(rp_write(fh, pages[i] * PG, back, PG), (ssize_t)PG, "%s", rp_errmsg());
+	}
+	const int wo = RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC;
+
+	cr_assert_eq(rp_writeout(fh, wo), 0, "%s", rp_errmsg());
+	const unsigned in_alias = present_pages(vm_test_alias(fh), 4 << 20);
+
+	if (flags)
+		cr_assert_eq(in_alias, 20, "the writes went from the alias");
+	else
+		cr_assert_eq(in_alias, 0, "a staged write mapped its pages in the alias");
+	tu_fill(big, 2 << 20, 43, 0);
+	cr_assert_eq(rp_write(fh, 5 << 20, big, 2 << 20), 2 << 20, "%s", rp_errmsg());
+	cr_assert_eq(rp_writeout(fh, wo), 0, "%s", rp_errmsg());
+	cr_assert_eq(present_pages(vm_test_alias(fh) + (5 << 20), 2 << 20), 512,
+	             "a run larger than the staging area goes from the alias");
+	int fd = open(path, O_RDONLY);
+
+	cr_assert_geq(fd, 0);
+	for (int i = 0; i < 20; i++) {
+		cr_assert_eq(pread(fd, back, PG, (off_t)(pages[i] * PG)), (ssize_t)PG);
+		cr_assert(back[0] == 'a' + i && back[PG - 1] == 'a' + i, "page %lu",
+		          (unsigned long)pages[i]);
+	}
+	char *got = malloc(2 << 20);
+
+	cr_assert_eq(pread(fd, got, 2 << 20, 5 << 20), 2 << 20);
+	cr_assert(memcmp(got, big, 2 << 20) == 0);
+	close(fd);
+	free(got);
+	free(big);
+	cr_assert_eq(rp_fileh_close(fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_close(st), 0, "%s", rp_errmsg());
+	rp_engine_close(eng);
+	tu_unlink(path);
+}
+
+Test(vm, a_writeout_writes_small_runs_from_its_staging_area)
+{
+	writeout_from_staging_or_alias(0);
+}
+
+Test(vm, without_staging_a_writeout_writes_from_the_alias)
+{
+	writeout_from_staging_or_alias(VM_NO_BOUNCE);
+}
+
 /* rp_pin's promise (the pages are mapped) holds when, between its walk and its last pass,
  * the reclaim hand unmaps the page and a fault in another mapping marks it referenced
  * again: that fault maps it there only. vm_pin_hook runs both in between. */
