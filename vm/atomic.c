@@ -97,9 +97,8 @@ static int get(int fd, void *buf, size_t len, uint64_t off)
 	return rpio_fd_rw(fd, buf, len, off, false);
 }
 
-int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, const char *base,
-                 size_t psz, uint64_t size, uint64_t cut, uint64_t max, char *msg,
-                 size_t msglen)
+int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, size_t psz,
+                 uint64_t size, uint64_t cut, uint64_t max, char *msg, size_t msglen)
 {
 	uint64_t n = 0, sum = SUM_SEED;
 
@@ -132,7 +131,7 @@ int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, const c
 	 * (the previous one's head was zeroed when it was emptied). */
 	for (size_t i = 0; !err && i < nruns; i++) {
 		const size_t len = runs[i].n * psz;
-		const char *src = base + runs[i].first * psz;
+		const char *src = runs[i].src;
 
 		sum = sum_add(sum, src, len);
 		err = put(logfd, src, len, off);

@@ -12,18 +12,18 @@
 /* A run of pages to log: [first, first + n). */
 struct vm_log_run {
 	uint64_t first, n;
+	const char *src; /* its n pages' bytes */
 };
 
 /* The log's path for the store at store_path (descriptor fd): in dir as DEV-INO.rplog,
  * or, dir empty, beside it as store_path-rplog (-EINVAL for a block device then). 0, or
  * -errno. */
 int vm_log_path(const char *dir, const char *store_path, int fd, char *out, size_t len);
-/* Writes the pages of runs (their bytes at base + page * psz) and the store's size after
+/* Writes the pages of runs (each run's bytes at its src) and the store's size after
  * (and the cut before, UINT64_MAX: none) to the log, and makes it durable. -EFBIG when it
  * would pass max bytes; -errno otherwise, with msg set. */
-int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, const char *base,
-                 size_t psz, uint64_t size, uint64_t cut, uint64_t max, char *msg,
-                 size_t msglen);
+int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, size_t psz,
+                 uint64_t size, uint64_t cut, uint64_t max, char *msg, size_t msglen);
 /* Empties the log, durably (zeroes its head): the writeout it held is in place. 0 or
  * -errno. */
 int vm_log_clear(int logfd);

@@ -281,10 +281,45 @@ static size_t run_bytes(const struct vm_wrun *r, const struct rp_store *st, size
 	return (size_t)len;
 }
 
+/* Where run r's bytes are written from: a copy in service thread s's staging area, read
+ * from the RAM handle's memfd with pread(2), where there is room; the alias (buf)
+ * otherwise. A write from the alias maps each page there for the device (the kernel
+ * faults it in while it pins the pages), which on a machine where a page-table entry is
+ * dear costs more than the copy; a commit's pages fit the area (docs/benchmarks.md, "A
+ * commit's writes"). */
+static void *wrun_stage(struct vm_wrun *r, struct vm_service *s, void *buf, size_t len)
+{
+	const struct rp_fileh *fh = r->wo->fh;
+
+	if (r->sbuf || !fh->store->dev)
+		return r->sbuf ? r->sbuf : buf;
+	void *p = vm_service_wstage_get(s, len);
+
+	if (!p)
+		return buf;
+	if (pread(fh->ram->fd, p, len, (off_t)(r->first * fh->vm->psz)) != (ssize_t)len) {
+		vm_service_wstage_put(s);
+		return buf;
+	}
+	r->stage = s;
+	r->sbuf = p;
+	return p;
+}
+
+/* Gives run r's copy back (its write completed, or will never be issued). */
+static void wrun_unstage(struct vm_wrun *r)
+{
+	if (r->stage) {
+		vm_service_wstage_put(r->stage);
+		r->stage = NULL;
+		r->sbuf = NULL;
+	}
+}
+
 /* RP_WRITEOUT_ATOMIC: the redo log of the writeout's pages and size, durable, before
  * anything is written in place (vm/atomic.c). One atomic writeout of a store at a time.
  * 0 or -errno (the message in wo->msg). Service thread. */
-static int wo_log(struct vm_wo *wo)
+static int wo_log(struct vm_wo *wo, struct vm_service *s)
 {
 	struct rp_fileh *fh = wo->fh;
 	struct rp_store *st = fh->store;
@@ -312,9 +347,16 @@ static int wo_log(struct vm_wo *wo)
 		snprintf(m, sizeof(m), "out of memory");
 		goto fail;
 	}
-	for (size_t i = 0; i < wo->nruns; i++)
-		runs[i] = (struct vm_log_run){wo->runs[i].first, wo->runs[i].n};
-	err = vm_log_write(st->log_fd, runs, wo->nruns, fh->ram->alias, fh->vm->psz,
+	/* The pages go to the log from the copies they will be written in place from (the
+	 * same bytes both times), where they fit the staging area. */
+	for (size_t i = 0; i < wo->nruns; i++) {
+		struct vm_wrun *r = &wo->runs[i];
+		const char *src = wrun_stage(r, s, fh->ram->alias + r->first * fh->vm->psz,
+		                             r->n * fh->vm->psz);
+
+		runs[i] = (struct vm_log_run){r->first, r->n, src};
+	}
+	err = vm_log_write(st->log_fd, runs, wo->nruns, fh->vm->psz,
 	                   wo->resize ? wo->size : st->size, wo->resize ? wo->cut : UINT64_MAX,
 	                   fh->vm->log_max, m, sizeof(m));
 	free(runs);
@@ -386,10 +428,7 @@ static void wrun_done(struct vm_wrun *r, int err)
 	struct vm_wo *wo = r->wo;
 	struct vm *vm = wo->fh->vm;
 
-	if (r->stage) {
-		vm_service_wstage_put(r->stage);
-		r->stage = NULL;
-	}
+	wrun_unstage(r);
 	if (err < 0) {
 		r->err = err;
 		wo_fail(wo, err);
@@ -430,27 +469,6 @@ void vm_wo_synced(struct vm_wo *wo, int err)
 	wo_finish(wo);
 }
 
-/* Where run r's bytes are written from: a copy in service thread s's staging area, read
- * from the RAM handle's memfd with pread(2), where there is room; the alias (buf)
- * otherwise. A write from the alias maps each page there for the device (the kernel
- * faults it in while it pins the pages), which on a machine where a page-table entry is
- * dear costs more than the copy; a commit's pages fit the area (docs/benchmarks.md, "A
- * commit's writes"). */
-static void *wrun_stage(struct vm_wrun *r, struct vm_service *s, void *buf, size_t len)
-{
-	const struct rp_fileh *fh = r->wo->fh;
-	void *p = vm_service_wstage_get(s, len);
-
-	if (!p)
-		return buf;
-	if (pread(fh->ram->fd, p, len, (off_t)(r->first * fh->vm->psz)) != (ssize_t)len) {
-		vm_service_wstage_put(s);
-		return buf;
-	}
-	r->stage = s;
-	return p;
-}
-
 /* Issues what the writeout's phase needs on s's queue: 0, or -EBUSY when it is full. */
 static int wo_issue(struct vm_job *job, struct vm_service *s)
 {
@@ -464,11 +482,13 @@ static int wo_issue(struct vm_job *job, struct vm_service *s)
 again:
 	switch (wo->phase) {
 	case WO_WRITE:
-		if ((wo->flags & RP_WRITEOUT_ATOMIC) && !wo->logged && (r = wo_log(wo)) < 0) {
+		if ((wo->flags & RP_WRITEOUT_ATOMIC) && !wo->logged && (r = wo_log(wo, s)) < 0) {
 			/* Nothing was written in place: the store is as it was. */
 			wo_fail(wo, r);
-			for (size_t i = 0; i < wo->nruns; i++)
+			for (size_t i = 0; i < wo->nruns; i++) {
 				wo->runs[i].err = r;
+				wrun_unstage(&wo->runs[i]);
+			}
 			wo->next = wo->nruns;
 			wo->cut = UINT64_MAX;
 		}
@@ -482,8 +502,10 @@ again:
 				__atomic_store_n(&st->size, cut, __ATOMIC_RELEASE);
 			} else {
 				wo_fail(wo, r);
-				for (size_t i = 0; i < wo->nruns; i++)
+				for (size_t i = 0; i < wo->nruns; i++) {
 					wo->runs[i].err = r;
+					wrun_unstage(&wo->runs[i]);
+				}
 				wo->next = wo->nruns; /* none issued: every page stays dirty */
 			}
 		}
@@ -492,8 +514,7 @@ again:
 			void *buf = fh->ram->alias + run->first * psz;
 			size_t len = run_bytes(run, st, psz);
 
-			if (st->dev)
-				buf = wrun_stage(run, s, buf, len);
+			buf = wrun_stage(run, s, buf, len);
 			/* counted before the call: a custom store may complete it at once */
 			atomic_fetch_add(&wo->pending, 1);
 			if (st->dev) {
@@ -503,12 +524,8 @@ again:
 				 * plugged burst for a commit's pages (docs/benchmarks.md, "A
 				 * commit's writes"). */
 				r = rpio_write(q, st->dev, run->first * psz, &iov, 1, IO_HOLD, &run->job);
-				if (r == -EBUSY) { /* issued again later, staged again then */
+				if (r == -EBUSY) { /* issued again later by this thread, from its copy */
 					atomic_fetch_sub(&wo->pending, 1);
-					if (run->stage) {
-						vm_service_wstage_put(run->stage);
-						run->stage = NULL;
-					}
 					(void)rpio_submit(q);
 					return r;
 				}

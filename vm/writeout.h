@@ -20,7 +20,8 @@ struct vm_wrun {
 	uint64_t first, n; /* pages */
 	int err;
 	atomic_int done; /* custom stores: rp_store_done called */
-	struct vm_service *stage; /* written from this thread's staging area (vm/writeout.c) */
+	struct vm_service *stage; /* written from this thread's staging area (vm/writeout.c) ... */
+	void *sbuf;               /* ... the copy there */
 };
 
 enum vm_wo_phase { WO_WRITE, WO_SYNC, WO_FINISH };

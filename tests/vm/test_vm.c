@@ -577,7 +577,7 @@ static void loads_leave_the_alias(unsigned flags)
 /* A writeout writes its small runs from its service thread's staging area (copied from
  * the memfd with pread), so the alias maps none of their pages; a run larger than the
  * area (2 MiB here), and every run with VM_NO_BOUNCE, goes from the alias. The store
- * holds the bytes either way. */
+ * holds the bytes either way, and after an atomic writeout too. */
 static void writeout_from_staging_or_alias(unsigned flags)
 {
 	rp_engine *eng = open_engine(64ul << 20, flags);
@@ -621,12 +621,32 @@ static void writeout_from_staging_or_alias(unsigned flags)
 
 	cr_assert_eq(pread(fd, got, 2 << 20, 5 << 20), 2 << 20);
 	cr_assert(memcmp(got, big, 2 << 20) == 0);
+	/* An atomic writeout logs the pages from the same copies it writes in place from
+	 * (from the alias without staging, and for the 2 MiB run). */
+	for (int i = 0; i < 20; i++) {
+		memset(back, 'A' + i, PG);
+		cr_assert_eq(rp_write(fh, pages[i] * PG, back, PG), (ssize_t)PG, "%s", rp_errmsg());
+	}
+	tu_fill(big, 2 << 20, 47, 0);
+	cr_assert_eq(rp_write(fh, 5 << 20, big, 2 << 20), 2 << 20, "%s", rp_errmsg());
+	cr_assert_eq(rp_writeout(fh, wo | RP_WRITEOUT_ATOMIC), 0, "%s", rp_errmsg());
+	for (int i = 0; i < 20; i++) {
+		cr_assert_eq(pread(fd, back, PG, (off_t)(pages[i] * PG)), (ssize_t)PG);
+		cr_assert(back[0] == 'A' + i && back[PG - 1] == 'A' + i, "page %lu",
+		          (unsigned long)pages[i]);
+	}
+	cr_assert_eq(pread(fd, got, 2 << 20, 5 << 20), 2 << 20);
+	cr_assert(memcmp(got, big, 2 << 20) == 0);
 	close(fd);
 	free(got);
 	free(big);
 	cr_assert_eq(rp_fileh_close(fh), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_store_close(st), 0, "%s", rp_errmsg());
 	rp_engine_close(eng);
+	char log[4096];
+
+	snprintf(log, sizeof(log), "%s-rplog", path);
+	(void)unlink(log);
 	tu_unlink(path);
 }
 
