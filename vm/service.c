@@ -89,13 +89,15 @@ struct vm_service {
 	/* Bounce pages for staged loads (a lone 4 KiB page of a fault or a pin, read here
 	 * and put into the RAM handle by vm_load_finish): two per request the queue takes
 	 * (at most SVC_BOUNCE_MAX), and a stack of the free ones. */
-	char *wstage;             /* write staging area, SVC_WSTAGE_BYTES, or NULL */
-	size_t wstage_used;       /* bytes of it handed out since it was last empty */
-	unsigned wstage_holders;  /* writes holding a part of it */
 	char *bounce;
 	size_t nbounce_max;
 	void **bounce_free;
 	unsigned nbounce;
+	/* The write staging area (vm/writeout.c, wrun_stage): SVC_WSTAGE_BYTES, or NULL;
+	 * handed out from its start, reused from there when no write holds a part of it. */
+	char *wstage;
+	size_t wstage_used;      /* bytes handed out since it was last empty */
+	unsigned wstage_holders; /* writes holding a part of it */
 	struct rpio_dev *detach; /* a store closes: drop the queue's registration; jobs_lock */
 	/* Who listens (the comment at the top) */
 	_Atomic uint64_t seen_ns;  /* ... a thread bound to this CPU faulted last, ... */
@@ -142,12 +144,14 @@ void vm_service_bounce_put(struct vm_service *s, void *page)
 
 void *vm_service_wstage_get(struct vm_service *s, size_t len)
 {
+	const size_t need = (len + RAM_PAGE_4K - 1) & ~(RAM_PAGE_4K - 1);
+
 	assert(svc_self == s);
-	if (!s->wstage || len > SVC_WSTAGE_BYTES - s->wstage_used)
+	if (!s->wstage || need > SVC_WSTAGE_BYTES - s->wstage_used)
 		return NULL;
 	void *p = s->wstage + s->wstage_used;
 
-	s->wstage_used += (len + RAM_PAGE_4K - 1) & ~(RAM_PAGE_4K - 1);
+	s->wstage_used += need;
 	s->wstage_holders++;
 	return p;
 }
