@@ -143,45 +143,23 @@ static double append_rp(const char *path, uint64_t total)
 	return (double)total / s / 1e6;
 }
 
-static double append_pwrite(const char *path, uint64_t total)
+/* The kernel's side of the append (direct false): pwrite(2) of 1 MiB at a time, then
+ * fdatasync. With direct, the floor of ringpager's side's I/O: the file cut to its new
+ * size, then O_DIRECT writes of 4 MiB (the writeout's largest request) from one buffer,
+ * then fdatasync; no memory is made. On a filesystem such writes into blocks not yet
+ * allocated cost more than a buffered writeback of the same bytes (ext4 converts each
+ * unwritten extent). MB/s, the whole of it timed. */
+static double append_file(const char *path, uint64_t total, bool direct)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	char *buf = malloc(MIB);
-
-	if (fd < 0 || !buf)
-		die(path);
-	const double t0 = bu_now();
-
-	for (uint64_t off = 0; off < total; off += MIB) {
-		for (uint64_t p = 0; p < MIB; p += PG)
-			memset(buf + p, (int)((off + p) >> 12), PG);
-		if (pwrite(fd, buf, MIB, (off_t)off) != (ssize_t)MIB)
-			die("append: pwrite");
-	}
-	if (fdatasync(fd))
-		die("append: fdatasync");
-	const double s = bu_now() - t0;
-
-	close(fd);
-	free(buf);
-	return (double)total / s / 1e6;
-}
-
-/* The floor of ringpager's side's I/O: the file cut to its new size, then O_DIRECT writes
- * of 4 MiB (the writeout's largest request) from one buffer, then fdatasync; no memory is
- * made. On a filesystem such writes into blocks not yet allocated cost more than a
- * buffered writeback of the same bytes (ext4 converts each unwritten extent). */
-static double append_direct(const char *path, uint64_t total)
-{
-	const size_t chunk = 4 * MIB;
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+	const size_t chunk = direct ? 4 * MIB : MIB;
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | (direct ? O_DIRECT : 0), 0600);
 	char *buf = aligned_alloc(PG, chunk);
 
 	if (fd < 0 || !buf)
 		die(path);
 	const double t0 = bu_now();
 
-	if (ftruncate(fd, (off_t)total))
+	if (direct && ftruncate(fd, (off_t)total))
 		die("append: ftruncate");
 	for (uint64_t off = 0; off < total; off += chunk) {
 		const size_t n = total - off < chunk ? (size_t)(total - off) : chunk;
@@ -189,7 +167,7 @@ static double append_direct(const char *path, uint64_t total)
 		for (uint64_t p = 0; p < n; p += PG)
 			memset(buf + p, (int)((off + p) >> 12), PG);
 		if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n)
-			die("append: O_DIRECT pwrite");
+			die("append: pwrite");
 	}
 	if (fdatasync(fd))
 		die("append: fdatasync");
@@ -422,8 +400,8 @@ int main(int argc, char **argv)
 				ar[r] = o.append_job ? append_rp(apath, o.append) : 0;
 				rr[r] = o.read_job ? read_rp(o.file, o.size, o.reads, seed) : 0;
 			} else {
-				ak[r] = o.append_job ? append_pwrite(apath, o.append) : 0;
-				ad[r] = o.append_job ? append_direct(apath, o.append) : 0;
+				ak[r] = o.append_job ? append_file(apath, o.append, false) : 0;
+				ad[r] = o.append_job ? append_file(apath, o.append, true) : 0;
 				rk[r] = o.read_job ? read_pread(o.file, o.size, o.reads, seed) : 0;
 			}
 		}

@@ -115,6 +115,17 @@ static struct sample job_cold(const struct opts *o, uint64_t seed)
 	return s;
 }
 
+/* Puts v[0..n) in a random order (Fisher-Yates). */
+static void shuffle(uint64_t *v, uint64_t n, uint64_t *seed)
+{
+	for (uint64_t i = n; i > 1; i--) {
+		const uint64_t j = bu_rand(seed) % i, t = v[i - 1];
+
+		v[i - 1] = v[j];
+		v[j] = t;
+	}
+}
+
 /* Touches every page of [a, a + len) in the order of a random permutation (random) or
  * ascending; returns microseconds per page. */
 static double touch_pages(volatile const char *a, uint64_t npages, bool random, uint64_t seed)
@@ -124,12 +135,7 @@ static double touch_pages(volatile const char *a, uint64_t npages, bool random, 
 	for (uint64_t i = 0; i < npages; i++)
 		order[i] = i;
 	if (random)
-		for (uint64_t i = npages - 1; i > 0; i--) {
-			uint64_t j = bu_rand(&seed) % (i + 1), t = order[i];
-
-			order[i] = order[j];
-			order[j] = t;
-		}
+		shuffle(order, npages, &seed);
 	double t0 = bu_now();
 
 	for (uint64_t i = 0; i < npages; i++)
@@ -439,12 +445,7 @@ static void floor_map(uint64_t npages, uint64_t run, uint64_t seed, double *map_
 		die("floors: out of memory");
 	for (uint64_t i = 0; i < calls; i++)
 		order[i] = i;
-	for (uint64_t i = calls; i > 1; i--) {
-		const uint64_t j = bu_rand(&seed) % i, t = order[i - 1];
-
-		order[i - 1] = order[j];
-		order[j] = t;
-	}
+	shuffle(order, calls, &seed);
 	double t0 = bu_now();
 
 	for (uint64_t i = 0; i < calls; i++) {
@@ -500,12 +501,7 @@ static void floor_spread(uint64_t span, uint64_t npages, uint64_t seed, double *
 		if (fallocate(kp.memfd, 0, (off_t)(pg[i] * PG), PG))
 			die("floors: fallocate");
 	}
-	for (uint64_t i = npages; i > 1; i--) {
-		const uint64_t j = bu_rand(&seed) % i, t = pg[i - 1];
-
-		pg[i - 1] = pg[j];
-		pg[j] = t;
-	}
+	shuffle(pg, npages, &seed);
 	if ((kp.base = mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0)) == MAP_FAILED ||
 	    (plain = mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0)) == MAP_FAILED ||
 	    madvise(plain, len, MADV_RANDOM))

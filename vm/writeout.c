@@ -291,8 +291,10 @@ static void *wrun_stage(struct vm_wrun *r, struct vm_service *s, void *buf, size
 {
 	const struct rp_fileh *fh = r->wo->fh;
 
-	if (r->sbuf || !fh->store->dev)
-		return r->sbuf ? r->sbuf : buf;
+	if (r->sbuf) /* staged already: for the log, or before its queue was full */
+		return r->sbuf;
+	if (!fh->store->dev)
+		return buf;
 	void *p = vm_service_wstage_get(s, len);
 
 	if (!p)
