@@ -177,8 +177,13 @@ static void ra_marker(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, u
 
 	(void)vm_page_set(fh, idx, w & ~PG_RA_MARK);
 	ra_env(fh, m, &e);
+	/* Mapped whole as it completes, except in a mapping whose writes wp_sync tracks: a
+	 * 2 MiB page mapped so during a writeout was seen to stay dirty after it (one run in
+	 * 20 of vm_hugetlb's wp_sync test); such mappings map a chunk per touch, as before. */
+	const bool eager = !m->track || fh->vm->dirty == VM_DIRTY_WP_ASYNC;
+
 	if (vm_ra_async(&m->ra, &e, vm_advice_at(&m->advice, idx), idx, &win))
-		ra_read(fh, &win, m, b);
+		ra_read(fh, &win, eager ? m : NULL, b);
 }
 
 /* A fault on page idx of m while it loads (word w): the marker starts the next window. */
