@@ -444,8 +444,10 @@ RP_API ssize_t rp_write(rp_fileh *fh, uint64_t off, const void *buf, size_t len)
  *                           them. The pages go first to a redo log (atomic_log_dir, or
  *                           FILE-rplog beside the file), made durable, then in place;
  *                           rp_store_open applies a complete log a crash left. Costs
- *                           each page written twice and two more fdatasyncs (the
- *                           log's, and its emptying's). One at a
+ *                           each page written twice, one more fdatasync (the log's),
+ *                           and a 4 KiB write that empties the log (with a second
+ *                           fdatasync when atomic_log_dir is in another filesystem
+ *                           than the store). One at a
  *                           time per store (-EBUSY); larger than atomic_log_max: -EFBIG;
  *                           not for custom stores (-EOPNOTSUPP) nor, without
  *                           atomic_log_dir, block devices (-EINVAL). A failure before

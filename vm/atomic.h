@@ -6,6 +6,7 @@
 #ifndef RINGPAGER_VM_ATOMIC_H
 #define RINGPAGER_VM_ATOMIC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,9 +25,12 @@ int vm_log_path(const char *dir, const char *store_path, int fd, char *out, size
  * would pass max bytes; -errno otherwise, with msg set. */
 int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, size_t psz,
                  uint64_t size, uint64_t cut, uint64_t max, char *msg, size_t msglen);
-/* Empties the log, durably (zeroes its head): the writeout it held is in place. 0 or
+/* Empties the log (zeroes its head): the writeout it held is in place and durable.
+ * durable false: the zero block is on the device, for the device's next flush to make
+ * durable, where the log is O_DIRECT (vm/atomic.c says why that suffices in the store's
+ * filesystem); durable true, or a log through the page cache: fdatasync too. 0 or
  * -errno. */
-int vm_log_clear(int logfd);
+int vm_log_clear(int logfd, bool durable);
 /* Whether the log holds a complete writeout to apply: 1, 0, or -errno. */
 int vm_log_pending(int logfd);
 /* At a store's open: a complete log is written in place again (pages, size) and the
