@@ -229,6 +229,7 @@ struct vm {
 	struct vm_service *svc;
 	unsigned nsvc;
 	bool bound; /* service threads bound to CPUs */
+	struct vm_choice wo_ways; /* bound: which service thread a writeout goes to */
 	/* the service threads that wait on the userfaultfd, a bit per index; chosen by the
 	 * faulting threads' affinity when listen_chosen (vm/service.c says how) */
 	_Atomic uint64_t listen_mask;

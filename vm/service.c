@@ -35,6 +35,15 @@
  * The set is never empty; a service thread whose bit changes is kicked, since a thread
  * asleep in poll(2) keeps the descriptors it went to sleep with.
  *
+ * Where writeouts go (vm_service_hand_wo). A writeout's thread sleeps until its device's
+ * writes and fdatasync complete, and a bound thread is woken where it is bound: from the
+ * CPU that takes the device's interrupts that is a cross-CPU wake-up per completion, and
+ * on a virtual machine with one device queue a commit ran at half the speed on the other
+ * CPU's thread (docs/benchmarks.md, "Where a commit waits"). Which CPU that is is not
+ * known in general, so with bound threads each writeout's fdatasync is timed on the
+ * thread that waited for it, and writeouts go to the thread whose syncs finish soonest
+ * (vm/choice.c: every thread is tried, and tried again now and then).
+ *
  * Why poll and an eventfd rather than the ring as the only event loop: the same loop
  * then serves all three io/ backends, and io_uring's completions still arrive without a
  * system call of their own (the eventfd read is the one extra call per wake-up, against a
@@ -494,6 +503,31 @@ static void hand(struct vm *vm, struct vm_job *head, struct vm_job *tail, bool l
 	(void)eventfd_write(vm->svc[k].kick_fd, 1);
 }
 
+void vm_service_hand_wo(struct vm *vm, struct vm_job *job)
+{
+	if (!vm->bound || svc_count(vm) < 2) {
+		hand(vm, job, job, true);
+		return;
+	}
+	const unsigned k = vm_choice_pick(&vm->wo_ways) % svc_count(vm);
+
+	job->qnext = NULL;
+	pthread_mutex_lock(&vm->jobs_lock);
+	if (vm->jobs_tail)
+		vm->jobs_tail->qnext = job;
+	else
+		vm->jobs_head = job;
+	vm->jobs_tail = job;
+	pthread_mutex_unlock(&vm->jobs_lock);
+	(void)eventfd_write(vm->svc[k].kick_fd, 1);
+}
+
+void vm_service_wo_synced(uint64_t ns)
+{
+	if (svc_self && svc_self->vm->bound)
+		vm_choice_record(&svc_self->vm->wo_ways, svc_self->id, ns);
+}
+
 void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail)
 {
 	hand(vm, head, tail, true);
@@ -564,6 +598,7 @@ int vm_service_start(struct vm *vm, const struct vm_params *p)
 	vm->listen_chosen = vm->bound && n > 1 && !vm->fault_self &&
 	                    (vm->uffd_features & UFFD_FEATURE_THREAD_ID);
 	atomic_store(&vm->listen_mask, all_bits(n)); /* vm->nsvc counts them as they start */
+	vm_choice_init(&vm->wo_ways, vm->bound ? n : 1);
 	for (unsigned i = 0; i < n; i++) {
 		struct vm_service *s = &vm->svc[i];
 

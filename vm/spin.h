@@ -6,6 +6,8 @@
 #ifndef RP_VM_SPIN_H
 #define RP_VM_SPIN_H
 
+#include "vm/choice.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,8 +20,7 @@ enum vm_spin_mode {
 
 struct vm_spin {
 	enum vm_spin_mode mode;
-	_Atomic uint64_t reads;    /* fault reads started: which one tries the other way */
-	_Atomic uint64_t avg[2];   /* a read's smoothed latency, ns: [0] slept, [1] polled */
+	struct vm_choice ways;     /* auto: way 0 sleeps, way 1 polls */
 	_Atomic uint64_t count[2]; /* reads measured each way */
 };
 

@@ -36,6 +36,11 @@ unsigned vm_test_nsvc(const struct vm *vm)
 	return vm->nsvc;
 }
 
+struct vm_choice *vm_test_wo_ways(struct vm *vm)
+{
+	return &vm->wo_ways;
+}
+
 bool vm_test_listen_chosen(const struct vm *vm)
 {
 	return vm->listen_chosen;

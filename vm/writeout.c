@@ -59,7 +59,11 @@ static void wrun_job_complete(struct vm_job *job, int err)
 /* the writeout's own request is its fdatasync */
 static void wo_job_complete(struct vm_job *job, int err)
 {
-	vm_wo_synced((struct vm_wo *)job, err);
+	struct vm_wo *wo = (struct vm_wo *)job;
+
+	if (!err)
+		vm_service_wo_synced(vm_now_ns() - wo->sync_ns);
+	vm_wo_synced(wo, err);
 }
 
 static const struct vm_job_ops wrun_ops = {NULL, wrun_job_complete};
@@ -227,7 +231,7 @@ int vm_writeout_in(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, c
 	fh->wo_active = wo;
 	wo_start(wo);
 	pthread_mutex_unlock(&fh->lock);
-	vm_service_hand(vm, &wo->job, &wo->job);
+	vm_service_hand_wo(vm, &wo->job);
 	return 0;
 }
 
@@ -568,6 +572,7 @@ again:
 			return 0;
 		}
 		if (st->dev) {
+			wo->sync_ns = vm_now_ns();
 			r = rpio_fdatasync(q, st->dev, &wo->job);
 			if (r == -EBUSY)
 				return r;

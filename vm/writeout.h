@@ -48,6 +48,7 @@ struct vm_wo {
 	uint64_t cut, size;
 	struct vm_wo_group *group; /* a member of a group writeout (vm/group.c), or NULL */
 	bool logged; /* RP_WRITEOUT_ATOMIC: the redo log was written (vm/atomic.c) */
+	uint64_t sync_ns; /* when its fdatasync was issued */
 };
 
 /* A group writeout as its members see it: with SYNC, a member whose writes are done

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * tests/vm/test_spin.c - poll or sleep for a fault's own read (vm/spin.c): how auto
- * chooses from the latencies it is given, and that an engine's faults, in both fault
- * modes, and a lone rp_read go the way fault_spin says.
+ * tests/vm/test_spin.c - the measured choices: poll or sleep for a fault's own read
+ * (vm/spin.c): how auto chooses from the latencies it is given, and that an engine's
+ * faults, in both fault modes, and a lone rp_read go the way fault_spin says; the same
+ * choice among more ways (vm/choice.c), and the service thread writeouts go to.
  */
 #include "vm/spin.h"
 #include "vm/testing.h"
@@ -105,6 +106,76 @@ Test(spin, one_stalled_read_does_not_turn_auto)
 	(void)run(&s, 64, 100000, 80000); /* polling wins by 20% */
 	vm_spin_record(&s, true, 50000000); /* a 50 ms stall of one polled read */
 	cr_assert_eq(polls(&s, 32), 30);
+}
+
+/* Three ways: each tried in turn, then the fastest, the others probed in turn. */
+Test(spin, a_choice_of_three_keeps_the_fastest_and_probes_the_others)
+{
+	static const uint64_t cost[3] = {300000, 100000, 200000};
+	struct vm_choice c;
+	unsigned took[3] = {0};
+
+	vm_choice_init(&c, 3);
+	for (unsigned i = 0; i < 24; i++) {
+		const unsigned w = vm_choice_pick(&c);
+
+		cr_assert_eq(w, i % 3, "turn %u tries way %u", i, w);
+		vm_choice_record(&c, w, cost[w]);
+	}
+	/* every other way more than a quarter slower: one turn in 64 probes */
+	for (unsigned i = 0; i < 128; i++) {
+		const unsigned w = vm_choice_pick(&c);
+
+		took[w]++;
+		vm_choice_record(&c, w, cost[w]);
+	}
+	cr_assert_eq(took[1], 126);
+	cr_assert_eq(took[0], 1, "probed once");
+	cr_assert_eq(took[2], 1, "probed once");
+	/* way 2 becomes the fastest: its probes notice, slowly while the gap is wide */
+	unsigned to2 = 0;
+
+	for (unsigned i = 0; i < 2048 + 256; i++) {
+		const unsigned w = vm_choice_pick(&c);
+
+		to2 += i >= 2048 && w == 2;
+		vm_choice_record(&c, w, w == 2 ? 50000 : cost[w]);
+	}
+	cr_assert_geq(to2, 240, "%u of the last 256 to the way that became fastest", to2);
+}
+
+/* With bound service threads, every writeout goes where vm/service.c chooses, and each
+ * thread's syncs are measured (the first writeouts try each thread in turn). */
+Test(spin, writeouts_go_to_the_thread_whose_syncs_finish_soonest)
+{
+	rp_config cfg;
+	rp_engine *eng;
+	struct tu_map f;
+
+	tu_config_init(&cfg);
+	cfg.ram_size = 32ul << 20;
+	cr_assert_eq(rp_config_set(&cfg, "fault_threads", "auto"), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	tu_map_open(&f, eng, "spin_wo", 16 * PG, 31, PROT_READ | PROT_WRITE);
+	struct vm *vm = vm_test_vm(f.fh);
+
+	if (vm_test_nsvc(vm) < 2 || vm_service_cpu(vm, 0) < 0) {
+		tu_map_close(&f);
+		cr_skip_test("one service thread, or none bound: no choice to make");
+	}
+	struct vm_choice *c = vm_test_wo_ways(vm);
+	const uint64_t before = atomic_load(&c->turns);
+
+	for (unsigned i = 0; i < 8 * vm_test_nsvc(vm); i++) {
+		f.a[(i % 16) * PG] = (char)i;
+		cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED |
+		                                   RP_WRITEOUT_SYNC),
+		             0, "%s", rp_errmsg());
+	}
+	cr_assert_eq(atomic_load(&c->turns) - before, 8 * vm_test_nsvc(vm));
+	for (unsigned i = 0; i < vm_test_nsvc(vm); i++)
+		cr_assert_gt(atomic_load(&c->avg[i]), 0, "thread %u's syncs measured", i);
+	tu_map_close(&f);
 }
 
 Test(spin, always_and_never_do_not_measure_their_way_out)
