@@ -10,7 +10,8 @@
  *   commit   dirty 16 random pages of a resident file (stores through a writable mapping,
  *            or rp_write beside a read-only one), then rp_writeout
  *            STORE|MARKSTORED|SYNC (and ATOMIC|SYNC); against pwrite of the same 16 pages
- *            and fdatasync, and the O_DIRECT ways beside it. Every way writes the same
+ *            and fdatasync, and the O_DIRECT ways beside it, and the least a redo log
+ *            does (commit_redo), ATOMIC|SYNC's floor. Every way writes the same
  *            pages in each commit, in an order that rotates from commit to commit (a
  *            drift of the disk between phases made ratios of separate runs swing by a
  *            third). The commit's latency, median of --commits.
@@ -205,6 +206,7 @@ enum {
 	CW_DIRECT,     /* O_DIRECT pwrite x16, one after the other, + fdatasync */
 	CW_DSYNC,      /* O_DIRECT pwritev2 x16 with RWF_DSYNC, no fdatasync */
 	CW_URING,      /* O_DIRECT writes x16 at depth 16 through io_uring + fdatasync */
+	CW_REDO,       /* the floor of ATOMIC|SYNC: a redo log by hand (below) */
 	CW_RP_STORES,  /* stores through a writable mapping + writeout SYNC */
 	CW_RP_WRITE,   /* rp_write x16 (a read-only mapping: nothing to collect) + SYNC */
 	CW_RP_ATOMIC,  /* rp_write x16 + writeout ATOMIC|SYNC */
@@ -232,21 +234,52 @@ static void commit_rp_open(struct commit_rp *c, const char *path, uint64_t size,
 	c->a = rp_mapping_addr(m);
 }
 
+/* The least a redo-logged commit does (vm/atomic.c): the 16 pages and a block of index
+ * in one O_DIRECT write to a log file + fdatasync, the 16 pages in place at depth 16 +
+ * fdatasync, then one 4 KiB O_DIRECT write that empties the log. */
+static void commit_redo(struct io_uring *ring, int dfd, int lfd, char *logbuf,
+                        const uint64_t off[16])
+{
+	if (pwrite(lfd, logbuf, 17 * PG, 0) != (ssize_t)(17 * PG) || fdatasync(lfd))
+		die("commit: the redo log's write");
+	for (int k = 0; k < 16; k++)
+		io_uring_prep_write(io_uring_get_sqe(ring), dfd, logbuf + (k + 1) * PG, PG, off[k]);
+	if (io_uring_submit_and_wait(ring, 16) != 16)
+		die("commit: io_uring submit");
+	for (int k = 0; k < 16; k++) {
+		struct io_uring_cqe *cqe;
+
+		if (io_uring_wait_cqe(ring, &cqe) || cqe->res != (int)PG)
+			die("commit: io_uring write");
+		io_uring_cqe_seen(ring, cqe);
+	}
+	if (fdatasync(dfd) || pwrite(lfd, logbuf + 17 * PG, PG, 0) != (ssize_t)PG)
+		die("commit: the redo log's end");
+}
+
 /* Median commit latency (us) of each way in `ways` (bits 1 << CW_*; out[CW_*]) over
  * `commits` commits of 16 random pages. */
 static void commit_ways(const char *path, uint64_t size, unsigned commits, uint64_t seed,
                         unsigned ways, double out[CW_N])
 {
 	struct commit_rp rp[3];
-	int fd = open(path, O_RDWR), dfd = open(path, O_RDWR | O_DIRECT);
+	char lpath[4200];
+	int fd = open(path, O_RDWR), dfd = open(path, O_RDWR | O_DIRECT), lfd = -1;
 	double *lat[CW_N];
-	char *page = NULL;
+	char *page = NULL, *logbuf = NULL;
 	struct io_uring ring;
 
+	snprintf(lpath, sizeof(lpath), "%s.redo", path);
 	if (fd < 0 || dfd < 0 || posix_memalign((void **)&page, PG, PG) ||
-	    io_uring_queue_init(16, &ring, 0))
+	    posix_memalign((void **)&logbuf, PG, 18 * PG) || io_uring_queue_init(16, &ring, 0))
 		die(path);
 	memset(page, 1, PG);
+	memset(logbuf, 1, 17 * PG);
+	memset(logbuf + 17 * PG, 0, PG);
+	if ((ways & (1u << CW_REDO)) &&
+	    ((lfd = open(lpath, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0600)) < 0 ||
+	     pwrite(lfd, logbuf, 17 * PG, 0) != (ssize_t)(17 * PG) || fdatasync(lfd)))
+		die(lpath);
 	for (int w = 0; w < CW_N; w++)
 		if (!(lat[w] = malloc(commits * sizeof(double))))
 			die("commit: out of memory");
@@ -266,7 +299,9 @@ static void commit_ways(const char *path, uint64_t size, unsigned commits, uint6
 			const char b = (char)c;
 			double t0 = bu_now();
 
-			if (w == CW_URING) {
+			if (w == CW_REDO) {
+				commit_redo(&ring, dfd, lfd, logbuf, off);
+			} else if (w == CW_URING) {
 				for (int k = 0; k < 16; k++)
 					io_uring_prep_write(io_uring_get_sqe(&ring), dfd, page, PG, off[k]);
 				if (io_uring_submit_and_wait(&ring, 16) != 16)
@@ -317,7 +352,12 @@ static void commit_ways(const char *path, uint64_t size, unsigned commits, uint6
 	io_uring_queue_exit(&ring);
 	close(fd);
 	close(dfd);
+	if (lfd >= 0) {
+		close(lfd);
+		unlink(lpath);
+	}
 	free(page);
+	free(logbuf);
 }
 
 /* ---------------------------------------------------------------- read */
@@ -438,6 +478,7 @@ int main(int argc, char **argv)
 	    "  O_DIRECT pwrite x16 + fdatasync",
 	    "  O_DIRECT pwritev2 x16 RWF_DSYNC",
 	    "  O_DIRECT io_uring x16 depth 16 + fdatasync",
+	    "  a redo log by hand: log + fdatasync, x16 + fdatasync, emptied",
 	    "  ringpager: stores in a mapping + writeout SYNC",
 	    "  ringpager: rp_write x16 + writeout SYNC",
 	    "  ringpager: rp_write x16 + writeout ATOMIC|SYNC",
@@ -445,6 +486,8 @@ int main(int argc, char **argv)
 	for (int w = 0; w < CW_N; w++)
 		if (w != CW_RP_STORES)
 			bu_row(ways[w], cm[w], o.rounds, "us", w ? bu_median(cm[CW_PWRITE], o.rounds) : 0);
+	bu_row("  ringpager ATOMIC|SYNC against the redo log by hand", cm[CW_RP_ATOMIC], o.rounds,
+	       "us", bu_median(cm[CW_REDO], o.rounds));
 	printf("  the commit through a mapping, alternating with the reference in a run of its own\n");
 	bu_row("  pwrite x16 + fdatasync", cm_ref, o.rounds, "us", 0);
 	bu_row(ways[CW_RP_STORES], cm[CW_RP_STORES], o.rounds, "us", bu_median(cm_ref, o.rounds));
