@@ -35,14 +35,17 @@
  * The set is never empty; a service thread whose bit changes is kicked, since a thread
  * asleep in poll(2) keeps the descriptors it went to sleep with.
  *
- * Where writeouts go (vm_service_hand_wo). A writeout's thread sleeps until its device's
- * writes and fdatasync complete, and a bound thread is woken where it is bound: from the
- * CPU that takes the device's interrupts that is a cross-CPU wake-up per completion, and
- * on a virtual machine with one device queue a commit ran at half the speed on the other
- * CPU's thread (docs/benchmarks.md, "Where a commit waits"). Which CPU that is is not
- * known in general, so with bound threads each writeout's fdatasync is timed on the
- * thread that waited for it, and writeouts go to the thread whose syncs finish soonest
- * (vm/choice.c: every thread is tried, and tried again now and then).
+ * Where atomic writeouts go (vm_service_hand_wo). Their thread blocks in the redo log's
+ * write and fdatasync and sleeps until the writes in place and their fdatasync complete,
+ * and a bound thread is woken where it is bound: from the CPU that takes the device's
+ * interrupts that is a cross-CPU wake-up each time, and on a virtual machine with one
+ * device queue an atomic commit ran at half the speed on the other CPU's thread
+ * (docs/benchmarks.md, "Where a commit waits"). Which CPU that is is not known in
+ * general, so with bound threads each writeout's fdatasync is timed on the thread that
+ * waited for it, and atomic writeouts go to the thread whose syncs finish soonest
+ * (vm/choice.c: every thread is tried, and tried again now and then). Other writeouts
+ * stay on the caller's CPU's thread: for them the cross-CPU hand-over and wake-up cost
+ * what the faster completions saved.
  *
  * Why poll and an eventfd rather than the ring as the only event loop: the same loop
  * then serves all three io/ backends, and io_uring's completions still arrive without a

@@ -48,9 +48,9 @@ void *vm_service_bounce_get(struct vm_service *s);
  * in turn (vm_service_hand_spread, for the later batches of a long pin). */
 void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail);
 void vm_service_hand_spread(struct vm *vm, struct vm_job *head, struct vm_job *tail);
-/* Hands a writeout's job to the service thread whose writeouts' fdatasyncs finished
- * soonest (the top of vm/service.c says why), or as vm_service_hand where threads are not
- * bound. */
+/* Hands an atomic writeout's job to the service thread whose writeouts' fdatasyncs
+ * finished soonest (the top of vm/service.c says why), or as vm_service_hand where
+ * threads are not bound. */
 void vm_service_hand_wo(struct vm *vm, struct vm_job *job);
 /* A writeout's fdatasync that this service thread issued took ns (vm_service_hand_wo
  * learns from it; nothing on other threads). */

@@ -231,7 +231,14 @@ int vm_writeout_in(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, c
 	fh->wo_active = wo;
 	wo_start(wo);
 	pthread_mutex_unlock(&fh->lock);
-	vm_service_hand_wo(vm, &wo->job);
+	/* An atomic writeout blocks its thread in the log's write and fdatasync: it goes
+	 * where those finish soonest. Others go to the caller's CPU's thread, where the hand-
+	 * over and the wake-up at the end stay on one CPU (docs/benchmarks.md, "Where a
+	 * commit waits"). */
+	if (flags & RP_WRITEOUT_ATOMIC)
+		vm_service_hand_wo(vm, &wo->job);
+	else
+		vm_service_hand(vm, &wo->job, &wo->job);
 	return 0;
 }
 
