@@ -162,11 +162,13 @@ Test(atomic, a_log_that_o_direct_refuses_is_written_through_the_page_cache)
 	char *path = tu_scratch_file("at_buffered", 8 * PG, 11), *log = log_of(path);
 	int lfd = open(log, O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600),
 	    sfd = open(path, O_RDWR | O_CLOEXEC);
-	char *pages = malloc(2 * PG + 1), msg[256];
+	char *pages = NULL, msg[256];
 
-	cr_assert(lfd >= 0 && sfd >= 0 && pages, "%s", strerror(errno));
-	tu_fill(pages + 1, 2 * PG, 12, 2 * PG); /* off by one byte: O_DIRECT says EINVAL */
-	const struct vm_log_run run = {2, 2, pages + 1};
+	cr_assert(lfd >= 0 && sfd >= 0 && !posix_memalign((void **)&pages, PG, 3 * PG),
+	          "%s", strerror(errno));
+	/* 8 bytes past a page: aligned for the checksum's words, not for O_DIRECT (EINVAL) */
+	tu_fill(pages + 8, 2 * PG, 12, 2 * PG);
+	const struct vm_log_run run = {2, 2, pages + 8};
 
 	cr_assert_eq(vm_log_write(lfd, &run, 1, PG, 8 * PG, UINT64_MAX, 1ull << 30, msg,
 	                          sizeof(msg)),
