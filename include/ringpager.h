@@ -97,7 +97,10 @@ RP_API const char *rp_errmsg(void);
  *                  is far slower, tries the other), "always", "never". Polling wins
  *                  where an idle virtual CPU is slow to wake, sleeping where the
  *                  completion reaches a polling thread late (docs/tuning.md). rp_stats
- *                  counts the reads each way.
+ *                  counts the reads each way. The same choice, timed over whole
+ *                  writeouts, decides whether the thread in rp_writeout or
+ *                  rp_writeoutv looks for the end (up to 10 ms, yielding its CPU
+ *                  between looks) or sleeps until it is woken.
  *   fault_spin_us  microseconds (0..10000, default 200) it polls at most, on a CPU the
  *                  faulting thread has left idle; 0 turns polling off.
  *   fault_mode     who serves a fault: "uffd" (service threads reading the userfaultfd),

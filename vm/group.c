@@ -302,6 +302,8 @@ int vm_writeoutv(struct rp_fileh *const *fhs, size_t n, int flags, rp_done_fn do
 int vm_writeoutv_wait(struct rp_fileh *const *fhs, size_t n, int flags)
 {
 	struct vm_wo_waiter w = VM_WO_WAITER_INIT;
+
+	vm_wo_waiter_start(&w, fhs[0]->vm);
 	int err = vm_writeoutv(fhs, n, flags, vm_wo_waiter_done, &w, w.msg, sizeof(w.msg));
 
 	return err ? err : vm_wo_waiter_wait(&w, "rp_writeoutv");

@@ -244,6 +244,7 @@ struct vm {
 	uint64_t ra_chunk; /* pages read ahead mapped by one touch */
 	uint64_t spin_ns;  /* fault_spin_us, in ns */
 	struct vm_spin spin; /* whether a fault's read is polled for (vm/spin.c) */
+	struct vm_spin wo_spin; /* whether rp_writeout's caller polls for the end */
 	bool fault_self;   /* fault_mode=sigbus: faults are served by the faulting threads */
 	_Atomic uint32_t load_gen;      /* bumped when a load ends; a futex for ... */
 	_Atomic uint32_t load_waiters;  /* ... the faulting threads waiting in vm/sigbus.c */

@@ -44,6 +44,8 @@ const char *vm_dirty_name(enum vm_dirty_mode d);
 #define VM_NO_BOUNCE 32u
 
 #define VM_MAX_FAULT_THREADS 64
+/* The longest a synchronous writeout's caller polls for its end before it sleeps. */
+#define VM_WO_POLL_NS (10 * 1000000ull)
 
 /* A minor fault maps the resident pages of its page's aligned block of this size. */
 #define VM_FAULT_AROUND_BYTES (64ul << 10)

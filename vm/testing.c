@@ -41,6 +41,11 @@ struct vm_choice *vm_test_wo_ways(struct vm *vm)
 	return &vm->wo_ways;
 }
 
+struct vm_spin *vm_test_wo_spin(struct vm *vm)
+{
+	return &vm->wo_spin;
+}
+
 bool vm_test_listen_chosen(const struct vm *vm)
 {
 	return vm->listen_chosen;

@@ -51,5 +51,7 @@ uint64_t vm_listening(const struct vm *vm);
 uint64_t vm_listen_all(const struct vm *vm);
 /* Which service thread writeouts go to (vm_service_hand_wo): its measurements. */
 struct vm_choice *vm_test_wo_ways(struct vm *vm);
+/* Whether rp_writeout's caller polls for the end (vm/writeout.c): its counts. */
+struct vm_spin *vm_test_wo_spin(struct vm *vm);
 
 #endif

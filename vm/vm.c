@@ -111,6 +111,7 @@ int vm_open(struct vm **out, const struct vm_params *p)
 	vm->ra_chunk = VM_RA_CHUNK_BYTES / vm->psz ? VM_RA_CHUNK_BYTES / vm->psz : 1;
 	vm->spin_ns = p->fault_spin_ns;
 	vm_spin_init(&vm->spin, vm->spin_ns ? (enum vm_spin_mode)p->fault_spin : VM_SPIN_NEVER);
+	vm_spin_init(&vm->wo_spin, vm->spin_ns ? (enum vm_spin_mode)p->fault_spin : VM_SPIN_NEVER);
 	vm->log_max = p->log_max;
 	snprintf(vm->log_dir, sizeof(vm->log_dir), "%s", p->log_dir);
 	vm->fault_ops = &fault_ops;

@@ -64,16 +64,23 @@ struct vm_wo_group {
 /* Starts a writeout of fh (flags checked by the caller); done(arg, result) runs on a
  * service thread when it ends, after a failure is told in msg (when not NULL). Returns
  * 0, or -ENOMEM (then done is not called). */
-/* Waiting for a writeout's done: pass vm_wo_waiter_done and the struct (its msg as the
- * writeout's), then vm_wo_waiter_wait returns the result, the message set (fn: ...). */
+/* Waiting for a writeout's done: vm_wo_waiter_start before the writeout starts, pass
+ * vm_wo_waiter_done and the struct (its msg as the writeout's), then vm_wo_waiter_wait
+ * returns the result, the message set (fn: ...). The wait polls first or sleeps as
+ * vm->wo_spin chooses, and tells it how long the writeout took (vm/writeout.c). */
 struct vm_wo_waiter {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
-	bool done;
+	bool done; /* read without the lock while polling */
 	int result;
 	char msg[256];
+	struct vm *vm;
+	bool poll;
+	uint64_t t0;
 };
-#define VM_WO_WAITER_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, ""}
+#define VM_WO_WAITER_INIT                                                                  \
+	{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, "", NULL, false, 0}
+void vm_wo_waiter_start(struct vm_wo_waiter *w, struct vm *vm);
 void vm_wo_waiter_done(void *arg, int result);
 int vm_wo_waiter_wait(struct vm_wo_waiter *w, const char *fn);
 /* vm_writeout as a member of group g (NULL: none). */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define PG 4096ul
 
@@ -184,6 +185,49 @@ Test(spin, atomic_writeouts_go_to_the_thread_whose_syncs_finish_soonest)
 	snprintf(log, sizeof(log), "%s-rplog", f.path);
 	tu_map_close(&f);
 	unlink(log);
+}
+
+/* A synchronous writeout's caller polls for its end, or sleeps, as fault_spin says; the
+ * data reaches the file either way. */
+static void writeouts_wait(const char *spin, bool polls)
+{
+	rp_config cfg;
+	rp_engine *eng;
+	struct tu_map f;
+
+	tu_config_init(&cfg);
+	cfg.ram_size = 32ul << 20;
+	cr_assert_eq(rp_config_set(&cfg, "fault_spin", spin), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	tu_map_open(&f, eng, "spin_wait", 16 * PG, 41, PROT_READ | PROT_WRITE);
+	struct vm_spin *s = vm_test_wo_spin(vm_test_vm(f.fh));
+	const int sync = RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC;
+	rp_fileh *one[1] = {f.fh};
+
+	for (unsigned i = 0; i < 8; i++) {
+		f.a[i * PG] = (char)(i + 1);
+		cr_assert_eq(i % 2 ? rp_writeout(f.fh, sync) : rp_writeoutv(one, 1, sync), 0, "%s",
+		             rp_errmsg());
+	}
+	cr_assert_eq(atomic_load(&s->count[polls]), 8, "%s: 8 waits %s", spin,
+	             polls ? "polled" : "slept");
+	cr_assert_eq(atomic_load(&s->count[!polls]), 0);
+	char b;
+	int fd = open(f.path, O_RDONLY);
+
+	cr_assert(fd >= 0);
+	for (unsigned i = 0; i < 8; i++) {
+		cr_assert_eq(pread(fd, &b, 1, i * PG), 1);
+		cr_assert_eq(b, (char)(i + 1), "page %u in the file", i);
+	}
+	close(fd);
+	tu_map_close(&f);
+}
+
+Test(spin, a_writeouts_caller_polls_or_sleeps_as_fault_spin_says)
+{
+	writeouts_wait("always", true);
+	writeouts_wait("never", false);
 }
 
 Test(spin, always_and_never_do_not_measure_their_way_out)
