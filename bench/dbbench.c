@@ -234,16 +234,13 @@ static void commit_rp_open(struct commit_rp *c, const char *path, uint64_t size,
 	c->a = rp_mapping_addr(m);
 }
 
-/* The least a redo-logged commit does (vm/atomic.c): the 16 pages and a block of index
- * in one O_DIRECT write to a log file + fdatasync, the 16 pages in place at depth 16 +
- * fdatasync, then one 4 KiB O_DIRECT write that empties the log. */
-static void commit_redo(struct io_uring *ring, int dfd, int lfd, char *logbuf,
-                        const uint64_t off[16])
+/* The 16 pages at off, O_DIRECT at depth 16 through io_uring, page k from buf + k *
+ * stride (stride 0: the same page each time); returns when all 16 completed. */
+static void uring_write16(struct io_uring *ring, int dfd, const char *buf, uint64_t stride,
+                          const uint64_t off[16])
 {
-	if (pwrite(lfd, logbuf, 17 * PG, 0) != (ssize_t)(17 * PG) || fdatasync(lfd))
-		die("commit: the redo log's write");
 	for (int k = 0; k < 16; k++)
-		io_uring_prep_write(io_uring_get_sqe(ring), dfd, logbuf + (k + 1) * PG, PG, off[k]);
+		io_uring_prep_write(io_uring_get_sqe(ring), dfd, buf + k * stride, PG, off[k]);
 	if (io_uring_submit_and_wait(ring, 16) != 16)
 		die("commit: io_uring submit");
 	for (int k = 0; k < 16; k++) {
@@ -253,6 +250,17 @@ static void commit_redo(struct io_uring *ring, int dfd, int lfd, char *logbuf,
 			die("commit: io_uring write");
 		io_uring_cqe_seen(ring, cqe);
 	}
+}
+
+/* The least a redo-logged commit does (vm/atomic.c): the 16 pages and a block of index
+ * in one O_DIRECT write to a log file + fdatasync, the 16 pages in place at depth 16 +
+ * fdatasync, then one 4 KiB O_DIRECT write that empties the log. */
+static void commit_redo(struct io_uring *ring, int dfd, int lfd, char *logbuf,
+                        const uint64_t off[16])
+{
+	if (pwrite(lfd, logbuf, 17 * PG, 0) != (ssize_t)(17 * PG) || fdatasync(lfd))
+		die("commit: the redo log's write");
+	uring_write16(ring, dfd, logbuf + PG, PG, off);
 	if (fdatasync(dfd) || pwrite(lfd, logbuf + 17 * PG, PG, 0) != (ssize_t)PG)
 		die("commit: the redo log's end");
 }
@@ -308,17 +316,7 @@ static void commit_ways(const char *path, uint64_t size, unsigned commits, uint6
 			if (w == CW_REDO) {
 				commit_redo(&ring, dfd, lfd, logbuf, off);
 			} else if (w == CW_URING) {
-				for (int k = 0; k < 16; k++)
-					io_uring_prep_write(io_uring_get_sqe(&ring), dfd, page, PG, off[k]);
-				if (io_uring_submit_and_wait(&ring, 16) != 16)
-					die("commit: io_uring submit");
-				for (int k = 0; k < 16; k++) {
-					struct io_uring_cqe *cqe;
-
-					if (io_uring_wait_cqe(&ring, &cqe) || cqe->res != (int)PG)
-						die("commit: io_uring write");
-					io_uring_cqe_seen(&ring, cqe);
-				}
+				uring_write16(&ring, dfd, page, 0, off);
 			} else if (w <= CW_DSYNC) {
 				for (int k = 0; k < 16; k++) {
 					struct iovec iov = {page, PG};
