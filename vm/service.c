@@ -479,13 +479,15 @@ void vm_service_defer(struct vm *vm, struct vm_job *job)
 	vm_service_hand(vm, job, job);
 }
 
-/* Queues a chain of jobs for any service thread and kicks one: with `local`, the thread
- * of the caller's CPU when there is one. The caller mostly waits for the work (rp_pin, a
- * synchronous writeout), and that thread then runs as soon as it sleeps and wakes it
- * from the same CPU, with no interrupt to another, idle one. Otherwise the threads in turn, which spreads a long pin's
- * copying and mapping over the CPUs. Any thread takes any job: this is only where the
- * kick goes. */
-static void hand(struct vm *vm, struct vm_job *head, struct vm_job *tail, bool local)
+#define HAND_LOCAL (-1)  /* the thread of the caller's CPU, else the next in turn */
+#define HAND_SPREAD (-2) /* the next in turn */
+/* Queues a chain of jobs for any service thread and kicks one: thread `to`, or with
+ * HAND_LOCAL the thread of the caller's CPU when there is one. The caller mostly waits
+ * for the work (rp_pin, a synchronous writeout), and that thread then runs as soon as it
+ * sleeps and wakes it from the same CPU, with no interrupt to another, idle one. With
+ * HAND_SPREAD the threads in turn, which spreads a long pin's copying and mapping over
+ * the CPUs. Any thread takes any job: this is only where the kick goes. */
+static void hand(struct vm *vm, struct vm_job *head, struct vm_job *tail, int to)
 {
 	pthread_mutex_lock(&vm->jobs_lock);
 	if (vm->jobs_tail)
@@ -493,9 +495,9 @@ static void hand(struct vm *vm, struct vm_job *head, struct vm_job *tail, bool l
 	else
 		vm->jobs_head = head;
 	vm->jobs_tail = tail;
-	unsigned k = vm->next_kick++ % svc_count(vm);
+	unsigned k = to >= 0 ? (unsigned)to : vm->next_kick++ % svc_count(vm);
 
-	if (local && vm->bound) {
+	if (to == HAND_LOCAL && vm->bound) {
 		const int cpu = sched_getcpu();
 
 		for (unsigned i = 0; i < svc_count(vm); i++)
@@ -508,21 +510,10 @@ static void hand(struct vm *vm, struct vm_job *head, struct vm_job *tail, bool l
 
 void vm_service_hand_wo(struct vm *vm, struct vm_job *job)
 {
-	if (!vm->bound || svc_count(vm) < 2) {
-		hand(vm, job, job, true);
-		return;
-	}
-	const unsigned k = vm_choice_pick(&vm->wo_ways) % svc_count(vm);
-
 	job->qnext = NULL;
-	pthread_mutex_lock(&vm->jobs_lock);
-	if (vm->jobs_tail)
-		vm->jobs_tail->qnext = job;
-	else
-		vm->jobs_head = job;
-	vm->jobs_tail = job;
-	pthread_mutex_unlock(&vm->jobs_lock);
-	(void)eventfd_write(vm->svc[k].kick_fd, 1);
+	hand(vm, job, job,
+	     vm->bound && svc_count(vm) > 1 ? (int)(vm_choice_pick(&vm->wo_ways) % svc_count(vm))
+	                                    : HAND_LOCAL);
 }
 
 void vm_service_wo_synced(uint64_t ns)
@@ -533,12 +524,12 @@ void vm_service_wo_synced(uint64_t ns)
 
 void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail)
 {
-	hand(vm, head, tail, true);
+	hand(vm, head, tail, HAND_LOCAL);
 }
 
 void vm_service_hand_spread(struct vm *vm, struct vm_job *head, struct vm_job *tail)
 {
-	hand(vm, head, tail, false);
+	hand(vm, head, tail, HAND_SPREAD);
 }
 
 void vm_service_detach(struct vm *vm, struct rpio_dev *dev)
