@@ -82,8 +82,7 @@ static uint64_t log_data(const struct log_head *h)
 	return memcmp(h->magic, LOG_MAGIC1, 8) ? block_up(d) : d;
 }
 
-/* A checksum of a stream of 8-byte words (lengths here are multiples of 8). */
-static uint64_t sum_add(uint64_t h, const void *p, size_t len)
+uint64_t vm_log_sum(uint64_t h, const void *p, size_t len)
 {
 	const uint64_t *w = p;
 
@@ -94,8 +93,6 @@ static uint64_t sum_add(uint64_t h, const void *p, size_t len)
 	}
 	return h;
 }
-
-#define SUM_SEED 0xcbf29ce484222325ull
 
 int vm_log_path(const char *dir, const char *store_path, int fd, char *out, size_t len)
 {
@@ -171,7 +168,7 @@ static int put_iov(int fd, struct iovec *iov, size_t cnt, uint64_t off)
 int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, size_t psz,
                  uint64_t size, uint64_t cut, uint64_t max, char *msg, size_t msglen)
 {
-	uint64_t n = 0, sum = SUM_SEED;
+	uint64_t n = 0, sum = VM_LOG_SUM_SEED;
 
 	for (size_t i = 0; i < nruns; i++)
 		n += runs[i].n;
@@ -200,12 +197,12 @@ int vm_log_write(int logfd, const struct vm_log_run *runs, size_t nruns, size_t 
 		for (uint64_t p = 0; p < runs[i].n; p++)
 			index[k++] = runs[i].first + p;
 	/* The checksum covers the index and then the pages, as they are written. */
-	sum = sum_add(sum, index, n * 8);
+	sum = vm_log_sum(sum, index, n * 8);
 	iov[0] = (struct iovec){hb, hlen};
 	for (size_t i = 0; i < nruns; i++) {
 		const size_t len = runs[i].n * psz;
 
-		sum = sum_add(sum, runs[i].src, len);
+		sum = vm_log_sum(sum, runs[i].src, len);
 		iov[i + 1] = (struct iovec){(void *)(uintptr_t)runs[i].src, len};
 	}
 	iov[nruns + 1] = (struct iovec){hb + hlen, LOG_BLOCK};
@@ -247,7 +244,7 @@ static int log_check(int logfd, struct log_head *h, bool *cleared)
 	static const char zero[8];
 	struct stat sb;
 	struct log_tail t;
-	uint64_t sum = SUM_SEED;
+	uint64_t sum = VM_LOG_SUM_SEED;
 
 	if (fstat(logfd, &sb) < 0)
 		return -errno;
@@ -279,7 +276,7 @@ static int log_check(int logfd, struct log_head *h, bool *cleared)
 				free(buf);
 				return 0;
 			}
-			sum = sum_add(sum, buf, len);
+			sum = vm_log_sum(sum, buf, len);
 			off += len;
 		}
 	free(buf);

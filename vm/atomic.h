@@ -16,6 +16,10 @@ struct vm_log_run {
 	const char *src; /* its n pages' bytes */
 };
 
+/* The log's checksum: h, then the 8-byte words of p (len a multiple of 8, p aligned to
+ * 8) added to it; a log's sum starts from VM_LOG_SUM_SEED. */
+#define VM_LOG_SUM_SEED 0xcbf29ce484222325ull
+uint64_t vm_log_sum(uint64_t h, const void *p, size_t len);
 /* The log's path for the store at store_path (descriptor fd): in dir as DEV-INO.rplog,
  * or, dir empty, beside it as store_path-rplog (-EINVAL for a block device then). 0, or
  * -errno. */

@@ -86,7 +86,7 @@ struct rp_store {
 	                    open after the store closes (POSIX locks: vm_store_free) */
 	char *log_path;  /* the redo log of atomic writeouts (vm/atomic.c), or NULL: none can be */
 	int log_fd;      /* open once an atomic writeout needed it, else -1 */
-	bool log_checked, log_local; /* log_local: in the store's filesystem (vm/atomic.c) */
+	bool log_local;  /* log_fd's file is in the store's filesystem (vm/atomic.c) */
 	atomic_bool log_busy; /* an atomic writeout of the store runs, or its log awaits an
 	                         open to be applied (a failed one that could not roll forward) */
 	struct rp_store *next, *prev;

@@ -369,23 +369,23 @@ static int wo_log(struct vm_wo *wo, struct vm_service *s)
 		goto fail;
 	}
 	wo->logged = true;
-	/* O_DIRECT: the log is written in one request from the staged copies (vm/atomic.c);
-	 * a filesystem without it gets the page cache */
-	if (st->log_fd < 0 &&
-	    (st->log_fd = open(st->log_path, O_RDWR | O_CREAT | O_CLOEXEC | O_DIRECT, 0600)) < 0 &&
-	    errno == EINVAL)
-		st->log_fd = open(st->log_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (st->log_fd < 0) {
-		err = -errno;
-		snprintf(m, sizeof(m), "opening the redo log %s: %s", st->log_path, strerror(errno));
-		goto fail;
-	}
-	if (!st->log_checked) { /* the store's flushes reach the log: its emptying needs none */
+		/* O_DIRECT: the log is written in one request from the staged copies
+		 * (vm/atomic.c); a filesystem without it gets the page cache */
+		st->log_fd = open(st->log_path, O_RDWR | O_CREAT | O_CLOEXEC | O_DIRECT, 0600);
+		if (st->log_fd < 0 && errno == EINVAL)
+			st->log_fd = open(st->log_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (st->log_fd < 0) {
+			err = -errno;
+			snprintf(m, sizeof(m), "opening the redo log %s: %s", st->log_path,
+			         strerror(errno));
+			goto fail;
+		}
+		/* the store's flushes reach the log: its emptying needs none */
 		struct stat ls, ss;
 
 		st->log_local = !st->dev->blockdev && fstat(st->log_fd, &ls) == 0 &&
 		                fstat(st->dev->fd, &ss) == 0 && ls.st_dev == ss.st_dev;
-		st->log_checked = true;
 	}
 	struct vm_log_run *runs = malloc((wo->nruns ? wo->nruns : 1) * sizeof(*runs));
 

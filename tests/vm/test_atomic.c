@@ -142,19 +142,6 @@ Test(atomic, writes_through_a_log_it_empties)
 	free(log);
 }
 
-/* The log's own checksum (vm/atomic.c), for a log this file writes by hand. */
-static uint64_t sum_add(uint64_t h, const void *p, size_t len)
-{
-	const uint64_t *w = p;
-
-	for (size_t i = 0; i < len / 8; i++) {
-		h ^= w[i];
-		h *= 0x100000001b3ull;
-		h ^= h >> 29;
-	}
-	return h;
-}
-
 /* A write O_DIRECT refuses (a source not aligned for it) goes through the page cache, and
  * the log it leaves is complete and applies. */
 Test(atomic, a_log_that_o_direct_refuses_is_written_through_the_page_cache)
@@ -212,7 +199,7 @@ Test(atomic, a_log_of_the_format_before_is_applied_at_open)
 	cr_assert(pages);
 	tu_fill(pages, PG, 22, PG);
 	tu_fill(pages + PG, PG, 22, 5 * PG);
-	h.sum = sum_add(sum_add(0xcbf29ce484222325ull, index, sizeof(index)), pages, 2 * PG);
+	h.sum = vm_log_sum(vm_log_sum(VM_LOG_SUM_SEED, index, sizeof(index)), pages, 2 * PG);
 	t.sum = h.sum;
 	int fd = open(log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
