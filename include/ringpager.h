@@ -98,9 +98,10 @@ RP_API const char *rp_errmsg(void);
  *                  where an idle virtual CPU is slow to wake, sleeping where the
  *                  completion reaches a polling thread late (docs/tuning.md). rp_stats
  *                  counts the reads each way. The same choice, timed over whole
- *                  writeouts, decides whether the thread in rp_writeout or
- *                  rp_writeoutv looks for the end (up to 10 ms, yielding its CPU
- *                  between looks) or sleeps until it is woken.
+ *                  writeouts, decides whether the thread in rp_writeoutv, or in an
+ *                  rp_writeout that a service thread runs (rp_writeout says when),
+ *                  looks for the end (up to 10 ms, yielding its CPU between looks) or
+ *                  sleeps until it is woken.
  *   fault_spin_us  microseconds (0..10000, default 200) it polls at most, on a CPU the
  *                  faulting thread has left idle; 0 turns polling off.
  *   fault_mode     who serves a fault: "uffd" (service threads reading the userfaultfd),
@@ -245,6 +246,8 @@ struct rp_stats {
 	uint64_t readahead_window_avg; /* readahead_pages / readahead_windows, pages */
 	uint64_t fault_reads_slept;  /* reads of a faulting page whose waiter slept ... */
 	uint64_t fault_reads_polled; /* ... and polled for the completion (fault_spin) */
+	uint64_t writeouts_by_caller; /* writeouts that the thread in rp_writeout ran itself
+	                                 (a file or device store, none of the handle's running) */
 };
 
 /* Copies the engine's counters into *out. Returns 0. */
@@ -480,7 +483,11 @@ typedef void (*rp_done_fn)(void *arg, int result);
 /* Writes out the handle's dirty pages (flags above) and waits. 0 or a negative errno:
  * -EINVAL for bad flags, -EBADF when STORE is asked of a store opened O_RDONLY,
  * -EOPNOTSUPP when a custom store has no store callback, -EDEADLK when called on a
- * fault-service thread (from a done callback or a store callback), or the I/O error. */
+ * fault-service thread (from a done callback or a store callback), or the I/O error.
+ * The calling thread runs the writeout itself (issues the writes, the redo log and the
+ * fdatasync, and waits for them) when the store is a file or device and no other
+ * writeout of the handle is running or waiting; otherwise a fault-service thread runs it
+ * and the caller waits (rp_stats: writeouts_by_caller). */
 RP_API int rp_writeout(rp_fileh *fh, int flags);
 /* Starts a writeout and returns at once (0, or an error in the arguments as above; then
  * done is not called). done(arg, result) is called exactly once, on one of the engine's

@@ -203,6 +203,20 @@ int rpio_fd_rw(int fd, void *buf, size_t len, uint64_t off, bool write)
 	return 0;
 }
 
+int rpio_dev_fdatasync(struct rpio_dev *d)
+{
+	for (unsigned tries = 0;; tries++) {
+		int err = rpio_fault_check(d, IO_OP_FDATASYNC, 0);
+
+		if (!err && fdatasync(d->fd) < 0)
+			err = errno;
+		if (!err)
+			return 0;
+		if ((err != EINTR && err != EAGAIN) || tries >= IO_MAX_RETRIES)
+			return -err;
+	}
+}
+
 int rpio_dev_adopt(int fd, const char *name, int oflags, bool owned, struct rpio_dev **out,
                    char *msg, size_t msglen)
 {

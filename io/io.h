@@ -131,6 +131,10 @@ int rpio_dev_adopt(int fd, const char *name, int oflags, bool owned, struct rpio
  * continuing short transfers and retrying EINTR: 0, or -errno (-EIO at the end of a
  * file). For plain files beside the devices: a memfd, a redo log. */
 int rpio_fd_rw(int fd, void *buf, size_t len, uint64_t off, bool write);
+/* fdatasync(2) of the device on the calling thread, under a queue's rules: failure
+ * injection applies, EINTR and EAGAIN are retried (IO_MAX_RETRIES). 0 or -errno. For a
+ * thread that would otherwise sleep until a queue's sync completed (vm/writeout.c). */
+int rpio_dev_fdatasync(struct rpio_dev *d);
 /* What kind of file st_mode names, for messages: "a regular file", "a block device", "a
  * directory", "a FIFO", "a character device", "a socket", or "of another kind". */
 const char *rpio_file_kind(unsigned mode);

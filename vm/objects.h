@@ -230,6 +230,14 @@ struct vm {
 	unsigned nsvc;
 	bool bound; /* service threads bound to CPUs */
 	struct vm_choice wo_ways; /* bound: which service thread a writeout goes to */
+	/* Queues and staging areas lent to application threads that run a synchronous
+	 * writeout themselves (vm_service_lend; jobs_lock): the idle ones, every one made,
+	 * how many are lent out, and whether making one failed (then none is tried again). */
+	struct vm_service *lend_free, *lend_all;
+	unsigned nlend, nlend_out;
+	bool lend_failed;
+	bool no_lend; /* tests: lend none (vm_test_lend) */
+	struct rpio_queue_params lend_qp;
 	/* the service threads that wait on the userfaultfd, a bit per index; chosen by the
 	 * faulting threads' affinity when listen_chosen (vm/service.c says how) */
 	_Atomic uint64_t listen_mask;

@@ -94,6 +94,7 @@ struct vm_counters {
 	_Atomic uint64_t evicted, reclaim_passes, ref_hits, hook_calls, mem_waits, mem_failures,
 	    writebacks;
 	_Atomic uint64_t ra_pages, ra_used, ra_wasted, ra_windows;
+	_Atomic uint64_t writeouts_here; /* run by the thread in rp_writeout (vm/writeout.c) */
 };
 
 #endif

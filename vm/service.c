@@ -83,6 +83,7 @@
 #define SVC_BOUNCE_MAX 256 /* bounce pages per thread at most (1 MiB), whatever the depth */
 #define SVC_WSTAGE_BYTES (1ul << 20) /* write staging area per thread */
 #define SVC_CQES 64
+#define VM_LEND_MAX 16 /* queues lent to application threads at most */
 #define LISTEN_ASK_NS (1000000ull)         /* a thread's affinity asked at most this often */
 #define LISTEN_KEEP_NS (100 * 1000000ull)  /* a CPU (or all) listens this long after ... */
 
@@ -111,6 +112,10 @@ struct vm_service {
 	size_t wstage_used;      /* bytes handed out since it was last empty */
 	unsigned wstage_holders; /* writes holding a part of it */
 	struct rpio_dev *detach; /* a store closes: drop the queue's registration; jobs_lock */
+	/* Lent to application threads (vm_service_lend): no thread of its own; the next idle
+	 * one, the next made */
+	bool lent;
+	struct vm_service *lnext, *lall;
 	/* Who listens (the comment at the top) */
 	_Atomic uint64_t seen_ns;  /* ... a thread bound to this CPU faulted last, ... */
 	_Atomic uint32_t seen_tid; /* ... this one */
@@ -158,7 +163,7 @@ void *vm_service_wstage_get(struct vm_service *s, size_t len)
 {
 	const size_t need = (len + RAM_PAGE_4K - 1) & ~(RAM_PAGE_4K - 1);
 
-	assert(svc_self == s);
+	assert(svc_self == s || s->lent);
 	if (!s->wstage || need > SVC_WSTAGE_BYTES - s->wstage_used)
 		return NULL;
 	void *p = s->wstage + s->wstage_used;
@@ -170,7 +175,7 @@ void *vm_service_wstage_get(struct vm_service *s, size_t len)
 
 void vm_service_wstage_put(struct vm_service *s)
 {
-	assert(svc_self == s && s->wstage_holders > 0);
+	assert((svc_self == s || s->lent) && s->wstage_holders > 0);
 	if (--s->wstage_holders == 0)
 		s->wstage_used = 0;
 }
@@ -366,6 +371,23 @@ static bool spin(struct vm_service *s)
 	}
 }
 
+/* The write staging area, pre-faulted; none without bounce pages (VM_NO_BOUNCE). */
+static void wstage_make(struct vm_service *s)
+{
+	s->wstage = s->vm->no_bounce ? MAP_FAILED
+	                             : mmap(NULL, SVC_WSTAGE_BYTES, PROT_READ | PROT_WRITE,
+	                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (s->wstage == MAP_FAILED)
+		s->wstage = NULL;
+}
+
+static void wstage_free(struct vm_service *s)
+{
+	if (s->wstage)
+		munmap(s->wstage, SVC_WSTAGE_BYTES);
+	s->wstage = NULL;
+}
+
 static void set_ready(struct vm_service *s, int v)
 {
 	pthread_mutex_lock(&s->ready_lock);
@@ -405,11 +427,7 @@ static void *service_main(void *arg)
 		s->bounce = NULL;
 	for (size_t i = 0; s->bounce && i < s->nbounce_max; i++)
 		s->bounce_free[s->nbounce++] = s->bounce + i * RAM_PAGE_4K;
-	s->wstage = vm->no_bounce ? MAP_FAILED
-	                          : mmap(NULL, SVC_WSTAGE_BYTES, PROT_READ | PROT_WRITE,
-	                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (s->wstage == MAP_FAILED)
-		s->wstage = NULL;
+	wstage_make(s);
 	for (;;) {
 		/* Issue first, then reap: a request failed by failure injection or validation
 		 * completes at once without signalling the queue's eventfd, so it must be
@@ -450,8 +468,7 @@ static void *service_main(void *arg)
 	s->q = NULL;
 	if (s->bounce)
 		munmap(s->bounce, s->nbounce_max * RAM_PAGE_4K);
-	if (s->wstage)
-		munmap(s->wstage, SVC_WSTAGE_BYTES);
+	wstage_free(s);
 	free(s->bounce_free);
 	return NULL;
 }
@@ -543,7 +560,97 @@ void vm_service_detach(struct vm *vm, struct rpio_dev *dev)
 	for (unsigned i = 0; i < svc_count(vm); i++)
 		while (vm->svc[i].detach)
 			pthread_cond_wait(&vm->jobs_cv, &vm->jobs_lock);
+	/* A lent queue is used by the thread it is lent to: it drops the registration once
+	 * given back. A writeout lent one finishes in its caller without a store closing. */
+	while (vm->nlend_out)
+		pthread_cond_wait(&vm->jobs_cv, &vm->jobs_lock);
+	for (struct vm_service *l = vm->lend_all; l; l = l->lall)
+		rpio_queue_detach(l->q, dev);
 	pthread_mutex_unlock(&vm->jobs_lock);
+}
+
+struct vm_service *vm_service_lend(struct vm *vm)
+{
+	struct vm_service *l;
+
+	pthread_mutex_lock(&vm->jobs_lock);
+	if (vm->no_lend) {
+		pthread_mutex_unlock(&vm->jobs_lock);
+		return NULL;
+	}
+	if ((l = vm->lend_free)) {
+		vm->lend_free = l->lnext;
+		vm->nlend_out++;
+		pthread_mutex_unlock(&vm->jobs_lock);
+		return l;
+	}
+	if (vm->lend_failed || vm->nlend >= VM_LEND_MAX || atomic_load(&vm->stopping)) {
+		pthread_mutex_unlock(&vm->jobs_lock);
+		return NULL;
+	}
+	vm->nlend_out++; /* one being made: vm_service_detach waits for it too */
+	pthread_mutex_unlock(&vm->jobs_lock);
+	l = calloc(1, sizeof(*l));
+	int err = l ? rpio_queue_open(&vm->lend_qp, &l->q, l->msg, sizeof(l->msg)) : -ENOMEM;
+
+	pthread_mutex_lock(&vm->jobs_lock);
+	if (err < 0) {
+		free(l);
+		l = NULL;
+		vm->lend_failed = true; /* the writeouts go to the service threads */
+		vm->nlend_out--;
+		pthread_cond_broadcast(&vm->jobs_cv);
+	} else {
+		l->vm = vm;
+		l->lent = true;
+		l->cpu = -1;
+		l->kick_fd = l->io_fd = -1;
+		wstage_make(l);
+		l->lall = vm->lend_all;
+		vm->lend_all = l;
+		vm->nlend++;
+	}
+	pthread_mutex_unlock(&vm->jobs_lock);
+	return l;
+}
+
+void vm_service_give_back(struct vm *vm, struct vm_service *l)
+{
+	assert(l->lent && !rpio_queue_inflight(l->q) && !l->wstage_holders);
+	pthread_mutex_lock(&vm->jobs_lock);
+	l->lnext = vm->lend_free;
+	vm->lend_free = l;
+	vm->nlend_out--;
+	pthread_cond_broadcast(&vm->jobs_cv);
+	pthread_mutex_unlock(&vm->jobs_lock);
+}
+
+int vm_service_wait(struct vm_service *l)
+{
+	struct rpio_cqe cqe[SVC_CQES];
+	int n = rpio_reap(l->q, cqe, SVC_CQES, 1);
+
+	for (int i = 0; i < n; i++) {
+		struct vm_job *job = cqe[i].udata;
+
+		job->ops->complete(job, cqe[i].res < 0 ? (int)cqe[i].res : 0);
+	}
+	return n;
+}
+
+/* Frees the lent queues and staging areas; none is lent out (vm_close). */
+static void lend_free_all(struct vm *vm)
+{
+	while (vm->lend_all) {
+		struct vm_service *l = vm->lend_all;
+
+		vm->lend_all = l->lall;
+		rpio_queue_close(l->q);
+		wstage_free(l);
+		free(l);
+	}
+	vm->lend_free = NULL;
+	vm->nlend = 0;
 }
 
 /* The bits of n service threads (at most VM_MAX_FAULT_THREADS, 64). */
@@ -593,6 +700,10 @@ int vm_service_start(struct vm *vm, const struct vm_params *p)
 	                    (vm->uffd_features & UFFD_FEATURE_THREAD_ID);
 	atomic_store(&vm->listen_mask, all_bits(n)); /* vm->nsvc counts them as they start */
 	vm_choice_init(&vm->wo_ways, vm->bound ? n : 1);
+	/* A lent queue serves whichever thread it is lent to, one at a time. */
+	vm->lend_qp = p->queue;
+	vm->lend_qp.single_thread = false;
+	vm->lend_qp.notify = false;
 	for (unsigned i = 0; i < n; i++) {
 		struct vm_service *s = &vm->svc[i];
 
@@ -676,4 +787,5 @@ void vm_service_stop(struct vm *vm)
 	free(vm->svc);
 	vm->svc = NULL;
 	__atomic_store_n(&vm->nsvc, 0, __ATOMIC_RELEASE);
+	lend_free_all(vm);
 }

@@ -65,5 +65,15 @@ void vm_service_bounce_put(struct vm_service *s, void *page);
  * that thread). The area is reused from its start whenever nothing holds a part of it. */
 void *vm_service_wstage_get(struct vm_service *s, size_t len);
 void vm_service_wstage_put(struct vm_service *s);
+/* A queue and staging area lent to the calling application thread, which runs a job's
+ * issue op and vm_service_wait on it itself (a synchronous writeout, vm/writeout.c): a
+ * struct vm_service with no thread, made on first need (at most a few; reused). NULL
+ * when none is idle and no more can be made: hand the job to a service thread. Given back
+ * with nothing in flight and no staged write held. */
+struct vm_service *vm_service_lend(struct vm *vm);
+void vm_service_give_back(struct vm *vm, struct vm_service *l);
+/* On the thread lent l: waits for at least one of its requests to complete, and
+ * completes every finished one through its job's ops. Returns how many, or -errno. */
+int vm_service_wait(struct vm_service *l);
 
 #endif

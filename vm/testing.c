@@ -46,6 +46,13 @@ struct vm_spin *vm_test_wo_spin(struct vm *vm)
 	return &vm->wo_spin;
 }
 
+void vm_test_lend(struct vm *vm, bool allow)
+{
+	pthread_mutex_lock(&vm->jobs_lock);
+	vm->no_lend = !allow;
+	pthread_mutex_unlock(&vm->jobs_lock);
+}
+
 bool vm_test_listen_chosen(const struct vm *vm)
 {
 	return vm->listen_chosen;

@@ -53,5 +53,8 @@ uint64_t vm_listen_all(const struct vm *vm);
 struct vm_choice *vm_test_wo_ways(struct vm *vm);
 /* Whether rp_writeout's caller polls for the end (vm/writeout.c): its counts. */
 struct vm_spin *vm_test_wo_spin(struct vm *vm);
+/* Whether rp_writeout may run a writeout on its caller's thread (vm_service_lend);
+ * false: every writeout goes to the service threads, as where no queue can be lent. */
+void vm_test_lend(struct vm *vm, bool allow);
 
 #endif

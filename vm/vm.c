@@ -224,4 +224,5 @@ void vm_stats(struct vm *vm, struct rp_stats *out)
 	    out->readahead_windows ? out->readahead_pages / out->readahead_windows : 0;
 	out->fault_reads_slept = atomic_load(&vm->spin.count[0]);
 	out->fault_reads_polled = atomic_load(&vm->spin.count[1]);
+	out->writeouts_by_caller = atomic_load(&c->writeouts_here);
 }

@@ -2,8 +2,10 @@
 /*
  * vm/writeout.c - writing dirty pages back to their store, when the application asks.
  *
- * A writeout of a handle goes through three phases, each run by a fault-service thread
- * (the one it is handed to; a device store's requests complete on that thread's queue):
+ * A writeout of a handle goes through three phases, run by a fault-service thread (the one
+ * it is handed to; a device store's requests complete on that thread's queue), or by the
+ * thread in rp_writeout (wo_run_here, on a queue lent to it; the paragraph below the
+ * phases says when):
  *
  *   start (wo_start, on the thread that asked, or the one that finished the previous
  *       writeout of the handle): collect the writes (vm/dirty.c), then, under the
@@ -22,6 +24,14 @@
  *       MARKSTORED was asked, its write succeeded (and the sync, with SYNC), and it was
  *       not redirtied; DIRTY otherwise. Then the next writeout of the handle starts, and
  *       the done callback runs.
+ *
+ * Who runs it: rp_writeout of a file or device whose handle has no writeout running runs
+ * its own, issuing each phase and waiting in the kernel for its requests, with no hand-
+ * over and no wake-up between threads (docs/design.md, "Who runs a writeout"). The rest,
+ * and every writeout when no queue can be lent, go to the service threads. The phases'
+ * code is the same either way: wo_issue on the lent queue, whose completions the caller
+ * reaps (vm_service_wait); where a service thread would be handed the next phase, the
+ * caller's loop issues it (wo->again).
  *
  * Writeouts of one handle run one at a time, in order (fh->wo_active, fh->wo_pending):
  * two writeouts of the same pages at once could otherwise finish out of order and leave
@@ -202,12 +212,17 @@ int vm_writeout(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char
 	return vm_writeout_in(fh, flags, done, arg, msg, msglen, NULL);
 }
 
-int vm_writeout_in(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char *msg,
-                   size_t msglen, struct vm_wo_group *group)
+/* Starts a writeout: queued behind the handle's running one, or begun (wo_start). With
+ * `here` (a queue lent to the caller), one begun at once is left for the caller to run
+ * (*out); otherwise it is handed to a service thread. */
+static int wo_begin(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char *msg,
+                    size_t msglen, struct vm_wo_group *group, struct vm_service *here,
+                    struct vm_wo **out)
 {
 	struct vm *vm = fh->vm;
 	struct vm_wo *wo = calloc(1, sizeof(*wo));
 
+	*out = NULL;
 	if (!wo)
 		return vm_errf(-ENOMEM, "out of memory");
 	wo->msg = msg;
@@ -232,6 +247,11 @@ int vm_writeout_in(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, c
 	fh->wo_active = wo;
 	wo_start(wo);
 	pthread_mutex_unlock(&fh->lock);
+	if (here) {
+		wo->here = here;
+		*out = wo;
+		return 0;
+	}
 	/* An atomic writeout blocks its thread in the log's write and fdatasync: it goes
 	 * where those finish soonest. Others go to the caller's CPU's thread, where the hand-
 	 * over and the wake-up at the end stay on one CPU (docs/benchmarks.md, "Where a
@@ -241,6 +261,33 @@ int vm_writeout_in(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, c
 	else
 		vm_service_hand(vm, &wo->job, &wo->job);
 	return 0;
+}
+
+int vm_writeout_in(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char *msg,
+                   size_t msglen, struct vm_wo_group *group)
+{
+	struct vm_wo *wo;
+
+	return wo_begin(fh, flags, done, arg, msg, msglen, group, NULL, &wo);
+}
+
+/* Runs wo's phases on the calling thread, on its lent queue, until it ends (w->done). The
+ * queue holds only wo's requests. */
+static void wo_run_here(struct vm_wo *wo, const struct vm_wo_waiter *w)
+{
+	struct vm_service *l = wo->here;
+	bool busy = false;
+
+	wo->again = true;
+	while (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE)) {
+		if (wo->again || busy) {
+			wo->again = false;
+			busy = wo_issue(&wo->job, l) == -EBUSY; /* may end and free wo */
+			if (!busy)
+				continue;
+		}
+		(void)vm_service_wait(l); /* its writes' completions; the last sets wo->again */
+	}
 }
 
 void vm_wo_waiter_done(void *arg, int result)
@@ -269,6 +316,8 @@ int vm_wo_waiter_wait(struct vm_wo_waiter *w, const char *fn)
 	 * waits"). It yields the CPU between looks, for the service thread should it share
 	 * the CPU, and sleeps after VM_WO_POLL_NS. Whether it pays is timed like a fault's
 	 * read (vm/spin.c), over the whole writeout. */
+	const bool waits = !__atomic_load_n(&w->done, __ATOMIC_ACQUIRE); /* not run here */
+
 	if (w->poll)
 		for (const uint64_t end = w->t0 + VM_WO_POLL_NS;
 		     !__atomic_load_n(&w->done, __ATOMIC_ACQUIRE) && vm_now_ns() < end;)
@@ -277,7 +326,8 @@ int vm_wo_waiter_wait(struct vm_wo_waiter *w, const char *fn)
 	while (!w->done)
 		pthread_cond_wait(&w->cv, &w->lock);
 	pthread_mutex_unlock(&w->lock);
-	vm_spin_record(&w->vm->wo_spin, w->poll, vm_now_ns() - w->t0);
+	if (waits)
+		vm_spin_record(&w->vm->wo_spin, w->poll, vm_now_ns() - w->t0);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cv);
 	if (w->result < 0)
@@ -288,10 +338,22 @@ int vm_wo_waiter_wait(struct vm_wo_waiter *w, const char *fn)
 int vm_writeout_wait(struct rp_fileh *fh, int flags)
 {
 	struct vm_wo_waiter w = VM_WO_WAITER_INIT;
+	/* A device store's writeout is run by the thread that waits for it, where a queue
+	 * can be lent to it: the writes, the sync and the redo log's I/O are then waited for
+	 * by the thread that asked, as a database does them itself, with no hand-over and no
+	 * wake-up between threads (docs/benchmarks.md, "A writeout run by its caller"). */
+	struct vm_service *l = fh->store->dev ? vm_service_lend(fh->vm) : NULL;
+	struct vm_wo *wo;
 
 	vm_wo_waiter_start(&w, fh->vm);
-	int err = vm_writeout(fh, flags, vm_wo_waiter_done, &w, w.msg, sizeof(w.msg));
+	int err = wo_begin(fh, flags, vm_wo_waiter_done, &w, w.msg, sizeof(w.msg), NULL, l, &wo);
 
+	if (wo) {
+		wo_run_here(wo, &w);
+		atomic_fetch_add_explicit(&fh->vm->ctr.writeouts_here, 1, memory_order_relaxed);
+	}
+	if (l)
+		vm_service_give_back(fh->vm, l);
 	return err ? err : vm_wo_waiter_wait(&w, "rp_writeout");
 }
 
@@ -492,7 +554,10 @@ static void wrun_done(struct vm_wrun *r, int err)
 	 * only after that: the writeout is in no service thread's backlog then. */
 	if (atomic_fetch_sub(&wo->pending, 1) == 1) {
 		wo_writes_done(wo);
-		vm_service_defer(vm, &wo->job);
+		if (wo->here)
+			wo->again = true; /* wo_run_here issues the next phase */
+		else
+			vm_service_defer(vm, &wo->job);
 	}
 }
 
@@ -597,6 +662,10 @@ again:
 	case WO_SYNC:
 		if (wo->group) { /* one sync per store for the whole group, then vm_wo_synced */
 			wo->group->arrive(wo->group, wo);
+			return 0;
+		}
+		if (wo->here) { /* the thread that waits would sleep until the sync ended */
+			vm_wo_synced(wo, rpio_dev_fdatasync(st->dev));
 			return 0;
 		}
 		if (st->dev) {

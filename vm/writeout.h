@@ -49,6 +49,10 @@ struct vm_wo {
 	struct vm_wo_group *group; /* a member of a group writeout (vm/group.c), or NULL */
 	bool logged; /* RP_WRITEOUT_ATOMIC: the redo log was written (vm/atomic.c) */
 	uint64_t sync_ns; /* when its fdatasync was issued */
+	/* Run by the thread that asked, on this lent queue (vm_writeout_wait), or NULL; its
+	 * writes all completed: the next phase is to be issued */
+	struct vm_service *here;
+	bool again;
 };
 
 /* A group writeout as its members see it: with SYNC, a member whose writes are done

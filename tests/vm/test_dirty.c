@@ -697,6 +697,126 @@ DIRTY_TEST(an_injected_write_error_keeps_pages_dirty_and_a_retry_stores_them)
 	tu_map_close(&f);
 }
 
+#define WO_SYNC (RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC)
+
+/* Asserts that nothing is dirty and the file holds the first len bytes of the mapping,
+ * then closes it all and removes the file and its redo log. */
+static void expect_stored_and_close(struct tu_map *f, size_t len)
+{
+	char *want = malloc(len);
+	char log[4200];
+
+	cr_assert_eq(ndirty(f->fh), 0);
+	memcpy(want, f->a, len);
+	expect_file_odirect(f->path, want, len);
+	free(want);
+	snprintf(log, sizeof(log), "%s-rplog", f->path);
+	tu_map_close(f);
+	unlink(log);
+}
+
+/* rp_writeout of a file runs on the thread that asks (vm/writeout.c, wo_run_here), plain
+ * and atomic; an asynchronous writeout goes to a service thread. */
+DIRTY_TEST(a_synchronous_writeout_is_run_by_its_caller_and_an_async_one_is_not)
+{
+	struct tu_map f = {0};
+	const size_t len = 64 * PG;
+	struct tu_done d = TU_DONE_INIT;
+
+	ffix_open(&f, mode, "dirty_here", len);
+	const uint64_t before = tu_stats(f.eng).writeouts_by_caller;
+
+	f.a[3 * PG] = 'a';
+	cr_assert_eq(rp_writeout(f.fh, WO_SYNC), 0, "%s", rp_errmsg());
+	cr_assert_eq(tu_stats(f.eng).writeouts_by_caller, before + 1);
+	memset(f.a + 10 * PG, 'b', 3 * PG);
+	cr_assert_eq(rp_writeout(f.fh, WO_SYNC | RP_WRITEOUT_ATOMIC), 0, "%s", rp_errmsg());
+	cr_assert_eq(tu_stats(f.eng).writeouts_by_caller, before + 2);
+	f.a[40 * PG] = 'c';
+	cr_assert_eq(rp_writeout_async(f.fh, WO_SYNC, tu_done_fn, &d), 0, "%s", rp_errmsg());
+	cr_assert_eq(tu_done_wait(&d), 0);
+	cr_assert_eq(tu_stats(f.eng).writeouts_by_caller, before + 2, "the async one was not");
+	expect_stored_and_close(&f, len);
+}
+
+/* The same failures give the same results whether the caller runs the writeout or a
+ * service thread does: a failed write or sync keeps every page dirty and its bytes, and
+ * the retry stores them. */
+DIRTY_TEST(a_failed_write_or_sync_is_the_same_run_by_the_caller_or_a_service_thread)
+{
+	for (int here = 1; here >= 0; here--) {
+		struct tu_map f = {0};
+		const size_t len = 32 * PG;
+		char *want = malloc(len);
+		const struct rpio_fault wr = {.ops = 1u << IO_OP_WRITE, .off_hi = len, .err = EIO};
+		const struct rpio_fault sy = {.ops = 1u << IO_OP_FDATASYNC, .off_hi = 1, .err = EIO};
+
+		ffix_open(&f, mode, "dirty_here_eio", len);
+		vm_test_lend(vm_test_vm(f.fh), here);
+		const uint64_t before = tu_stats(f.eng).writeouts_by_caller;
+
+		memset(f.a + 5 * PG, 'x', 2 * PG);
+		f.a[30 * PG] = 'y';
+		memcpy(want, f.a, len);
+		for (int k = 0; k < 2; k++) {
+			rpio_dev_inject(vm_test_dev(f.st), k ? &sy : &wr);
+			cr_assert_eq(rp_writeout(f.fh, WO_SYNC), -EIO, "here=%d k=%d", here, k);
+			cr_assert(strstr(rp_errmsg(), k ? "syncing" : "failed"), "%s", rp_errmsg());
+			cr_assert_eq(ndirty(f.fh), 3, "here=%d k=%d", here, k);
+			cr_assert_eq(memcmp(f.a, want, len), 0, "the pages lost their data");
+		}
+		rpio_dev_inject(vm_test_dev(f.st), NULL);
+		cr_assert_eq(rp_writeout(f.fh, WO_SYNC), 0, "%s", rp_errmsg());
+		cr_assert_eq(ndirty(f.fh), 0);
+		cr_assert_eq(tu_stats(f.eng).writeouts_by_caller - before, here ? 3u : 0u);
+		expect_file_odirect(f.path, want, len);
+		free(want);
+		tu_map_close(&f);
+	}
+}
+
+struct wo_racer {
+	struct tu_map *f;
+	unsigned k;
+	int err;
+};
+
+static void *wo_racer_main(void *arg)
+{
+	struct wo_racer *r = arg;
+
+	for (unsigned i = 1; i <= 40 && !r->err; i++) {
+		memset(r->f->a + (r->k * 3 + i % 3) * PG, (int)(r->k * 40 + i), 100);
+		r->err = rp_writeout(r->f->fh, WO_SYNC | (i % 4 ? 0 : RP_WRITEOUT_ATOMIC));
+	}
+	return NULL;
+}
+
+/* Threads writing out one handle at once: one runs its writeout, the others' queue behind
+ * it and go to the service threads; every write reaches the file. */
+DIRTY_TEST(threads_writing_out_one_handle_at_once_lose_nothing)
+{
+	struct tu_map f = {0};
+	enum { T = 4 };
+	const size_t len = 3 * T * PG;
+	struct wo_racer r[T];
+	pthread_t th[T];
+
+	ffix_open(&f, mode, "dirty_here_race", len);
+	for (unsigned k = 0; k < T; k++) {
+		r[k] = (struct wo_racer){&f, k, 0};
+		cr_assert_eq(pthread_create(&th[k], NULL, wo_racer_main, &r[k]), 0);
+	}
+	for (unsigned k = 0; k < T; k++) {
+		pthread_join(th[k], NULL);
+		cr_assert_eq(r[k].err, 0, "thread %u: %d", k, r[k].err);
+	}
+	cr_assert_eq(rp_writeout(f.fh, WO_SYNC), 0, "%s", rp_errmsg());
+	for (unsigned k = 0; k < T; k++)
+		cr_assert_eq(f.a[(k * 3 + 40 % 3) * PG], (char)(k * 40 + 40));
+	expect_stored_and_close(&f, len);
+}
+
 DIRTY_TEST(a_store_whose_size_is_not_a_page_multiple_keeps_its_size)
 {
 	struct tu_map f = {0};

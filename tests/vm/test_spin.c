@@ -145,8 +145,8 @@ Test(spin, a_choice_of_three_keeps_the_fastest_and_probes_the_others)
 	cr_assert_geq(to2, 240, "%u of the last 256 to the way that became fastest", to2);
 }
 
-/* With bound service threads, every atomic writeout goes where vm/service.c chooses,
- * other writeouts do not, and each thread's syncs are measured (the first atomic
+/* With bound service threads, every atomic writeout handed to them goes where
+ * vm/service.c chooses, other writeouts do not, and each thread's syncs are measured (the first atomic
  * writeouts try each thread in turn). */
 Test(spin, atomic_writeouts_go_to_the_thread_whose_syncs_finish_soonest)
 {
@@ -168,6 +168,8 @@ Test(spin, atomic_writeouts_go_to_the_thread_whose_syncs_finish_soonest)
 	struct vm_choice *c = vm_test_wo_ways(vm);
 	const uint64_t before = atomic_load(&c->turns);
 
+	vm_test_lend(vm, false); /* as where rp_writeout's caller cannot run them itself */
+
 	const int sync = RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC;
 
 	for (unsigned i = 0; i < 8 * vm_test_nsvc(vm); i++) {
@@ -187,8 +189,8 @@ Test(spin, atomic_writeouts_go_to_the_thread_whose_syncs_finish_soonest)
 	unlink(log);
 }
 
-/* A synchronous writeout's caller polls for its end, or sleeps, as fault_spin says; the
- * data reaches the file either way. */
+/* A synchronous writeout that a service thread runs: its caller polls for its end, or
+ * sleeps, as fault_spin says; the data reaches the file either way. */
 static void writeouts_wait(const char *spin, bool polls)
 {
 	rp_config cfg;
@@ -201,6 +203,8 @@ static void writeouts_wait(const char *spin, bool polls)
 	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
 	tu_map_open(&f, eng, "spin_wait", 16 * PG, 41, PROT_READ | PROT_WRITE);
 	struct vm_spin *s = vm_test_wo_spin(vm_test_vm(f.fh));
+
+	vm_test_lend(vm_test_vm(f.fh), false); /* rp_writeout's caller runs it itself else */
 	const int sync = RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC;
 	rp_fileh *one[1] = {f.fh};
 
