@@ -69,6 +69,7 @@ struct opts {
 	uint64_t hot; /* --hot: bytes read at random once resident; 0: not this job */
 	unsigned reads;
 	unsigned hot_bs; /* bytes a read copies, from the start of a random 4 KiB page */
+	bool hot_chase;  /* each read's address waits for the read before it */
 };
 
 /* ---------------------------------------------------------------- jobs */
@@ -702,16 +703,30 @@ static struct sample job_pin(const struct opts *o, uint64_t seed)
 /* ---------------------------------------------------------------- hot reads */
 
 /* `reads` random reads of bs bytes (copies) at the start of a 4 KiB page of [a, a + len),
- * all resident and mapped: reads per second. */
-static double hot_reads(const char *a, uint64_t len, unsigned reads, unsigned bs, uint64_t seed)
+ * all resident and mapped: reads per second. With chase, each read's address depends on
+ * the bytes the read before it copied (as a B-tree's descent, where the next page is
+ * named in the one just read), so the CPU cannot overlap their misses, TLB misses
+ * included; the addresses stay as random (the dependence is an AND with a zero the
+ * compiler cannot see). */
+static double hot_reads(const char *a, uint64_t len, unsigned reads, unsigned bs, bool chase,
+                        uint64_t seed)
 {
 	static char buf[PG];
 	const uint64_t npages = len / PG;
+	volatile uint64_t zero_v = 0;
+	const uint64_t zero = chase ? zero_v : 0;
+	uint64_t dep = 0;
 	double t0 = bu_now();
 
 	for (unsigned i = 0; i < reads; i++) {
-		memcpy(buf, a + (bu_rand(&seed) % npages) * PG, bs);
+		memcpy(buf, a + ((bu_rand(&seed) + dep) % npages) * PG, bs);
 		__asm__ volatile("" ::"r"(buf) : "memory");
+		if (chase) {
+			uint64_t w;
+
+			memcpy(&w, buf, sizeof(w));
+			dep = w & zero;
+		}
 	}
 	return reads / (bu_now() - t0);
 }
@@ -733,7 +748,7 @@ static double job_hot(const struct opts *o, int how, uint64_t seed, char *why, s
 			die("hot: mmap of the file");
 		(void)madvise(a, len, MADV_RANDOM);
 		(void)touch_pages(a, len / PG, false, seed);
-		ops = hot_reads(a, len, o->reads, o->hot_bs, seed);
+		ops = hot_reads(a, len, o->reads, o->hot_bs, o->hot_chase, seed);
 		munmap(a, len);
 		close(fd);
 		return ops;
@@ -757,7 +772,7 @@ static double job_hot(const struct opts *o, int how, uint64_t seed, char *why, s
 		return 0;
 	}
 	(void)touch_pages(rp_mapping_addr(m), len / PG, false, seed); /* as the kernel's were */
-	ops = hot_reads(rp_mapping_addr(m), len, o->reads, o->hot_bs, seed);
+	ops = hot_reads(rp_mapping_addr(m), len, o->reads, o->hot_bs, o->hot_chase, seed);
 	rp_engine_close(eng);
 	return ops;
 }
@@ -771,9 +786,11 @@ static int run_hot(const struct opts *o)
 	bool huge = true;
 	uint64_t seed = (uint64_t)(bu_now() * 1e9);
 
-	printf("vmbench --hot: %u random reads of %u bytes (at a 4 KiB page's start) of the first "
-	       "%" PRIu64 " MiB of %s, all resident and mapped, %u rounds (medians, min..max)\n",
-	       o->reads, o->hot_bs, o->hot >> 20, o->file, o->rounds);
+	printf("vmbench --hot: %u random reads of %u bytes (at a 4 KiB page's start%s) of the "
+	       "first %" PRIu64 " MiB of %s, all resident and mapped, %u rounds (medians, "
+	       "min..max)\n",
+	       o->reads, o->hot_bs, o->hot_chase ? ", each address after the read before" : "",
+	       o->hot >> 20, o->file, o->rounds);
 	for (unsigned r = 0; r < o->rounds; r++)
 		for (int k = 0; k < 3; k++) {
 			const int how = (k + (int)r) % 3;
@@ -821,6 +838,8 @@ static void usage(FILE *f)
 	        "                   reserved), the kernel's mmap\n"
 	        "  --reads N        reads per --hot run (default 2000000)\n"
 	        "  --hot-bs N       bytes per --hot read, 1..4096 (default 4096)\n"
+	        "  --hot-chase      each --hot read's address waits for the read before it\n"
+	        "                   (a B-tree's descent: no two misses overlap)\n"
 	        "Engine keys come from RINGPAGER_* variables (RINGPAGER_FAULT_THREADS=1, ...).\n");
 }
 
@@ -840,6 +859,7 @@ int main(int argc, char **argv)
 	    BU_OPT("floors", BU_SET, &o.floors),
 	    BU_OPT("hot", BU_SIZE4K, &o.hot),        BU_OPT("reads", BU_COUNT, &o.reads),
 	    BU_OPT_MAX("hot-bs", BU_COUNT, &o.hot_bs, 4096),
+	    BU_OPT("hot-chase", BU_SET, &o.hot_chase),
 	};
 	char describe[2048] = "";
 	int parsed = bu_parse_opts("vmbench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
