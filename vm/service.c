@@ -700,10 +700,12 @@ int vm_service_start(struct vm *vm, const struct vm_params *p)
 	                    (vm->uffd_features & UFFD_FEATURE_THREAD_ID);
 	atomic_store(&vm->listen_mask, all_bits(n)); /* vm->nsvc counts them as they start */
 	vm_choice_init(&vm->wo_ways, vm->bound ? n : 1);
-	/* A lent queue serves whichever thread it is lent to, one at a time. */
+	/* A lent queue serves whichever thread it is lent to, one at a time, which submits a
+	 * phase's requests with one call and then waits: no kernel thread polls it. */
 	vm->lend_qp = p->queue;
 	vm->lend_qp.single_thread = false;
 	vm->lend_qp.notify = false;
+	vm->lend_qp.sqpoll = false;
 	for (unsigned i = 0; i < n; i++) {
 		struct vm_service *s = &vm->svc[i];
 
