@@ -190,6 +190,7 @@ int vm_unmap(struct rp_mapping *m)
 	fh->nmaps--;
 	pthread_mutex_unlock(&vm->objs_lock);
 	free(m->pins);
+	free(m->pin_slots);
 	free(m->advice.r);
 	free(m);
 	return 0;

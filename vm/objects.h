@@ -138,6 +138,10 @@ struct rp_mapping {
 	bool remapped; /* VM_POISON_REMAP: some range was remapped to the poison memfd */
 	uint64_t (*pins)[2]; /* ranges pinned through this mapping: (first page, pages) */
 	size_t npins, cpins; /* under fh->lock */
+	/* an index of pins by range (vm/pin.c): open addressing, 1 + the index in pins, 0
+	 * empty; npin_slots a power of two, at least twice cpins */
+	uint32_t *pin_slots;
+	size_t npin_slots;
 	struct vm_ra ra;     /* its readahead stream; under fh->lock */
 	struct vm_advice advice; /* under fh->lock */
 	struct rp_mapping *next, *prev; /* fh->maps */

@@ -158,6 +158,53 @@ Test(faults, a_batch_of_rp_pinv)
 	tu_map_close(&f);
 }
 
+/* Many pins, some of the same range, some overlapping, dropped in a shuffled order: each
+ * rp_unpin finds its own, a page stays pinned while any pin covers it, and nothing is
+ * pinned after the last (vm/pin.c keeps an index of the pins by range). */
+Test(faults, many_pins_dropped_in_any_order)
+{
+	struct tu_map f;
+	enum { N = PAGES + PAGES / 2 };
+	rp_range r[N];
+	size_t order[2 * N];
+	uint64_t seed = 12345;
+
+	open_file(&f, "flt_manypins", PROT_READ, 0);
+	for (size_t i = 0; i < PAGES; i++)
+		r[i] = (rp_range){.off = i * PG, .len = PG};
+	for (size_t i = PAGES; i < N; i++) { /* two pages each, across the single ones */
+		const size_t k = i - PAGES;
+
+		r[i] = (rp_range){.off = (2 * k + 1) * PG, .len = 2 * k + 2 < PAGES ? 2 * PG : PG};
+	}
+	cr_assert_eq(rp_pinv(f.m, r, N), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_pinv(f.m, r, N), 0, "%s", rp_errmsg()); /* each range twice */
+	for (size_t i = 0; i < 2 * N; i++)
+		order[i] = i % N;
+	for (size_t i = 2 * N - 1; i > 0; i--) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		const size_t j = (size_t)(seed >> 33) % (i + 1), t = order[i];
+
+		order[i] = order[j];
+		order[j] = t;
+	}
+	for (size_t k = 0; k < 2 * N; k++) {
+		const rp_range *q = &r[order[k]];
+
+		cr_assert_eq(rp_unpin(f.m, q->off, q->len), 0, "unpin %zu (%lu, %lu): %s", k,
+		             (unsigned long)q->off, (unsigned long)q->len, rp_errmsg());
+		if (k == N) { /* half dropped: a range still pinned cannot be invalidated */
+			const rp_range *left = &r[order[2 * N - 1]];
+
+			cr_assert_eq(rp_invalidate(f.fh, left->off, left->len), -EBUSY);
+		}
+	}
+	for (size_t i = 0; i < N; i++)
+		cr_assert_eq(rp_unpin(f.m, r[i].off, r[i].len), -EINVAL, "range %zu pinned still", i);
+	cr_assert_eq(rp_invalidate(f.fh, 0, PAGES * PG), 0, "%s", rp_errmsg());
+	tu_map_close(&f);
+}
+
 /* ---------------------------------------------------------------- writeouts */
 
 /* Writes three runs of dirty pages: [2, 4), [10, 11), [20, 23). */
