@@ -195,7 +195,7 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 	 * (get_user_pages, zeroing it, inside the submission) and later unmap it again: 6-10
 	 * us dearer per fault in either mode (docs/benchmarks.md, "Fault service"). Without a
 	 * bounce page, through the alias, and unmapped there after. */
-	if (st->dev && !q && ld->staged && !(ld->src = vm_load_bounce_self(len)))
+	if (st->dev && !q && ld->staged && !ld->src && !(ld->src = vm_load_bounce_self(len)))
 		ld->staged = false;
 	void *buf = ld->src ? ld->src : fh->ram->alias + off;
 
@@ -204,9 +204,9 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 		 * Pages charged to be written (staged) with no bounce page are allocated here:
 		 * nothing else will. */
 		r = 0;
-		if (ld->src)
+		if (ld->src && !ld->filled)
 			memset(ld->src, 0, len);
-		else if (ld->by_write && fallocate(fh->ram->fd, 0, (off_t)off, (off_t)len) < 0)
+		else if (!ld->src && ld->by_write && fallocate(fh->ram->fd, 0, (off_t)off, (off_t)len) < 0)
 			r = -errno;
 		vm_load_finish(ld, r);
 		return 0;
@@ -259,7 +259,7 @@ static void load_mark_in(struct rp_fileh *fh, struct vm_load *ld)
 	 * Otherwise a write fault that asked for it makes it dirty at once, mapped writable
 	 * for the writer. Referenced either way: the CLOCK gives a new page one pass before
 	 * it may go. */
-	const bool dirty = ld->writer && !ld->ra;
+	const bool dirty = (ld->writer || ld->filled) && !ld->ra;
 	const uint64_t base = (dirty ? PG_DIRTY : PG_LOADED) | PG_REF | (ld->ra ? PG_RA : 0);
 
 	for (uint64_t i = ld->first; i < ld->first + ld->npages; i++) {
@@ -280,7 +280,7 @@ static void load_unmark(struct rp_fileh *fh, struct vm_load *ld)
 {
 	struct vm *vm = fh->vm;
 
-	if (ld->writer && !ld->ra)
+	if ((ld->writer || ld->filled) && !ld->ra)
 		vm_dirty_add(fh, -(int64_t)ld->npages);
 	if (ld->zero)
 		return;
@@ -397,6 +397,8 @@ void vm_load_finish(struct vm_load *ld, int err)
 	} else {
 		if (!in)
 			load_mark_in(fh, ld);
+		if (ld->filled)
+			(*ld->fill_count)++;
 		/* The device wrote the pages through the alias, which left them mapped there
 		 * too: unmap them from it, so that the process's RSS counts a resident page once
 		 * (in the mappings that use it), not twice. Writeout maps them back for as long

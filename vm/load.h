@@ -44,6 +44,10 @@ struct vm_load {
 	uint64_t zero_from;          /* fh->zero_from when it started: bytes from here read 0 */
 	bool zero;                   /* wholly past zero_from: made of zeros, no I/O */
 	bool by_write;               /* its pages were charged, not allocated (VM_LOAD_STAGED) */
+	bool filled;                 /* zero and staged: src is the bytes rp_write writes over
+	                                the whole page, put in place instead of zeros, and the
+	                                page is dirty at once, as a write fault's */
+	uint64_t *fill_count;        /* filled: counted here once in place (fh->lock) */
 	struct vm_load *next, *prev; /* fh->loads */
 	atomic_int done;             /* custom stores: rp_load_done called */
 } __attribute__((aligned(16)));

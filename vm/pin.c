@@ -47,6 +47,18 @@ struct pin_cursor {
 	unsigned *left;         /* ... for this many loads it started, counted by each finish */
 	unsigned nflush;        /* batches handed over */
 	bool self;              /* a copy: a lone load is read on this thread, no hand-off */
+	struct pin_fill *fill; /* rp_write: what it writes, or NULL */
+};
+
+/* The bytes rp_write is about to write at handle offset off: a new page (past what the
+ * store holds) that they cover whole is made of them rather than of zeros they would
+ * overwrite at once (one pwrite(2) of the page instead of two), dirty from the start so
+ * that reclaim cannot drop it before the write's pin holds it; `filled` counts those in
+ * place (vm_load_finish). */
+struct pin_fill {
+	const char *buf;
+	uint64_t off, len;
+	uint64_t filled;
 };
 
 /* Loads are handed to the service threads in batches: one wake-up per batch rather than
@@ -133,6 +145,16 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 		return err;
 	if (stage)
 		ld->dst = c->map;
+	if (stage && ld->zero && c->fill) {
+		struct pin_fill *f = c->fill;
+		const uint64_t off = first * vm->psz;
+
+		if (off >= f->off && off + vm->psz <= f->off + f->len) {
+			ld->src = (void *)(f->buf + (off - f->off)); /* only read */
+			ld->filled = true;
+			ld->fill_count = &f->filled;
+		}
+	}
 	if (c->left) {
 		ld->pin_left = c->left;
 		(*c->left)++;
@@ -344,7 +366,7 @@ static int pin_take(struct rp_fileh *fh, const uint64_t (*r)[2], size_t n)
  * neither recorded nor mapped anywhere; the caller drops them (pins_drop). fn names the
  * call in messages. */
 static int pin_pages(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2],
-                     size_t n, bool pin, bool wait, const char *fn)
+                     size_t n, bool pin, bool wait, const char *fn, struct pin_fill *fill)
 {
 	unsigned left = 0;
 	struct pin_cursor c = {.r = ranges,
@@ -352,7 +374,8 @@ static int pin_pages(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (
 	                       .map = pin ? m : NULL,
 	                       .wait = wait,
 	                       .left = wait ? &left : NULL,
-	                       .self = m == NULL};
+	                       .self = m == NULL,
+	                       .fill = fill};
 	uint64_t total = 0;
 	int r;
 
@@ -459,7 +482,7 @@ out:
 
 int vm_pin(struct rp_mapping *m, const uint64_t (*ranges)[2], size_t n, bool pin, bool wait)
 {
-	return pin_pages(m->fh, m, ranges, n, pin, wait, "rp_pin");
+	return pin_pages(m->fh, m, ranges, n, pin, wait, "rp_pin", NULL);
 }
 
 static void pins_drop(struct rp_fileh *fh, uint64_t first, uint64_t n)
@@ -547,14 +570,17 @@ int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool wri
 		if (cnt > RW_BATCH * psz - pos % psz)
 			cnt = RW_BATCH * psz - pos % psz;
 		const uint64_t n = (pos % psz + cnt + psz - 1) / psz, r[1][2] = {{first, n}};
-		int err = pin_pages(fh, NULL, r, 1, true, true, fn);
+		struct pin_fill fill = {(const char *)buf + done, pos, cnt, 0};
+		int err = pin_pages(fh, NULL, r, 1, true, true, fn, write ? &fill : NULL);
 
 		if (err < 0)
 			return done ? (int64_t)done : err;
 		pthread_mutex_lock(&fh->lock);
 		fh->copies++; /* the alias stays where it is (rp_fileh_resize waits) */
 		pthread_mutex_unlock(&fh->lock);
-		const int64_t got = copy(fh, pos, (char *)buf + done, cnt, write);
+		/* One new page, made of the bytes (struct pin_fill): written already. */
+		const bool filled = n == 1 && fill.filled == 1;
+		const int64_t got = filled ? (int64_t)cnt : copy(fh, pos, (char *)buf + done, cnt, write);
 
 		pthread_mutex_lock(&fh->lock);
 		/* After the copy: a writeout that took a page meanwhile sees it written again. */

@@ -525,6 +525,53 @@ Test(rw, read_write_against_a_model)
 	tu_map_close(&f);
 }
 
+/* Pages past the file's end written with rp_write: a whole page is made of the bytes
+ * (vm/pin.c, struct pin_fill), a part of one is zeros around them; nothing is read, the
+ * new pages are dirty at once and stay through reclaim, and a writeout stores them. */
+Test(rw, appended_pages_are_made_of_the_bytes_written)
+{
+	struct tu_map f;
+	const uint64_t old = 8 * PG, size = 40 * PG;
+	char *model = calloc(1, size), *buf = malloc(PG);
+	uint64_t n, dirty;
+
+	fx_open(&f, "rw_append", old, size, 77);
+	tu_fill(model, old, 77, 0);
+	const uint64_t loaded = tu_stats(f.eng).pages_loaded;
+
+	cr_assert_eq(rp_fileh_resize(f.fh, size), 0, "%s", rp_errmsg());
+	for (uint64_t p = old / PG; p < size / PG; p++) {
+		const uint64_t off = p * PG + (p % 4 == 3 ? 100 : 0); /* every fourth: a part */
+		const size_t len = p % 4 == 3 ? PG - 200 : PG;
+
+		tu_fill(buf, len, 500 + p, 0);
+		cr_assert_eq(rp_write(f.fh, off, buf, len), (ssize_t)len, "page %lu: %s",
+		             (unsigned long)p, rp_errmsg());
+		memcpy(model + off, buf, len);
+	}
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, loaded, "nothing read for new pages");
+	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0);
+	cr_assert_eq(dirty, (size - old) / PG);
+	(void)rp_reclaim(f.eng, 1 << 20); /* dirty pages stay */
+	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0);
+	cr_assert_eq(dirty, (size - old) / PG);
+	for (uint64_t p = 0; p < size / PG; p++) {
+		cr_assert_eq(rp_read(f.fh, p * PG, buf, PG), (ssize_t)PG);
+		cr_assert_eq(memcmp(buf, model + p * PG, PG), 0, "page %lu read back", (unsigned long)p);
+	}
+	cr_assert_eq(memcmp(f.a, model, size), 0, "the mapping shows the writes");
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC),
+	             0, "%s", rp_errmsg());
+	char *b = file_bytes(f.path, &n);
+
+	cr_assert_eq(n, size);
+	cr_assert_eq(memcmp(b, model, size), 0, "the file holds the writes");
+	free(b);
+	free(buf);
+	free(model);
+	tu_map_close(&f);
+}
+
 /* A failed load reaches rp_read and rp_write as -EIO, never as a signal. */
 Test(rw, load_error_is_a_return_value)
 {
