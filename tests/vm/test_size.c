@@ -473,6 +473,21 @@ Test(size, no_writeout_leaves_the_file)
 
 /* ---------------------------------------------------------------- rp_read, rp_write */
 
+/* A durable writeout of f, after which its file holds the size bytes of model. */
+static void write_out_and_expect(struct tu_map *f, const char *model, uint64_t size)
+{
+	uint64_t n;
+
+	cr_assert_eq(rp_writeout(f->fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC),
+	             0, "%s", rp_errmsg());
+	char *b = file_bytes(f->path, &n);
+
+	cr_assert_eq(n, size);
+	cr_assert_eq(memcmp(b, model, size), 0, "the file holds the writes");
+	free(b);
+}
+
+
 /* Reads and writes at random offsets and lengths, against a model of the file: what is
  * read is what the file holds or what was written, the counts are short at the end,
  * and after a writeout the file holds the writes. */
@@ -480,7 +495,7 @@ Test(rw, read_write_against_a_model)
 {
 	struct tu_map f;
 	const uint64_t size = 300 * PG + 1234;
-	uint64_t rng = 42, n;
+	uint64_t rng = 42;
 	char *model = malloc(size), *buf = malloc(64 * PG);
 
 	fx_open(&f, "rw_model", size, size, 31);
@@ -509,13 +524,7 @@ Test(rw, read_write_against_a_model)
 
 	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0);
 	cr_assert_gt(dirty, 0);
-	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC),
-	             0, "%s", rp_errmsg());
-	char *b = file_bytes(f.path, &n);
-
-	cr_assert_eq(n, size);
-	cr_assert_eq(memcmp(b, model, size), 0, "the file holds the writes");
-	free(b);
+	write_out_and_expect(&f, model, size);
 	/* bad arguments */
 	cr_assert_eq(rp_read(NULL, 0, buf, 1), -EINVAL);
 	cr_assert_eq(rp_read(f.fh, 0, NULL, 1), -EINVAL);
@@ -533,7 +542,7 @@ Test(rw, appended_pages_are_made_of_the_bytes_written)
 	struct tu_map f;
 	const uint64_t old = 8 * PG, size = 40 * PG;
 	char *model = calloc(1, size), *buf = malloc(PG);
-	uint64_t n, dirty;
+	uint64_t dirty;
 
 	fx_open(&f, "rw_append", old, size, 77);
 	tu_fill(model, old, 77, 0);
@@ -560,13 +569,7 @@ Test(rw, appended_pages_are_made_of_the_bytes_written)
 		cr_assert_eq(memcmp(buf, model + p * PG, PG), 0, "page %lu read back", (unsigned long)p);
 	}
 	cr_assert_eq(memcmp(f.a, model, size), 0, "the mapping shows the writes");
-	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC),
-	             0, "%s", rp_errmsg());
-	char *b = file_bytes(f.path, &n);
-
-	cr_assert_eq(n, size);
-	cr_assert_eq(memcmp(b, model, size), 0, "the file holds the writes");
-	free(b);
+	write_out_and_expect(&f, model, size);
 	free(buf);
 	free(model);
 	tu_map_close(&f);
