@@ -130,8 +130,8 @@ static const struct key keys[] = {
     /* docs/benchmarks.md, "Poll or sleep" */
     {"fault_spin", K_ENUM, F(fault_spin), 0, 0, false, ENUM(w_spin, 3), .def = "auto",
      .doc = "whether the thread waiting for a fault's read, or for a writeout a service "
-            "thread runs, polls for the end: `auto` (both ways timed, the faster used), `always`, `never` "
-            "(docs/tuning.md)"},
+            "thread runs, polls for the end: `auto` (both ways timed, the faster used), "
+            "`always`, `never` (docs/tuning.md)"},
     /* docs/benchmarks.md, "Fault service" */
     {"fault_spin_us", K_UINT, F(fault_spin_us), 0, 10000, false, .def = "200",
      .doc = "microseconds (0..10000) a service thread, or with `fault_mode=sigbus` the "

@@ -206,7 +206,8 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q)
 		r = 0;
 		if (ld->src && !ld->filled)
 			memset(ld->src, 0, len);
-		else if (!ld->src && ld->by_write && fallocate(fh->ram->fd, 0, (off_t)off, (off_t)len) < 0)
+		else if (!ld->src && ld->by_write &&
+		         fallocate(fh->ram->fd, 0, (off_t)off, (off_t)len) < 0)
 			r = -errno;
 		vm_load_finish(ld, r);
 		return 0;

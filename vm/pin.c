@@ -580,7 +580,8 @@ int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool wri
 		pthread_mutex_unlock(&fh->lock);
 		/* One new page, made of the bytes (struct pin_fill): written already. */
 		const bool filled = n == 1 && fill.filled == 1;
-		const int64_t got = filled ? (int64_t)cnt : copy(fh, pos, (char *)buf + done, cnt, write);
+		const int64_t got =
+		    filled ? (int64_t)cnt : copy(fh, pos, (char *)buf + done, cnt, write);
 
 		pthread_mutex_lock(&fh->lock);
 		/* After the copy: a writeout that took a page meanwhile sees it written again. */

@@ -749,7 +749,8 @@ DIRTY_TEST(a_failed_write_or_sync_is_the_same_run_by_the_caller_or_a_service_thr
 		const size_t len = 32 * PG;
 		char *want = malloc(len);
 		const struct rpio_fault wr = {.ops = 1u << IO_OP_WRITE, .off_hi = len, .err = EIO};
-		const struct rpio_fault sy = {.ops = 1u << IO_OP_FDATASYNC, .off_hi = 1, .err = EIO};
+		const struct rpio_fault sy = {
+		    .ops = 1u << IO_OP_FDATASYNC, .off_hi = 1, .err = EIO};
 
 		ffix_open(&f, mode, "dirty_here_eio", len);
 		vm_test_lend(vm_test_vm(f.fh), here);

@@ -200,7 +200,8 @@ Test(faults, many_pins_dropped_in_any_order)
 		}
 	}
 	for (size_t i = 0; i < N; i++)
-		cr_assert_eq(rp_unpin(f.m, r[i].off, r[i].len), -EINVAL, "range %zu pinned still", i);
+		cr_assert_eq(rp_unpin(f.m, r[i].off, r[i].len), -EINVAL, "range %zu pinned still",
+		             i);
 	cr_assert_eq(rp_invalidate(f.fh, 0, PAGES * PG), 0, "%s", rp_errmsg());
 	tu_map_close(&f);
 }

@@ -478,8 +478,9 @@ static void write_out_and_expect(struct tu_map *f, const char *model, uint64_t s
 {
 	uint64_t n;
 
-	cr_assert_eq(rp_writeout(f->fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC),
-	             0, "%s", rp_errmsg());
+	cr_assert_eq(
+	    rp_writeout(f->fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC), 0,
+	    "%s", rp_errmsg());
 	char *b = file_bytes(f->path, &n);
 
 	cr_assert_eq(n, size);
@@ -566,7 +567,8 @@ Test(rw, appended_pages_are_made_of_the_bytes_written)
 	cr_assert_eq(dirty, (size - old) / PG);
 	for (uint64_t p = 0; p < size / PG; p++) {
 		cr_assert_eq(rp_read(f.fh, p * PG, buf, PG), (ssize_t)PG);
-		cr_assert_eq(memcmp(buf, model + p * PG, PG), 0, "page %lu read back", (unsigned long)p);
+		cr_assert_eq(memcmp(buf, model + p * PG, PG), 0, "page %lu read back",
+		             (unsigned long)p);
 	}
 	cr_assert_eq(memcmp(f.a, model, size), 0, "the mapping shows the writes");
 	write_out_and_expect(&f, model, size);

@@ -146,8 +146,8 @@ Test(spin, a_choice_of_three_keeps_the_fastest_and_probes_the_others)
 }
 
 /* With bound service threads, every atomic writeout handed to them goes where
- * vm/service.c chooses, other writeouts do not, and each thread's syncs are measured (the first atomic
- * writeouts try each thread in turn). */
+ * vm/service.c chooses, other writeouts do not, and each thread's syncs are measured
+ * (the first atomic writeouts try each thread in turn). */
 Test(spin, atomic_writeouts_go_to_the_thread_whose_syncs_finish_soonest)
 {
 	rp_config cfg;
