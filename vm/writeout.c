@@ -304,7 +304,6 @@ void vm_wo_waiter_done(void *arg, int result)
 void vm_wo_waiter_start(struct vm_wo_waiter *w, struct vm *vm)
 {
 	w->vm = vm;
-	w->poll = vm_spin_pick(&vm->wo_spin);
 	w->t0 = vm_now_ns();
 }
 
@@ -315,19 +314,21 @@ int vm_wo_waiter_wait(struct vm_wo_waiter *w, const char *fn)
 	 * halted across CPUs cost 77-86 us against 6 (docs/benchmarks.md, "Where a commit
 	 * waits"). It yields the CPU between looks, for the service thread should it share
 	 * the CPU, and sleeps after VM_WO_POLL_NS. Whether it pays is timed like a fault's
-	 * read (vm/spin.c), over the whole writeout. */
-	const bool waits = !__atomic_load_n(&w->done, __ATOMIC_ACQUIRE); /* not run here */
+	 * read (vm/spin.c), over the whole writeout. A writeout its caller ran (wo_run_here)
+	 * has ended already: nothing to choose. */
+	if (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE)) {
+		const bool poll = vm_spin_pick(&w->vm->wo_spin);
 
-	if (w->poll)
-		for (const uint64_t end = w->t0 + VM_WO_POLL_NS;
-		     !__atomic_load_n(&w->done, __ATOMIC_ACQUIRE) && vm_now_ns() < end;)
-			sched_yield();
-	pthread_mutex_lock(&w->lock);
-	while (!w->done)
-		pthread_cond_wait(&w->cv, &w->lock);
-	pthread_mutex_unlock(&w->lock);
-	if (waits)
-		vm_spin_record(&w->vm->wo_spin, w->poll, vm_now_ns() - w->t0);
+		if (poll)
+			for (const uint64_t end = w->t0 + VM_WO_POLL_NS;
+			     !__atomic_load_n(&w->done, __ATOMIC_ACQUIRE) && vm_now_ns() < end;)
+				sched_yield();
+		pthread_mutex_lock(&w->lock);
+		while (!w->done)
+			pthread_cond_wait(&w->cv, &w->lock);
+		pthread_mutex_unlock(&w->lock);
+		vm_spin_record(&w->vm->wo_spin, poll, vm_now_ns() - w->t0);
+	}
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cv);
 	if (w->result < 0)

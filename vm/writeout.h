@@ -65,9 +65,6 @@ struct vm_wo_group {
 /* Internal writeout flag (beside RP_WRITEOUT_*): only DIRTY pages whose reference bit is
  * clear (reclaim's writeback of cold pages). */
 #define VM_WO_COLD 0x100
-/* Starts a writeout of fh (flags checked by the caller); done(arg, result) runs on a
- * service thread when it ends, after a failure is told in msg (when not NULL). Returns
- * 0, or -ENOMEM (then done is not called). */
 /* Waiting for a writeout's done: vm_wo_waiter_start before the writeout starts, pass
  * vm_wo_waiter_done and the struct (its msg as the writeout's), then vm_wo_waiter_wait
  * returns the result, the message set (fn: ...). The wait polls first or sleeps as
@@ -79,15 +76,16 @@ struct vm_wo_waiter {
 	int result;
 	char msg[256];
 	struct vm *vm;
-	bool poll;
 	uint64_t t0;
 };
 #define VM_WO_WAITER_INIT                                                                  \
-	{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, "", NULL, false, 0}
+	{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, "", NULL, 0}
 void vm_wo_waiter_start(struct vm_wo_waiter *w, struct vm *vm);
 void vm_wo_waiter_done(void *arg, int result);
 int vm_wo_waiter_wait(struct vm_wo_waiter *w, const char *fn);
-/* vm_writeout as a member of group g (NULL: none). */
+/* Starts a writeout of fh (flags checked by the caller), as a member of group g (NULL:
+ * none); done(arg, result) runs on a service thread when it ends, after a failure is told
+ * in msg (when not NULL). Returns 0, or -ENOMEM (then done is not called). */
 int vm_writeout_in(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, char *msg,
                    size_t msglen, struct vm_wo_group *group);
 /* The sync a writeout waited for at WO_SYNC ended with err: it finishes (on the calling
