@@ -47,18 +47,20 @@ struct pin_cursor {
 	unsigned *left;         /* ... for this many loads it started, counted by each finish */
 	unsigned nflush;        /* batches handed over */
 	bool self;              /* a copy: a lone load is read on this thread, no hand-off */
-	struct pin_fill *fill; /* rp_write: what it writes, or NULL */
+	struct pin_copy *copy; /* rp_read, rp_write: what the copy is; else NULL */
 };
 
-/* The bytes rp_write is about to write at handle offset off: a new page (past what the
- * store holds) that they cover whole is made of them rather than of zeros they would
- * overwrite at once (one pwrite(2) of the page instead of two), dirty from the start so
- * that reclaim cannot drop it before the write's pin holds it; `filled` counts those in
- * place (vm_load_finish). */
-struct pin_fill {
-	const char *buf;
+/* A copy's pin (rp_read, rp_write of [off, off + len)). For rp_write, `fill` is the bytes
+ * it is about to write: a new page (past what the store holds) that they cover whole is
+ * made of them rather than of zeros they would overwrite at once (one pwrite(2) of the
+ * page instead of two), dirty from the start so that reclaim cannot drop it before the
+ * write's pin holds it; `filled` counts those in place (vm_load_finish). `loaded` tells
+ * the copy that the pin started a load: its pages are cold (vm_rw). */
+struct pin_copy {
+	const char *fill; /* rp_write's bytes; NULL for rp_read */
 	uint64_t off, len;
 	uint64_t filled;
+	bool loaded;
 };
 
 /* Loads are handed to the service threads in batches: one wake-up per batch rather than
@@ -145,12 +147,14 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 		return err;
 	if (stage)
 		ld->dst = c->map;
-	if (stage && ld->zero && c->fill) {
-		struct pin_fill *f = c->fill;
+	if (c->copy)
+		c->copy->loaded = true;
+	if (stage && ld->zero && c->copy && c->copy->fill) {
+		struct pin_copy *f = c->copy;
 		const uint64_t off = first * vm->psz;
 
 		if (off >= f->off && off + vm->psz <= f->off + f->len) {
-			ld->src = (void *)(f->buf + (off - f->off)); /* only read */
+			ld->src = (void *)(f->fill + (off - f->off)); /* only read */
 			ld->filled = true;
 			ld->fill_count = &f->filled;
 		}
@@ -366,7 +370,7 @@ static int pin_take(struct rp_fileh *fh, const uint64_t (*r)[2], size_t n)
  * neither recorded nor mapped anywhere; the caller drops them (pins_drop). fn names the
  * call in messages. */
 static int pin_pages(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (*ranges)[2],
-                     size_t n, bool pin, bool wait, const char *fn, struct pin_fill *fill)
+                     size_t n, bool pin, bool wait, const char *fn, struct pin_copy *copy)
 {
 	unsigned left = 0;
 	struct pin_cursor c = {.r = ranges,
@@ -375,7 +379,7 @@ static int pin_pages(struct rp_fileh *fh, struct rp_mapping *m, const uint64_t (
 	                       .wait = wait,
 	                       .left = wait ? &left : NULL,
 	                       .self = m == NULL,
-	                       .fill = fill};
+	                       .copy = copy};
 	uint64_t total = 0;
 	int r;
 
@@ -531,21 +535,24 @@ void vm_unpin_all(struct rp_mapping *m)
  * pool need only hold this many for the copy. */
 #define RW_BATCH 256
 
-/* Copies between buf and [pos, pos + len) of the handle's RAM: pread/pwrite on the memfd
- * (no page table of this process changes), or through the alias where the memfd takes
- * no write(2) (hugetlbfs). Pages pinned. Returns bytes copied, or -errno. */
-static int64_t copy(struct rp_fileh *fh, uint64_t pos, char *buf, size_t len, bool write)
+/* Copies between buf and [pos, pos + len) of the handle's RAM, with the pages pinned.
+ * Pages already resident are copied through the alias: a page's first copy maps it there
+ * (a minor fault), and every later one is a memcpy with no system call. Pages this copy
+ * had to load (cold) are copied with pread/pwrite on the memfd, which maps nothing: a
+ * cold page's one copy through the alias would pay the minor fault and the new page-table
+ * entry, dear on a VM (docs/benchmarks.md, "Copies through the alias"). The alias's
+ * mapping of a page goes with the page when it is evicted. hugetlbfs takes no write(2):
+ * always the alias there. Returns 0 or -errno. */
+static int copy(struct rp_fileh *fh, uint64_t pos, char *buf, size_t len, bool write,
+                bool cold)
 {
-	if (fh->vm->psz != RAM_PAGE_4K) {
-		if (write)
-			memcpy(fh->ram->alias + pos, buf, len);
-		else
-			memcpy(buf, fh->ram->alias + pos, len);
-		return (int64_t)len;
-	}
-	const int err = rpio_fd_rw(fh->ram->fd, buf, len, pos, write);
-
-	return err ? err : (int64_t)len;
+	if (cold && fh->vm->psz == RAM_PAGE_4K)
+		return rpio_fd_rw(fh->ram->fd, buf, len, pos, write);
+	if (write)
+		memcpy(fh->ram->alias + pos, buf, len);
+	else
+		memcpy(buf, fh->ram->alias + pos, len);
+	return 0;
 }
 
 int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool write)
@@ -570,33 +577,31 @@ int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool wri
 		if (cnt > RW_BATCH * psz - pos % psz)
 			cnt = RW_BATCH * psz - pos % psz;
 		const uint64_t n = (pos % psz + cnt + psz - 1) / psz, r[1][2] = {{first, n}};
-		struct pin_fill fill = {(const char *)buf + done, pos, cnt, 0};
-		int err = pin_pages(fh, NULL, r, 1, true, true, fn, write ? &fill : NULL);
+		struct pin_copy cp = {write ? (const char *)buf + done : NULL, pos, cnt, 0, false};
+		int err = pin_pages(fh, NULL, r, 1, true, true, fn, &cp);
 
 		if (err < 0)
 			return done ? (int64_t)done : err;
 		pthread_mutex_lock(&fh->lock);
 		fh->copies++; /* the alias stays where it is (rp_fileh_resize waits) */
 		pthread_mutex_unlock(&fh->lock);
-		/* One new page, made of the bytes (struct pin_fill): written already. */
-		const bool filled = n == 1 && fill.filled == 1;
-		const int64_t got =
-		    filled ? (int64_t)cnt : copy(fh, pos, (char *)buf + done, cnt, write);
-
+		/* One new page, made of the bytes (struct pin_copy): written already. */
+		if (n != 1 || cp.filled != 1)
+			err = copy(fh, pos, (char *)buf + done, cnt, write, cp.loaded);
 		pthread_mutex_lock(&fh->lock);
 		/* After the copy: a writeout that took a page meanwhile sees it written again. */
-		if (write && got > 0)
-			for (uint64_t p = first; p <= (pos + (uint64_t)got - 1) / psz; p++)
+		if (write && !err)
+			for (uint64_t p = first; p <= (pos + cnt - 1) / psz; p++)
 				(void)vm_dirty_mark(fh, p);
 		pins_drop(fh, first, n);
 		if (--fh->copies == 0)
 			pthread_cond_broadcast(&fh->cv);
 		pthread_mutex_unlock(&fh->lock);
-		if (got < 0)
+		if (err)
 			return done ? (int64_t)done
-			            : vm_errf((int)got, "%s: copying at offset %" PRIu64 ": %s", fn, pos,
-			                      strerror((int)-got));
-		done += (uint64_t)got;
+			            : vm_errf(err, "%s: copying at offset %" PRIu64 ": %s", fn, pos,
+			                      strerror(-err));
+		done += cnt;
 	}
 	return (int64_t)done;
 }

@@ -408,3 +408,19 @@ int tu_done_wait(struct tu_done *d)
 	pthread_mutex_unlock(&d->lock);
 	return d->result;
 }
+
+unsigned tu_present_pages(const char *addr, size_t len)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	unsigned n = 0;
+
+	cr_assert_geq(fd, 0);
+	for (size_t o = 0; o < len; o += 4096) {
+		uint64_t e = 0;
+
+		cr_assert_eq(pread(fd, &e, 8, (off_t)(((uintptr_t)addr + o) / 4096 * 8)), 8);
+		n += (unsigned)(e >> 63);
+	}
+	close(fd);
+	return n;
+}

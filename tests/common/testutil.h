@@ -85,6 +85,9 @@ void tu_map_read(const struct tu_map *f, uint64_t p);
 /* The engine's counters (asserting rp_stats succeeded). */
 struct rp_stats tu_stats(rp_engine *eng);
 
+/* How many 4 KiB pages of [addr, addr + len) this process has mapped (/proc/self/pagemap). */
+unsigned tu_present_pages(const char *addr, size_t len);
+
 /* Touches addr; returns true when that raised SIGBUS, after asserting that si_addr was
  * addr exactly. Its handler is an application's that replaces ringpager's for a moment:
  * it lets rp_sigbus_handle serve ringpager's faults first (fault_mode=sigbus). */

@@ -601,6 +601,85 @@ Test(rw, load_error_is_a_return_value)
 	tu_map_close(&f);
 }
 
+/* rp_read and rp_write copy a resident page through the handle's alias mapping (vm/pin.c;
+ * a page they load, with pread and pwrite): it stays mapped there, leaves when dropped,
+ * and a page loaded again shows the file's new bytes, never the old mapping's. Reads and
+ * writes at random through a pool a quarter of the file's size, written out as they go,
+ * match a model throughout. */
+Test(rw, copies_go_through_the_alias_and_leave_with_the_page)
+{
+	enum { PAGES = 512, POOL = 128 };
+	rp_config cfg;
+	rp_engine *eng;
+	rp_store *st;
+	rp_fileh *fh;
+	char *path = tu_scratch_file("rw_alias", PAGES * PG, 34), *model = malloc(PAGES * PG);
+	char *buf = malloc(3 * PG);
+	uint64_t rng = 9;
+
+	tu_config_init(&cfg);
+	cfg.ram_size = POOL * PG;
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0, "%s", rp_errmsg());
+	const char *alias = vm_test_alias(fh);
+
+	for (int i = 0; i < 2; i++) {
+		memset(buf, 0, PG);
+		cr_assert_eq(rp_read(fh, 3 * PG, buf, PG), (ssize_t)PG, "%s", rp_errmsg());
+		tu_expect_fill(buf, PG, 34, 3 * PG);
+		cr_assert_eq(tu_present_pages(alias + 3 * PG, PG), (unsigned)i, "%s",
+		             i ? "a resident page's copy maps it" : "a cold page's copy maps nothing");
+	}
+	/* the file changes behind the cache; dropped, the page leaves the alias */
+	int fd = open(path, O_RDWR);
+
+	cr_assert_geq(fd, 0);
+	memset(buf, 'n', PG);
+	cr_assert_eq(pwrite(fd, buf, PG, 3 * PG), (ssize_t)PG);
+	cr_assert_eq(rp_invalidate(fh, 3 * PG, PG), 0, "%s", rp_errmsg());
+	cr_assert_eq(tu_present_pages(alias + 3 * PG, PG), 0, "dropped, the page left the alias");
+	memset(buf, 0, PG);
+	cr_assert_eq(rp_read(fh, 3 * PG, buf, PG), (ssize_t)PG, "%s", rp_errmsg());
+	cr_assert(buf[0] == 'n' && buf[PG - 1] == 'n', "the file's new bytes are read");
+	cr_assert_eq(pread(fd, model, PAGES * PG, 0), (ssize_t)(PAGES * PG));
+	for (int i = 0; i < 3000; i++) {
+		const uint64_t off = tu_rand(&rng) % (PAGES * PG - 3 * PG);
+		const size_t len = 1 + tu_rand(&rng) % (3 * PG);
+
+		if (tu_rand(&rng) % 4 == 0) {
+			tu_fill(buf, len, 2000 + (uint64_t)i, 0);
+			cr_assert_eq(rp_write(fh, off, buf, len), (ssize_t)len, "write %d: %s", i,
+			             rp_errmsg());
+			memcpy(model + off, buf, len);
+		} else {
+			cr_assert_eq(rp_read(fh, off, buf, len), (ssize_t)len, "read %d: %s", i,
+			             rp_errmsg());
+			cr_assert_eq(memcmp(buf, model + off, len), 0, "read %d at %llu", i,
+			             (unsigned long long)off);
+		}
+		if (i % 8 == 7) /* clean pages can be evicted, and are */
+			cr_assert_eq(rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0,
+			             "%s", rp_errmsg());
+	}
+	cr_assert_gt(tu_stats(eng).pages_evicted, 0, "the pool was too small for the file");
+	cr_assert_leq(tu_present_pages(alias, PAGES * PG), POOL, "evicted pages left the alias");
+	cr_assert_eq(rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC),
+	             0, "%s", rp_errmsg());
+	char *back = malloc(PAGES * PG);
+
+	cr_assert_eq(pread(fd, back, PAGES * PG, 0), (ssize_t)(PAGES * PG));
+	cr_assert_eq(memcmp(back, model, PAGES * PG), 0, "the file holds the writes");
+	close(fd);
+	free(back);
+	free(buf);
+	free(model);
+	cr_assert_eq(rp_fileh_close(fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_close(st), 0, "%s", rp_errmsg());
+	rp_engine_close(eng);
+	tu_unlink(path);
+}
+
 /* A pool that cannot make room (every page dirty, dirty_policy=keep) reaches rp_write and
  * rp_read as -ENOMEM after reclaim_wait, never as a signal. */
 Test(rw, full_pool_is_a_return_value)

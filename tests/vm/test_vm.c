@@ -530,23 +530,6 @@ Test(vm, a_pin_far_deeper_than_the_queue_loads_every_page)
 	fixture_close(&f);
 }
 
-/* How many pages of [addr, addr + len) this process has mapped (/proc/self/pagemap). */
-static unsigned present_pages(const char *addr, size_t len)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-	unsigned n = 0;
-
-	cr_assert_geq(fd, 0);
-	for (size_t o = 0; o < len; o += PG) {
-		uint64_t e = 0;
-
-		cr_assert_eq(pread(fd, &e, 8, (off_t)(((uintptr_t)addr + o) / PG * 8)), 8);
-		n += (unsigned)(e >> 63);
-	}
-	close(fd);
-	return n;
-}
-
 /* The device writes a load's pages through the engine's alias mapping, which leaves them
  * mapped there too; once the loads are done, only the user's mappings may map them (so
  * RSS counts a page once). Batched with process_madvise, and with madvise per range. */
@@ -565,8 +548,8 @@ static void loads_leave_the_alias(unsigned flags)
 	cr_assert_eq(rp_pin(m, 2 << 20, 2 << 20), 0, "%s", rp_errmsg());
 	const char *user = rp_mapping_addr(m);
 
-	cr_assert_geq(present_pages(user, 4 << 20), 512 + 90, "the pinned pages are mapped");
-	cr_assert_eq(present_pages(vm_test_alias(f.fh), 4 << 20), 0, "none stays in the alias");
+	cr_assert_geq(tu_present_pages(user, 4 << 20), 512 + 90, "the pinned pages are mapped");
+	cr_assert_eq(tu_present_pages(vm_test_alias(f.fh), 4 << 20), 0, "none stays in the alias");
 	for (int i = 0; i < 100; i++)
 		cr_assert_eq(rp_unpin(m, r[i].off, PG), 0);
 	cr_assert_eq(rp_unpin(m, 2 << 20, 2 << 20), 0);
@@ -584,30 +567,33 @@ static void writeout_from_staging_or_alias(unsigned flags)
 	char *path = tu_scratch_file(flags ? "vm_wstage_alias" : "vm_wstage", 8 << 20, 41);
 	rp_store *st;
 	rp_fileh *fh;
+	rp_mapping *m;
 	uint64_t rng = 3, pages[20];
 	char *big = malloc(2 << 20), back[PG];
 
 	cr_assert(big);
 	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &st), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_fileh_open(st, &fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(fh, 0, 8 << 20, PROT_READ | PROT_WRITE, &m), 0, "%s", rp_errmsg());
+	char *user = rp_mapping_addr(m);
+
 	for (int i = 0; i < 20; i++) { /* in the first 4 MiB, one page apart at least */
 		pages[i] = (uint64_t)i * 51 + tu_rand(&rng) % 50;
-		memset(back, 'a' + i, PG);
-		cr_assert_eq(rp_write(fh, pages[i] * PG, back, PG), (ssize_t)PG, "%s", rp_errmsg());
+		memset(user + pages[i] * PG, 'a' + i, PG);
 	}
 	const int wo = RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC;
 
 	cr_assert_eq(rp_writeout(fh, wo), 0, "%s", rp_errmsg());
-	const unsigned in_alias = present_pages(vm_test_alias(fh), 4 << 20);
+	const unsigned in_alias = tu_present_pages(vm_test_alias(fh), 4 << 20);
 
 	if (flags)
 		cr_assert_eq(in_alias, 20, "the writes went from the alias");
 	else
 		cr_assert_eq(in_alias, 0, "a staged write mapped its pages in the alias");
 	tu_fill(big, 2 << 20, 43, 0);
-	cr_assert_eq(rp_write(fh, 5 << 20, big, 2 << 20), 2 << 20, "%s", rp_errmsg());
+	memcpy(user + (5 << 20), big, 2 << 20);
 	cr_assert_eq(rp_writeout(fh, wo), 0, "%s", rp_errmsg());
-	cr_assert_eq(present_pages(vm_test_alias(fh) + (5 << 20), 2 << 20), 512,
+	cr_assert_eq(tu_present_pages(vm_test_alias(fh) + (5 << 20), 2 << 20), 512,
 	             "a run larger than the staging area goes from the alias");
 	int fd = open(path, O_RDONLY);
 
@@ -640,6 +626,7 @@ static void writeout_from_staging_or_alias(unsigned flags)
 	close(fd);
 	free(got);
 	free(big);
+	rp_unmap(m);
 	cr_assert_eq(rp_fileh_close(fh), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_store_close(st), 0, "%s", rp_errmsg());
 	rp_engine_close(eng);
@@ -677,7 +664,7 @@ static void pin_race_hook(struct rp_fileh *fh)
 	/* Every page is referenced: the hand clears each bit, unmapping the page, and takes
 	 * the first page it meets again, page 0 (the page pinned comes last). */
 	cr_assert_eq(rp_reclaim(pin_race.eng, 1), 1, "%s", rp_errmsg());
-	pin_race.unmapped = present_pages(pin_race.a + PIN_RACE_PAGE * PG, PG) == 0;
+	pin_race.unmapped = tu_present_pages(pin_race.a + PIN_RACE_PAGE * PG, PG) == 0;
 	volatile char c = pin_race.a2[PIN_RACE_PAGE * PG]; /* mapped in a2 only, referenced */
 
 	(void)c;
@@ -705,7 +692,7 @@ Test(vm, a_page_unmapped_by_reclaim_while_being_pinned_is_mapped_again)
 	vm_pin_hook = NULL;
 	cr_assert_eq(r, 0, "%s", rp_errmsg());
 	cr_assert(pin_race.unmapped, "the reclaim hand did not unmap the page: no race to test");
-	cr_assert_eq(present_pages(pin_race.a + PIN_RACE_PAGE * PG, PG), 1,
+	cr_assert_eq(tu_present_pages(pin_race.a + PIN_RACE_PAGE * PG, PG), 1,
 	             "the pinned page is not mapped in the pin's mapping");
 	tu_expect_fill(pin_race.a + PIN_RACE_PAGE * PG, PG, 43, PIN_RACE_PAGE * PG);
 	cr_assert_eq(rp_unpin(m, PIN_RACE_PAGE * PG, PG), 0, "%s", rp_errmsg());
@@ -757,7 +744,7 @@ static void faults_through_bounce_or_alias(unsigned flags)
 	uint64_t dirty;
 
 	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0);
-	cr_assert_eq(present_pages(vm_test_alias(f.fh), 2 << 20), 0, "none stays in the alias");
+	cr_assert_eq(tu_present_pages(vm_test_alias(f.fh), 2 << 20), 0, "none stays in the alias");
 	rp_unmap(m2);
 	rp_unmap(m);
 	fixture_close(&f);
