@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static struct ram_pool *meta_pool(void)
 {
@@ -192,6 +193,7 @@ Test(page, set_without_the_lock_aborts, .signal = SIGABRT)
 	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
 	tu_map_open(&f, eng, "page_nolock", 16 * 4096, 3, PROT_READ);
 	tu_map_read(&f, 0);
+	(void)unlink(f.path); /* the abort leaves no scratch file behind */
 	(void)vm_page_set(f.fh, 0, PG_LOADED | PG_REF);
 }
 #endif
