@@ -8,6 +8,7 @@
  * changes the model as the API contract says, and every read through a mapping, every
  * pin and every look at the store is checked against it:
  *   touch, write        a page reads as view[h][i]; a write makes it dirty with a new token
+ *                       (through the mapping, or rp_read and rp_write)
  *   pin / unpin         the pinned range stays in the pool through a reclaim and reads
  *                       as the model says
  *   advise              NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED: no change
@@ -215,6 +216,19 @@ static void expect_view(struct world *w, int h, uint64_t i)
 	}
 }
 
+/* As expect_view, through rp_read: a copy through the handle's cache, not the mapping. */
+static void expect_read(struct world *w, int h, uint64_t i)
+{
+	const ssize_t n = rp_read(w->fh[h], i * PG, w->buf2, PG);
+
+	CHECK(n == (ssize_t)PG, "rp_read of handle %d page %" PRIu64 ": %zd (%s)", h, i, n,
+	      rp_errmsg());
+	make_page(w->buf, w->view[h][i]);
+	CHECK(memcmp(w->buf2, w->buf, PG) == 0,
+	      "rp_read of handle %d page %" PRIu64 " gives token %" PRIx64 ", the model %" PRIx64,
+	      h, i, page_token(w->buf2), w->view[h][i]);
+}
+
 static void set_dirty(struct world *w, int h, uint64_t i, bool d)
 {
 	if (w->dirty[h][i] != d)
@@ -400,7 +414,10 @@ static void one_op(struct world *w, enum op op)
 		        op_names[op], h, i);
 	switch (op) {
 	case OP_TOUCH:
-		expect_view(w, h, i);
+		if (rnd(w, 2))
+			expect_view(w, h, i);
+		else
+			expect_read(w, h, i);
 		break;
 	case OP_WRITE:
 		if (w->ndirty >= MAX_DIRTY) {
@@ -411,11 +428,24 @@ static void one_op(struct world *w, enum op op)
 		}
 		w->view[h][i] = new_token(w, i);
 		make_page(w->buf, w->view[h][i]);
-		if (rnd(w, 2)) {
+		switch (rnd(w, 3)) {
+		case 0:
 			memcpy(addr(w, h, i), w->buf, PG);
-		} else { /* two halves: the first write of a page may be a partial one */
+			break;
+		case 1: /* two halves: the first write of a page may be a partial one */
 			memcpy(addr(w, h, i) + PG / 2, w->buf + PG / 2, PG / 2);
 			memcpy(addr(w, h, i), w->buf, PG / 2);
+			break;
+		default: { /* rp_write, in two halves or whole: a copy through the cache */
+			const size_t half = rnd(w, 2) ? PG / 2 : PG;
+
+			for (size_t o = 0; o < PG; o += half) {
+				const ssize_t n = rp_write(w->fh[h], i * PG + o, w->buf + o, half);
+
+				CHECK(n == (ssize_t)half, "rp_write of handle %d page %" PRIu64 ": %zd (%s)",
+				      h, i, n, rp_errmsg());
+			}
+		}
 		}
 		set_dirty(w, h, i, true);
 		break;
