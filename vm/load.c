@@ -403,7 +403,8 @@ void vm_load_finish(struct vm_load *ld, int err)
 		/* The device wrote the pages through the alias, which left them mapped there
 		 * too: unmap them from it, so that the process's RSS counts a resident page once
 		 * (in the mappings that use it), not twice. Writeout maps them back for as long
-		 * as its requests need; the memfd keeps the pages either way. */
+		 * as its requests need, and rp_read/rp_write map those they copy (vm/pin.c);
+		 * the memfd keeps the pages either way. */
 		if (!ld->staged)
 			vm_alias_zap(fh, first, n, false);
 	}
