@@ -235,6 +235,18 @@ static void take_jobs(struct vm_service *s)
 }
 
 /* Completes every finished request; returns how many. */
+/* Completes n reaped requests through their jobs' ops (a fault's read counted off). */
+static void finish_cqes(struct vm_service *s, const struct rpio_cqe *cqe, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct vm_job *job = cqe[i].udata;
+
+		if (job->spin && s->fault_reads)
+			s->fault_reads--;
+		job->ops->complete(job, cqe[i].res < 0 ? (int)cqe[i].res : 0);
+	}
+}
+
 static int reap(struct vm_service *s)
 {
 	struct rpio_cqe cqe[SVC_CQES];
@@ -248,13 +260,7 @@ static int reap(struct vm_service *s)
 			backlog_issue(s);
 			(void)rpio_submit(s->q);
 		}
-		for (int i = 0; i < n; i++) {
-			struct vm_job *job = cqe[i].udata;
-
-			if (job->spin && s->fault_reads)
-				s->fault_reads--;
-			job->ops->complete(job, cqe[i].res < 0 ? (int)cqe[i].res : 0);
-		}
+		finish_cqes(s, cqe, n);
 		total += n;
 		backlog_issue(s);
 	}
@@ -630,11 +636,7 @@ int vm_service_wait(struct vm_service *l)
 	struct rpio_cqe cqe[SVC_CQES];
 	int n = rpio_reap(l->q, cqe, SVC_CQES, 1);
 
-	for (int i = 0; i < n; i++) {
-		struct vm_job *job = cqe[i].udata;
-
-		job->ops->complete(job, cqe[i].res < 0 ? (int)cqe[i].res : 0);
-	}
+	finish_cqes(l, cqe, n);
 	return n;
 }
 
