@@ -488,7 +488,6 @@ static void write_out_and_expect(struct tu_map *f, const char *model, uint64_t s
 	free(b);
 }
 
-
 /* Reads and writes at random offsets and lengths, against a model of the file: what is
  * read is what the file holds or what was written, the counts are short at the end,
  * and after a writeout the file holds the writes. */
@@ -536,7 +535,7 @@ Test(rw, read_write_against_a_model)
 }
 
 /* Pages past the file's end written with rp_write: a whole page is made of the bytes
- * (vm/pin.c, struct pin_fill), a part of one is zeros around them; nothing is read, the
+ * (vm/pin.c, struct pin_copy), a part of one is zeros around them; nothing is read, the
  * new pages are dirty at once and stay through reclaim, and a writeout stores them. */
 Test(rw, appended_pages_are_made_of_the_bytes_written)
 {
@@ -609,17 +608,13 @@ Test(rw, load_error_is_a_return_value)
 Test(rw, copies_go_through_the_alias_and_leave_with_the_page)
 {
 	enum { PAGES = 512, POOL = 128 };
-	rp_config cfg;
-	rp_engine *eng;
+	rp_engine *eng = engine(POOL * PG);
 	rp_store *st;
 	rp_fileh *fh;
 	char *path = tu_scratch_file("rw_alias", PAGES * PG, 34), *model = malloc(PAGES * PG);
 	char *buf = malloc(3 * PG);
 	uint64_t rng = 9;
 
-	tu_config_init(&cfg);
-	cfg.ram_size = POOL * PG;
-	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &st), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_fileh_open(st, &fh), 0, "%s", rp_errmsg());
 	const char *alias = vm_test_alias(fh);
