@@ -315,8 +315,9 @@ int vm_wo_waiter_wait(struct vm_wo_waiter *w, const char *fn)
 	 * waits"). It yields the CPU between looks, for the service thread should it share
 	 * the CPU, and sleeps after VM_WO_POLL_NS. Whether it pays is timed like a fault's
 	 * read (vm/spin.c), over the whole writeout. A writeout its caller ran (wo_run_here)
-	 * has ended already: nothing to choose. */
-	if (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE)) {
+	 * has ended already: nothing to choose. One a service thread ran is chosen for and
+	 * timed even when it ended before this look, as its end is part of what is timed. */
+	if (!w->ran_here) {
 		const bool poll = vm_spin_pick(&w->vm->wo_spin);
 
 		if (poll)
@@ -351,6 +352,7 @@ int vm_writeout_wait(struct rp_fileh *fh, int flags)
 
 	if (wo) {
 		wo_run_here(wo, &w);
+		w.ran_here = true;
 		atomic_fetch_add_explicit(&fh->vm->ctr.writeouts_here, 1, memory_order_relaxed);
 	}
 	if (l)

@@ -77,9 +77,10 @@ struct vm_wo_waiter {
 	char msg[256];
 	struct vm *vm;
 	uint64_t t0;
+	bool ran_here; /* the waiting thread ran the writeout (wo_run_here): nothing to choose */
 };
 #define VM_WO_WAITER_INIT                                                                  \
-	{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, "", NULL, 0}
+	{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, "", NULL, 0, false}
 void vm_wo_waiter_start(struct vm_wo_waiter *w, struct vm *vm);
 void vm_wo_waiter_done(void *arg, int result);
 int vm_wo_waiter_wait(struct vm_wo_waiter *w, const char *fn);
