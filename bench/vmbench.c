@@ -28,7 +28,8 @@
  * same CPU and on another, one raising SIGBUS and served in the handler, a kernel minor
  * fault of a memfd page (one per page: no fault-around), mapping a resident run into a
  * registered range with UFFDIO_CONTINUE and unmapping it with MADV_DONTNEED (1 page and
- * 64 pages, no fault), a 4 KiB memcpy, and fio psync 4 KiB random reads (IOPS, p50).
+ * 64 pages, no fault), a 4 KiB memcpy, and fio psync 4 KiB random reads (IOPS, p50);
+ * with --json, their medians and ranges by key too (bench/compare reads them).
  * The kinds alternate in each round (the order flips each round); medians are reported
  * with min..max and the ratio to the reference.
  */
@@ -66,6 +67,7 @@ struct opts {
 	double runtime;
 	bool fio;
 	bool floors;
+	const char *json; /* --floors: its medians also written here, by key */
 	uint64_t hot; /* --hot: bytes read at random once resident; 0: not this job */
 	unsigned reads;
 	unsigned hot_bs; /* bytes a read copies, from the start of a random 4 KiB page */
@@ -616,6 +618,46 @@ static struct floors job_floors(uint64_t npages, uint64_t span, uint64_t seed)
 	return f;
 }
 
+static void json_row(FILE *f, const char *key, const char *what, const double *v, unsigned n,
+                     const char *unit, bool last)
+{
+	double lo, hi;
+
+	bu_minmax(v, n, &lo, &hi);
+	fprintf(f, "  \"%s\": {\"what\": \"%s\", \"unit\": \"%s\", \"median\": %.4f, "
+	        "\"min\": %.4f, \"max\": %.4f}%s\n", key, what, unit, bu_median(v, n), lo, hi,
+	        last ? "" : ",");
+}
+
+/* --floors --json PATH: the medians by key, for programs (bench/compare). A floor not
+ * measured (another CPU on a one-CPU machine) is left out. */
+static int floors_json(const struct opts *o, const char *const keys[14],
+                       const char *const names[14], double us[14][BU_MAX_ROUNDS],
+                       const double *fio_ops, const double *fio_p50)
+{
+	FILE *f = fopen(o->json, "w");
+
+	if (!f) {
+		fprintf(stderr, "vmbench: --json %s: %s\n", o->json, strerror(errno));
+		return 1;
+	}
+	fprintf(f, "{\n");
+	for (int k = 0; k < 14; k++)
+		if (k != 1 || us[1][0] > 0)
+			json_row(f, keys[k], names[k], us[k], o->rounds, "us", k == 13 && !fio_ops);
+	if (fio_ops) {
+		json_row(f, "fio_psync_iops", "fio psync randread 4k depth 1", fio_ops, o->rounds,
+		         "IOPS", false);
+		json_row(f, "fio_psync_p50", "fio psync p50 latency", fio_p50, o->rounds, "us", true);
+	}
+	fprintf(f, "}\n");
+	if (fclose(f)) {
+		fprintf(stderr, "vmbench: --json %s: %s\n", o->json, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 static int run_floors(const struct opts *o)
 {
 	double us[14][BU_MAX_ROUNDS], fio_ops[BU_MAX_ROUNDS], fio_p50[BU_MAX_ROUNDS];
@@ -646,6 +688,13 @@ static int run_floors(const struct opts *o)
 	         o->size >> 20);
 	snprintf(spread[1], sizeof(spread[1]), "first read of such a page");
 	snprintf(spread[2], sizeof(spread[2]), "kernel minor fault of such a page");
+	/* Keys for --json, in the order of names[] */
+	static const char *const keys[14] = {
+	    "uffd_same_cpu", "uffd_other_cpu", "sigbus",       "kernel_minor",
+	    "continue_1",    "first_read",     "dontneed_1",   "continue_64",
+	    "dontneed_64",   "continue_spread", "first_read_spread", "kernel_minor_spread",
+	    "new_page",      "memcpy_4k",
+	};
 	const char *const names[14] = {
 	    "userfaultfd fault served on the same CPU",
 	    "userfaultfd fault served on another CPU",
@@ -669,7 +718,7 @@ static int run_floors(const struct opts *o)
 		bu_row("fio psync randread 4k depth 1", fio_ops, n, "IOPS", 0);
 		bu_row("fio psync p50 latency", fio_p50, n, "us", 0);
 	}
-	return 0;
+	return o->json ? floors_json(o, keys, names, us, o->fio ? fio_ops : NULL, fio_p50) : 0;
 }
 
 static struct sample job_pin(const struct opts *o, uint64_t seed)
@@ -833,6 +882,7 @@ static void usage(FILE *f)
 	        "  --no-fio         skip the fio references\n"
 	        "  --floors         only the machine's mechanism costs (userfaultfd, SIGBUS and\n"
 	        "                   kernel faults, mapping and unmapping, memcpy, fio psync)\n"
+	        "  --json PATH      with --floors: also write their medians to PATH, by key\n"
 	        "  --hot SIZE       only random 4 KiB reads of the first SIZE bytes once resident:\n"
 	        "                   ringpager with 4 KiB and 2 MiB pages (needs huge pages\n"
 	        "                   reserved), the kernel's mmap\n"
@@ -856,7 +906,7 @@ int main(int argc, char **argv)
 	    BU_OPT("pins", BU_COUNT, &o.pins),       BU_OPT("minor", BU_SIZE4K, &o.minor_bytes),
 	    BU_OPT("runtime", BU_SECONDS, &o.runtime), BU_OPT("no-fio", BU_CLEAR, &o.fio),
 	    BU_OPT_MAX("lone", BU_COUNT, &o.lone, LONE_MAX),
-	    BU_OPT("floors", BU_SET, &o.floors),
+	    BU_OPT("floors", BU_SET, &o.floors),     BU_OPT("json", BU_STR, &o.json),
 	    BU_OPT("hot", BU_SIZE4K, &o.hot),        BU_OPT("reads", BU_COUNT, &o.reads),
 	    BU_OPT_MAX("hot-bs", BU_COUNT, &o.hot_bs, 4096),
 	    BU_OPT("hot-chase", BU_SET, &o.hot_chase),
@@ -875,6 +925,10 @@ int main(int argc, char **argv)
 	if (o.fio && !bu_have_fio()) {
 		fprintf(stderr, "vmbench: fio not found: references skipped (--no-fio to silence)\n");
 		o.fio = false;
+	}
+	if (o.json && !o.floors) {
+		fprintf(stderr, "vmbench: --json goes with --floors\n");
+		return 2;
 	}
 	if (o.floors)
 		return run_floors(&o);
