@@ -377,6 +377,10 @@ void tu_config_init(rp_config *cfg)
 	const char *mode = getenv("RP_TEST_FAULT_MODE");
 
 	rp_config_init(cfg);
+	/* 4 KiB pages whatever the machine has reserved: hugepages=auto would take 2 MiB pages
+	 * that another process reserved meanwhile, and refuse the tests' small pools. The tests
+	 * of huge pages ask for them. */
+	cr_assert_eq(rp_config_set(cfg, "hugepages", "off"), 0, "%s", rp_errmsg());
 	if (mode && *mode)
 		cr_assert_eq(rp_config_set(cfg, "fault_mode", mode), 0, "%s", rp_errmsg());
 }

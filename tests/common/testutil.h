@@ -105,8 +105,8 @@ struct tu_done {
 void tu_done_fn(void *arg, int result);
 int tu_done_wait(struct tu_done *d);
 
-/* rp_config_init, then fault_mode from RP_TEST_FAULT_MODE when set: meson runs the vm
- * suites once per fault mode (tests/meson.build). */
+/* rp_config_init with hugepages=off, then fault_mode from RP_TEST_FAULT_MODE when set:
+ * meson runs the vm suites once per fault mode (tests/meson.build). */
 void tu_config_init(rp_config *cfg);
 /* Sets dirty_tracking; wp_sync also sets fault_mode=uffd, the only mode it runs in. */
 void tu_config_dirty(rp_config *cfg, const char *mode);
