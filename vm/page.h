@@ -14,6 +14,9 @@
  *   bit   5      redirtied: WRITING, and written again since its writeout took it
  *   bit   6      read ahead and not used yet: loaded by a readahead window and mapped in
  *                no mapping since (the first touch maps it and clears the bit); LOADED only
+ *   bit   7      in the alias: a copy (rp_read, rp_write) mapped it in the engine's alias
+ *                mapping, where it stays until the page leaves; a hint, never needed for
+ *                correctness: writeout copies such a page with memcpy, not pread(2)
  *   bits  8..19  pin count (rp_pin), 0..PG_PIN_MAX
  *   bits 20..63  aux: LOADING -> the struct vm_load in flight, shifted right by 4;
  *                     POISONED -> the positive errno of the failed load
@@ -95,6 +98,7 @@ enum vm_page_state {
 #define PG_REF        (1ull << 4)
 #define PG_REDIRTY    (1ull << 5)
 #define PG_RA         (1ull << 6)
+#define PG_ALIAS      (1ull << 7)
 #define PG_PIN_SHIFT  8
 #define PG_PIN_MAX    0xfffull
 #define PG_PIN_MASK   (PG_PIN_MAX << PG_PIN_SHIFT)

@@ -589,10 +589,16 @@ int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool wri
 		if (n != 1 || cp.filled != 1)
 			err = copy(fh, pos, (char *)buf + done, cnt, write, cp.loaded);
 		pthread_mutex_lock(&fh->lock);
-		/* After the copy: a writeout that took a page meanwhile sees it written again. */
-		if (write && !err)
-			for (uint64_t p = first; p <= (pos + cnt - 1) / psz; p++)
+		/* After the copy: a writeout that took a page meanwhile sees it written again.
+		 * Pages copied through the alias are mapped there now (PG_ALIAS). */
+		for (uint64_t p = first; !err && p <= (pos + cnt - 1) / psz; p++) {
+			if (write)
 				(void)vm_dirty_mark(fh, p);
+			const uint64_t w = pagemap_get(&fh->pm, p);
+
+			if ((!cp.loaded || psz != RAM_PAGE_4K) && !(w & PG_ALIAS))
+				(void)vm_page_set(fh, p, w | PG_ALIAS);
+		}
 		pins_drop(fh, first, n);
 		if (--fh->copies == 0)
 			pthread_cond_broadcast(&fh->cv);

@@ -96,13 +96,14 @@ static void wo_fail(struct vm_wo *wo, int err)
 	(void)atomic_compare_exchange_strong(&wo->err, &zero, err);
 }
 
-/* Adds page idx to the runs: extends the last run or opens a new one. */
-static int runs_add(struct vm_wo *wo, size_t *cap, uint64_t idx, uint64_t max)
+/* Adds page idx (word w) to the runs: extends the last run or opens a new one. */
+static int runs_add(struct vm_wo *wo, size_t *cap, uint64_t idx, uint64_t w, uint64_t max)
 {
 	struct vm_wrun *r = wo->nruns ? &wo->runs[wo->nruns - 1] : NULL;
 
 	if (r && r->first + r->n == idx && r->n < max) {
 		r->n++;
+		r->alias = r->alias && (w & PG_ALIAS);
 		return 0;
 	}
 	if (wo->nruns == *cap) {
@@ -120,6 +121,7 @@ static int runs_add(struct vm_wo *wo, size_t *cap, uint64_t idx, uint64_t max)
 	r->wo = wo;
 	r->first = idx;
 	r->n = 1;
+	r->alias = (w & PG_ALIAS) != 0;
 	return 0;
 }
 
@@ -176,7 +178,7 @@ static void wo_start(struct vm_wo *wo)
 		if (pg_state(w) != PG_DIRTY ||
 		    (cold && ((w & PG_REF) || pg_pins(w) || idx >= cold_end)))
 			continue;
-		if (runs_add(wo, &cap, idx, max) < 0) {
+		if (runs_add(wo, &cap, idx, w, max) < 0) {
 			wo_fail(wo, vm_errf(-ENOMEM, "out of memory for the writeout's runs"));
 			free(wo->runs);
 			wo->runs = NULL;
@@ -379,12 +381,13 @@ static size_t run_bytes(const struct vm_wrun *r, const struct rp_store *st, size
 	return (size_t)len;
 }
 
-/* Where run r's bytes are written from: a copy in service thread s's staging area, read
- * from the RAM handle's memfd with pread(2), where there is room; the alias (buf)
- * otherwise. A write from the alias maps each page there for the device (the kernel
- * faults it in while it pins the pages), which on a machine where a page-table entry is
- * dear costs more than the copy; a commit's pages fit the area (docs/benchmarks.md, "A
- * commit's writes"). */
+/* Where run r's bytes are written from: a copy in service thread s's staging area, where
+ * there is room; the alias (buf) otherwise. A write from the alias maps each page there
+ * for the device (the kernel faults it in while it pins the pages), which on a machine
+ * where a page-table entry is dear costs more than the copy; a commit's pages fit the
+ * area (docs/benchmarks.md, "A commit's writes"). The copy is a memcpy from the alias
+ * where a copy (rp_write, rp_read) mapped every page of the run there already (PG_ALIAS),
+ * a pread(2) of the RAM handle's memfd otherwise, which maps nothing. */
 static void *wrun_stage(struct vm_wrun *r, struct vm_service *s, void *buf, size_t len)
 {
 	const struct rp_fileh *fh = r->wo->fh;
@@ -397,7 +400,9 @@ static void *wrun_stage(struct vm_wrun *r, struct vm_service *s, void *buf, size
 
 	if (!p)
 		return buf;
-	if (pread(fh->ram->fd, p, len, (off_t)(r->first * fh->vm->psz)) != (ssize_t)len) {
+	if (r->alias)
+		memcpy(p, fh->ram->alias + r->first * fh->vm->psz, len);
+	else if (pread(fh->ram->fd, p, len, (off_t)(r->first * fh->vm->psz)) != (ssize_t)len) {
 		vm_service_wstage_put(s);
 		return buf;
 	}

@@ -18,6 +18,7 @@ struct vm_wrun {
 	struct vm_job job; /* first member */
 	struct vm_wo *wo;
 	uint64_t first, n; /* pages */
+	bool alias;        /* each page mapped in the alias by a copy (PG_ALIAS) when taken */
 	int err;
 	atomic_int done; /* custom stores: rp_store_done called */
 	struct vm_service *stage; /* written from this thread's staging area (vm/writeout.c) ... */

@@ -675,6 +675,59 @@ Test(rw, copies_go_through_the_alias_and_leave_with_the_page)
 	tu_unlink(path);
 }
 
+/* A writeout copies a run into its staging area from the alias when copies mapped every
+ * page of it there (PG_ALIAS, vm/writeout.c), with pread otherwise: it maps nothing in the
+ * alias that a copy did not, and the file gets the bytes either way. */
+Test(rw, a_writeout_copies_from_the_alias_only_what_a_copy_mapped_there)
+{
+	enum { PAGES = 8 };
+	rp_engine *eng = engine(64 * PG);
+	rp_store *st;
+	rp_fileh *fh;
+	char *path = tu_scratch_file("rw_stage", PAGES * PG, 35), buf[PG], back[PG];
+
+	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fh), 0, "%s", rp_errmsg());
+	const char *alias = vm_test_alias(fh);
+
+	/* page 2 written once (cold: pwrite), page 5 twice (then through the alias), pages 6
+	 * and 7 once each then again together: one run of two pages, both in the alias */
+	memset(buf, 'a', PG);
+	cr_assert_eq(rp_write(fh, 2 * PG, buf, PG), (ssize_t)PG, "%s", rp_errmsg());
+	cr_assert_eq(rp_write(fh, 5 * PG, buf, PG), (ssize_t)PG, "%s", rp_errmsg());
+	memset(buf, 'b', PG);
+	cr_assert_eq(rp_write(fh, 5 * PG, buf, PG), (ssize_t)PG, "%s", rp_errmsg());
+	for (int i = 6; i < 8; i++)
+		cr_assert_eq(rp_write(fh, (uint64_t)i * PG, buf, PG), (ssize_t)PG, "%s", rp_errmsg());
+	for (int i = 6; i < 8; i++)
+		cr_assert_eq(rp_write(fh, (uint64_t)i * PG, buf, PG), (ssize_t)PG, "%s", rp_errmsg());
+	cr_assert_eq(tu_present_pages(alias + 2 * PG, PG), 0, "a cold write maps nothing");
+	cr_assert_eq(tu_present_pages(alias + 5 * PG, 3 * PG), 3, "resident writes map theirs");
+	cr_assert_eq(rp_writeout(fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC),
+	             0, "%s", rp_errmsg());
+	cr_assert_eq(tu_present_pages(alias + 2 * PG, PG), 0, "the writeout mapped nothing");
+	int fd = open(path, O_RDONLY);
+
+	cr_assert_geq(fd, 0);
+	const struct {
+		int page;
+		char c;
+	} want[] = {{2, 'a'}, {5, 'b'}, {6, 'b'}, {7, 'b'}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		cr_assert_eq(pread(fd, back, PG, (off_t)want[i].page * PG), (ssize_t)PG);
+		cr_assert(back[0] == want[i].c && back[PG - 1] == want[i].c, "page %d on disk",
+		          want[i].page);
+	}
+	/* an untouched neighbour keeps the file's bytes */
+	cr_assert_eq(pread(fd, back, PG, 4 * PG), (ssize_t)PG);
+	tu_expect_fill(back, PG, 35, 4 * PG);
+	close(fd);
+	cr_assert_eq(rp_fileh_close(fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_close(st), 0, "%s", rp_errmsg());
+	rp_engine_close(eng);
+	tu_unlink(path);
+}
+
 /* A pool that cannot make room (every page dirty, dirty_policy=keep) reaches rp_write and
  * rp_read as -ENOMEM after reclaim_wait, never as a signal. */
 Test(rw, full_pool_is_a_return_value)
