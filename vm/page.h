@@ -67,7 +67,8 @@
  *             bit (vm_load_finish, the minor fault, pins). So a clear bit survives
  *             only while nobody touches the page, and evicting it races with no write.
  *             The converse does not hold: a page read ahead (bit 6) is referenced, as
- *             every new page is for one pass of the hand, yet mapped nowhere.
+ *             every new page is for one pass of the hand, yet mapped nowhere. The alias
+ *             bit (7) is set on resident pages only.
  *   DIRTY     resident, and modified since it was loaded or last stored: never released
  *             except by invalidate, discard or closing the handle.
  *   WRITING   a writeout is writing it from the alias: its RAM must stay (invalidate and
@@ -177,6 +178,7 @@ static inline void vm_page_check(uint64_t w)
 	assert(!(w & PG_REDIRTY) || pg_state(w) == PG_WRITING);
 	assert(!(w & PG_REF) || pg_resident(w));
 	assert(!(w & PG_RA) || pg_state(w) == PG_LOADED);
+	assert(!(w & PG_ALIAS) || pg_resident(w));
 	assert(!(w & PG_RA_MARK) || pg_state(w) == PG_LOADING || pg_resident(w));
 }
 
