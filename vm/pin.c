@@ -542,11 +542,11 @@ void vm_unpin_all(struct rp_mapping *m)
  * cold page's one copy through the alias would pay the minor fault and the new page-table
  * entry, dear on a VM (docs/benchmarks.md, "Copies through the alias"). The alias's
  * mapping of a page goes with the page when it is evicted. hugetlbfs takes no write(2):
- * always the alias there. Returns 0 or -errno. */
+ * always the alias there. vm_rw decides which (`alias`). Returns 0 or -errno. */
 static int copy(struct rp_fileh *fh, uint64_t pos, char *buf, size_t len, bool write,
-                bool cold)
+                bool alias)
 {
-	if (cold && fh->vm->psz == RAM_PAGE_4K)
+	if (!alias)
 		return rpio_fd_rw(fh->ram->fd, buf, len, pos, write);
 	if (write)
 		memcpy(fh->ram->alias + pos, buf, len);
@@ -586,8 +586,10 @@ int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool wri
 		fh->copies++; /* the alias stays where it is (rp_fileh_resize waits) */
 		pthread_mutex_unlock(&fh->lock);
 		/* One new page, made of the bytes (struct pin_copy): written already. */
+		const bool alias = !cp.loaded || psz != RAM_PAGE_4K;
+
 		if (n != 1 || cp.filled != 1)
-			err = copy(fh, pos, (char *)buf + done, cnt, write, cp.loaded);
+			err = copy(fh, pos, (char *)buf + done, cnt, write, alias);
 		pthread_mutex_lock(&fh->lock);
 		/* After the copy: a writeout that took a page meanwhile sees it written again.
 		 * Pages copied through the alias are mapped there now (PG_ALIAS). */
@@ -596,7 +598,7 @@ int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool wri
 				(void)vm_dirty_mark(fh, p);
 			const uint64_t w = pagemap_get(&fh->pm, p);
 
-			if ((!cp.loaded || psz != RAM_PAGE_4K) && !(w & PG_ALIAS))
+			if (alias && !(w & PG_ALIAS))
 				(void)vm_page_set(fh, p, w | PG_ALIAS);
 		}
 		pins_drop(fh, first, n);

@@ -234,7 +234,6 @@ static void take_jobs(struct vm_service *s)
 	}
 }
 
-/* Completes every finished request; returns how many. */
 /* Completes n reaped requests through their jobs' ops (a fault's read counted off). */
 static void finish_cqes(struct vm_service *s, const struct rpio_cqe *cqe, int n)
 {
@@ -247,6 +246,7 @@ static void finish_cqes(struct vm_service *s, const struct rpio_cqe *cqe, int n)
 	}
 }
 
+/* Completes every finished request; returns how many. */
 static int reap(struct vm_service *s)
 {
 	struct rpio_cqe cqe[SVC_CQES];
