@@ -246,7 +246,10 @@ struct vm {
 	 * faulting threads' affinity when listen_chosen (vm/service.c says how) */
 	_Atomic uint64_t listen_mask;
 	bool listen_chosen;
-	_Atomic uint64_t listen_all_ns; /* when a thread not bound to one CPU last faulted */
+	bool no_thread_cpu;             /* VM_NO_THREAD_CPU */
+	_Atomic uint64_t listen_all_ns; /* when a thread whose CPU is not known last faulted */
+	_Atomic uint32_t unbound_tid;   /* the unbound faulting thread asked about last ... */
+	_Atomic uint64_t unbound_ns;    /* ... when */
 	atomic_bool stopping;
 
 	struct vm_reclaim rc;

@@ -42,6 +42,9 @@ const char *vm_dirty_name(enum vm_dirty_mode d);
 #define VM_FORCE_PWRITE 16u
 /* service threads get no bounce pages: faults read into the alias, as when all are in use */
 #define VM_NO_BOUNCE 32u
+/* the CPU an unbound faulting thread runs on is not read: every service thread listens
+ * for it, as where /proc cannot be read (vm/service.c, "Who listens") */
+#define VM_NO_THREAD_CPU 64u
 
 #define VM_MAX_FAULT_THREADS 64
 /* The longest a synchronous writeout's caller polls for its end before it sleeps. */

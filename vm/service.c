@@ -22,18 +22,23 @@
  *
  * Who listens (listen_mask). Waking a service thread on another, idle CPU is an
  * inter-processor interrupt that the faulting thread sends before it blocks, for a
- * thread that then finds nothing to read. Where the faulting thread will fault next is
- * known for certain only when it is bound to one CPU, which docs/tuning.md asks of
- * threads that fault. So: each fault message names its thread (UFFD_FEATURE_THREAD_ID);
- * the thread's CPU affinity is asked (sched_getaffinity, at most once per LISTEN_ASK_NS
- * for the same thread); a thread bound to one CPU that has a service thread makes only
- * that one listen, any other thread makes all listen, and what a thread asked for lasts
- * LISTEN_KEEP_NS after its last fault (a thread bound elsewhere since has left its old
- * CPU at once). Unbound faulting threads thus keep every service thread listening: a
- * guess at their CPU that the scheduler makes wrong costs a fault served across CPUs,
- * dearer than the interrupt (docs/benchmarks.md, "Design choices", has what was tried).
- * The set is never empty; a service thread whose bit changes is kicked, since a thread
- * asleep in poll(2) keeps the descriptors it went to sleep with.
+ * thread that then finds nothing to read. So each fault message names its thread
+ * (UFFD_FEATURE_THREAD_ID), and at most once per LISTEN_ASK_NS for the same thread a
+ * service thread asks, after serving the fault, where that thread faults:
+ *   - bound to one CPU (sched_getaffinity), that CPU, for certain;
+ *   - otherwise the CPU it last ran on (/proc/self/task/TID/stat), the one it faulted on.
+ *     Its next fault mostly comes from there too: a thread that waits for a disk read in
+ *     a fault sleeps through it, and that CPU has gone idle when the thread is woken.
+ * That CPU's service thread then listens, for LISTEN_KEEP_NS after the thread's last
+ * fault; a thread seen on another CPU since has left its old one at once. A thread whose
+ * CPU cannot be told (no service thread there, /proc unreadable, VM_NO_THREAD_CPU) makes
+ * all listen, and so do two unbound threads faulting within LISTEN_KEEP_NS of each other:
+ * each served from its own CPU alone, one that moves or shares a CPU waits on the other's
+ * service thread, which measured slower. A thread that moved meanwhile wakes the old CPU's thread, which serves it
+ * from there (the interrupt it saved, paid once) until the next ask. The set is never
+ * empty; a service thread whose bit changes is kicked, since a thread asleep in poll(2)
+ * keeps the descriptors it went to sleep with. docs/benchmarks.md ("Who listens") has
+ * the figures and what was tried.
  *
  * Where atomic writeouts go (vm_service_hand_wo). Their thread blocks in the redo log's
  * write and fdatasync and sleeps until the writes in place and their fdatasync complete,
@@ -70,6 +75,8 @@
 #include "compat/kernel.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
@@ -84,8 +91,9 @@
 #define SVC_WSTAGE_BYTES (1ul << 20) /* write staging area per thread */
 #define SVC_CQES 64
 #define VM_LEND_MAX 16 /* queues lent to application threads at most */
-#define LISTEN_ASK_NS (1000000ull)         /* a thread's affinity asked at most this often */
+#define LISTEN_ASK_NS (1000000ull)         /* where a thread faults, asked at most this often */
 #define LISTEN_KEEP_NS (100 * 1000000ull)  /* a CPU (or all) listens this long after ... */
+#define SVC_ASKED 8 /* faulting threads whose last ask each service thread remembers */
 
 struct vm_service {
 	struct vm *vm;
@@ -117,11 +125,14 @@ struct vm_service {
 	bool lent;
 	struct vm_service *lnext, *lall;
 	/* Who listens (the comment at the top) */
-	_Atomic uint64_t seen_ns;  /* ... a thread bound to this CPU faulted last, ... */
+	_Atomic uint64_t seen_ns;  /* ... a thread that faults on this CPU was seen last, ... */
 	_Atomic uint32_t seen_tid; /* ... this one */
 	_Atomic bool polls_uffd;   /* it went to sleep in poll(2) with the userfaultfd */
-	uint32_t ask_tid;          /* the faulting thread whose affinity this thread asked ... */
-	uint64_t ask_ns;           /* ... when */
+	/* The faulting threads this thread asked about last, and when (oldest replaced) */
+	struct {
+		uint32_t tid;
+		uint64_t ns;
+	} asked[SVC_ASKED];
 	/* start-up handshake */
 	pthread_mutex_t ready_lock;
 	pthread_cond_t ready_cv;
@@ -273,14 +284,55 @@ static unsigned svc_count(const struct vm *vm)
 	return __atomic_load_n(&vm->nsvc, __ATOMIC_ACQUIRE);
 }
 
-/* The service thread of the one CPU that thread tid is bound to, or -1: not bound to one
- * CPU, no service thread there, or gone. */
-static int bound_service(const struct vm *vm, uint32_t tid)
+/* The CPU that thread tid of this process last ran on (field 39 of its stat), or -1. */
+static int thread_cpu(uint32_t tid)
+{
+	char path[64], buf[1024];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%" PRIu32 "/stat", tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* The name (field 2) is in parentheses and may hold any byte: count from its end. */
+	const char *p = strrchr(buf, ')');
+
+	for (int field = 2; p && field < 39; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || p[1] < '0' || p[1] > '9')
+		return -1;
+	return atoi(p + 1);
+}
+
+/* The service thread that should listen for thread tid (the comment at the top): that of
+ * the one CPU it is bound to, else that of the CPU it last ran on; -1 when there is none,
+ * the thread is gone, its CPU cannot be told, or another unbound thread faulted within
+ * LISTEN_KEEP_NS. */
+static int listener_of(struct vm *vm, uint32_t tid, uint64_t now)
 {
 	cpu_set_t set;
 
-	if (sched_getaffinity((pid_t)tid, sizeof(set), &set) < 0 || CPU_COUNT(&set) != 1)
+	if (sched_getaffinity((pid_t)tid, sizeof(set), &set) < 0)
 		return -1;
+	if (CPU_COUNT(&set) != 1) {
+		/* another unbound thread faulted lately: all listen (the comment at the top) */
+		const uint32_t other = atomic_exchange(&vm->unbound_tid, tid);
+		const uint64_t when = atomic_exchange(&vm->unbound_ns, now);
+
+		if (other != tid && other && now - when < LISTEN_KEEP_NS)
+			return -1;
+		const int cpu = vm->no_thread_cpu ? -1 : thread_cpu(tid);
+
+		if (cpu < 0 || cpu >= CPU_SETSIZE)
+			return -1;
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+	}
 	for (unsigned i = 0; i < svc_count(vm); i++)
 		if (vm->svc[i].cpu >= 0 && CPU_ISSET(vm->svc[i].cpu, &set))
 			return (int)i;
@@ -294,12 +346,21 @@ static void listen_for(struct vm_service *s, uint32_t tid)
 {
 	struct vm *vm = s->vm;
 	uint64_t now = vm_now_ns(), mask = 0;
+	unsigned slot = 0;
 
-	if (tid == s->ask_tid && now - s->ask_ns < LISTEN_ASK_NS)
-		return;
-	s->ask_tid = tid;
-	s->ask_ns = now;
-	int at = bound_service(vm, tid);
+	for (unsigned i = 0; i < SVC_ASKED; i++) {
+		if (s->asked[i].tid == tid) {
+			if (now - s->asked[i].ns < LISTEN_ASK_NS)
+				return;
+			slot = i;
+			break;
+		}
+		if (s->asked[i].ns < s->asked[slot].ns)
+			slot = i;
+	}
+	s->asked[slot].tid = tid;
+	s->asked[slot].ns = now;
+	int at = listener_of(vm, tid, now);
 
 	if (at < 0)
 		atomic_store_explicit(&vm->listen_all_ns, now, memory_order_relaxed);
@@ -344,14 +405,15 @@ static void read_faults(struct vm_service *s)
 			uint64_t addr = msg[i].arg.pagefault.address & ~(uint64_t)(vm->psz - 1);
 			uint64_t flags = msg[i].arg.pagefault.flags;
 
-			if (vm->listen_chosen)
-				listen_for(s, msg[i].arg.pagefault.feat.ptid);
-
 			if (flags & UFFD_PAGEFAULT_FLAG_WP)
 				vm->fault_ops->wp_fault(vm, addr);
 			else
 				vm->fault_ops->fault(vm, s, addr, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
 				                     0);
+			/* After the fault: a cold one's read is in flight meanwhile, and a minor
+			 * one's thread is awake again, on the CPU its next fault will come from. */
+			if (vm->listen_chosen)
+				listen_for(s, msg[i].arg.pagefault.feat.ptid);
 		}
 		if ((size_t)n < sizeof(msg))
 			return;

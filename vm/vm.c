@@ -98,6 +98,7 @@ int vm_open(struct vm **out, const struct vm_params *p)
 	vm->fault_self = p->fault_self;
 	vm->no_copy = (p->flags & VM_FORCE_PWRITE) != 0;
 	vm->no_bounce = (p->flags & VM_NO_BOUNCE) != 0;
+	vm->no_thread_cpu = (p->flags & VM_NO_THREAD_CPU) != 0;
 	err = vm_uffd_open(vm, p->flags, p->dirty, why, sizeof(why));
 	if (err) {
 		vm_release(vm);

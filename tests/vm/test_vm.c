@@ -1129,9 +1129,12 @@ Test(vm, fault_spin_long_serves_faults_and_pins)
 
 /* Who listens on the userfaultfd (vm/service.c): a thread bound to one CPU is served by
  * that CPU's service thread alone; bound to another since, by the other's; unbound, by
- * all. The touches run on a thread of their own that the test waits for with a deadline: a
- * service thread left out of the set while it should listen would leave a fault unserved
- * for ever (a missing kick does that), and the deadline turns the hang into a failure. */
+ * the thread of the CPU it faulted on, or by all where that CPU is not read
+ * (VM_NO_THREAD_CPU). Each phase's first fault comes from a CPU the set was not chosen
+ * for, and is served by the thread that listens. The touches run on a thread of their own
+ * that the test waits for with a deadline: a service thread left out of the set while it
+ * should listen would leave a fault unserved for ever (a missing kick does that), and the
+ * deadline turns the hang into a failure. */
 #define LISTEN_PHASES 5
 
 struct listen_run {
@@ -1183,7 +1186,7 @@ static uint64_t service_bit(const struct vm *vm, int cpu)
 	return 0;
 }
 
-Test(vm, a_thread_bound_to_one_cpu_is_served_by_that_cpus_service_thread)
+static void listen_phases(unsigned flags)
 {
 	struct fixture f = {0};
 	struct listen_run r = {.failed_bind = -2};
@@ -1196,7 +1199,7 @@ Test(vm, a_thread_bound_to_one_cpu_is_served_by_that_cpus_service_thread)
 			cpus[n++] = c;
 	if (n < 2)
 		cr_skip_test("needs two CPUs, this process may use one");
-	fixture_file(&f, "vm_listen", 4 << 20, 61, 0);
+	fixture_file(&f, "vm_listen", 4 << 20, 61, flags);
 	r.vm = vm_test_vm(f.fh);
 	if (!vm_test_listen_chosen(r.vm)) {
 		const bool self = vm_test_fault_self(r.vm);
@@ -1237,11 +1240,102 @@ Test(vm, a_thread_bound_to_one_cpu_is_served_by_that_cpus_service_thread)
 	cr_expect_eq(r.mask[1], b0, "bound to CPU %d since: 0x%llx", cpus[0],
 	             (unsigned long long)r.mask[1]);
 	cr_expect_eq(r.mask[2], b1, "and back: 0x%llx", (unsigned long long)r.mask[2]);
-	cr_expect_eq(r.mask[3], all, "unbound, all listen: 0x%llx", (unsigned long long)r.mask[3]);
-	/* All for LISTEN_KEEP_NS after the unbound thread's last fault, then only its CPU's:
-	 * which one it is depends on how long the phase took. */
-	cr_expect(r.mask[4] == all || r.mask[4] == b0, "bound to CPU %d again: 0x%llx", cpus[0],
-	          (unsigned long long)r.mask[4]);
+	if (flags & VM_NO_THREAD_CPU) {
+		cr_expect_eq(r.mask[3], all, "unbound, its CPU not read, all listen: 0x%llx",
+		             (unsigned long long)r.mask[3]);
+		/* All for LISTEN_KEEP_NS after the unbound thread's last fault, then only its
+		 * CPU's: which one it is depends on how long the phase took. */
+		cr_expect(r.mask[4] == all || r.mask[4] == b0, "bound to CPU %d again: 0x%llx",
+		          cpus[0], (unsigned long long)r.mask[4]);
+	} else {
+		/* the CPU it ran on when last asked: either, but one */
+		cr_expect(r.mask[3] == b0 || r.mask[3] == b1,
+		          "unbound, the thread of the CPU it faulted on listens: 0x%llx",
+		          (unsigned long long)r.mask[3]);
+		cr_expect_eq(r.mask[4], b0, "bound to CPU %d again, it alone: 0x%llx", cpus[0],
+		             (unsigned long long)r.mask[4]);
+	}
+	rp_unmap(m);
+	fixture_close(&f);
+}
+
+Test(vm, a_thread_bound_to_one_cpu_is_served_by_that_cpus_service_thread)
+{
+	listen_phases(0);
+}
+
+Test(vm, a_thread_whose_cpu_is_not_read_is_served_by_every_service_thread)
+{
+	listen_phases(VM_NO_THREAD_CPU);
+}
+
+/* Two unbound threads faulting within LISTEN_KEEP_NS make every service thread listen:
+ * each served from the CPU it faulted on alone waits on another's service thread when it
+ * moves or shares a CPU (vm/service.c, listener_of). Both fault from the same CPU here (each
+ * bound there a moment, then allowed every CPU again), where the CPU of each alone would
+ * make only that CPU's thread listen. */
+struct unbound_touch {
+	char *a;
+	uint64_t first;
+	int cpu;
+	cpu_set_t all;
+	int err;
+};
+
+static void *unbound_touch(void *arg)
+{
+	struct unbound_touch *u = arg;
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(u->cpu, &one);
+	if ((u->err = pthread_setaffinity_np(pthread_self(), sizeof(one), &one)) ||
+	    (u->err = pthread_setaffinity_np(pthread_self(), sizeof(u->all), &u->all)))
+		return NULL;
+	for (uint64_t p = u->first; p < u->first + 64; p++) {
+		volatile char c = u->a[p * PG];
+
+		(void)c;
+	}
+	return NULL;
+}
+
+Test(vm, two_unbound_threads_faulting_make_every_service_thread_listen)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+	cpu_set_t all;
+	pthread_t th[2];
+
+	cr_assert_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	if (CPU_COUNT(&all) < 2)
+		cr_skip_test("needs two CPUs, this process may use one");
+	fixture_file(&f, "vm_listen2", 4 << 20, 62, 0);
+	const struct vm *vm = vm_test_vm(f.fh);
+
+	if (!vm_test_listen_chosen(vm)) {
+		fixture_close(&f);
+		cr_skip_test("every service thread listens here");
+	}
+	cr_assert_eq(rp_map(f.fh, 0, 4 << 20, PROT_READ, &m), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_advise(m, 0, 4 << 20, RP_ADVICE_RANDOM), 0, "%s", rp_errmsg());
+	int cpu = 0;
+
+	while (!CPU_ISSET(cpu, &all))
+		cpu++;
+	struct unbound_touch u[2] = {{rp_mapping_addr(m), 0, cpu, all, 0},
+	                             {rp_mapping_addr(m), 512, cpu, all, 0}};
+
+	for (int i = 0; i < 2; i++) { /* one after the other: each alone on the CPU */
+		cr_assert_eq(pthread_create(&th[i], NULL, unbound_touch, &u[i]), 0);
+		pthread_join(th[i], NULL);
+		cr_assert_eq(u[i].err, 0, "binding: %s", strerror(u[i].err));
+	}
+	cr_expect_eq(vm_test_listen_mask(vm), vm_listen_all(vm),
+	             "two unbound threads faulted, yet only 0x%llx listen",
+	             (unsigned long long)vm_test_listen_mask(vm));
+	tu_expect_fill(rp_mapping_addr(m), 64 * PG, 62, 0);
+	tu_expect_fill((char *)rp_mapping_addr(m) + 512 * PG, 64 * PG, 62, 512 * PG);
 	rp_unmap(m);
 	fixture_close(&f);
 }
