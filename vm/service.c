@@ -34,11 +34,12 @@
  * CPU cannot be told (no service thread there, /proc unreadable, VM_NO_THREAD_CPU) makes
  * all listen, and so do two unbound threads faulting within LISTEN_KEEP_NS of each other:
  * each served from its own CPU alone, one that moves or shares a CPU waits on the other's
- * service thread, which measured slower. A thread that moved meanwhile wakes the old CPU's thread, which serves it
- * from there (the interrupt it saved, paid once) until the next ask. The set is never
- * empty; a service thread whose bit changes is kicked, since a thread asleep in poll(2)
- * keeps the descriptors it went to sleep with. docs/benchmarks.md ("Who listens") has
- * the figures and what was tried.
+ * service thread, which measured slower. A thread that moved meanwhile wakes the old
+ * CPU's thread, which serves it from there (the interrupt it saved, paid once) until the
+ * next ask. The set is never empty; a service thread whose bit changes is kicked, since
+ * a thread asleep in poll(2) keeps the descriptors it went to sleep with.
+ * docs/benchmarks.md ("Who listens for an unbound thread", and "Who listens" in its
+ * design choices) has the figures and what was tried.
  *
  * Where atomic writeouts go (vm_service_hand_wo). Their thread blocks in the redo log's
  * write and fdatasync and sleeps until the writes in place and their fdatasync complete,
