@@ -593,12 +593,16 @@ int64_t vm_rw(struct rp_fileh *fh, uint64_t off, void *buf, size_t len, bool wri
 		pthread_mutex_lock(&fh->lock);
 		/* After the copy: a writeout that took a page meanwhile sees it written again.
 		 * Pages copied through the alias are mapped there now (PG_ALIAS). */
-		for (uint64_t p = first; !err && p <= (pos + cnt - 1) / psz; p++) {
+		const uint64_t last = (pos + cnt - 1) / psz;
+
+		for (uint64_t p = first; !err && (write || alias) && p <= last; p++) {
 			if (write)
 				(void)vm_dirty_mark(fh, p);
+			if (!alias)
+				continue;
 			const uint64_t w = pagemap_get(&fh->pm, p);
 
-			if (alias && !(w & PG_ALIAS))
+			if (!(w & PG_ALIAS))
 				(void)vm_page_set(fh, p, w | PG_ALIAS);
 		}
 		pins_drop(fh, first, n);
