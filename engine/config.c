@@ -146,6 +146,11 @@ static const struct key keys[] = {
     {"readahead_max", K_SIZE, F(readahead_max), 0, 1ull << 30, false, .def = "32M",
      .doc = "the largest readahead window, bytes (0..1G; `0` turns readahead off); at most a "
             "quarter of `ram_size` is used; docs/design.md"},
+    /* docs/benchmarks.md, "Copied windows" */
+    {"readahead_copy", K_BOOL, F(readahead_copy), 0, 1, false, .def = "true",
+     .doc = "a proven stream's windows are read into staging buffers and copied into place "
+            "(`true`) or read into the pool's pages and mapped (`false`); 4 KiB pages; "
+            "docs/design.md"},
     /* docs/design.md, "Atomic writeout" */
     {"atomic_log_max", K_SIZE, F(atomic_log_max), 1ull << 16, 1ull << 40, false, .def = "64M",
      .doc = "the largest redo log of an `RP_WRITEOUT_ATOMIC` writeout, bytes (64k..1T): a "

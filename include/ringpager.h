@@ -90,6 +90,11 @@ RP_API const char *rp_errmsg(void);
  *   readahead_max  the largest readahead window, bytes with a suffix ("32M", the default:
  *                  docs/benchmarks.md gives the measurements), at most a quarter of
  *                  ram_size is used; "0" turns readahead off.
+ *   readahead_copy "true" (default) or "false": once a stream has proved itself, each
+ *                  run of its windows is read into a service thread's staging buffer and
+ *                  copied into the pool and the mapping with one UFFDIO_COPY, instead of
+ *                  being read into the pool's pages through the engine's alias mapping
+ *                  and then mapped (docs/design.md, "Readahead"). 4 KiB pages only.
  *   fault_spin     whether the thread that waits for a fault's own read (a service
  *                  thread; with fault_mode=sigbus the faulting thread) polls for its
  *                  completion before it sleeps: "auto" (default: both ways are timed as
@@ -151,6 +156,7 @@ typedef struct rp_config {
 	int fault_mode;         /* RP_FAULT_MODE_*: 0 auto, 1 uffd, 2 sigbus */
 	uint64_t atomic_log_max; /* bytes */
 	char atomic_log_dir[RP_PATH_MAX]; /* empty: beside each store */
+	int readahead_copy;     /* a stream's windows staged and copied into place */
 	/* private: tests and benchmarks force fallbacks with it; leave it 0 */
 	unsigned internal_flags;
 } rp_config;
@@ -244,6 +250,8 @@ struct rp_stats {
 	                               dropped by DONTNEED) */
 	uint64_t readahead_windows; /* readahead windows issued */
 	uint64_t readahead_window_avg; /* readahead_pages / readahead_windows, pages */
+	uint64_t readahead_copied;  /* pages read ahead that were copied into place from a
+	                               staging buffer (readahead_copy) */
 	uint64_t fault_reads_slept;  /* reads of a faulting page whose waiter slept ... */
 	uint64_t fault_reads_polled; /* ... and polled for the completion (fault_spin) */
 	uint64_t writeouts_by_caller; /* writeouts that the thread in rp_writeout ran itself

@@ -16,6 +16,7 @@
 #include "vm/load.h"
 #include "vm/readahead.h"
 #include "vm/reclaim.h"
+#include "vm/service.h"
 #include "vm/uffd.h"
 #include "compat/kernel.h"
 
@@ -121,7 +122,13 @@ static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct rp_
 	struct vm *vm = fh->vm;
 	uint64_t end = win->start + win->size, p = win->start, started = 0;
 	uint64_t max_io = fh->store->dev ? fh->store->dev->max_io / vm->psz : win->size;
+	/* With readahead_copy, a proven stream's window is read into a service thread's
+	 * staging slots, and each run put in place and mapped with one UFFDIO_COPY
+	 * (load_place; docs/benchmarks.md, "Copied windows"). */
+	const bool copy = eager && vm->ra_copy && fh->store->dev && vm->psz == RAM_PAGE_4K;
 
+	if (copy && max_io > VM_RSTAGE_BYTES / vm->psz)
+		max_io = VM_RSTAGE_BYTES / vm->psz;
 	if (!max_io)
 		max_io = 1;
 	while (p < end) {
@@ -134,12 +141,14 @@ static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct rp_
 			p++;
 			continue;
 		}
-		struct vm_load *ld = vm_load_start(fh, p, n, 0, &err);
+		struct vm_load *ld = vm_load_start(fh, p, n, copy ? VM_LOAD_STAGED : 0, &err);
 
 		if (!ld)
 			break;
 		ld->ra = true;
 		ld->eager = eager;
+		if (copy)
+			ld->dst = eager;
 		if (win->mark >= p && win->mark < p + n) {
 			uint64_t w = pagemap_get(&fh->pm, win->mark);
 

@@ -57,14 +57,29 @@ static void fh_set_run(struct rp_fileh *fh, uint64_t first, uint64_t n, uint64_t
 void (*vm_pin_hook)(struct rp_fileh *fh);
 void (*vm_load_finish_hook)(struct rp_fileh *fh);
 
+/* Gives a staged load's buffer back to the service thread it came from. */
+static void load_staging_put(struct vm_load *ld)
+{
+	if (ld->npages == 1)
+		vm_service_bounce_put(ld->bsvc, ld->src);
+	else
+		vm_service_rstage_put(ld->bsvc, ld->src);
+}
+
 /* A load as a service thread's job. A staged load is read into one of the thread's
- * bounce pages; when none is free, into the alias like any other load. */
+ * bounce pages (a lone page) or staging slots (a run of a stream's window; it waits for
+ * one while all are held by runs in flight); where there is none, into the alias like any
+ * other load. */
 static int load_job_issue(struct vm_job *job, struct vm_service *s)
 {
 	struct vm_load *ld = (struct vm_load *)job;
 
 	if (ld->staged && !ld->src) {
-		ld->src = vm_service_bounce_get(s);
+		if (ld->npages == 1)
+			ld->src = vm_service_bounce_get(s);
+		else if (ld->npages * ld->fh->vm->psz <= VM_RSTAGE_BYTES &&
+		         !(ld->src = vm_service_rstage_get(s)) && vm_service_rstage_held(s))
+			return -EAGAIN; /* issued when a run in flight gives its slot back */
 		if (ld->src)
 			ld->bsvc = s;
 		else
@@ -73,7 +88,7 @@ static int load_job_issue(struct vm_job *job, struct vm_service *s)
 	int r = vm_load_issue(ld, vm_service_queue(s));
 
 	if (r == -EBUSY && ld->bsvc) { /* tried again later, with a page then */
-		vm_service_bounce_put(s, ld->src);
+		load_staging_put(ld);
 		ld->src = NULL;
 		ld->bsvc = NULL;
 	}
@@ -290,14 +305,45 @@ static void load_unmark(struct rp_fileh *fh, struct vm_load *ld)
 	atomic_fetch_sub_explicit(&vm->ctr.bytes_read, ld->npages * vm->psz, memory_order_relaxed);
 }
 
-/* A staged load's page, read into ld->src, goes into the RAM handle: with one ioctl that
- * allocates, fills and maps it in the mapping that faulted and wakes the threads waiting
- * there (UFFDIO_COPY), or, where that cannot be (the mapping went, a page is there
- * already), with pwrite(2), to be mapped as any other load's. Under fh->lock, so that the
- * mapping cannot go meanwhile. The copy wakes its faults, so the page is marked in
- * (state, counters) first: a woken thread that reads rp_stats or the page's state sees
- * it in, as it does when the wake-up comes after (one ioctl less per cold fault). *in
- * says whether the page is marked in (never on an error). */
+/* A staged run into ld->dst: each stretch of pages without a readahead marker with one
+ * UFFDIO_COPY, a marker's page with pwrite(2), since it stays unmapped until its touch
+ * (vm/readahead.c). 0 when every page is in the memfd and all but the markers mapped. */
+static int load_copy(struct vm_load *ld, bool wake)
+{
+	struct rp_fileh *fh = ld->fh;
+	struct vm *vm = fh->vm;
+	const uint64_t end = ld->first + ld->npages;
+
+	for (uint64_t p = ld->first, q; p < end; p = q) {
+		const char *src = (const char *)ld->src + (p - ld->first) * vm->psz;
+
+		if (pagemap_get(&fh->pm, p) & PG_RA_MARK) {
+			q = p + 1;
+			const off_t off = (off_t)(p * vm->psz);
+
+			if (pwrite(fh->ram->fd, src, vm->psz, off) != (ssize_t)vm->psz)
+				return -EIO;
+			continue;
+		}
+		for (q = p + 1; q < end && !(pagemap_get(&fh->pm, q) & PG_RA_MARK); q++)
+			;
+		const int r = vm_uffd_copy(vm, ld->dst, p, q - p, src, ld->writer == ld->dst, wake);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* A staged load's pages, read into ld->src, go into the RAM handle: with one ioctl that
+ * allocates, fills and maps them in the mapping that faulted (or the stream's, for a
+ * window read ahead) and wakes the threads waiting there (UFFDIO_COPY), or, where that
+ * cannot be (the mapping went, a page is there already), with pwrite(2), to be mapped as
+ * any other load's. Under fh->lock, so that the mapping cannot go meanwhile. The copy
+ * wakes its faults, so the pages are marked in (state, counters) first: a woken thread
+ * that reads rp_stats or a page's state sees it in, as it does when the wake-up comes
+ * after (one ioctl less per cold fault). *in says whether the pages are marked in (never
+ * on an error). */
 static int load_place(struct vm_load *ld, bool *in)
 {
 	struct rp_fileh *fh = ld->fh;
@@ -314,7 +360,7 @@ static int load_place(struct vm_load *ld, bool *in)
 
 		load_mark_in(fh, ld);
 		*in = true;
-		if (vm_uffd_copy(vm, ld->dst, ld->first, ld->src, ld->writer == ld->dst, wake) == 0) {
+		if (load_copy(ld, wake) == 0) {
 			ld->copied = true;
 			return 0;
 		}
@@ -338,6 +384,7 @@ static void load_map_eager(struct rp_fileh *fh, struct rp_mapping *m, struct vm_
 {
 	struct vm *vm = fh->vm;
 	const uint64_t end = ld->first + ld->npages;
+	const bool mapped = ld->copied && ld->dst == m; /* by load_copy, markers apart */
 	uint64_t run = 0, k = 0, used = 0;
 
 	for (uint64_t p = ld->first; p <= end; p++) {
@@ -349,7 +396,8 @@ static void load_map_eager(struct rp_fileh *fh, struct rp_mapping *m, struct vm_
 				run = p;
 			k++;
 		} else if (k) {
-			vm_uffd_continue(vm, m, run, k, false);
+			if (!mapped)
+				vm_uffd_continue(vm, m, run, k, false);
 			used += k;
 			k = 0;
 		}
@@ -357,6 +405,8 @@ static void load_map_eager(struct rp_fileh *fh, struct rp_mapping *m, struct vm_
 	if (!used)
 		return;
 	atomic_fetch_add_explicit(&vm->ctr.ra_used, used, memory_order_relaxed);
+	if (mapped)
+		atomic_fetch_add_explicit(&vm->ctr.ra_copied, used, memory_order_relaxed);
 	vm_ra_used(&m->ra, m->ra.prev, used);
 }
 
@@ -438,7 +488,7 @@ void vm_load_finish(struct vm_load *ld, int err)
 	pthread_mutex_unlock(&fh->lock);
 	vm_loads_ended(vm);
 	if (ld->bsvc)
-		vm_service_bounce_put(ld->bsvc, ld->src);
+		load_staging_put(ld);
 	ram_meta_free(vm->pool, ld);
 }
 

@@ -265,6 +265,7 @@ struct vm {
 	_Atomic uint32_t load_waiters;  /* ... the faulting threads waiting in vm/sigbus.c */
 	bool no_copy;      /* VM_FORCE_PWRITE */
 	bool no_bounce;    /* VM_NO_BOUNCE */
+	bool ra_copy;      /* a stream's windows are staged and copied (vm/fault.c, ra_read) */
 	uint64_t log_max;  /* atomic_log_max */
 	char log_dir[VM_PATH_MAX];
 

@@ -55,9 +55,12 @@
  * Windows are read within the mapping's range (a database maps the region it scans) and
  * never larger than a quarter of the pool (vm->ra_max).
  *
- * Windows are read straight into the pool's pages, not staged through a larger buffer
- * and copied: staging made requests larger but no scan faster (docs/benchmarks.md,
- * "Design choices").
+ * A window is read straight into the pool's pages, through the alias, until its stream
+ * has proved itself. The windows of a proven stream (readahead_copy, the default) are read
+ * into a service thread's staging slots instead, 1 MiB a run, and each run goes into the
+ * pool and the stream's mapping with one UFFDIO_COPY (vm/load.c, load_copy): a new pool
+ * page is then filled by the copy, not zeroed by the kernel first, and is neither mapped
+ * in the alias nor unmapped from it (docs/benchmarks.md, "Copied windows").
  */
 #include "vm/readahead.h"
 #include "vm/err.h"

@@ -90,6 +90,7 @@
 #define SVC_MSGS 64 /* fault messages read at once */
 #define SVC_BOUNCE_MAX 256 /* bounce pages per thread at most (1 MiB), whatever the depth */
 #define SVC_WSTAGE_BYTES (1ul << 20) /* write staging area per thread */
+#define SVC_RSTAGE_SLOTS 8 /* read staging slots per thread (VM_RSTAGE_BYTES each) */
 #define SVC_CQES 64
 #define VM_LEND_MAX 16 /* queues lent to application threads at most */
 #define LISTEN_ASK_NS (1000000ull)         /* where a thread faults, asked at most this often */
@@ -115,6 +116,12 @@ struct vm_service {
 	size_t nbounce_max;
 	void **bounce_free;
 	unsigned nbounce;
+	/* Read staging slots for a stream's windows (vm/fault.c, ra_read): made at the first
+	 * ask, SVC_RSTAGE_SLOTS of VM_RSTAGE_BYTES, pre-faulted, and a stack of the free ones */
+	char *rstage;
+	bool rstage_tried;
+	void *rstage_free[SVC_RSTAGE_SLOTS];
+	unsigned nrstage;
 	/* The write staging area (vm/writeout.c, wrun_stage): SVC_WSTAGE_BYTES, or NULL;
 	 * handed out from its start, reused from there when no write holds a part of it. */
 	char *wstage;
@@ -171,6 +178,41 @@ void vm_service_bounce_put(struct vm_service *s, void *page)
 	s->bounce_free[s->nbounce++] = page;
 }
 
+void *vm_service_rstage_get(struct vm_service *s)
+{
+	assert(svc_self == s);
+	if (!s->rstage_tried) {
+		const size_t len = SVC_RSTAGE_SLOTS * VM_RSTAGE_BYTES;
+
+		s->rstage_tried = true;
+		s->rstage = s->vm->no_bounce ? MAP_FAILED
+		                             : mmap(NULL, len, PROT_READ | PROT_WRITE,
+		                                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (s->rstage == MAP_FAILED) {
+			s->rstage = NULL;
+		} else {
+			/* Huge pages where the system gives them: a run is then a few segments
+			 * for the device, not one per 4 KiB page. */
+			(void)madvise(s->rstage, len, MADV_HUGEPAGE);
+			memset(s->rstage, 0, len);
+			for (unsigned i = 0; i < SVC_RSTAGE_SLOTS; i++)
+				s->rstage_free[s->nrstage++] = s->rstage + i * VM_RSTAGE_BYTES;
+		}
+	}
+	return s->nrstage ? s->rstage_free[--s->nrstage] : NULL;
+}
+
+bool vm_service_rstage_held(const struct vm_service *s)
+{
+	return s->rstage && !s->nrstage;
+}
+
+void vm_service_rstage_put(struct vm_service *s, void *slot)
+{
+	assert(svc_self == s && s->nrstage < SVC_RSTAGE_SLOTS);
+	s->rstage_free[s->nrstage++] = slot;
+}
+
 void *vm_service_wstage_get(struct vm_service *s, size_t len)
 {
 	const size_t need = (len + RAM_PAGE_4K - 1) & ~(RAM_PAGE_4K - 1);
@@ -197,8 +239,10 @@ struct rpio_queue *vm_service_queue(struct vm_service *s)
 	return s->q;
 }
 
-/* Starts what a job asks for on s's queue: 0 when done with it (issued, or finished), or
- * -EBUSY when the queue is full (try again after completions). */
+/* Starts what a job asks for on s's queue: 0 when done with it (issued, or finished),
+ * -EBUSY when the queue is full (try again after completions), or -EAGAIN when the job
+ * waits for something of this thread's that a completion gives back (a staging slot):
+ * the jobs behind it may go first. */
 static int job_issue(struct vm_service *s, struct vm_job *job)
 {
 	assert(job->ops->issue); /* a write run is never queued on its own */
@@ -207,6 +251,8 @@ static int job_issue(struct vm_service *s, struct vm_job *job)
 
 static void backlog_issue(struct vm_service *s)
 {
+	struct vm_job *wait_head = NULL, *wait_tail = NULL; /* -EAGAIN, in their order */
+
 	while (s->backlog_head) {
 		/* Unlinked before it is issued: issuing may free it, or queue more work. */
 		struct vm_job *job = s->backlog_head;
@@ -214,13 +260,29 @@ static void backlog_issue(struct vm_service *s)
 		s->backlog_head = job->qnext;
 		if (!s->backlog_head)
 			s->backlog_tail = NULL;
-		if (job_issue(s, job) == -EBUSY) {
+		const int r = job_issue(s, job);
+
+		if (r == -EBUSY) {
 			job->qnext = s->backlog_head;
 			s->backlog_head = job;
 			if (!s->backlog_tail)
 				s->backlog_tail = job;
-			return;
+			break;
 		}
+		if (r == -EAGAIN) {
+			job->qnext = NULL;
+			if (wait_tail)
+				wait_tail->qnext = job;
+			else
+				wait_head = job;
+			wait_tail = job;
+		}
+	}
+	if (wait_head) { /* back in front, as they were */
+		wait_tail->qnext = s->backlog_head;
+		s->backlog_head = wait_head;
+		if (!s->backlog_tail)
+			s->backlog_tail = wait_tail;
 	}
 }
 
@@ -538,6 +600,8 @@ static void *service_main(void *arg)
 	if (s->bounce)
 		munmap(s->bounce, s->nbounce_max * RAM_PAGE_4K);
 	wstage_free(s);
+	if (s->rstage)
+		munmap(s->rstage, SVC_RSTAGE_SLOTS * VM_RSTAGE_BYTES);
 	free(s->bounce_free);
 	return NULL;
 }
@@ -547,7 +611,7 @@ void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_job *job
 	if (svc) {
 		if (job->spin)
 			svc->fault_reads++;
-		if (svc->backlog_head || job_issue(svc, job) == -EBUSY)
+		if (svc->backlog_head || job_issue(svc, job) < 0) /* -EBUSY, -EAGAIN */
 			backlog_push(svc, job);
 		return;
 	}

@@ -17,7 +17,9 @@ struct vm_job;
 struct vm_job_ops {
 	/* Starts the job on service thread s's queue (vm_service_queue): 0 when done with it
 	 * (issued, or finished), -EBUSY when the queue is full (called again after
-	 * completions). NULL for jobs that are never queued on their own. */
+	 * completions), -EAGAIN when it waits for something of s's that a completion gives
+	 * back (called again then; the jobs queued behind it are issued meanwhile). NULL for
+	 * jobs that are never queued on their own. */
 	int (*issue)(struct vm_job *job, struct vm_service *s);
 	/* One of the job's requests completed: 0 or -errno. On the service thread that
 	 * reaped it. */
@@ -60,6 +62,14 @@ void vm_service_wo_synced(uint64_t ns);
 void vm_service_defer(struct vm *vm, struct vm_job *job);
 /* Gives a staged load's bounce page back to service thread s (on that thread). */
 void vm_service_bounce_put(struct vm_service *s, void *page);
+/* Read staging for a run of a stream's window (vm/fault.c, ra_read): one of s's free
+ * slots of VM_RSTAGE_BYTES, or NULL (on that thread; the slots are made at the first
+ * ask), and giving one back. */
+#define VM_RSTAGE_BYTES (1ul << 20)
+void *vm_service_rstage_get(struct vm_service *s);
+void vm_service_rstage_put(struct vm_service *s, void *slot);
+/* Whether every slot of s is held by a run in flight (one is given back when it ends). */
+bool vm_service_rstage_held(const struct vm_service *s);
 /* len bytes of s's write staging area (vm/writeout.c says why), or NULL when it has not
  * that much free; given back with vm_service_wstage_put once the write completed (on
  * that thread). The area is reused from its start whenever nothing holds a part of it. */

@@ -21,6 +21,15 @@ unsigned vm_test_page_state(struct rp_fileh *fh, uint64_t idx)
 	return s;
 }
 
+bool vm_test_page_marked(struct rp_fileh *fh, uint64_t idx)
+{
+	pthread_mutex_lock(&fh->lock);
+	const bool marked = (pagemap_get(&fh->pm, idx) & PG_RA_MARK) != 0;
+
+	pthread_mutex_unlock(&fh->lock);
+	return marked;
+}
+
 char *vm_test_alias(struct rp_fileh *fh)
 {
 	return fh->ram->alias;

@@ -26,6 +26,8 @@ struct vm *vm_test_vm(struct rp_fileh *fh);
 /* The state (PG_*) of page idx of fh, after collecting the writes recorded in page
  * tables (wp_async). */
 unsigned vm_test_page_state(struct rp_fileh *fh, uint64_t idx);
+/* Whether page idx of fh carries a readahead window's marker (PG_RA_MARK). */
+bool vm_test_page_marked(struct rp_fileh *fh, uint64_t idx);
 /* The RAM handle's alias mapping: every page of the handle, at its store offset. */
 char *vm_test_alias(struct rp_fileh *fh);
 /* A device store's io/ device (rpio_dev_inject, its counters). */

@@ -434,16 +434,16 @@ void vm_uffd_map_around(struct vm *vm, struct rp_mapping *m, uint64_t first, uin
 		continue_unmapped(vm, start, len, mode);
 }
 
-int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t page, const void *src, bool writable,
-                 bool wake)
+int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages,
+                 const void *src, bool writable, bool wake)
 {
 	const uint64_t mode = (wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE) |
 	                      (m->track && !writable ? UFFDIO_COPY_MODE_WP : 0);
 	uint64_t start, len;
 
-	if (!vm_map_overlap(m, page, 1, &start, &len, vm->psz))
+	if (!vm_map_overlap(m, first, npages, &start, &len, vm->psz) || len != npages * vm->psz)
 		return -ERANGE;
-	for (;;) {
+	while (len) {
 		struct uffdio_copy c = {
 		    .dst = start, .src = (uintptr_t)src, .len = len, .mode = mode};
 
@@ -451,7 +451,14 @@ int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t page, const void 
 			return 0;
 		if (errno != EAGAIN)
 			return -errno;
+		/* The address space changed (fork, mremap) after c.copy bytes: go on from there. */
+		if (c.copy > 0) {
+			start += (uint64_t)c.copy;
+			src = (const char *)src + c.copy;
+			len -= (uint64_t)c.copy;
+		}
 	}
+	return 0;
 }
 
 void vm_uffd_protect(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages,

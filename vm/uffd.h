@@ -49,14 +49,15 @@ void vm_uffd_wake(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t 
 /* Maps those of [first, first+npages) that m does not map yet (fault-around): pages
  * already mapped are skipped, write-protected in a tracked mapping. */
 void vm_uffd_map_around(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
-/* Puts one page, the psz bytes at src, into the RAM handle and maps it in m at once
- * (UFFDIO_COPY: the kernel allocates the memfd page, copies, maps; write-protected in a
- * tracked mapping unless writable), and wakes the threads faulting on it there if wake
- * (so the page's state must say it is in before). 0, or -errno with nothing done, nobody
- * woken (-EEXIST: the page is in the memfd or mapped already; -ENOENT: the mapping is
- * gone). */
-int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t page, const void *src,
-                 bool writable, bool wake);
+/* Puts pages [first, first + npages), the bytes at src, into the RAM handle and maps
+ * them in m at once (UFFDIO_COPY: the kernel allocates the memfd pages, copies, maps;
+ * write-protected in a tracked mapping unless writable), and wakes the threads faulting
+ * on them there if wake (so the pages' states must say they are in before). m must map
+ * all of them (-ERANGE otherwise, nothing done). 0, or -errno (-EEXIST: a page is in the
+ * memfd or mapped already; -ENOENT: the mapping is gone), with the pages before the one
+ * that failed put in and mapped. */
+int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages,
+                 const void *src, bool writable, bool wake);
 /* Makes [first, first+npages) of mapping m raise SIGBUS on access, waking waiters. */
 void vm_uffd_poison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
 /* Undoes vm_uffd_poison over a range (mapping's own pages, not the handle's states). */

@@ -98,6 +98,7 @@ int vm_open(struct vm **out, const struct vm_params *p)
 	vm->fault_self = p->fault_self;
 	vm->no_copy = (p->flags & VM_FORCE_PWRITE) != 0;
 	vm->no_bounce = (p->flags & VM_NO_BOUNCE) != 0;
+	vm->ra_copy = p->readahead_copy && vm->psz == RAM_PAGE_4K;
 	vm->no_thread_cpu = (p->flags & VM_NO_THREAD_CPU) != 0;
 	err = vm_uffd_open(vm, p->flags, p->dirty, why, sizeof(why));
 	if (err) {
@@ -131,10 +132,11 @@ int vm_open(struct vm **out, const struct vm_params *p)
 		vm_release(vm);
 		return err;
 	}
-	char ra[64] = "off";
+	char ra[96] = "off";
 
 	if (vm->ra_max > 1)
-		snprintf(ra, sizeof(ra), "windows up to %" PRIu64 " pages", vm->ra_max);
+		snprintf(ra, sizeof(ra), "windows up to %" PRIu64 " pages%s", vm->ra_max,
+		         vm->ra_copy ? ", a stream's copied into place" : "");
 	snprintf(vm->describe, sizeof(vm->describe),
 	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s; fault_spin %s, "
 	         "fault_spin_us %" PRIu64 "\n"
@@ -223,6 +225,7 @@ void vm_stats(struct vm *vm, struct rp_stats *out)
 	out->readahead_windows = atomic_load(&c->ra_windows);
 	out->readahead_window_avg =
 	    out->readahead_windows ? out->readahead_pages / out->readahead_windows : 0;
+	out->readahead_copied = atomic_load(&c->ra_copied);
 	out->fault_reads_slept = atomic_load(&vm->spin.count[0]);
 	out->fault_reads_polled = atomic_load(&vm->spin.count[1]);
 	out->writeouts_by_caller = atomic_load(&c->writeouts_here);

@@ -313,13 +313,15 @@ static void normal_entry(FILE *f, const struct rpb_report *rep, const struct rpb
 		const struct rp_stats *s = &r->rp;
 
 		fprintf(f, "  ringpager    : faults=%llu, minor=%llu, loads=%llu, pages loaded=%llu, "
-		        "readahead=%llu (used=%llu, wasted=%llu, windows=%llu), evicted=%llu, "
-		        "written=%llu pages, resident=%llu pages\n",
+		        "readahead=%llu (used=%llu, wasted=%llu, windows=%llu, copied=%llu), "
+		        "evicted=%llu, written=%llu pages, resident=%llu pages\n",
 		        (unsigned long long)s->faults, (unsigned long long)s->minor_faults,
 		        (unsigned long long)s->loads, (unsigned long long)s->pages_loaded,
 		        (unsigned long long)s->readahead_pages, (unsigned long long)s->readahead_used,
 		        (unsigned long long)s->readahead_wasted,
-		        (unsigned long long)s->readahead_windows, (unsigned long long)s->pages_evicted,
+		        (unsigned long long)s->readahead_windows,
+		        (unsigned long long)s->readahead_copied,
+		        (unsigned long long)s->pages_evicted,
 		        (unsigned long long)s->pages_written, (unsigned long long)s->resident_pages);
 	}
 	for (const char *l = r->describe, *e; *l; l = *e ? e + 1 : e) {
@@ -530,7 +532,7 @@ static void json_rp(struct jw *w, const struct rp_stats *s)
 	    F(writeout_errors), F(write_requests),    F(pages_written),     F(bytes_written),
 	    F(pages_evicted),   F(reclaim_passes),    F(reference_hits),    F(memory_waits),
 	    F(memory_failures), F(writebacks),        F(readahead_pages),   F(readahead_used),
-	    F(readahead_wasted), F(readahead_windows), F(readahead_window_avg),
+	    F(readahead_wasted), F(readahead_windows), F(readahead_window_avg), F(readahead_copied),
 #undef F
 	};
 

@@ -287,10 +287,11 @@ Test(ra_detector, advice_ranges_split_and_replace)
 
 /* ---------------------------------------------------------------- end to end */
 
-/* An engine (pool of `pool` pages, readahead_max `ra`, dirty_tracking `mode` unless
- * NULL) over a scratch file of `pages` pages mapped whole with prot. */
-static void fx_open(struct tu_map *f, const char *name, uint64_t pool, const char *ra,
-                    uint64_t pages, int prot, const char *mode)
+/* An engine (pool of `pool` pages, readahead_max `ra`, dirty_tracking `mode` and
+ * readahead_copy `copy` unless NULL) over a scratch file of `pages` pages mapped whole
+ * with prot. */
+static void fx_open_copy(struct tu_map *f, const char *name, uint64_t pool, const char *ra,
+                         uint64_t pages, int prot, const char *mode, const char *copy)
 {
 	rp_config cfg;
 	rp_engine *eng;
@@ -299,10 +300,18 @@ static void fx_open(struct tu_map *f, const char *name, uint64_t pool, const cha
 	cfg.ram_size = pool * PG;
 	cfg.hugepages = 2;
 	cr_assert_eq(rp_config_set(&cfg, "readahead_max", ra), 0, "%s", rp_errmsg());
+	if (copy)
+		cr_assert_eq(rp_config_set(&cfg, "readahead_copy", copy), 0, "%s", rp_errmsg());
 	if (mode)
 		tu_config_dirty(&cfg, mode);
 	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
 	tu_map_open(f, eng, name, pages * PG, 31, prot);
+}
+
+static void fx_open(struct tu_map *f, const char *name, uint64_t pool, const char *ra,
+                    uint64_t pages, int prot, const char *mode)
+{
+	fx_open_copy(f, name, pool, ra, pages, prot, mode, NULL);
 }
 
 Test(readahead, a_sequential_pass_issues_far_fewer_reads_than_pages)
@@ -333,47 +342,145 @@ static uint64_t mapped_pages(const char *a, uint64_t first, uint64_t n)
 	return tu_present_pages(a + first * PG, n * PG);
 }
 
+/* Touches f's pages in order until a window started by a marker is in flight (the fourth,
+ * of readahead_max), then waits until nothing past the touches loads any more. Returns
+ * the first page not touched; *ahead: the pages read ahead past it. */
+static uint64_t scan_to_proven_window(struct tu_map *f, uint64_t *ahead)
+{
+	uint64_t t = 0, end = 0;
+
+	while (tu_stats(f->eng).readahead_windows < 4)
+		tu_map_read(f, t++);
+	for (int i = 0; i < 5000; i++) {
+		bool loading = false;
+
+		for (end = t; end < f->pages && vm_test_page_state(f->fh, end) != PG_EMPTY; end++)
+			loading |= vm_test_page_state(f->fh, end) == PG_LOADING;
+		if (!loading)
+			break;
+		usleep(1000);
+	}
+	*ahead = end - t;
+	cr_assert_gt(*ahead, 32, "%lu pages read ahead past the touches", (unsigned long)*ahead);
+	return t;
+}
+
+/* The rest of f's pass from page t: the bytes, every page read ahead used, few faults. */
+static struct rp_stats scan_rest(struct tu_map *f, uint64_t t)
+{
+	for (uint64_t p = t; p < f->pages; p++)
+		tu_map_read(f, p);
+	tu_expect_fill(f->a, f->pages * PG, 31, 0);
+	struct rp_stats s = tu_stats(f->eng);
+
+	cr_assert_eq(s.readahead_used, f->pages - 1);
+	cr_assert_eq(s.readahead_wasted, 0);
+	cr_assert_lt(s.faults, f->pages / 64, "%lu faults for %lu pages", (unsigned long)s.faults,
+	             (unsigned long)f->pages);
+	return s;
+}
+
 /* Once a stream has proved itself (its marker was reached), each window it reads is
  * mapped as its runs complete, but for the marker: pages not touched yet are mapped, and
  * the scan faults about once a window rather than once per 256 KiB. */
 Test(readahead, a_proven_streams_windows_are_mapped_as_they_complete)
 {
 	struct tu_map f;
+	uint64_t ahead;
 
 	fx_open(&f, "ra_eager", 16384, "1M", 4096, PROT_READ, NULL);
-	uint64_t t = 0;
+	const uint64_t t = scan_to_proven_window(&f, &ahead);
 
-	/* Until a window started by a marker is in flight: the fourth, of readahead_max. */
-	while (tu_stats(f.eng).readahead_windows < 4)
-		tu_map_read(&f, t++);
-	/* Wait until nothing past t loads any more. */
-	uint64_t end = t;
-
-	for (int i = 0; i < 5000; i++) {
-		bool loading = false;
-
-		for (end = t; end < f.pages && vm_test_page_state(f.fh, end) != PG_EMPTY; end++)
-			loading |= vm_test_page_state(f.fh, end) == PG_LOADING;
-		if (!loading)
-			break;
-		usleep(1000);
-	}
-	const uint64_t ahead = end - t;
-
-	cr_assert_gt(ahead, 32, "%lu pages read ahead past the touches", (unsigned long)ahead);
 	/* Mapped though not touched: all but the marker and the chunk the last touch mapped. */
 	cr_assert_geq(mapped_pages(f.a, t, ahead), ahead - 1, "%lu of %lu read ahead mapped",
 	              (unsigned long)mapped_pages(f.a, t, ahead), (unsigned long)ahead);
 	cr_assert_lt(mapped_pages(f.a, t, ahead), ahead + 1);
-	/* The rest of the pass: the bytes, every page used, few faults. */
-	for (uint64_t p = t; p < f.pages; p++)
-		tu_map_read(&f, p);
-	tu_expect_fill(f.a, f.pages * PG, 31, 0);
-	struct rp_stats s = tu_stats(f.eng);
+	scan_rest(&f, t);
+	tu_map_close(&f);
+}
 
-	cr_assert_eq(s.readahead_used, 4095);
-	cr_assert_eq(s.readahead_wasted, 0);
-	cr_assert_lt(s.faults, 4096 / 64, "%lu faults for 4096 pages", (unsigned long)s.faults);
+/* readahead_copy (the default): a proven stream's windows are read into staging buffers
+ * and copied into the pool and the mapping. Every page read ahead but the marker is mapped
+ * at once, the marker is not (its touch starts the next window), the pages are in the
+ * pool (a second mapping reads them without a load), and a copied page is write-protected
+ * like any other, so a store to it is seen at the next collection. */
+Test(readahead, a_proven_streams_windows_are_copied_into_place_but_for_the_marker)
+{
+	struct tu_map f;
+	uint64_t ahead, marks = 0;
+
+	fx_open_copy(&f, "ra_copy", 16384, "1M", 4096, PROT_READ | PROT_WRITE, NULL, "true");
+	const uint64_t t = scan_to_proven_window(&f, &ahead);
+
+	cr_assert_gt(tu_stats(f.eng).readahead_copied, 0);
+	for (uint64_t p = t; p < t + ahead; p++) {
+		const bool mapped = mapped_pages(f.a, p, 1) == 1;
+
+		if (vm_test_page_marked(f.fh, p)) {
+			marks++;
+			cr_assert(!mapped, "the marker on page %lu is mapped", (unsigned long)p);
+		} else {
+			cr_assert(mapped, "page %lu, read ahead and copied, is not mapped",
+			          (unsigned long)p);
+		}
+	}
+	cr_assert_eq(marks, 1, "%lu markers in the pages read ahead", (unsigned long)marks);
+	const struct rp_stats s = scan_rest(&f, t);
+
+	cr_assert_gt(s.readahead_copied, f.pages / 2, "%lu of %lu pages copied",
+	             (unsigned long)s.readahead_copied, (unsigned long)f.pages);
+	cr_assert_leq(s.readahead_copied, s.readahead_used);
+	/* In the pool, not only in this mapping: a second one reads them without loading. */
+	rp_mapping *m2;
+
+	cr_assert_eq(rp_map(f.fh, 0, f.pages * PG, PROT_READ, &m2), 0, "%s", rp_errmsg());
+	tu_expect_fill(rp_mapping_addr(m2), f.pages * PG, 31, 0);
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, s.pages_loaded);
+	cr_assert_eq(rp_unmap(m2), 0);
+	/* Tracked: a store to a copied page makes it dirty. */
+	uint64_t dirty = 0;
+
+	f.a[(f.pages - 8) * PG] ^= 1;
+	cr_assert_eq(rp_fileh_dirty(f.fh, &dirty), 0, "%s", rp_errmsg());
+	cr_assert_eq(dirty, 1, "%lu pages dirty after one store", (unsigned long)dirty);
+	f.a[(f.pages - 8) * PG] ^= 1;
+	tu_map_close(&f);
+}
+
+/* Windows of 16 MiB are more runs than a service thread has staging slots: the runs past
+ * them wait for a slot that a run in flight gives back, and the pass is whole. */
+Test(readahead, a_stream_whose_windows_outnumber_the_staging_slots_is_read_whole)
+{
+	struct tu_map f;
+
+	fx_open_copy(&f, "ra_slots", 65536, "16M", 16384, PROT_READ, NULL, "true");
+	const struct rp_stats s = scan_rest(&f, 0);
+
+	cr_assert_gt(s.readahead_window_avg, 1024, "windows of %lu pages",
+	             (unsigned long)s.readahead_window_avg);
+	cr_assert_gt(s.readahead_copied, f.pages / 2, "%lu of %lu pages copied",
+	             (unsigned long)s.readahead_copied, (unsigned long)f.pages);
+	tu_map_close(&f);
+}
+
+/* readahead_copy=false: the windows are read into the pool's pages and mapped from there,
+ * nothing is copied, and the pass is the same. A value that is not a boolean is refused
+ * by name. */
+Test(readahead, with_readahead_copy_off_windows_are_mapped_from_the_pool)
+{
+	struct tu_map f;
+	uint64_t ahead;
+	rp_config cfg;
+
+	tu_config_init(&cfg);
+	cr_assert_eq(rp_config_set(&cfg, "readahead_copy", "maybe"), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "readahead_copy"), "%s", rp_errmsg());
+	fx_open_copy(&f, "ra_nocopy", 16384, "1M", 4096, PROT_READ, NULL, "false");
+	cr_assert(!strstr(rp_engine_describe(f.eng), "copied"), "%s", rp_engine_describe(f.eng));
+	const uint64_t t = scan_to_proven_window(&f, &ahead);
+
+	cr_assert_geq(mapped_pages(f.a, t, ahead), ahead - 1);
+	cr_assert_eq(scan_rest(&f, t).readahead_copied, 0);
 	tu_map_close(&f);
 }
 
