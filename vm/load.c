@@ -339,11 +339,11 @@ static int load_copy(struct vm_load *ld, bool wake)
  * allocates, fills and maps them in the mapping that faulted (or the stream's, for a
  * window read ahead) and wakes the threads waiting there (UFFDIO_COPY), or, where that
  * cannot be (the mapping went, a page is there already), with pwrite(2), to be mapped as
- * any other load's. Under fh->lock, so that the mapping cannot go meanwhile. The copy
- * wakes its faults, so the pages are marked in (state, counters) first: a woken thread
- * that reads rp_stats or a page's state sees it in, as it does when the wake-up comes
- * after (one ioctl less per cold fault). *in says whether the pages are marked in (never
- * on an error). */
+ * any other load's. Under fh->lock, so that the mapping cannot go meanwhile. The pages
+ * are marked in (state, counters) first, so that a woken thread that reads rp_stats or a
+ * page's state sees them in. A fault's own page is copied without waking: its thread is
+ * woken at ld->wake_at once vm_load_finish has dropped fh->lock. *in says whether the
+ * pages are marked in (never on an error). */
 static int load_place(struct vm_load *ld, bool *in)
 {
 	struct rp_fileh *fh = ld->fh;
@@ -357,11 +357,18 @@ static int load_place(struct vm_load *ld, bool *in)
 		 * read later finds the page mapped, and its CONTINUE wakes it); in sigbus mode
 		 * the faulting thread is not asleep. */
 		const bool wake = !vm->fault_self && (ld->fault || ld->faulted);
+		/* A fault's own page: its thread is woken once fh->lock is dropped. Woken here,
+		 * it would run at once on this CPU with the lock still held, and another service
+		 * thread that wants the lock would wait (docs/benchmarks.md, "Two threads"). */
+		const bool later = wake && ld->fault && !ld->ra;
 
 		load_mark_in(fh, ld);
 		*in = true;
-		if (load_copy(ld, wake) == 0) {
+		if (load_copy(ld, wake && !later) == 0) {
 			ld->copied = true;
+			if (later)
+				(void)vm_map_overlap(ld->dst, ld->first, ld->npages, &ld->wake_at,
+				                     &ld->wake_len, vm->psz);
 			return 0;
 		}
 	}
@@ -486,6 +493,8 @@ void vm_load_finish(struct vm_load *ld, int err)
 	if (wake)
 		pthread_cond_broadcast(&fh->cv);
 	pthread_mutex_unlock(&fh->lock);
+	if (ld->wake_len)
+		vm_uffd_wake_addr(vm, ld->wake_at, ld->wake_len);
 	vm_loads_ended(vm);
 	if (ld->bsvc)
 		load_staging_put(ld);

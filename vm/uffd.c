@@ -345,6 +345,11 @@ static void uffd_wake(struct vm *vm, uint64_t start, uint64_t len)
 	(void)ioctl(vm->uffd, UFFDIO_WAKE, &r);
 }
 
+void vm_uffd_wake_addr(struct vm *vm, uint64_t start, uint64_t len)
+{
+	uffd_wake(vm, start, len);
+}
+
 /* The part of pages [first, first+npages) that mapping m covers, as addresses. */
 bool vm_map_overlap(const struct rp_mapping *m, uint64_t first, uint64_t npages,
                     uint64_t *start, uint64_t *len, size_t psz)

@@ -58,6 +58,10 @@ void vm_uffd_map_around(struct vm *vm, struct rp_mapping *m, uint64_t first, uin
  * that failed put in and mapped. */
 int vm_uffd_copy(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages,
                  const void *src, bool writable, bool wake);
+/* Wakes the threads faulting on [start, start + len) of any mapping, without looking at a
+ * mapping: callable after the handle's lock is dropped, when the mapping may be gone (a
+ * thread woken where nothing is mapped faults again). */
+void vm_uffd_wake_addr(struct vm *vm, uint64_t start, uint64_t len);
 /* Makes [first, first+npages) of mapping m raise SIGBUS on access, waking waiters. */
 void vm_uffd_poison(struct vm *vm, struct rp_mapping *m, uint64_t first, uint64_t npages);
 /* Undoes vm_uffd_poison over a range (mapping's own pages, not the handle's states). */
