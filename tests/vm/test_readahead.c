@@ -410,6 +410,8 @@ Test(readahead, a_proven_streams_windows_are_copied_into_place_but_for_the_marke
 	uint64_t ahead, marks = 0;
 
 	fx_open_copy(&f, "ra_copy", 16384, "1M", 4096, PROT_READ | PROT_WRITE, NULL, "true");
+	cr_assert(strstr(rp_engine_describe(f.eng), "a stream's copied into place"), "%s",
+	          rp_engine_describe(f.eng));
 	const uint64_t t = scan_to_proven_window(&f, &ahead);
 
 	cr_assert_gt(tu_stats(f.eng).readahead_copied, 0);
