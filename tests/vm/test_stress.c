@@ -9,6 +9,9 @@
  * pin and every look at the store is checked against it:
  *   touch, write        a page reads as view[h][i]; a write makes it dirty with a new token
  *                       (through the mapping, or rp_read and rp_write)
+ *   scan                up to 64 pages in order through the mapping, each as the model
+ *                       says: a stream, whose windows are read ahead, proved, and copied
+ *                       into place (readahead_copy)
  *   pin / unpin         the pinned range stays in the pool through a reclaim and reads
  *                       as the model says
  *   advise              NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED: no change
@@ -155,11 +158,11 @@ struct world {
 
 enum op {
 	OP_TOUCH, OP_WRITE, OP_PIN, OP_ADVISE, OP_WRITEOUT, OP_DISCARD, OP_BEHIND, OP_RECLAIM,
-	OP_REMAP, OP_REOPEN, OP_CHECK_STORE, OP_FAIL_LOAD, OP_FAIL_WRITEOUT, OP_N
+	OP_REMAP, OP_REOPEN, OP_CHECK_STORE, OP_FAIL_LOAD, OP_FAIL_WRITEOUT, OP_SCAN, OP_N
 };
 static const char *const op_names[] = {"touch", "write", "pin", "advise", "writeout",
                                        "discard", "behind", "reclaim", "remap", "reopen",
-                                       "check_store", "fail_load", "fail_writeout"};
+                                       "check_store", "fail_load", "fail_writeout", "scan"};
 
 static uint64_t rnd(struct world *w, uint64_t n)
 {
@@ -600,6 +603,10 @@ static void one_op(struct world *w, enum op op)
 		wrote_out(w, h, flags);
 		break;
 	}
+	case OP_SCAN:
+		for (uint64_t p = i, n = 1 + rnd(w, 64); p < NPAGES && p < i + n; p++)
+			expect_view(w, h, p);
+		break;
 	case OP_N:
 		break;
 	}
@@ -610,7 +617,7 @@ static const unsigned weights[OP_N] = {
     [OP_TOUCH] = 40, [OP_WRITE] = 25,        [OP_PIN] = 6,        [OP_ADVISE] = 6,
     [OP_WRITEOUT] = 5, [OP_DISCARD] = 1,     [OP_BEHIND] = 3,     [OP_RECLAIM] = 3,
     [OP_REMAP] = 1,   [OP_REOPEN] = 1,       [OP_CHECK_STORE] = 2, [OP_FAIL_LOAD] = 2,
-    [OP_FAIL_WRITEOUT] = 2,
+    [OP_FAIL_WRITEOUT] = 2, [OP_SCAN] = 4,
 };
 
 static enum op pick(struct world *w)
@@ -654,9 +661,9 @@ static void sequence(uint64_t seed, const char *dirty_mode, bool custom, uint64_
 		                         op_names[k], w->counts[k]);
 	fprintf(stderr,
 	        "stress: seed %" PRIu64 " %s %s store: %" PRIu64 " ops (%s), %" PRIu64
-	        " loads, %" PRIu64 " evicted, 0 mismatches\n",
+	        " loads, %" PRIu64 " evicted, %" PRIu64 " read ahead and copied, 0 mismatches\n",
 	        seed, dirty_mode, custom ? "custom" : "file", nops, line + 1, s.pages_loaded,
-	        s.pages_evicted);
+	        s.pages_evicted, s.readahead_copied);
 	world_close(w);
 	free(w);
 }
