@@ -125,7 +125,7 @@ static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct rp_
 	/* With readahead_copy, a proven stream's window is read into a service thread's
 	 * staging slots, and each run put in place and mapped with one UFFDIO_COPY
 	 * (load_place; docs/benchmarks.md, "Copied windows"). */
-	const bool copy = eager && vm->ra_copy && fh->store->dev && vm->psz == RAM_PAGE_4K;
+	const bool copy = eager && vm->ra_copy && fh->store->dev; /* ra_copy: 4 KiB pages */
 
 	if (copy && max_io > VM_RSTAGE_BYTES / vm->psz)
 		max_io = VM_RSTAGE_BYTES / vm->psz;

@@ -77,9 +77,11 @@ static int load_job_issue(struct vm_job *job, struct vm_service *s)
 	if (ld->staged && !ld->src) {
 		if (ld->npages == 1)
 			ld->src = vm_service_bounce_get(s);
-		else if (ld->npages * ld->fh->vm->psz <= VM_RSTAGE_BYTES &&
-		         !(ld->src = vm_service_rstage_get(s)) && vm_service_rstage_held(s))
-			return -EAGAIN; /* issued when a run in flight gives its slot back */
+		else if (ld->npages * ld->fh->vm->psz <= VM_RSTAGE_BYTES) {
+			ld->src = vm_service_rstage_get(s);
+			if (!ld->src && vm_service_rstage_held(s))
+				return -EAGAIN; /* issued when a run in flight gives its slot back */
+		}
 		if (ld->src)
 			ld->bsvc = s;
 		else
