@@ -271,7 +271,17 @@ void vm_wp_fault(struct vm *vm, uint64_t addr)
 
 	atomic_fetch_add_explicit(&vm->ctr.wp_faults, 1, memory_order_relaxed);
 	pthread_mutex_lock(&fh->lock);
-	if (vm_dirty_mark(fh, page))
+	const uint64_t w = pagemap_get(&fh->pm, page);
+
+	if (pg_state(w) == PG_LOADING && pg_load(w)->copying && pg_load(w)->dst == m) {
+		/* Copied into m write-protected a moment ago, and not finished: it finishes
+		 * writable, and that wakes the writer (vm/load.c, load_copy_out). */
+		struct vm_load *l = pg_load(w);
+
+		if (l->npages == 1 && !l->writer)
+			l->writer = m;
+		l->faulted = true;
+	} else if (vm_dirty_mark(fh, page))
 		vm_uffd_protect(vm, m, page, 1, false); /* also wakes the writer */
 	else
 		vm_uffd_wake(vm, m, page, 1); /* gone meanwhile: it faults again */

@@ -168,6 +168,12 @@ int vm_unmap(struct rp_mapping *m)
 	vm_addr_remove(vm, m);
 	pthread_rwlock_unlock(&vm->maps_lock);
 	pthread_mutex_lock(&fh->lock);
+	/* A load copying its page into the mapping (vm/load.c) finishes first: the range is
+	 * not to be unregistered and unmapped under its copy. */
+	fh->copy_waiters++;
+	while (m->copying)
+		pthread_cond_wait(&fh->cv, &fh->lock);
+	fh->copy_waiters--;
 	/* Writes through this mapping not collected yet become DIRTY states now: the page
 	 * tables that remember them go with the mapping. */
 	vm_dirty_collect(fh, m);
@@ -203,16 +209,26 @@ int vm_invalidatev(struct rp_fileh *fh, const uint64_t (*r)[2], size_t nr)
 	uint64_t idx, w;
 
 	pthread_mutex_lock(&fh->lock);
+again:
 	vm_wo_wait_idle(fh); /* a WRITING page's RAM is being read by the device */
 	for (size_t k = 0; k < nr; k++)
 		for (uint64_t i = r[k][0]; pagemap_next(&fh->pm, i, &idx, &w) && idx < r[k][0] + r[k][1];
-		     i = idx + 1)
+		     i = idx + 1) {
+			if (pg_state(w) == PG_LOADING && pg_load(w)->copying) {
+				/* Its page is going into a mapping with fh->lock dropped (vm/load.c):
+				 * it finishes first, and is then released below like any other. */
+				fh->copy_waiters++;
+				pthread_cond_wait(&fh->cv, &fh->lock);
+				fh->copy_waiters--;
+				goto again;
+			}
 			if (pg_pins(w)) {
 				pthread_mutex_unlock(&fh->lock);
 				return vm_errf(-EBUSY, "rp_invalidate: the page at store offset %" PRIu64
 				                       " is pinned",
 				               idx * vm->psz);
 			}
+		}
 	/* Clear resident (dirty ones too) and poisoned pages, releasing their RAM in runs;
 	 * mark loads in flight stale (their RAM is being written by the device:
 	 * vm_load_finish releases it). */

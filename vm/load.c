@@ -10,7 +10,9 @@
  * the custom store's thread that called rp_load_done. Finishing maps the run into every
  * mapping of the handle with one UFFDIO_CONTINUE each, which wakes every thread that
  * faulted on any page of it; pin waiters are woken through the handle's condition
- * variable. Nobody polls.
+ * variable. Nobody polls. A staged load (read into a bounce page or a staging slot) is
+ * put in place with UFFDIO_COPY instead: a fault's or a pin's lone page with the lock
+ * dropped (load_copy_out), a window's runs under it (load_place).
  *
  * Who starts loads, and decides which: the fault path (vm/fault.c), pins and WILLNEED
  * (vm/pin.c). Loads run on the service threads as jobs (vm/service.c), or, in
@@ -56,6 +58,7 @@ static void fh_set_run(struct rp_fileh *fh, uint64_t first, uint64_t n, uint64_t
 
 void (*vm_pin_hook)(struct rp_fileh *fh);
 void (*vm_load_finish_hook)(struct rp_fileh *fh);
+void (*vm_copy_out_hook)(struct rp_fileh *fh, uint64_t page);
 
 /* Gives a staged load's buffer back to the service thread it came from. */
 static void load_staging_put(struct vm_load *ld)
@@ -337,15 +340,14 @@ static int load_copy(struct vm_load *ld, bool wake)
 	return 0;
 }
 
-/* A staged load's pages, read into ld->src, go into the RAM handle: with one ioctl that
- * allocates, fills and maps them in the mapping that faulted (or the stream's, for a
- * window read ahead) and wakes the threads waiting there (UFFDIO_COPY), or, where that
- * cannot be (the mapping went, a page is there already), with pwrite(2), to be mapped as
- * any other load's. Under fh->lock, so that the mapping cannot go meanwhile. The pages
- * are marked in (state, counters) first, so that a woken thread that reads rp_stats or a
- * page's state sees them in. A fault's own page is copied without waking: its thread is
- * woken at ld->wake_at once vm_load_finish has dropped fh->lock. *in says whether the
- * pages are marked in (never on an error). */
+/* A staged load's pages, read into ld->src, go into the RAM handle: a window's run with
+ * UFFDIO_COPY, which allocates, fills and maps them in the stream's mapping and wakes the
+ * threads waiting there, or, where that cannot be (the mapping went, a page is there
+ * already; a fault's or a pin's page whose copy failed: load_copy_out), with pwrite(2), to
+ * be mapped as any other load's. Under fh->lock, so that the mapping cannot go meanwhile
+ * and the markers stay where they are. The pages are marked in (state, counters) first,
+ * so that a woken thread that reads rp_stats or a page's state sees them in. *in says
+ * whether the pages are marked in (never on an error). */
 static int load_place(struct vm_load *ld, bool *in)
 {
 	struct rp_fileh *fh = ld->fh;
@@ -354,23 +356,11 @@ static int load_place(struct vm_load *ld, bool *in)
 	ssize_t w;
 
 	*in = false;
-	if (ld->dst && !vm->no_copy) {
-		/* A pin's page nobody faulted on needs no wake-up (a fault whose message is
-		 * read later finds the page mapped, and its CONTINUE wakes it); in sigbus mode
-		 * the faulting thread is not asleep. */
-		const bool wake = !vm->fault_self && (ld->fault || ld->faulted);
-		/* A fault's own page: its thread is woken once fh->lock is dropped. Woken here,
-		 * it would run at once on this CPU with the lock still held, and another service
-		 * thread that wants the lock would wait (docs/benchmarks.md, "Two threads"). */
-		const bool later = wake && ld->fault && !ld->ra;
-
+	if (ld->dst && ld->ra && !vm->no_copy) {
 		load_mark_in(fh, ld);
 		*in = true;
-		if (load_copy(ld, wake && !later) == 0) {
+		if (load_copy(ld, !vm->fault_self && ld->faulted) == 0) {
 			ld->copied = true;
-			if (later)
-				(void)vm_map_overlap(ld->dst, ld->first, ld->npages, &ld->wake_at,
-				                     &ld->wake_len, vm->psz);
 			return 0;
 		}
 	}
@@ -383,6 +373,40 @@ static int load_place(struct vm_load *ld, bool *in)
 		load_unmark(fh, ld);
 	*in = false;
 	return w < 0 ? -errno : -EIO;
+}
+
+/* A fault's or a pin's staged page goes into the mapping that asked for it with fh->lock
+ * dropped: the UFFDIO_COPY is the dearest step of a finish (5-12 us a page here), and
+ * under the lock it held up every other finish and fault of the handle (docs/benchmarks.md,
+ * "Copies outside the lock"). The page stays LOADING meanwhile, so nothing else maps,
+ * evicts, pins or releases it; rp_unmap waits while m->copying, rp_invalidate while a load
+ * in its range is copying. The copy does not wake: vm_load_finish does, after the unlock.
+ * A write fault that came meanwhile gets the page writable. fh->lock held on entry and on
+ * return. Whether the page went in. */
+static bool load_copy_out(struct vm_load *ld)
+{
+	struct rp_fileh *fh = ld->fh;
+	struct vm *vm = fh->vm;
+	struct rp_mapping *m = ld->dst;
+	const bool writable = ld->writer == m;
+	int r;
+
+	ld->copying = true;
+	m->copying++;
+	pthread_mutex_unlock(&fh->lock);
+	r = vm_uffd_copy(vm, m, ld->first, ld->npages, ld->src, writable, false);
+	if (vm_copy_out_hook)
+		vm_copy_out_hook(fh, ld->first);
+	pthread_mutex_lock(&fh->lock);
+	ld->copying = false;
+	m->copying--;
+	if (fh->copy_waiters)
+		pthread_cond_broadcast(&fh->cv);
+	if (r)
+		return false;
+	if (ld->writer == m && !writable)
+		vm_uffd_protect(vm, m, ld->first, ld->npages, false);
+	return true;
 }
 
 /* A window read ahead for a proven stream of m (ld->eager) is mapped there at once, as
@@ -436,7 +460,7 @@ void vm_load_finish(struct vm_load *ld, int err)
 	 * invalidate between the two would be missed and the store's old bytes shown. A
 	 * readahead window that failed is forgotten, not poisoned: the fault that wants one
 	 * of its pages reads it again, and that load reports the error. */
-	const bool empty = ld->stale || (err && ld->ra);
+	bool empty = ld->stale || (err && ld->ra);
 
 	if (!empty && !err && !ld->zero && ld->zero_from < (first + n) * vm->psz) {
 		/* Read across where this handle's store ends: what lies past it is zeros. */
@@ -445,8 +469,21 @@ void vm_load_finish(struct vm_load *ld, int err)
 		memset(ld->src ? (char *)ld->src + (from - off) : fh->ram->alias + from, 0,
 		       (first + n) * vm->psz - from);
 	}
-	if (ld->src && !empty && !err)
-		err = load_place(ld, &in);
+	if (ld->src && !empty && !err) {
+		if (ld->dst && !vm->no_copy && !ld->ra && load_copy_out(ld)) {
+			ld->copied = true;
+			empty = ld->stale;
+			if (!empty) {
+				load_mark_in(fh, ld);
+				in = true;
+				if (!vm->fault_self && (ld->fault || ld->faulted))
+					(void)vm_map_overlap(ld->dst, first, n, &ld->wake_at, &ld->wake_len,
+					                     vm->psz);
+			}
+		} else {
+			err = load_place(ld, &in);
+		}
+	}
 	if (empty || err) {
 		fh_set_run(fh, first, n, empty ? 0 : pg_make_poisoned(err));
 		ram_release(fh->ram, first * vm->psz, n * vm->psz);

@@ -41,6 +41,7 @@ struct vm_load {
 	struct rp_mapping *dst;      /* staged: the mapping that faulted, where the page goes
 	                                with UFFDIO_COPY; NULL once it is unmapped */
 	bool copied;                 /* ... and went: finish need not map it there */
+	bool copying;                /* ... going there now, fh->lock dropped (load_copy_out) */
 	uint64_t wake_at, wake_len;  /* ... its faults, woken once fh->lock is dropped */
 	uint64_t zero_from;          /* fh->zero_from when it started: bytes from here read 0 */
 	bool zero;                   /* wholly past zero_from: made of zeros, no I/O */

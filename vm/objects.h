@@ -110,6 +110,7 @@ struct rp_fileh {
 	struct vm_load *loads; /* in flight */
 	unsigned nloads;
 	unsigned copies; /* rp_read and rp_write copying through the alias or the memfd */
+	unsigned copy_waiters; /* rp_unmap, rp_invalidate waiting on a load's copy (cv) */
 	/* rp_fileh_stats (the engine's counters are in vm->ctr) */
 	_Atomic uint64_t n_loads, n_pages_loaded, n_pages_written, n_evicted, n_writeouts;
 	struct rp_mapping *maps; /* live mappings of this handle */
@@ -136,6 +137,7 @@ struct rp_mapping {
 	int prot;
 	bool track;    /* writable: registered for write-protect (dirty tracking) */
 	bool remapped; /* VM_POISON_REMAP: some range was remapped to the poison memfd */
+	unsigned copying; /* loads copying a page into it with fh->lock dropped (vm/load.c) */
 	uint64_t (*pins)[2]; /* ranges pinned through this mapping: (first page, pages) */
 	size_t npins, cpins; /* under fh->lock */
 	/* an index of pins by range (vm/pin.c): open addressing, 1 + the index in pins, 0

@@ -57,9 +57,13 @@
  *             for it, and no user mapping maps it (a poison marker put by a fault that
  *             found the pool full may remain in one mapping; the next load overwrites it).
  *   LOADING   aux points to the load in flight that covers the page; the RAM handle page
- *             is allocated and being filled through the alias; no user mapping maps it:
- *             faults on it wait (the kernel holds the faulting thread) until
- *             vm_load_finish maps the load's range into every mapping of the handle.
+ *             is allocated and being filled through the alias (or charged, for a staged
+ *             load, and made by its copy); no user mapping maps it: faults on it wait (the
+ *             kernel holds the faulting thread) until vm_load_finish maps the load's range
+ *             into every mapping of the handle. One exception: a fault's or a pin's lone
+ *             page is copied into the mapping that asked with the handle's lock dropped
+ *             (the load's `copying`, vm/load.c), and is mapped there from the copy until
+ *             vm_load_finish takes the lock again.
  *             Pins only on pages that were resident when pinned: 0 here.
  *   LOADED    the RAM page holds the store's bytes; it may be mapped in any mapping.
  *             Referenced bit clear (any resident state): no user mapping maps it; the hand

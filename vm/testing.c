@@ -4,7 +4,9 @@
  */
 #include "vm/testing.h"
 #include "vm/dirty.h"
+#include "vm/fault.h"
 #include "vm/objects.h"
+#include "vm/uffd.h"
 
 struct vm *vm_test_vm(struct rp_fileh *fh)
 {
@@ -28,6 +30,14 @@ bool vm_test_page_marked(struct rp_fileh *fh, uint64_t idx)
 
 	pthread_mutex_unlock(&fh->lock);
 	return marked;
+}
+
+void vm_test_wp_fault(struct rp_mapping *m, uint64_t idx)
+{
+	uint64_t at, len;
+
+	if (vm_map_overlap(m, idx, 1, &at, &len, m->fh->vm->psz))
+		vm_wp_fault(m->fh->vm, at);
 }
 
 char *vm_test_alias(struct rp_fileh *fh)

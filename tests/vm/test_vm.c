@@ -11,7 +11,9 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PG 4096ul
@@ -909,6 +912,138 @@ Test(vm, an_invalidate_while_a_load_completes_discards_the_load)
 	cr_assert_eq(rp_store_close(st), 0);
 	rp_engine_close(eng);
 	free(lr.data);
+}
+
+/* A fault's page is copied into its mapping with the handle's lock dropped (vm/load.c,
+ * load_copy_out); vm_copy_out_hook runs between the copy and the lock. An invalidate of
+ * the page then waits for the load to finish, and a write-protect fault on it makes the
+ * page finish writable and dirty. In fault_mode=sigbus the hook runs in the faulting
+ * thread's signal handler: it only posts a semaphore and sleeps. */
+static struct {
+	rp_fileh *fh;
+	rp_mapping *m;
+	const char *path;
+	atomic_bool armed, inval_done;
+	bool inval_waited; /* the invalidate had not returned while the copy was held */
+	int inval_err;
+	sem_t go;
+} co;
+
+static void *co_invalidate(void *arg)
+{
+	(void)arg;
+	char buf[PG];
+	int fd = open(co.path, O_WRONLY);
+
+	while (sem_wait(&co.go) < 0)
+		;
+	tu_fill(buf, PG, 62, 3 * PG); /* the store changes behind ringpager's back */
+	cr_assert_eq(pwrite(fd, buf, PG, 3 * PG), PG);
+	close(fd);
+	co.inval_err = rp_invalidate(co.fh, 3 * PG, PG);
+	atomic_store(&co.inval_done, true);
+	return NULL;
+}
+
+static void co_inval_hook(struct rp_fileh *fh, uint64_t page)
+{
+	if (fh != co.fh || page != 3 || !atomic_exchange(&co.armed, false))
+		return;
+	const struct timespec ts = {0, 50 * 1000 * 1000};
+
+	sem_post(&co.go);
+	nanosleep(&ts, NULL);
+	co.inval_waited = !atomic_load(&co.inval_done);
+}
+
+Test(vm, an_invalidate_waits_for_a_page_being_copied_into_its_mapping)
+{
+	struct fixture f = {0};
+	pthread_t t;
+
+	fixture_file(&f, "vm_copyout_inval", 16 * PG, 61, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 16 * PG, PROT_READ, &co.m), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_advise(co.m, 0, 16 * PG, RP_ADVICE_RANDOM), 0);
+	co.fh = f.fh;
+	co.path = f.path;
+	atomic_store(&co.inval_done, false);
+	co.inval_waited = false;
+	cr_assert_eq(sem_init(&co.go, 0, 0), 0);
+	cr_assert_eq(pthread_create(&t, NULL, co_invalidate, NULL), 0);
+	atomic_store(&co.armed, true);
+	vm_copy_out_hook = co_inval_hook;
+	const char *a = rp_mapping_addr(co.m);
+	const char first = a[3 * PG + 9]; /* the old bytes, or the new ones loaded again */
+
+	pthread_join(t, NULL);
+	vm_copy_out_hook = NULL;
+	cr_assert(!atomic_load(&co.armed), "the page was not copied into the mapping");
+	cr_assert(co.inval_waited, "rp_invalidate returned while the page was being copied");
+	cr_assert_eq(co.inval_err, 0, "%s", rp_errmsg());
+	char old[PG], now[PG];
+
+	tu_fill(old, PG, 61, 3 * PG);
+	tu_fill(now, PG, 62, 3 * PG);
+	cr_assert(first == old[9] || first == now[9]);
+	tu_expect_fill(a + 3 * PG, PG, 62, 3 * PG); /* after the invalidate: the store's */
+	sem_destroy(&co.go);
+	cr_assert_eq(rp_unmap(co.m), 0);
+	fixture_close(&f);
+}
+
+static void co_wp_hook(struct rp_fileh *fh, uint64_t page)
+{
+	if (fh != co.fh || page != 3 || !atomic_exchange(&co.armed, false))
+		return;
+	vm_test_wp_fault(co.m, 3); /* a write to the page, write-protected by the copy */
+}
+
+Test(vm, a_write_to_a_page_being_copied_into_its_mapping_finds_it_writable_and_dirty)
+{
+	rp_config cfg;
+	rp_engine *eng;
+	rp_store *st;
+	struct rp_stats s0, s1;
+	uint64_t dirty = 0;
+	char *path = tu_scratch_file("vm_copyout_wp", 16 * PG, 63);
+
+	tu_config_init(&cfg);
+	cfg.ram_size = 16ul << 20;
+	cfg.hugepages = 2;
+	cr_assert_eq(rp_config_set(&cfg, "dirty_tracking", "wp_sync"), 0);
+	cr_assert_eq(rp_config_set(&cfg, "fault_mode", "uffd"), 0);
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &co.fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(co.fh, 0, 16 * PG, PROT_READ | PROT_WRITE, &co.m), 0, "%s",
+	             rp_errmsg());
+	cr_assert_eq(rp_advise(co.m, 0, 16 * PG, RP_ADVICE_RANDOM), 0);
+	char *a = rp_mapping_addr(co.m);
+
+	atomic_store(&co.armed, true);
+	vm_copy_out_hook = co_wp_hook;
+	tu_expect_fill(a + 3 * PG, PG, 63, 3 * PG); /* a read fault: copied write-protected */
+	vm_copy_out_hook = NULL;
+	cr_assert(!atomic_load(&co.armed), "the page was not copied into the mapping");
+	cr_assert_eq(rp_stats(eng, &s0), 0);
+	a[3 * PG + 5] = 'w';
+	cr_assert_eq(rp_stats(eng, &s1), 0);
+	cr_assert_eq(s1.wp_faults, s0.wp_faults, "the write took a write-protect fault again");
+	cr_assert_eq(rp_fileh_dirty(co.fh, &dirty), 0);
+	cr_assert_eq(dirty, 1, "%" PRIu64 " pages dirty", dirty);
+	cr_assert_eq(rp_writeout(co.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_SYNC), 0, "%s",
+	             rp_errmsg());
+	cr_assert_eq(rp_unmap(co.m), 0);
+	cr_assert_eq(rp_fileh_close(co.fh), 0);
+	cr_assert_eq(rp_store_close(st), 0);
+	rp_engine_close(eng);
+	char b = 0;
+	int fd = open(path, O_RDONLY);
+
+	cr_assert_eq(pread(fd, &b, 1, 3 * PG + 5), 1);
+	close(fd);
+	cr_assert_eq(b, 'w', "the write did not reach the file");
+	tu_unlink(path);
 }
 
 Test(vm, closing_a_handle_with_live_mappings_is_refused)
