@@ -64,13 +64,14 @@ struct pin_copy {
 };
 
 /* Loads are handed to the service threads in batches: one wake-up per batch rather than
- * per page, yet the first requests start before a long walk ends. The first
- * PIN_LOCAL_BATCHES go to the service thread of this CPU (no interrupt to another CPU
- * for a short pin), the rest to the threads in turn, which spreads a long pin's copying
- * and mapping over the CPUs (docs/benchmarks.md, "Design choices"). */
+ * per page, yet the first requests start before a long walk ends. The first batch goes to
+ * the service thread of this CPU (no interrupt to another CPU for a short pin), the second
+ * to a thread of another CPU for it alone, so that a pin of 32 lone pages has both CPUs
+ * copying pages into the mapping (the copies run with the handle's lock dropped: vm/load.c,
+ * load_copy_out), the rest to the threads in turn, which spreads a long pin's copying and
+ * mapping over the CPUs (docs/benchmarks.md, "Design choices" and "Copies outside the
+ * lock"). */
 #define PIN_BATCH 16
-
-#define PIN_LOCAL_BATCHES 2
 
 /* Hands the batch over. fh->lock held; dropped and retaken. */
 static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c)
@@ -87,8 +88,11 @@ static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c)
 		c->nflush++;
 		vm_load_waited(ld);
 		(void)vm_load_issue(ld, NULL);
-	} else if (c->nflush++ < PIN_LOCAL_BATCHES) {
+	} else if (c->nflush++ == 0) {
 		vm_load_batch_submit(fh->vm, NULL, &c->batch);
+	} else if (c->nflush == 2) {
+		vm_service_hand_other(fh->vm, &c->batch.head->job, &c->batch.tail->job);
+		c->batch.head = c->batch.tail = NULL;
 	} else {
 		vm_service_hand_spread(fh->vm, &c->batch.head->job, &c->batch.tail->job);
 		c->batch.head = c->batch.tail = NULL;

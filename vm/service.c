@@ -128,6 +128,8 @@ struct vm_service {
 	size_t wstage_used;      /* bytes handed out since it was last empty */
 	unsigned wstage_holders; /* writes holding a part of it */
 	struct rpio_dev *detach; /* a store closes: drop the queue's registration; jobs_lock */
+	struct vm_job *own_head, *own_tail; /* jobs for this thread alone; jobs_lock */
+	uint64_t own_taken; /* ... chains of them it took (a test reads it); jobs_lock */
 	/* Lent to application threads (vm_service_lend): no thread of its own; the next idle
 	 * one, the next made */
 	bool lent;
@@ -294,6 +296,12 @@ static void take_jobs(struct vm_service *s)
 	pthread_mutex_lock(&vm->jobs_lock);
 	job = vm->jobs_head;
 	vm->jobs_head = vm->jobs_tail = NULL;
+	if (s->own_head) { /* its own first: they were handed to it for its CPU */
+		s->own_tail->qnext = job;
+		job = s->own_head;
+		s->own_head = s->own_tail = NULL;
+		s->own_taken++;
+	}
 	if (s->detach) {
 		rpio_queue_detach(s->q, s->detach);
 		s->detach = NULL;
@@ -682,6 +690,29 @@ void vm_service_hand_spread(struct vm *vm, struct vm_job *head, struct vm_job *t
 	hand(vm, head, tail, HAND_SPREAD);
 }
 
+void vm_service_hand_other(struct vm *vm, struct vm_job *head, struct vm_job *tail)
+{
+	const int cpu = sched_getcpu();
+	unsigned k = 0;
+
+	if (!vm->bound || svc_count(vm) < 2) {
+		hand(vm, head, tail, HAND_SPREAD);
+		return;
+	}
+	while (k < svc_count(vm) - 1 && vm->svc[k].cpu == cpu)
+		k++;
+	pthread_mutex_lock(&vm->jobs_lock);
+	struct vm_service *s = &vm->svc[k];
+
+	if (s->own_tail)
+		s->own_tail->qnext = head;
+	else
+		s->own_head = head;
+	s->own_tail = tail;
+	pthread_mutex_unlock(&vm->jobs_lock);
+	(void)eventfd_write(s->kick_fd, 1);
+}
+
 void vm_service_detach(struct vm *vm, struct rpio_dev *dev)
 {
 	/* The queues are single-issuer: each thread must drop its registration itself. */
@@ -881,6 +912,17 @@ int vm_service_start(struct vm *vm, const struct vm_params *p)
 int vm_service_cpu(const struct vm *vm, unsigned i)
 {
 	return i < svc_count(vm) ? vm->svc[i].cpu : -1;
+}
+
+uint64_t vm_service_own_taken(struct vm *vm)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&vm->jobs_lock);
+	for (unsigned i = 0; i < svc_count(vm); i++)
+		n += vm->svc[i].own_taken;
+	pthread_mutex_unlock(&vm->jobs_lock);
+	return n;
 }
 
 uint64_t vm_listening(const struct vm *vm)

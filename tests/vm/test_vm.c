@@ -471,9 +471,16 @@ Test(vm, pin_loads_without_touching_and_pinv_takes_random_pages)
 	cr_assert_eq(rp_map(f.fh, 0, 4 << 20, PROT_READ, &m), 0);
 	for (int i = 0; i < 100; i++)
 		r[i] = (rp_range){(tu_rand(&rng) % 512) * PG, PG}; /* the first 2 MiB */
+	struct vm *vm = vm_test_vm(f.fh);
+	const uint64_t own = vm_service_own_taken(vm);
+
 	cr_assert_eq(rp_pinv(m, r, 100), 0, "%s", rp_errmsg());
 	rp_stats(f.eng, &s0);
 	cr_assert_eq(s0.faults, 0, "pinning faults nothing");
+	/* Where the service threads are bound to CPUs, the pin's second batch of loads went
+	 * to a thread of another CPU than the pinning thread's, for it alone. */
+	if (vm_test_nsvc(vm) > 1 && vm_service_cpu(vm, 0) >= 0)
+		cr_assert_gt(vm_service_own_taken(vm), own, "no batch went to another CPU's thread");
 	/* Pinned pages are mapped: touching them is not even a fault. */
 	for (int i = 0; i < 100; i++)
 		tu_expect_fill((char *)rp_mapping_addr(m) + r[i].off, PG, 31, r[i].off);
