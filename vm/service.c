@@ -693,16 +693,18 @@ void vm_service_hand_spread(struct vm *vm, struct vm_job *head, struct vm_job *t
 void vm_service_hand_other(struct vm *vm, struct vm_job *head, struct vm_job *tail)
 {
 	const int cpu = sched_getcpu();
-	unsigned k = 0;
+	const unsigned n = svc_count(vm);
+	unsigned local = 0;
 
-	if (!vm->bound || svc_count(vm) < 2) {
+	if (!vm->bound || n < 2) {
 		hand(vm, head, tail, HAND_SPREAD);
 		return;
 	}
-	while (k < svc_count(vm) - 1 && vm->svc[k].cpu == cpu)
-		k++;
+	while (local < n - 1 && vm->svc[local].cpu != cpu) /* this CPU's thread, else the last */
+		local++;
 	pthread_mutex_lock(&vm->jobs_lock);
-	struct vm_service *s = &vm->svc[k];
+	/* the other threads in turn, where there are more than two */
+	struct vm_service *s = &vm->svc[(local + 1 + vm->next_kick++ % (n - 1)) % n];
 
 	if (s->own_tail)
 		s->own_tail->qnext = head;

@@ -50,8 +50,9 @@ void *vm_service_bounce_get(struct vm_service *s);
  * in turn (vm_service_hand_spread, for the later batches of a long pin). */
 void vm_service_hand(struct vm *vm, struct vm_job *head, struct vm_job *tail);
 void vm_service_hand_spread(struct vm *vm, struct vm_job *head, struct vm_job *tail);
-/* ... or to a thread of another CPU than the caller's, for it alone (its share of a pin's
- * loads); to the threads in turn where they are not bound or there is one. */
+/* ... or to a thread of another CPU than the caller's (the others in turn), for it alone
+ * (its share of a pin's loads); to the threads in turn where they are not bound or there
+ * is one. */
 void vm_service_hand_other(struct vm *vm, struct vm_job *head, struct vm_job *tail);
 /* Hands an atomic writeout's job to the service thread whose writeouts' fdatasyncs
  * finished soonest (the top of vm/service.c says why), or as vm_service_hand where
