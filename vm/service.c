@@ -158,14 +158,21 @@ bool vm_on_service_thread(void)
 	return svc_self != NULL;
 }
 
+/* Appends the chain first..last (linked by qnext) to the list *head..*tail. */
+static void chain_append(struct vm_job **head, struct vm_job **tail, struct vm_job *first,
+                         struct vm_job *last)
+{
+	last->qnext = NULL;
+	if (*tail)
+		(*tail)->qnext = first;
+	else
+		*head = first;
+	*tail = last;
+}
+
 static void backlog_push(struct vm_service *s, struct vm_job *job)
 {
-	job->qnext = NULL;
-	if (s->backlog_tail)
-		s->backlog_tail->qnext = job;
-	else
-		s->backlog_head = job;
-	s->backlog_tail = job;
+	chain_append(&s->backlog_head, &s->backlog_tail, job, job);
 }
 
 void *vm_service_bounce_get(struct vm_service *s)
@@ -271,14 +278,8 @@ static void backlog_issue(struct vm_service *s)
 				s->backlog_tail = job;
 			break;
 		}
-		if (r == -EAGAIN) {
-			job->qnext = NULL;
-			if (wait_tail)
-				wait_tail->qnext = job;
-			else
-				wait_head = job;
-			wait_tail = job;
-		}
+		if (r == -EAGAIN)
+			chain_append(&wait_head, &wait_tail, job, job);
 	}
 	if (wait_head) { /* back in front, as they were */
 		wait_tail->qnext = s->backlog_head;
@@ -623,7 +624,6 @@ void vm_service_submit(struct vm *vm, struct vm_service *svc, struct vm_job *job
 			backlog_push(svc, job);
 		return;
 	}
-	job->qnext = NULL;
 	vm_service_hand(vm, job, job);
 }
 
@@ -633,7 +633,6 @@ void vm_service_defer(struct vm *vm, struct vm_job *job)
 		backlog_push(svc_self, job); /* issued when this thread next looks at it */
 		return;
 	}
-	job->qnext = NULL;
 	vm_service_hand(vm, job, job);
 }
 
@@ -648,11 +647,7 @@ void vm_service_defer(struct vm *vm, struct vm_job *job)
 static void hand(struct vm *vm, struct vm_job *head, struct vm_job *tail, int to)
 {
 	pthread_mutex_lock(&vm->jobs_lock);
-	if (vm->jobs_tail)
-		vm->jobs_tail->qnext = head;
-	else
-		vm->jobs_head = head;
-	vm->jobs_tail = tail;
+	chain_append(&vm->jobs_head, &vm->jobs_tail, head, tail);
 	unsigned k = to >= 0 ? (unsigned)to : vm->next_kick++ % svc_count(vm);
 
 	if (to == HAND_LOCAL && vm->bound) {
@@ -668,7 +663,6 @@ static void hand(struct vm *vm, struct vm_job *head, struct vm_job *tail, int to
 
 void vm_service_hand_wo(struct vm *vm, struct vm_job *job)
 {
-	job->qnext = NULL;
 	hand(vm, job, job,
 	     vm->bound && svc_count(vm) > 1 ? (int)(vm_choice_pick(&vm->wo_ways) % svc_count(vm))
 	                                    : HAND_LOCAL);
@@ -706,11 +700,7 @@ void vm_service_hand_other(struct vm *vm, struct vm_job *head, struct vm_job *ta
 	/* the other threads in turn, where there are more than two */
 	struct vm_service *s = &vm->svc[(local + 1 + vm->next_kick++ % (n - 1)) % n];
 
-	if (s->own_tail)
-		s->own_tail->qnext = head;
-	else
-		s->own_head = head;
-	s->own_tail = tail;
+	chain_append(&s->own_head, &s->own_tail, head, tail);
 	pthread_mutex_unlock(&vm->jobs_lock);
 	(void)eventfd_write(s->kick_fd, 1);
 }
