@@ -381,8 +381,9 @@ static int load_place(struct vm_load *ld, bool *in)
  * "Copies outside the lock"). The page stays LOADING meanwhile, so nothing else maps,
  * evicts, pins or releases it; rp_unmap waits while m->copying, rp_invalidate while a load
  * in its range is copying. The copy does not wake: vm_load_finish does, after the unlock.
- * A write fault that came meanwhile gets the page writable. fh->lock held on entry and on
- * return. Whether the page went in. */
+ * A write fault that came meanwhile gets the page writable; a write that a collection saw
+ * meanwhile makes it dirty once in (`written`). fh->lock held on entry and on return.
+ * Whether the page went in. */
 static bool load_copy_out(struct vm_load *ld)
 {
 	struct rp_fileh *fh = ld->fh;
@@ -476,6 +477,8 @@ void vm_load_finish(struct vm_load *ld, int err)
 			if (!empty) {
 				load_mark_in(fh, ld);
 				in = true;
+				for (uint64_t p = first; ld->written && p < first + n; p++)
+					(void)vm_dirty_mark(fh, p);
 				if (!vm->fault_self && (ld->fault || ld->faulted))
 					(void)vm_map_overlap(ld->dst, first, n, &ld->wake_at, &ld->wake_len,
 					                     vm->psz);

@@ -42,6 +42,8 @@ struct vm_load {
 	                                with UFFDIO_COPY; NULL once it is unmapped */
 	bool copied;                 /* ... and went: finish need not map it there */
 	bool copying;                /* ... going there now, fh->lock dropped (load_copy_out) */
+	bool written;                /* ... and a collection saw it written meanwhile: dirty
+	                                once in (vm/dirty.c) */
 	uint64_t wake_at, wake_len;  /* ... its faults, woken once fh->lock is dropped */
 	uint64_t zero_from;          /* fh->zero_from when it started: bytes from here read 0 */
 	bool zero;                   /* wholly past zero_from: made of zeros, no I/O */
