@@ -232,7 +232,7 @@ static void die(const char *what)
 }
 
 /* A userfaultfd over kp.base's len bytes for MINOR faults; with SIGBUS, faults raise it. */
-static void kp_uffd(size_t len, bool sigbus)
+static void kp_uffd_mode(size_t len, bool sigbus, uint64_t mode)
 {
 	const int flags = O_CLOEXEC | O_NONBLOCK;
 
@@ -247,10 +247,15 @@ static void kp_uffd(size_t len, bool sigbus)
 	                         .features = UFFD_FEATURE_MINOR_SHMEM |
 	                                     (sigbus ? UFFD_FEATURE_SIGBUS : 0)};
 	struct uffdio_register reg = {.range = {(uintptr_t)kp.base, len},
-	                              .mode = UFFDIO_REGISTER_MODE_MINOR};
+	                              .mode = mode};
 
 	if (ioctl(kp.uffd, UFFDIO_API, &api) || ioctl(kp.uffd, UFFDIO_REGISTER, &reg))
-		die("userfaultfd MINOR registration");
+		die("userfaultfd registration");
+}
+
+static void kp_uffd(size_t len, bool sigbus)
+{
+	kp_uffd_mode(len, sigbus, UFFDIO_REGISTER_MODE_MINOR);
 }
 
 static void kp_continue(uint64_t addr)
@@ -415,12 +420,15 @@ static struct lone_sample job_lone(const struct opts *o, uint64_t seed)
 
 /* ---------------------------------------------------------------- floors */
 
+#define NFLOORS 16 /* the figures of --floors, fio's aside */
+
 struct floors {
 	double uffd_same, uffd_other, sigbus, kernel_minor; /* us per fault */
 	double map1, unmap1, map64, unmap64;                 /* us per call */
 	double touch1;                                       /* us per page */
 	double spread_map, spread_touch, spread_kernel;      /* us per page, over --size */
 	double make;                                         /* us per page */
+	double copy_run, copy_read;                          /* us per page */
 	double memcpy4k;                                     /* us */
 };
 
@@ -573,6 +581,61 @@ static double floor_make(uint64_t npages)
 	return us;
 }
 
+/* The new memory floor_copy_run fills for a span of `size` bytes: as much as a scan of
+ * it makes, since on a machine that gives freed memory back to its host the price of new
+ * memory grows with the amount (docs/benchmarks.md, "A scan's new pages"); at most a
+ * quarter of the RAM. */
+static uint64_t copy_floor_bytes(uint64_t size)
+{
+	const uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * PG / 4;
+
+	return size < ram ? size : ram;
+}
+
+/* What a 4 KiB pager's scan pays per page beyond the disk: runs of 256 pages (1 MiB, a
+ * readahead run) of an empty memfd filled and mapped by one UFFDIO_COPY each from a reused
+ * buffer, in ascending order (*copy_us, us per page), then a first read of each page in
+ * order (*read_us, us per page). The memfd is new, as a pool that has just grown. */
+static void floor_copy_run(uint64_t npages, double *copy_us, double *read_us)
+{
+	const uint64_t run = 256, n = npages / run * run;
+	const size_t len = n * PG;
+	char *src = mmap(NULL, run * PG, PROT_READ | PROT_WRITE,
+	                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	if (!n || src == MAP_FAILED)
+		die("floors: copy buffer");
+	memset(src, 7, run * PG);
+	kp.memfd = memfd_create("vmbench-copy", MFD_CLOEXEC);
+	if (kp.memfd < 0 || ftruncate(kp.memfd, (off_t)len) ||
+	    (kp.base = mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0)) == MAP_FAILED)
+		die("floors: memfd");
+	kp_uffd_mode(len, false, UFFDIO_REGISTER_MODE_MISSING);
+	double t0 = bu_now();
+
+	for (uint64_t i = 0; i < n; i += run) {
+		struct uffdio_copy c = {.dst = (uintptr_t)kp.base + i * PG, .src = (uintptr_t)src,
+		                        .len = run * PG, .mode = UFFDIO_COPY_MODE_DONTWAKE};
+
+		if (ioctl(kp.uffd, UFFDIO_COPY, &c))
+			die("floors: UFFDIO_COPY");
+	}
+	double t1 = bu_now();
+	unsigned sum = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		sum += ((volatile const unsigned char *)kp.base)[i * PG];
+	double t2 = bu_now();
+
+	(void)sum;
+	*copy_us = (t1 - t0) * 1e6 / (double)n;
+	*read_us = (t2 - t1) * 1e6 / (double)n;
+	close(kp.uffd);
+	munmap(kp.base, len);
+	close(kp.memfd);
+	munmap(src, run * PG);
+}
+
 /* A 4 KiB copy between two hot buffers, microseconds (the mean of many). */
 static double floor_memcpy(void)
 {
@@ -613,6 +676,7 @@ static struct floors job_floors(uint64_t npages, uint64_t span, uint64_t seed)
 	floor_map(npages / 64 * 64, 64, seed, &f.map64, &f.unmap64, &touch64);
 	floor_spread(span, npages, seed, &f.spread_map, &f.spread_touch, &f.spread_kernel);
 	f.make = floor_make(npages);
+	floor_copy_run(copy_floor_bytes(span * PG) / PG, &f.copy_run, &f.copy_read);
 	f.memcpy4k = floor_memcpy();
 	(void)pthread_setaffinity_np(pthread_self(), sizeof(was), &was);
 	return f;
@@ -631,8 +695,8 @@ static void json_row(FILE *f, const char *key, const char *what, const double *v
 
 /* --floors --json PATH: the medians by key, for programs (bench/compare). A floor not
  * measured (another CPU on a one-CPU machine) is left out. */
-static int floors_json(const struct opts *o, const char *const keys[14],
-                       const char *const names[14], double us[14][BU_MAX_ROUNDS],
+static int floors_json(const struct opts *o, const char *const keys[NFLOORS],
+                       const char *const names[NFLOORS], double us[NFLOORS][BU_MAX_ROUNDS],
                        const double *fio_ops, const double *fio_p50)
 {
 	FILE *f = fopen(o->json, "w");
@@ -642,9 +706,9 @@ static int floors_json(const struct opts *o, const char *const keys[14],
 		return 1;
 	}
 	fprintf(f, "{\n");
-	for (int k = 0; k < 14; k++)
+	for (int k = 0; k < NFLOORS; k++)
 		if (k != 1 || us[1][0] > 0)
-			json_row(f, keys[k], names[k], us[k], o->rounds, "us", k == 13 && !fio_ops);
+			json_row(f, keys[k], names[k], us[k], o->rounds, "us", k == NFLOORS - 1 && !fio_ops);
 	if (fio_ops) {
 		json_row(f, "fio_psync_iops", "fio psync randread 4k depth 1", fio_ops, o->rounds,
 		         "IOPS", false);
@@ -660,19 +724,20 @@ static int floors_json(const struct opts *o, const char *const keys[14],
 
 static int run_floors(const struct opts *o)
 {
-	double us[14][BU_MAX_ROUNDS], fio_ops[BU_MAX_ROUNDS], fio_p50[BU_MAX_ROUNDS];
+	double us[NFLOORS][BU_MAX_ROUNDS], fio_ops[BU_MAX_ROUNDS], fio_p50[BU_MAX_ROUNDS];
 	const unsigned n = o->rounds;
 	uint64_t seed = (uint64_t)(bu_now() * 1e9);
 
 	printf("vmbench --floors: %u rounds, %u pages a fault job (medians, min..max)\n", n, o->lone);
 	for (unsigned r = 0; r < n; r++) {
 		const struct floors f = job_floors(o->lone, o->size / PG, seed + r);
-		const double v[14] = {f.uffd_same,    f.uffd_other,   f.sigbus,      f.kernel_minor,
-		                      f.map1,         f.touch1,       f.unmap1,      f.map64,
-		                      f.unmap64,      f.spread_map,   f.spread_touch, f.spread_kernel,
-		                      f.make,         f.memcpy4k};
+		const double v[NFLOORS] = {
+		    f.uffd_same,  f.uffd_other, f.sigbus,       f.kernel_minor,  f.map1,
+		    f.touch1,     f.unmap1,     f.map64,        f.unmap64,       f.spread_map,
+		    f.spread_touch, f.spread_kernel, f.make,    f.copy_run,      f.copy_read,
+		    f.memcpy4k};
 
-		for (int k = 0; k < 14; k++)
+		for (int k = 0; k < NFLOORS; k++)
 			us[k][r] = v[k];
 		if (o->fio) {
 			const struct bu_fio b = bu_run_fio(o->file, "randread", PG, 1, o->size, o->runtime,
@@ -688,14 +753,18 @@ static int run_floors(const struct opts *o)
 	         o->size >> 20);
 	snprintf(spread[1], sizeof(spread[1]), "first read of such a page");
 	snprintf(spread[2], sizeof(spread[2]), "kernel minor fault of such a page");
+	char copied[64];
+
+	snprintf(copied, sizeof(copied), "UFFDIO_COPY of 1M runs over %" PRIu64 "M, a page",
+	         copy_floor_bytes(o->size) >> 20);
 	/* Keys for --json, in the order of names[] */
-	static const char *const keys[14] = {
+	static const char *const keys[NFLOORS] = {
 	    "uffd_same_cpu", "uffd_other_cpu", "sigbus",       "kernel_minor",
 	    "continue_1",    "first_read",     "dontneed_1",   "continue_64",
 	    "dontneed_64",   "continue_spread", "first_read_spread", "kernel_minor_spread",
-	    "new_page",      "memcpy_4k",
+	    "new_page",      "copy_run",       "copy_run_read", "memcpy_4k",
 	};
-	const char *const names[14] = {
+	const char *const names[NFLOORS] = {
 	    "userfaultfd fault served on the same CPU",
 	    "userfaultfd fault served on another CPU",
 	    "userfaultfd SIGBUS, served in the handler",
@@ -709,9 +778,11 @@ static int run_floors(const struct opts *o)
 	    spread[1],
 	    spread[2],
 	    "a new page: fallocate, CONTINUE, write (64 a run)",
+	    copied,
+	    "first read of such a page, in order",
 	    "memcpy of 4 KiB",
 	};
-	for (int k = 0; k < 14; k++)
+	for (int k = 0; k < NFLOORS; k++)
 		if (k != 1 || us[1][0] > 0)
 			bu_row(names[k], us[k], n, "us", 0);
 	if (o->fio) {
@@ -881,7 +952,8 @@ static void usage(FILE *f)
 	        "  --runtime S      seconds per fio run (default 3)\n"
 	        "  --no-fio         skip the fio references\n"
 	        "  --floors         only the machine's mechanism costs (userfaultfd, SIGBUS and\n"
-	        "                   kernel faults, mapping and unmapping, memcpy, fio psync)\n"
+	        "                   kernel faults, mapping and unmapping, new pages over --size\n"
+	        "                   (at most a quarter of the RAM), memcpy, fio psync)\n"
 	        "  --json PATH      with --floors: also write their medians to PATH, by key\n"
 	        "  --hot SIZE       only random 4 KiB reads of the first SIZE bytes once resident:\n"
 	        "                   ringpager with 4 KiB and 2 MiB pages (needs huge pages\n"
