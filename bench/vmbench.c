@@ -584,12 +584,13 @@ static double floor_make(uint64_t npages)
 /* The new memory floor_copy_run fills for a span of `size` bytes: as much as a scan of
  * it makes, since on a machine that gives freed memory back to its host the price of new
  * memory grows with the amount (docs/benchmarks.md, "A scan's new pages"); at most a
- * quarter of the RAM. */
+ * quarter of the RAM, at least one run (1 MiB). */
 static uint64_t copy_floor_bytes(uint64_t size)
 {
 	const uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * PG / 4;
 
-	return size < ram ? size : ram;
+	size = size < ram ? size : ram;
+	return size > (1u << 20) ? size : (1u << 20);
 }
 
 /* What a 4 KiB pager's scan pays per page beyond the disk: runs of 256 pages (1 MiB, a
@@ -598,12 +599,12 @@ static uint64_t copy_floor_bytes(uint64_t size)
  * order (*read_us, us per page). The memfd is new, as a pool that has just grown. */
 static void floor_copy_run(uint64_t npages, double *copy_us, double *read_us)
 {
-	const uint64_t run = 256, n = npages / run * run;
+	const uint64_t run = 256, n = npages > run ? npages / run * run : run;
 	const size_t len = n * PG;
 	char *src = mmap(NULL, run * PG, PROT_READ | PROT_WRITE,
 	                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 
-	if (!n || src == MAP_FAILED)
+	if (src == MAP_FAILED)
 		die("floors: copy buffer");
 	memset(src, 7, run * PG);
 	kp.memfd = memfd_create("vmbench-copy", MFD_CLOEXEC);
