@@ -259,6 +259,7 @@ again:
 int vm_fileh_dirty(struct rp_fileh *fh, uint64_t *pages)
 {
 	pthread_mutex_lock(&fh->lock);
+	vm_load_wait_copies(fh); /* a page written while being copied counts */
 	vm_dirty_collect(fh, NULL);
 	*pages = fh->ndirty;
 	pthread_mutex_unlock(&fh->lock);
@@ -348,6 +349,7 @@ int vm_discard(struct rp_fileh *fh)
 	int err = 0;
 
 	pthread_mutex_lock(&fh->lock);
+	vm_load_wait_copies(fh); /* a write made before this call is dropped too */
 	/* The size goes back to the store's: pages from where the handle's view of the store
 	 * starts to differ (zero_from: a shrink zeroed a tail, or made zero pages of bytes
 	 * the store has) are dropped too, clean or not, to be read again. */

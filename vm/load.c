@@ -444,6 +444,22 @@ static void load_map_eager(struct rp_fileh *fh, struct rp_mapping *m, struct vm_
 	vm_ra_used(&m->ra, m->ra.prev, used);
 }
 
+void vm_load_wait_copies(struct rp_fileh *fh)
+{
+	struct vm_load *ld = fh->loads;
+
+	while (ld) {
+		if (!ld->copying) {
+			ld = ld->next;
+			continue;
+		}
+		fh->copy_waiters++;
+		pthread_cond_wait(&fh->cv, &fh->lock);
+		fh->copy_waiters--;
+		ld = fh->loads; /* the list may have changed meanwhile: from its start again */
+	}
+}
+
 void vm_load_finish(struct vm_load *ld, int err)
 {
 	struct rp_fileh *fh = ld->fh;

@@ -83,6 +83,11 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q);
 /* Completes a load with err (0 or -errno): LOADING -> LOADED, POISONED or (stale) EMPTY,
  * maps or poisons its range in every mapping, wakes pin waiters, frees ld. Any thread. */
 void vm_load_finish(struct vm_load *ld, int err);
+/* Waits until no load of the handle is copying its page into a mapping with fh->lock
+ * dropped (load_copy_out): such a page is mapped already and may have been written, and
+ * is in (and dirty, if written) once its copy ends. fh->lock held; dropped while waiting.
+ * Not on the thread of such a copy (vm_copy_out_hook). */
+void vm_load_wait_copies(struct rp_fileh *fh);
 /* Loads started and not issued yet, chained through job.qnext. */
 struct vm_load_batch {
 	struct vm_load *head, *tail;

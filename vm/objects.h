@@ -110,7 +110,8 @@ struct rp_fileh {
 	struct vm_load *loads; /* in flight */
 	unsigned nloads;
 	unsigned copies; /* rp_read and rp_write copying through the alias or the memfd */
-	unsigned copy_waiters; /* rp_unmap, rp_invalidate waiting on a load's copy (cv) */
+	unsigned copy_waiters; /* rp_unmap, rp_invalidate, writeouts... waiting on a load's
+	                          copy (cv; vm_load_wait_copies) */
 	/* rp_fileh_stats (the engine's counters are in vm->ctr) */
 	_Atomic uint64_t n_loads, n_pages_loaded, n_pages_written, n_evicted, n_writeouts;
 	struct rp_mapping *maps; /* live mappings of this handle */

@@ -64,7 +64,8 @@
  *             page is copied into the mapping that asked with the handle's lock dropped
  *             (the load's `copying`, vm/load.c), and is mapped there from the copy until
  *             vm_load_finish takes the lock again; a write to it that a collection sees
- *             meanwhile is kept by the load (`written`, vm/dirty.c).
+ *             meanwhile is kept by the load (`written`, vm/dirty.c), and writeouts,
+ *             discards and dirty counts wait for the copy (vm_load_wait_copies).
  *             Pins only on pages that were resident when pinned: 0 here.
  *   LOADED    the RAM page holds the store's bytes; it may be mapped in any mapping.
  *             Referenced bit clear (any resident state): no user mapping maps it; the hand

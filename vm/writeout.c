@@ -44,6 +44,7 @@
  */
 #include "vm/writeout.h"
 #include "vm/dirty.h"
+#include "vm/load.h"
 #include "vm/reclaim.h"
 #include "vm/uffd.h"
 #include "vm/vm.h"
@@ -237,6 +238,9 @@ static int wo_begin(struct rp_fileh *fh, int flags, rp_done_fn done, void *arg, 
 	wo->arg = arg;
 	wo->group = group;
 	pthread_mutex_lock(&fh->lock);
+	/* A write made before this call to a page still being copied into its mapping (vm/
+	 * load.c) must be in this writeout: the copy ends first, and the page is dirty. */
+	vm_load_wait_copies(fh);
 	if (fh->wo_active) {
 		if (fh->wo_pending_tail)
 			fh->wo_pending_tail->fh_next = wo;

@@ -1076,16 +1076,20 @@ Test(vm, a_write_to_a_page_being_copied_into_its_mapping_finds_it_writable_and_d
 /* Under wp_async a collection protects the pages it finds written again. One that finds
  * a page written while it is being copied (mapped already, still LOADING) must not lose
  * the write: the page is dirty once in. The hook writes the page and collects, as another
- * thread's store and rp_fileh_dirty would; in fault_mode=uffd, where the hook runs on a
- * service thread (the copy and the collection are the same in sigbus mode). */
+ * thread's store and rp_fileh_stats would (rp_fileh_dirty waits for the copy); in
+ * fault_mode=uffd, where the hook runs on a service thread (the copy and the collection
+ * are the same in sigbus mode). */
 static uint64_t co_dirty_during;
 
 static void co_collect_hook(struct rp_fileh *fh, uint64_t page)
 {
+	struct rp_fileh_stats st;
+
 	if (fh != co.fh || page != 3 || !atomic_exchange(&co.armed, false))
 		return;
 	((volatile char *)rp_mapping_addr(co.m))[3 * PG + 6] = 'c';
-	cr_assert_eq(rp_fileh_dirty(co.fh, &co_dirty_during), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_stats(co.fh, &st), 0, "%s", rp_errmsg());
+	co_dirty_during = st.dirty_pages;
 }
 
 Test(vm, a_write_collected_while_its_page_is_being_copied_into_its_mapping_is_kept)
@@ -1107,6 +1111,76 @@ Test(vm, a_write_collected_while_its_page_is_being_copied_into_its_mapping_is_ke
 	cr_assert_eq(co_dirty_during, 0, "a page not in yet counted dirty");
 	cr_assert(seen == 'c', "the read saw %d, not the write made before it returned", seen);
 	co_close_expect(eng, st, path, 3 * PG + 6, 'c'); /* lost, it would count 0 pages */
+}
+
+/* A write made to a page while it is being copied, then a writeout: the writeout waits for
+ * the copy and writes the page (without the wait it found nothing dirty yet). Another
+ * thread writes and writes out while the hook holds the copy for 50 ms. */
+static struct {
+	atomic_bool returned; /* the writeout returned */
+	bool waited;          /* ... not before the hook let the copy go */
+	int err;
+	char in_file;         /* the byte in the file right after the writeout */
+} cw;
+
+static void *co_write_out(void *arg)
+{
+	char *path = arg;
+
+	while (sem_wait(&co.go) < 0)
+		;
+	((volatile char *)rp_mapping_addr(co.m))[3 * PG + 7] = 'o';
+	cw.err = rp_writeout(co.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED | RP_WRITEOUT_SYNC);
+	atomic_store(&cw.returned, true);
+	int fd = open(path, O_RDONLY);
+
+	cr_assert_eq(pread(fd, &cw.in_file, 1, 3 * PG + 7), 1);
+	close(fd);
+	return NULL;
+}
+
+static void co_hold_hook(struct rp_fileh *fh, uint64_t page)
+{
+	if (fh != co.fh || page != 3 || !atomic_exchange(&co.armed, false))
+		return;
+	const struct timespec ts = {0, 50 * 1000 * 1000};
+
+	sem_post(&co.go);
+	nanosleep(&ts, NULL);
+	cw.waited = !atomic_load(&cw.returned);
+}
+
+Test(vm, a_writeout_after_a_write_to_a_page_being_copied_writes_it)
+{
+	rp_store *st;
+	char *path;
+	rp_engine *eng = co_open("wp_async", 65, &path, &st);
+	const char *a = rp_mapping_addr(co.m);
+	pthread_t t;
+
+	cr_assert_eq(sem_init(&co.go, 0, 0), 0);
+	cr_assert_eq(pthread_create(&t, NULL, co_write_out, path), 0);
+	atomic_store(&co.armed, true);
+	vm_copy_out_hook = co_hold_hook;
+	atomic_signal_fence(memory_order_seq_cst);
+	(void)((volatile const char *)a)[3 * PG]; /* a read fault: copied write-protected */
+	atomic_signal_fence(memory_order_seq_cst);
+	vm_copy_out_hook = NULL;
+	pthread_join(t, NULL);
+	sem_destroy(&co.go);
+	cr_assert(!atomic_load(&co.armed), "the page was not copied into the mapping");
+	cr_assert_eq(cw.err, 0, "%s", rp_errmsg());
+	cr_assert(cw.waited, "the writeout returned while the page was being copied");
+	cr_assert_eq(cw.in_file, 'o', "the writeout did not write the page written before it");
+	uint64_t dirty = 1;
+
+	cr_assert_eq(rp_fileh_dirty(co.fh, &dirty), 0);
+	cr_assert_eq(dirty, 0, "%" PRIu64 " pages still dirty after MARKSTORED", dirty);
+	cr_assert_eq(rp_unmap(co.m), 0);
+	cr_assert_eq(rp_fileh_close(co.fh), 0);
+	cr_assert_eq(rp_store_close(st), 0);
+	rp_engine_close(eng);
+	tu_unlink(path);
 }
 
 Test(vm, closing_a_handle_with_live_mappings_is_refused)
