@@ -646,19 +646,14 @@ static int file_open(struct jobrun *jr, struct file *f)
 	int r;
 
 	if (is_ringpager(j->engine)) {
-		uint64_t map_len, store_len;
+		/* The region lies within the file (file_prepare). Its last page may pass the
+		 * file's end, as a file's under 2 MiB does with 2 MiB pages: the engine reads
+		 * zeros there and writes out only what lies within the file. */
+		const uint64_t map_len = (len + jr->psz - 1) / jr->psz * jr->psz;
 
 		if ((r = rp_store_open(jr->eng, f->path, jr->writes ? O_RDWR : O_RDONLY, &f->st)) < 0 ||
 		    (r = rp_fileh_open(f->st, &f->fh)) < 0)
 			return job_fail(jr, "%s", rp_errmsg());
-		store_len = rp_store_size(f->st) / jr->psz * jr->psz;
-		map_len = (len + jr->psz - 1) / jr->psz * jr->psz;
-		if (map_len > store_len) { /* the file's tail is not a whole page */
-			map_len = store_len;
-			f->nblocks = map_len / j->bs;
-			if (f->nblocks == 0)
-				return job_fail(jr, "%s: smaller than one %zu-byte page", f->path, jr->psz);
-		}
 		if (rp_map(f->fh, 0, map_len, PROT_READ | (jr->writes ? PROT_WRITE : 0), &f->m) < 0)
 			return job_fail(jr, "%s", rp_errmsg());
 		return 0;

@@ -712,7 +712,7 @@ Test(rpbench_json, ringpager_counters_in_both_outputs)
 	char *text;
 
 	run(&r, "--name=rp", fname(farg, sizeof(farg), path), "--rw=read", "--size=1m",
-	    "--ram_size=16M", "--iodepth=4", NULL);
+	    "--ram_size=16M", "--iodepth=4", "--hugepages=off", NULL); /* counts 4 KiB pages */
 	cr_assert_eq(r.ret, 0, "%s", r.rep.n ? r.rep.res[0].errmsg : "");
 	text = report_text(&r.rep, true);
 	p = text;
@@ -853,7 +853,7 @@ Test(rpbench_engines, ringpager_writes_without_end_fsync_are_written_out)
 	int fd;
 
 	run(&r, "--name=w", fname(farg, sizeof(farg), path), "--rw=write", "--size=1m",
-	    "--ram_size=16M", NULL);
+	    "--ram_size=16M", "--hugepages=off", NULL); /* counts 4 KiB pages */
 	cr_expect_eq(r.ret, 0, "%s", r.rep.n ? r.rep.res[0].errmsg : "");
 	cr_expect_eq(r.rep.res[0].sync.n, 0, "the writeout is not timed without end_fsync");
 	cr_expect_eq(r.rep.res[0].rp.pages_written, 256);
@@ -867,6 +867,44 @@ Test(rpbench_engines, ringpager_writes_without_end_fsync_are_written_out)
 	for (uint64_t off = 4096; off < size; off += 4096)
 		cr_expect(memcmp(buf, buf + off, 4096) == 0, "block at %llu not written",
 		          (unsigned long long)off);
+	free(buf);
+	tu_unlink(path);
+}
+
+/* With 2 MiB pages a file under 2 MiB is one page that passes the file's end: the job
+ * reads it and writes it, and the file keeps its size. As root it reserves the huge pages
+ * and puts the old value back. */
+Test(rpbench_engines, a_file_under_one_huge_page_is_read_and_written, .fini = tu_huge_restore)
+{
+	uint64_t size = 1 << 20;
+	char *path = tu_scratch_file("rpb_huge", size, 5), farg[512];
+	char *buf = malloc(size);
+	struct stat st;
+	struct run r;
+	int fd;
+
+	cr_assert(buf);
+	tu_huge_reserve(8);
+	run(&r, "--name=w", fname(farg, sizeof(farg), path), "--rw=write", "--size=1m",
+	    "--ram_size=16M", "--hugepages=require", "--end_fsync=1", NULL);
+	cr_expect_eq(r.ret, 0, "%s", r.rep.n ? r.rep.res[0].errmsg : "");
+	cr_expect_eq(r.rep.res[0].rp.pages_written, 1, "one 2 MiB page");
+	run_free(&r);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq((uint64_t)st.st_size, size, "the file grew to %lld bytes",
+	             (long long)st.st_size);
+	fd = open(path, O_RDONLY);
+	cr_assert(fd >= 0);
+	cr_assert_eq(pread(fd, buf, size, 0), (ssize_t)size);
+	close(fd);
+	for (uint64_t off = 4096; off < size; off += 4096)
+		cr_expect(memcmp(buf, buf + off, 4096) == 0, "block at %llu not written",
+		          (unsigned long long)off);
+	run(&r, "--name=r", fname(farg, sizeof(farg), path), "--rw=randread", "--size=1m",
+	    "--ram_size=16M", "--hugepages=require", NULL);
+	cr_expect_eq(r.ret, 0, "%s", r.rep.n ? r.rep.res[0].errmsg : "");
+	cr_expect_eq(r.rep.res[0].dir[0].ios, 256, "every 4 KiB block read once");
+	run_free(&r);
 	free(buf);
 	tu_unlink(path);
 }
