@@ -381,6 +381,8 @@ static int thread_cpu(uint32_t tid)
 	return atoi(p + 1);
 }
 
+uint64_t vm_listen_keep_ns = LISTEN_KEEP_NS; /* a test may lengthen it (vm/testing.h) */
+
 /* The service thread that should listen for thread tid (the comment at the top): that of
  * the one CPU it is bound to, else that of the CPU it last ran on; -1 when there is none,
  * the thread is gone, its CPU cannot be told, or another unbound thread faulted within
@@ -396,7 +398,7 @@ static int listener_of(struct vm *vm, uint32_t tid, uint64_t now)
 		const uint32_t other = atomic_exchange(&vm->unbound_tid, tid);
 		const uint64_t when = atomic_exchange(&vm->unbound_ns, now);
 
-		if (other != tid && other && now - when < LISTEN_KEEP_NS)
+		if (other != tid && other && now - when < vm_listen_keep_ns)
 			return -1;
 		const int cpu = vm->no_thread_cpu ? -1 : thread_cpu(tid);
 
@@ -436,7 +438,7 @@ static void listen_for(struct vm_service *s, uint32_t tid)
 
 	if (at < 0)
 		atomic_store_explicit(&vm->listen_all_ns, now, memory_order_relaxed);
-	if (now - atomic_load_explicit(&vm->listen_all_ns, memory_order_relaxed) < LISTEN_KEEP_NS)
+	if (now - atomic_load_explicit(&vm->listen_all_ns, memory_order_relaxed) < vm_listen_keep_ns)
 		mask = vm_listen_all(vm);
 	for (unsigned i = 0; i < svc_count(vm); i++) {
 		struct vm_service *o = &vm->svc[i];
@@ -447,7 +449,7 @@ static void listen_for(struct vm_service *s, uint32_t tid)
 		} else if (atomic_load_explicit(&o->seen_tid, memory_order_relaxed) == tid) {
 			atomic_store_explicit(&o->seen_ns, 0, memory_order_relaxed); /* bound elsewhere */
 		}
-		if (now - atomic_load_explicit(&o->seen_ns, memory_order_relaxed) < LISTEN_KEEP_NS)
+		if (now - atomic_load_explicit(&o->seen_ns, memory_order_relaxed) < vm_listen_keep_ns)
 			mask |= 1ull << i;
 	}
 	if (!mask) /* all it asked for lapsed meanwhile: never nobody */

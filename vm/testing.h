@@ -57,6 +57,10 @@ unsigned vm_test_nsvc(const struct vm *vm);
 int vm_service_cpu(const struct vm *vm, unsigned i);
 bool vm_test_listen_chosen(const struct vm *vm);
 uint64_t vm_test_listen_mask(const struct vm *vm);
+/* How long a CPU, or every one, listens after a thread's fault (LISTEN_KEEP_NS, 100 ms):
+ * a test that needs two threads' faults to fall within it on a loaded machine lengthens
+ * it before it opens its engine. */
+extern uint64_t vm_listen_keep_ns;
 uint64_t vm_listening(const struct vm *vm);
 uint64_t vm_listen_all(const struct vm *vm);
 /* Chains of jobs the service threads took from their own lists (vm_service_hand_other). */
