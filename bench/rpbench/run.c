@@ -647,8 +647,8 @@ static int file_open(struct jobrun *jr, struct file *f)
 
 	if (is_ringpager(j->engine)) {
 		/* The region lies within the file (file_prepare). Its last page may pass the
-		 * file's end, as a file's under 2 MiB does with 2 MiB pages: the engine reads
-		 * zeros there and writes out only what lies within the file. */
+		 * file's end (a file under 2 MiB is one such page with 2 MiB pages): the engine
+		 * reads zeros there and writes out only what lies within the file. */
 		const uint64_t map_len = (len + jr->psz - 1) / jr->psz * jr->psz;
 
 		if ((r = rp_store_open(jr->eng, f->path, jr->writes ? O_RDWR : O_RDONLY, &f->st)) < 0 ||
