@@ -31,7 +31,6 @@
  * before their write is issued, so a write during the writeout faults and is seen.
  */
 #include "vm/dirty.h"
-#include "vm/load.h"
 #include "vm/page.h"
 #include "vm/uffd.h"
 #include "compat/kernel.h"
@@ -52,26 +51,6 @@ static void collect_all(struct rp_fileh *fh, struct rp_mapping *m)
 		(void)vm_dirty_mark(fh, idx);
 }
 
-/* The written pages [first, end) become DIRTY. A page still LOADING whose load is
- * copying it into a mapping with fh->lock dropped (vm/load.c, load_copy_out) is mapped
- * there already, so it may have been written; this walk protected it again, so the load
- * keeps the write (`written`) and the page is made dirty once it is in. */
-static int collect_region(struct rp_fileh *fh, uint64_t first, uint64_t end, uint64_t cat,
-                          void *arg)
-{
-	(void)cat;
-	(void)arg;
-	for (uint64_t p = first; p < end; p++) {
-		const uint64_t w = pagemap_get(&fh->pm, p);
-
-		if (pg_state(w) == PG_LOADING && pg_load(w)->copying)
-			pg_load(w)->written = true;
-		else
-			(void)vm_dirty_mark(fh, p);
-	}
-	return 0;
-}
-
 /* Trade-off: the walk runs under the handle's lock, so faults on the handle wait for it
  * (the kernel's figure is about 31 ns per written page, less for the rest: a few ms for
  * 65,536 written pages); in exchange a write it reports can never meet a page whose
@@ -82,7 +61,7 @@ static void collect_map(struct rp_fileh *fh, struct rp_mapping *m)
 
 	/* present and written: a poison marker is neither write-protected nor a page */
 	if (!vm_pagemap_walk(fh->vm, m, base, base + m->len, true, 0,
-	                     PAGE_IS_WRITTEN | PAGE_IS_PRESENT, collect_region, NULL))
+	                     PAGE_IS_WRITTEN | PAGE_IS_PRESENT, vm_dirty_mark_region, NULL))
 		collect_all(fh, m);
 }
 

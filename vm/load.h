@@ -43,7 +43,7 @@ struct vm_load {
 	bool copied;                 /* ... and went: finish need not map it there */
 	bool copying;                /* ... going there now, fh->lock dropped (load_copy_out) */
 	bool written;                /* ... and a collection saw it written meanwhile: dirty
-	                                once in (vm/dirty.c) */
+	                                once in (vm_dirty_mark_region) */
 	uint64_t wake_at, wake_len;  /* ... its faults, woken once fh->lock is dropped */
 	uint64_t zero_from;          /* fh->zero_from when it started: bytes from here read 0 */
 	bool zero;                   /* wholly past zero_from: made of zeros, no I/O */

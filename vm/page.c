@@ -5,6 +5,7 @@
  * (vm_release_page, vm_release_flush). The page word itself is vm/page.h.
  */
 #include "vm/page.h"
+#include "vm/load.h"
 #include "vm/objects.h"
 #include "vm/reclaim.h"
 #include "compat/kernel.h"
@@ -151,7 +152,13 @@ int vm_dirty_mark_region(struct rp_fileh *fh, uint64_t first, uint64_t end, uint
 {
 	(void)cat;
 	(void)arg;
-	for (uint64_t p = first; p < end; p++)
-		(void)vm_dirty_mark(fh, p);
+	for (uint64_t p = first; p < end; p++) {
+		const uint64_t w = pagemap_get(&fh->pm, p);
+
+		if (pg_state(w) == PG_LOADING && pg_load(w)->copying)
+			pg_load(w)->written = true;
+		else
+			(void)vm_dirty_mark(fh, p);
+	}
 	return 0;
 }
