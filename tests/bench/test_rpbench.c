@@ -844,13 +844,27 @@ Test(rpbench_engines, cpus_allowed_binds_the_threads)
 	tu_unlink(path);
 }
 
+/* Every 4 KiB block of the first `size` bytes of the file at path holds what its first
+ * block holds: rpbench writes the same bytes to every block. */
+static void expect_every_block_written(const char *path, uint64_t size)
+{
+	char *buf = malloc(size);
+	int fd = open(path, O_RDONLY);
+
+	cr_assert(buf && fd >= 0);
+	cr_assert_eq(pread(fd, buf, size, 0), (ssize_t)size);
+	close(fd);
+	for (uint64_t off = 4096; off < size; off += 4096)
+		cr_expect(memcmp(buf, buf + off, 4096) == 0, "block at %llu not written",
+		          (unsigned long long)off);
+	free(buf);
+}
+
 Test(rpbench_engines, ringpager_writes_without_end_fsync_are_written_out)
 {
 	uint64_t size = 1 << 20;
 	char *path = tu_scratch_file("rpb_wo", size, 4), farg[512];
-	char *buf = malloc(size);
 	struct run r;
-	int fd;
 
 	run(&r, "--name=w", fname(farg, sizeof(farg), path), "--rw=write", "--size=1m",
 	    "--ram_size=16M", "--hugepages=off", NULL); /* counts 4 KiB pages */
@@ -860,14 +874,7 @@ Test(rpbench_engines, ringpager_writes_without_end_fsync_are_written_out)
 	cr_expect(strstr(r.rep.res[0].notes, "untimed"), "%s", r.rep.res[0].notes);
 	cr_expect(strstr(r.rep.res[0].notes, "dirty_policy=writeback"), "%s", r.rep.res[0].notes);
 	run_free(&r);
-	fd = open(path, O_RDONLY);
-	cr_assert(fd >= 0);
-	cr_assert_eq(pread(fd, buf, size, 0), (ssize_t)size);
-	close(fd);
-	for (uint64_t off = 4096; off < size; off += 4096)
-		cr_expect(memcmp(buf, buf + off, 4096) == 0, "block at %llu not written",
-		          (unsigned long long)off);
-	free(buf);
+	expect_every_block_written(path, size);
 	tu_unlink(path);
 }
 
@@ -878,12 +885,9 @@ Test(rpbench_engines, a_file_under_one_huge_page_is_read_and_written, .fini = tu
 {
 	uint64_t size = 1 << 20;
 	char *path = tu_scratch_file("rpb_huge", size, 5), farg[512];
-	char *buf = malloc(size);
 	struct stat st;
 	struct run r;
-	int fd;
 
-	cr_assert(buf);
 	tu_huge_reserve(8);
 	run(&r, "--name=w", fname(farg, sizeof(farg), path), "--rw=write", "--size=1m",
 	    "--ram_size=16M", "--hugepages=require", "--end_fsync=1", NULL);
@@ -893,19 +897,12 @@ Test(rpbench_engines, a_file_under_one_huge_page_is_read_and_written, .fini = tu
 	cr_assert_eq(stat(path, &st), 0);
 	cr_expect_eq((uint64_t)st.st_size, size, "the file grew to %lld bytes",
 	             (long long)st.st_size);
-	fd = open(path, O_RDONLY);
-	cr_assert(fd >= 0);
-	cr_assert_eq(pread(fd, buf, size, 0), (ssize_t)size);
-	close(fd);
-	for (uint64_t off = 4096; off < size; off += 4096)
-		cr_expect(memcmp(buf, buf + off, 4096) == 0, "block at %llu not written",
-		          (unsigned long long)off);
+	expect_every_block_written(path, size);
 	run(&r, "--name=r", fname(farg, sizeof(farg), path), "--rw=randread", "--size=1m",
 	    "--ram_size=16M", "--hugepages=require", NULL);
 	cr_expect_eq(r.ret, 0, "%s", r.rep.n ? r.rep.res[0].errmsg : "");
 	cr_expect_eq(r.rep.res[0].dir[0].ios, 256, "every 4 KiB block read once");
 	run_free(&r);
-	free(buf);
 	tu_unlink(path);
 }
 
