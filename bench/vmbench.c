@@ -28,7 +28,10 @@
  * same CPU and on another, one raising SIGBUS and served in the handler, a kernel minor
  * fault of a memfd page (one per page: no fault-around), mapping a resident run into a
  * registered range with UFFDIO_CONTINUE and unmapping it with MADV_DONTNEED (1 page and
- * 64 pages, no fault), a 4 KiB memcpy, and fio psync 4 KiB random reads (IOPS, p50);
+ * 64 pages, no fault), the first read of pages so mapped, new pages (made by fallocate;
+ * filled by UFFDIO_COPY in 1 MiB runs, and one at a time spread over --size, as a cold
+ * random fault's page) and their first reads, a 4 KiB memcpy, and fio psync 4 KiB random
+ * reads (IOPS, p50);
  * with --json, their medians and ranges by key too (bench/compare reads them).
  * The kinds alternate in each round (the order flips each round); medians are reported
  * with min..max and the ratio to the reference.
@@ -420,13 +423,14 @@ static struct lone_sample job_lone(const struct opts *o, uint64_t seed)
 
 /* ---------------------------------------------------------------- floors */
 
-#define NFLOORS 16 /* the figures of --floors, fio's aside */
+#define NFLOORS 18 /* the figures of --floors, fio's aside */
 
 struct floors {
 	double uffd_same, uffd_other, sigbus, kernel_minor; /* us per fault */
 	double map1, unmap1, map64, unmap64;                 /* us per call */
 	double touch1;                                       /* us per page */
 	double spread_map, spread_touch, spread_kernel;      /* us per page, over --size */
+	double copy_spread, copy_spread_read;                /* us per page, over --size */
 	double make;                                         /* us per page */
 	double copy_run, copy_read;                          /* us per page */
 	double memcpy4k;                                     /* us */
@@ -490,29 +494,38 @@ static void floor_map(uint64_t npages, uint64_t run, uint64_t seed, double *map_
 	close(kp.memfd);
 }
 
-/* npages resident pages, one at random in each of npages equal parts of a span of
- * `span` pages (as a database's random reads land), mapped one by one in a random order:
+/* npages page numbers, one at random in each of npages equal parts of a span of `span`
+ * pages (as a database's random reads land), in a random order. Freed by the caller. */
+static uint64_t *spread_pages(uint64_t span, uint64_t npages, uint64_t *seed)
+{
+	const uint64_t part = span / npages;
+	uint64_t *pg = malloc(npages * sizeof(*pg));
+
+	if (!pg || !part)
+		die("floors: out of memory");
+	for (uint64_t i = 0; i < npages; i++)
+		pg[i] = i * part + bu_rand(seed) % part;
+	shuffle(pg, npages, seed);
+	return pg;
+}
+
+/* npages resident pages spread over `span` pages (spread_pages), mapped one by one:
  * UFFDIO_CONTINUE then a first read of each (us per page each), and the kernel's own
  * minor fault of the same pages in the same order through an unregistered mapping (us per
  * page, the read included). Where page tables are shadowed, a wide span costs more. */
 static void floor_spread(uint64_t span, uint64_t npages, uint64_t seed, double *map_us,
                          double *touch_us, double *kernel_us)
 {
-	const size_t len = span * PG, part = span / npages;
-	uint64_t *pg = malloc(npages * sizeof(*pg));
+	const size_t len = span * PG;
+	uint64_t *pg = spread_pages(span, npages, &seed);
 	char *plain;
 
-	if (!pg || !part)
-		die("floors: out of memory");
 	kp.memfd = memfd_create("vmbench-spread", MFD_CLOEXEC);
 	if (kp.memfd < 0 || ftruncate(kp.memfd, (off_t)len))
 		die("floors: memfd");
-	for (uint64_t i = 0; i < npages; i++) {
-		pg[i] = i * part + bu_rand(&seed) % part;
+	for (uint64_t i = 0; i < npages; i++)
 		if (fallocate(kp.memfd, 0, (off_t)(pg[i] * PG), PG))
 			die("floors: fallocate");
-	}
-	shuffle(pg, npages, &seed);
 	if ((kp.base = mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0)) == MAP_FAILED ||
 	    (plain = mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0)) == MAP_FAILED ||
 	    madvise(plain, len, MADV_RANDOM))
@@ -544,6 +557,48 @@ static void floor_spread(uint64_t span, uint64_t npages, uint64_t seed, double *
 	close(kp.uffd);
 	munmap(kp.base, len);
 	munmap(plain, len);
+	close(kp.memfd);
+	free(pg);
+}
+
+/* What a cold random fault's page costs beyond a minor fault's: npages new pages spread
+ * over `span` pages of an empty memfd (spread_pages), each filled and mapped by its own
+ * UFFDIO_COPY from a hot 4 KiB buffer, then read for the first time, one page after the
+ * other as faults come (a read makes the page-table page it walks dear to change later
+ * where page tables are shadowed): us per page for the copy and for the read. */
+static void floor_copy_spread(uint64_t span, uint64_t npages, uint64_t seed, double *copy_us,
+                              double *read_us)
+{
+	const size_t len = span * PG;
+	uint64_t *pg = spread_pages(span, npages, &seed);
+	static char src[PG];
+	double copy = 0, read = 0;
+	unsigned sum = 0;
+
+	memset(src, 7, sizeof(src));
+	kp.memfd = memfd_create("vmbench-copy-spread", MFD_CLOEXEC);
+	if (kp.memfd < 0 || ftruncate(kp.memfd, (off_t)len) ||
+	    (kp.base = mmap(NULL, len, PROT_READ, MAP_SHARED, kp.memfd, 0)) == MAP_FAILED)
+		die("floors: memfd");
+	kp_uffd_mode(len, false, UFFDIO_REGISTER_MODE_MISSING);
+	for (uint64_t i = 0; i < npages; i++) {
+		struct uffdio_copy c = {.dst = (uintptr_t)kp.base + pg[i] * PG, .src = (uintptr_t)src,
+		                        .len = PG, .mode = UFFDIO_COPY_MODE_DONTWAKE};
+		const double t0 = bu_now();
+
+		if (ioctl(kp.uffd, UFFDIO_COPY, &c))
+			die("floors: UFFDIO_COPY");
+		const double t1 = bu_now();
+
+		sum += ((volatile const unsigned char *)kp.base)[pg[i] * PG];
+		copy += t1 - t0;
+		read += bu_now() - t1;
+	}
+	(void)sum;
+	*copy_us = copy * 1e6 / (double)npages;
+	*read_us = read * 1e6 / (double)npages;
+	close(kp.uffd);
+	munmap(kp.base, len);
 	close(kp.memfd);
 	free(pg);
 }
@@ -676,6 +731,7 @@ static struct floors job_floors(uint64_t npages, uint64_t span, uint64_t seed)
 	floor_map(npages, 1, seed, &f.map1, &f.unmap1, &f.touch1);
 	floor_map(npages / 64 * 64, 64, seed, &f.map64, &f.unmap64, &touch64);
 	floor_spread(span, npages, seed, &f.spread_map, &f.spread_touch, &f.spread_kernel);
+	floor_copy_spread(span, npages, seed, &f.copy_spread, &f.copy_spread_read);
 	f.make = floor_make(npages);
 	floor_copy_run(copy_floor_bytes(span * PG) / PG, &f.copy_run, &f.copy_read);
 	f.memcpy4k = floor_memcpy();
@@ -735,8 +791,8 @@ static int run_floors(const struct opts *o)
 		const double v[NFLOORS] = {
 		    f.uffd_same,  f.uffd_other, f.sigbus,       f.kernel_minor,  f.map1,
 		    f.touch1,     f.unmap1,     f.map64,        f.unmap64,       f.spread_map,
-		    f.spread_touch, f.spread_kernel, f.make,    f.copy_run,      f.copy_read,
-		    f.memcpy4k};
+		    f.spread_touch, f.spread_kernel, f.copy_spread, f.copy_spread_read, f.make,
+		    f.copy_run,   f.copy_read,  f.memcpy4k};
 
 		for (int k = 0; k < NFLOORS; k++)
 			us[k][r] = v[k];
@@ -748,12 +804,14 @@ static int run_floors(const struct opts *o)
 			fio_p50[r] = b.p50_us;
 		}
 	}
-	char spread[3][64];
+	char spread[5][64];
 
 	snprintf(spread[0], sizeof(spread[0]), "the same, 1 page a call, spread over %" PRIu64 "M",
 	         o->size >> 20);
 	snprintf(spread[1], sizeof(spread[1]), "first read of such a page");
 	snprintf(spread[2], sizeof(spread[2]), "kernel minor fault of such a page");
+	snprintf(spread[3], sizeof(spread[3]), "UFFDIO_COPY of a new page, so spread");
+	snprintf(spread[4], sizeof(spread[4]), "first read of such a page, after its copy");
 	char copied[64];
 
 	snprintf(copied, sizeof(copied), "UFFDIO_COPY of 1M runs over %" PRIu64 "M, a page",
@@ -763,7 +821,8 @@ static int run_floors(const struct opts *o)
 	    "uffd_same_cpu", "uffd_other_cpu", "sigbus",       "kernel_minor",
 	    "continue_1",    "first_read",     "dontneed_1",   "continue_64",
 	    "dontneed_64",   "continue_spread", "first_read_spread", "kernel_minor_spread",
-	    "new_page",      "copy_run",       "copy_run_read", "memcpy_4k",
+	    "copy_spread",   "copy_spread_read", "new_page",   "copy_run",
+	    "copy_run_read", "memcpy_4k",
 	};
 	const char *const names[NFLOORS] = {
 	    "userfaultfd fault served on the same CPU",
@@ -778,6 +837,8 @@ static int run_floors(const struct opts *o)
 	    spread[0],
 	    spread[1],
 	    spread[2],
+	    spread[3],
+	    spread[4],
 	    "a new page: fallocate, CONTINUE, write (64 a run)",
 	    copied,
 	    "first read of such a page, in order",
