@@ -952,7 +952,9 @@ static void *co_invalidate(void *arg)
 	return NULL;
 }
 
-static void co_inval_hook(struct rp_fileh *fh, uint64_t page)
+/* The hooks' part: at the armed copy of page 3, lets the other thread go, holds the copy
+ * 50 ms, and records in *waited whether that thread's call had not returned (*done). */
+static void co_hold_copy(struct rp_fileh *fh, uint64_t page, atomic_bool *done, bool *waited)
 {
 	if (fh != co.fh || page != 3 || !atomic_exchange(&co.armed, false))
 		return;
@@ -960,7 +962,12 @@ static void co_inval_hook(struct rp_fileh *fh, uint64_t page)
 
 	sem_post(&co.go);
 	nanosleep(&ts, NULL);
-	co.inval_waited = !atomic_load(&co.inval_done);
+	*waited = !atomic_load(done);
+}
+
+static void co_inval_hook(struct rp_fileh *fh, uint64_t page)
+{
+	co_hold_copy(fh, page, &co.inval_done, &co.inval_waited);
 }
 
 Test(vm, an_invalidate_waits_for_a_page_being_copied_into_its_mapping)
@@ -1141,13 +1148,7 @@ static void *co_write_out(void *arg)
 
 static void co_hold_hook(struct rp_fileh *fh, uint64_t page)
 {
-	if (fh != co.fh || page != 3 || !atomic_exchange(&co.armed, false))
-		return;
-	const struct timespec ts = {0, 50 * 1000 * 1000};
-
-	sem_post(&co.go);
-	nanosleep(&ts, NULL);
-	cw.waited = !atomic_load(&cw.returned);
+	co_hold_copy(fh, page, &cw.returned, &cw.waited);
 }
 
 Test(vm, a_writeout_after_a_write_to_a_page_being_copied_writes_it)
