@@ -61,6 +61,9 @@ uint64_t vm_test_listen_mask(const struct vm *vm);
  * a test that needs two threads' faults to fall within it on a loaded machine lengthens
  * it before it opens its engine. */
 extern uint64_t vm_listen_keep_ns;
+/* What a collection's call costs, in mapped pages walked (vm/dirty.c,
+ * COLLECT_CALL_PAGES): a test may lower it so that small mappings take the two walks. */
+extern uint64_t vm_collect_call_pages;
 uint64_t vm_listening(const struct vm *vm);
 uint64_t vm_listen_all(const struct vm *vm);
 /* Chains of jobs the service threads took from their own lists (vm_service_hand_other). */

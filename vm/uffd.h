@@ -31,6 +31,12 @@ struct page_region;
  * *walk_end to where the walk stopped (end, unless vec filled up). */
 int vm_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, struct page_region *vec,
                     size_t n, uint64_t *walk_end);
+/* PAGEMAP_SCAN of [start, end), looking only: the pages that may have been written, a
+ * superset of the written ones (a page not mapped there may count as written too). It
+ * asks for nothing else, which takes the kernel's short way (each page table entry's
+ * own bits, not its page's). Returns and sets as vm_pagemap_scan. */
+int vm_pagemap_maybe_written(int pagemap_fd, uint64_t start, uint64_t end,
+                             struct page_region *vec, size_t n, uint64_t *walk_end);
 /* For each region of pages in [start, end) of mapping m (addresses) whose categories,
  * XORed with `inverted`, hold every bit of `mask`: fn(fh, first, end, categories, arg),
  * first and end page indexes of the handle; a non-zero return stops the walk. With wp the

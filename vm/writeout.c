@@ -157,6 +157,44 @@ static void wo_protect(struct vm_wo *wo)
 }
 
 /* Takes the handle's dirty pages for wo (see the top of the file). fh->lock held. */
+/* Collects the writes made to the writeout's pages while it ran (wp_async), walking the
+ * page tables over its runs alone; the writes to other pages wait there for the next
+ * collection, as any write made since the last one does. Runs less than
+ * WO_COLLECT_CALL_PAGES apart are walked as one span; when walking the spans one call
+ * each would cost about as much as the whole mappings, one whole collection. A commit of
+ * a few pages then walks a few page tables, not every page the handle's mappings hold
+ * (docs/benchmarks.md, "A commit's collection"). fh->lock held. */
+#define WO_COLLECT_CALL_PAGES 4096
+
+static void wo_collect_runs(struct vm_wo *wo)
+{
+	struct rp_fileh *fh = wo->fh;
+	const uint64_t tracked = vm_dirty_tracked_pages(fh);
+	uint64_t cost = 0;
+
+	if (!tracked || !wo->nruns)
+		return;
+	for (size_t i = 0; i < wo->nruns; i++) {
+		const struct vm_wrun *r = &wo->runs[i];
+
+		if (i && r->first - (r[-1].first + r[-1].n) < WO_COLLECT_CALL_PAGES)
+			cost += r->first - (r[-1].first + r[-1].n) + r->n;
+		else
+			cost += WO_COLLECT_CALL_PAGES + r->n;
+	}
+	if (cost >= tracked) {
+		vm_dirty_collect(fh, NULL);
+		return;
+	}
+	for (size_t i = 0, j; i < wo->nruns; i = j) {
+		uint64_t end = wo->runs[i].first + wo->runs[i].n;
+
+		for (j = i + 1; j < wo->nruns && wo->runs[j].first - end < WO_COLLECT_CALL_PAGES; j++)
+			end = wo->runs[j].first + wo->runs[j].n;
+		vm_dirty_collect_range(fh, wo->runs[i].first, end);
+	}
+}
+
 static void wo_start(struct vm_wo *wo)
 {
 	struct rp_fileh *fh = wo->fh;
@@ -714,11 +752,11 @@ static void wo_finish(struct vm_wo *wo)
 		fh->disk_size = wo->size;
 		fh->zero_from = wo->size;
 	}
-	/* Writes made meanwhile: their pages are redirtied. Only MARKSTORED can make a
-	 * page clean, so only it needs to know; otherwise every page goes back to DIRTY and
-	 * uncollected writes wait in the page tables for the next collection. */
+	/* Writes made meanwhile to the pages written: they are redirtied. Only MARKSTORED
+	 * can make a page clean, so only it needs to know; otherwise every page goes back to
+	 * DIRTY and uncollected writes wait in the page tables for the next collection. */
 	if (mark)
-		vm_dirty_collect(fh, NULL);
+		wo_collect_runs(wo);
 	for (size_t i = 0; i < wo->nruns; i++) {
 		const struct vm_wrun *r = &wo->runs[i];
 

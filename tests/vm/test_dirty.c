@@ -149,6 +149,15 @@ static void ms_free(struct mem_store *ms)
 	free(ms);
 }
 
+/* Waits until n stores are held (ms->hold). */
+static void ms_wait_held(struct mem_store *ms, unsigned n)
+{
+	pthread_mutex_lock(&ms->lock);
+	while (ms->nheld < n)
+		pthread_cond_wait(&ms->cv, &ms->lock);
+	pthread_mutex_unlock(&ms->lock);
+}
+
 static void expect_calls(struct mem_store *ms, const uint64_t (*want)[2], unsigned n)
 {
 	pthread_mutex_lock(&ms->lock);
@@ -513,6 +522,18 @@ static void on_done(void *arg, int result)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* As on_done, without a writeout of its own. */
+static void on_done_only(void *arg, int result)
+{
+	struct done_rec *d = arg;
+
+	pthread_mutex_lock(&d->lock);
+	d->calls++;
+	d->result = result;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->lock);
+}
+
 static void wait_done(struct done_rec *d, int calls)
 {
 	pthread_mutex_lock(&d->lock);
@@ -599,10 +620,7 @@ DIRTY_TEST(a_write_during_an_inflight_writeout_keeps_the_page_dirty)
 	cr_assert_eq(rp_writeout_async(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED, on_done,
 	                               &d),
 	             0);
-	pthread_mutex_lock(&f.ms->lock);
-	while (f.ms->nheld < 2)
-		pthread_cond_wait(&f.ms->cv, &f.ms->lock);
-	pthread_mutex_unlock(&f.ms->lock);
+	ms_wait_held(f.ms, 2);
 	expect_calls(f.ms, want, 2);
 	f.a[2 * PG] = 'n'; /* page 2 changes while its write is in flight */
 	f.ms->hold = false;
@@ -618,6 +636,114 @@ DIRTY_TEST(a_write_during_an_inflight_writeout_keeps_the_page_dirty)
 	expect_calls(f.ms, want, 1);
 	cr_assert_eq(f.ms->data[2 * PG], 'n');
 	cr_assert_eq(ndirty(f.fh), 0);
+	fix_close(&f);
+}
+
+/* After its writes a writeout looks again only at the pages it wrote (wp_async): a page
+ * written meanwhile among them stays dirty at once; a write meanwhile to another page
+ * waits in the page tables, and the next collection finds it. */
+DIRTY_TEST(writes_during_a_writeout_to_its_pages_and_to_others_are_kept)
+{
+	struct fix f = {0};
+	struct done_rec d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, NULL, 0};
+	static const uint64_t want[][2] = {{2, 1}}, again[][2] = {{2, 1}, {2000, 1}};
+	const bool sync = strcmp(mode, "wp_sync") == 0;
+
+	fix_open(&f, mode, 8192); /* large enough that the runs alone are looked at again */
+	d.fh = f.fh;
+	tu_expect_fill(f.a + 2000 * PG, PG, 77, 2000 * PG); /* loaded and mapped, clean */
+	f.a[2 * PG] = 'o';
+	f.ms->hold = true;
+	cr_assert_eq(rp_writeout_async(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED,
+	                               on_done_only, &d),
+	             0);
+	ms_wait_held(f.ms, 1);
+	expect_calls(f.ms, want, 1);
+	f.a[2 * PG] = 'n'; /* the page in flight */
+	f.a[2000 * PG] = 'q'; /* a page the writeout did not take */
+	f.ms->hold = false;
+	rp_store_done(f.ms->held[0], 0);
+	wait_done(&d, 1);
+	cr_assert_eq(d.result, 0);
+	/* known without a collection: page 2 (wp_sync: page 2000 too, from its fault) */
+	cr_assert_eq(tu_stats(f.eng).dirty_pages, sync ? 2 : 1);
+	cr_assert_eq(ndirty(f.fh), 2, "a write made during a writeout was lost");
+	cr_assert_eq(page_state(f.fh, 2000), PG_DIRTY);
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0);
+	expect_calls(f.ms, again, 2);
+	cr_assert_eq(f.ms->data[2 * PG], 'n');
+	cr_assert_eq(f.ms->data[2000 * PG], 'q');
+	cr_assert_eq(ndirty(f.fh), 0);
+	fix_close(&f);
+}
+
+/* A collection over a large range first asks the kernel which pages may have been
+ * written, and a page not mapped in the mapping counts as one to it; the exact walk then
+ * covers the spans it found (vm/dirty.c). vm_collect_call_pages is lowered so that
+ * these mappings count as large. Resident pages that a second mapping never touched,
+ * pages mapped clean and pages written there, each come out as they are. */
+DIRTY_TEST(resident_pages_a_writable_mapping_never_touched_stay_clean)
+{
+	struct fix f = {0};
+	static const uint64_t want[][2] = {{7, 1}, {1000, 1}, {3000, 2}};
+	const uint64_t n = 4096;
+	rp_mapping *m2;
+
+	vm_collect_call_pages = 64;
+	fix_open(&f, mode, n);
+	for (uint64_t p = 0; p < n; p++) /* all resident, mapped in f.m */
+		tu_expect_fill(f.a + p * PG, PG, 77, p * PG);
+	cr_assert_eq(rp_map(f.fh, 0, n * PG, PROT_READ | PROT_WRITE, &m2), 0, "%s", rp_errmsg());
+	char *b = rp_mapping_addr(m2);
+
+	for (uint64_t p = 0; p < n; p++) /* mapped in m2 too, but for a hole */
+		if (p < 2048 || p >= 2112)
+			tu_expect_fill(b + p * PG, PG, 77, p * PG);
+	cr_assert_eq(ndirty(f.fh), 0);
+	b[7 * PG] = 'a';
+	b[1000 * PG] = 'b';
+	b[3000 * PG] = 'c';
+	b[3001 * PG] = 'd';
+	cr_assert_eq(ndirty(f.fh), 4);
+	cr_assert_eq(page_state(f.fh, 2050), PG_LOADED);
+	cr_assert_eq(page_state(f.fh, 2000), PG_LOADED);
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0);
+	expect_calls(f.ms, want, 3);
+	cr_assert_eq(ndirty(f.fh), 0);
+	b[1000 * PG] = 'e';
+	b[2060 * PG] = 'f'; /* in the hole: loaded already, mapped and made dirty by the write */
+	cr_assert_eq(ndirty(f.fh), 2);
+	cr_assert_eq(rp_unmap(m2), 0);
+	fix_close(&f);
+}
+
+/* Every other page mapped: more regions than the looking walk goes through
+ * (COLLECT_REGIONS), so the exact walk takes the whole range. Writes before and after
+ * where it gave up, and into the holes, are each found, and nothing else. */
+DIRTY_TEST(writes_among_pages_mapped_one_in_two_are_each_found)
+{
+	struct fix f = {0};
+	const uint64_t n = 8192;
+	static const uint64_t want[][2] = {{2, 1}, {4000, 1}, {8190, 2}};
+
+	vm_collect_call_pages = 64;
+	fix_open(&f, mode, n);
+	cr_assert_eq(rp_advise(f.m, 0, n * PG, RP_ADVICE_RANDOM), 0);
+	for (uint64_t p = 0; p < n; p += 2)
+		tu_expect_fill(f.a + p * PG, PG, 77, p * PG);
+	cr_assert_eq(page_state(f.fh, 1), PG_EMPTY, "a neighbour was read: no holes to walk");
+	cr_assert_eq(ndirty(f.fh), 0);
+	f.a[2 * PG] = 'a';
+	f.a[4000 * PG] = 'b';
+	f.a[8190 * PG] = 'c';
+	f.a[8191 * PG] = 'd'; /* a hole: loaded and made dirty by its write */
+	cr_assert_eq(ndirty(f.fh), 4);
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0);
+	expect_calls(f.ms, want, 3);
+	cr_assert_eq(ndirty(f.fh), 0);
+	for (uint64_t p = 0; p < n; p += 1000)
+		f.a[p * PG + 1] = 'x';
+	cr_assert_eq(ndirty(f.fh), 9);
 	fix_close(&f);
 }
 

@@ -30,10 +30,14 @@
  * a thread doing writeouts, reclaim and invalidation of the reader's pages; the store is
  * checked against each writer's last tokens at the end.
  *
+ * Every other round, a write collection's first, looking walk runs over ranges of 16 pages
+ * and more (vm_collect_call_pages lowered), as it does over large mappings.
+ *
  * RP_STRESS_OPS (default 3000 per sequence), RP_STRESS_SEED (default: from the clock,
  * printed: a failing seed replays), RP_STRESS_SECONDS (run sequences until then: soak).
  */
 #include "ringpager.h"
+#include "vm/testing.h"
 #include "common/testutil.h"
 
 #include <criterion/criterion.h>
@@ -839,10 +843,14 @@ static void run(const char *dirty_mode)
 
 	trace = env_u64("RP_STRESS_TRACE", 0) != 0;
 	unsigned rounds = 0;
+	const uint64_t call_pages = vm_collect_call_pages;
 
 	fprintf(stderr, "stress: %s, first seed %" PRIu64 " (RP_STRESS_SEED replays)\n", dirty_mode,
 	        seed);
 	do {
+		/* Every other round (the first among them), collections over 16 pages or more
+		 * take their two walks (vm/dirty.c), which a 4 MiB store never would. */
+		vm_collect_call_pages = rounds % 2 ? call_pages : 8;
 		sequence(seed, dirty_mode, false, nops);
 		sequence(seed + 1, dirty_mode, true, nops);
 		threaded(seed + 2, dirty_mode, 300);
