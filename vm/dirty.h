@@ -12,8 +12,7 @@
  * states are current). fh->lock held. */
 void vm_dirty_collect(struct rp_fileh *fh, struct rp_mapping *only);
 /* The same for pages [first, end) of the handle alone, in every mapping: each mapping's
- * walk costs a call, and the mapped pages it passes. fh->lock
- * held. */
+ * walk costs a call, and the mapped pages it passes. fh->lock held. */
 void vm_dirty_collect_range(struct rp_fileh *fh, uint64_t first, uint64_t end);
 /* Pages that a whole collection walks: those of the mappings tracked by wp_async (0
  * under other mechanisms). fh->lock held. */

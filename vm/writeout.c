@@ -19,10 +19,11 @@
  *       (wrun_stage), else from the alias mapping.
  *   WO_SYNC (with SYNC, when every write succeeded): fdatasync, or the custom store's
  *       sync callback.
- *   WO_FINISH (wo_finish): with MARKSTORED, collect again, so that writes made while the
- *       requests were in flight mark their pages redirtied; then each WRITING page becomes LOADED (clean) if
- *       MARKSTORED was asked, its write succeeded (and the sync, with SYNC), and it was
- *       not redirtied; DIRTY otherwise. Then the next writeout of the handle starts, and
+ *   WO_FINISH (wo_finish): with MARKSTORED, collect again over the runs' pages
+ *       (wo_collect_runs), so that writes made to them while the requests were in flight
+ *       mark them redirtied; then each WRITING page becomes LOADED (clean) if MARKSTORED
+ *       was asked, its write succeeded (and the sync, with SYNC), and it was not
+ *       redirtied; DIRTY otherwise. Then the next writeout of the handle starts, and
  *       the done callback runs.
  *
  * Who runs it: rp_writeout of a file or device whose handle has no writeout running runs
@@ -156,7 +157,6 @@ static void wo_protect(struct vm_wo *wo)
 	}
 }
 
-/* Takes the handle's dirty pages for wo (see the top of the file). fh->lock held. */
 /* Collects the writes made to the writeout's pages while it ran (wp_async), walking the
  * page tables over its runs alone; the writes to other pages wait there for the next
  * collection, as any write made since the last one does. Runs less than
@@ -195,6 +195,7 @@ static void wo_collect_runs(struct vm_wo *wo)
 	}
 }
 
+/* Takes the handle's dirty pages for wo (see the top of the file). fh->lock held. */
 static void wo_start(struct vm_wo *wo)
 {
 	struct rp_fileh *fh = wo->fh;
