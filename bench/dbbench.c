@@ -15,6 +15,11 @@
  *            pages in each commit, in an order that rotates from commit to commit (a
  *            drift of the disk between phases made ratios of separate runs swing by a
  *            third), each after an untimed fdatasync. The commit's latency, median of --commits.
+ *            The commit through a writable mapping runs apart, beside the reference and
+ *            the kernel's own way: stores through a MAP_SHARED mapping of a file of the
+ *            same size (PATH.msync, made and removed by the job), all of it read first,
+ *            then msync(MS_SYNC) of the mapping. For both mappings the stores are not timed,
+ *            the writeout and the msync are.
  *   read     cold random 4 KiB rp_read of a --size file (a new engine each round, so
  *            every read loads); against pread(2) O_DIRECT of the same offsets. IOPS.
  *
@@ -73,7 +78,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: dbbench [--file PATH] [--size SIZE] [--append SIZE] [--commits N]\n"
 	           "               [--reads N] [--rounds N]\n"
 	           "  --file     data file for the commit and read jobs (default rp-bench.dat;\n"
-	           "             created with random bytes); the append job uses PATH.append\n"
+	           "             created with random bytes); the append job uses PATH.append,\n"
+	           "             the commit job's kernel mapping PATH.msync (both removed after)\n"
 	           "  --size     bytes of it used (default 2G)\n"
 	           "  --append   bytes the append job writes (default 1G)\n"
 	           "  --commits  commits of 16 pages per round (default 200)\n"
@@ -210,6 +216,7 @@ enum {
 	CW_RP_STORES,  /* stores through a writable mapping + writeout SYNC */
 	CW_RP_WRITE,   /* rp_write x16 (a read-only mapping: nothing to collect) + SYNC */
 	CW_RP_ATOMIC,  /* rp_write x16 + writeout ATOMIC|SYNC */
+	CW_MSYNC,      /* stores through the kernel's MAP_SHARED mapping + msync(MS_SYNC) */
 	CW_N
 };
 
@@ -266,9 +273,11 @@ static void commit_redo(struct io_uring *ring, int dfd, int lfd, char *logbuf,
 }
 
 /* Median commit latency (us) of each way in `ways` (bits 1 << CW_*; out[CW_*]) over
- * `commits` commits of 16 random pages. */
-static void commit_ways(const char *path, uint64_t size, unsigned commits, uint64_t seed,
-                        unsigned ways, double out[CW_N])
+ * `commits` commits of 16 random pages. CW_MSYNC maps kpath, a file of its own: pages
+ * of `path` in the page cache, mapped, and dirtied there, made ringpager's O_DIRECT writes
+ * to the same file flush and drop them first (its commit 1.6 ms alone, 3.0 beside). */
+static void commit_ways(const char *path, const char *kpath, uint64_t size, unsigned commits,
+                        uint64_t seed, unsigned ways, double out[CW_N])
 {
 	struct commit_rp rp[3];
 	char lpath[4200];
@@ -294,6 +303,22 @@ static void commit_ways(const char *path, uint64_t size, unsigned commits, uint6
 	for (int k = 0; k < 3; k++)
 		if (ways & (1u << (CW_RP_STORES + k)))
 			commit_rp_open(&rp[k], path, size, k == 0);
+	volatile char *kmap = NULL;
+	int kfd = -1;
+
+	if (ways & (1u << CW_MSYNC)) { /* the kernel's mapping, all of it in the page cache */
+		void *a = MAP_FAILED;
+
+		if ((kfd = open(kpath, O_RDWR)) < 0 ||
+		    (a = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, kfd, 0)) == MAP_FAILED ||
+		    madvise(a, size, MADV_SEQUENTIAL))
+			die(kpath);
+		kmap = a;
+		for (uint64_t o = 0; o < size; o += PG)
+			(void)kmap[o];
+		if (madvise(a, size, MADV_NORMAL))
+			die(kpath);
+	}
 	for (unsigned c = 0; c < commits; c++) {
 		uint64_t off[16];
 
@@ -325,6 +350,12 @@ static void commit_ways(const char *path, uint64_t size, unsigned commits, uint6
 					             w == CW_DSYNC ? RWF_DSYNC : 0) != (ssize_t)PG)
 						die("commit: pwrite");
 				}
+			} else if (w == CW_MSYNC) {
+				for (int k = 0; k < 16; k++)
+					kmap[off[k] + 8] = b;
+				t0 = bu_now(); /* the commit is the msync, as for the writeout */
+				if (msync((void *)kmap, size, MS_SYNC))
+					die("commit: msync");
 			} else {
 				struct commit_rp *r = &rp[w - CW_RP_STORES];
 
@@ -348,6 +379,10 @@ static void commit_ways(const char *path, uint64_t size, unsigned commits, uint6
 	for (int k = 0; k < 3; k++)
 		if (ways & (1u << (CW_RP_STORES + k)))
 			rp_engine_close(rp[k].eng);
+	if (kmap) {
+		munmap((void *)kmap, size);
+		close(kfd);
+	}
 	for (int w = 0; w < CW_N; w++)
 		if (ways & (1u << w))
 			out[w] = median_free(lat[w], commits);
@@ -423,9 +458,22 @@ int main(int argc, char **argv)
 		return parsed == 1 ? 0 : 2;
 	if (bu_ensure_file("dbbench", o.file, o.size))
 		return 1;
-	char apath[4096];
+	char apath[4096], kpath[4096];
 
 	snprintf(apath, sizeof(apath), "%s.append", o.file);
+	snprintf(kpath, sizeof(kpath), "%s.msync", o.file);
+	if (o.commit_job) {
+		/* On the disk before any commit is timed, then out of the page cache, so that
+		 * commit_ways reads it back by faults, as a database would find its file. The
+		 * kernel's page cache then holds it in large folios, each of which msync
+		 * writes whole for a byte stored: about 2 MiB a store here (docs/benchmarks.md,
+		 * "A commit's collection"). */
+		int kfd = bu_ensure_file("dbbench", kpath, o.size) ? -1 : open(kpath, O_RDWR);
+
+		if (kfd < 0 || fsync(kfd) || posix_fadvise(kfd, 0, 0, POSIX_FADV_DONTNEED))
+			die(kpath);
+		close(kfd);
+	}
 	printf("dbbench: %s, %" PRIu64 " MiB; append %" PRIu64 " MiB; %u commits, %u reads; %u "
 	       "rounds (medians, min..max, ratio to the kernel's side)\n",
 	       o.file, o.size / MIB, o.append / MIB, o.commits, o.reads, o.rounds);
@@ -458,22 +506,26 @@ int main(int argc, char **argv)
 			/* Its ways alternate commit by commit; the commit through a writable mapping
 			 * in a run of its own, beside the reference again: its writeout's scan and
 			 * write-protection of the whole mapping slowed the other engines' commits
-			 * in the same process by half (docs/benchmarks.md, "A commit's writes"). */
+			 * in the same process by half (docs/benchmarks.md, "A commit's writes"). The
+			 * kernel's mapping goes with it (the whole file in the page cache). */
 			double c[CW_N];
+			const unsigned apart = (1u << CW_RP_STORES) | (1u << CW_MSYNC);
 
-			commit_ways(o.file, o.size, o.commits, seed, ~(1u << CW_RP_STORES) & ((1u << CW_N) - 1),
+			commit_ways(o.file, kpath, o.size, o.commits, seed, ~apart & ((1u << CW_N) - 1),
 			            c);
 			for (int w = 0; w < CW_N; w++)
-				if (w != CW_RP_STORES)
+				if (!(apart & (1u << w)))
 					cm[w][r] = c[w];
-			commit_ways(o.file, o.size, o.commits, seed + 1,
-			            (1u << CW_PWRITE) | (1u << CW_RP_STORES), c);
+			commit_ways(o.file, kpath, o.size, o.commits, seed + 1,
+			            (1u << CW_PWRITE) | apart, c);
 			cm[CW_RP_STORES][r] = c[CW_RP_STORES];
+			cm[CW_MSYNC][r] = c[CW_MSYNC];
 			cm_ref[r] = c[CW_PWRITE];
 		}
 		printf("dbbench: round %u of %u done\n", r + 1, o.rounds);
 	}
 	unlink(apath);
+	unlink(kpath);
 	if (o.append_job) {
 		printf("\nappend %" PRIu64 " MiB, then durable\n", o.append / MIB);
 		bu_row("  pwrite 1 MiB + fdatasync", ak, o.rounds, "MB/s", 0);
@@ -494,18 +546,22 @@ int main(int argc, char **argv)
 		    "  ringpager: stores in a mapping + writeout SYNC",
 		    "  ringpager: rp_write x16 + writeout SYNC",
 		    "  ringpager: rp_write x16 + writeout ATOMIC|SYNC",
+		    "  kernel mmap: stores + msync(MS_SYNC) of the mapping",
 		};
 		for (int w = 0; w < CW_N; w++)
-			if (w != CW_RP_STORES)
+			if (w != CW_RP_STORES && w != CW_MSYNC)
 				bu_row(ways[w], cm[w], o.rounds, "us",
 				       w ? bu_median(cm[CW_PWRITE], o.rounds) : 0);
 		bu_row("  ringpager ATOMIC|SYNC against the redo log by hand", cm[CW_RP_ATOMIC],
 		       o.rounds, "us", bu_median(cm[CW_REDO], o.rounds));
 		printf("  the commit through a mapping, alternating with the reference in a run of "
-		       "its own\n");
+		       "its own (the stores not timed)\n");
 		bu_row("  pwrite x16 + fdatasync", cm_ref, o.rounds, "us", 0);
+		bu_row(ways[CW_MSYNC], cm[CW_MSYNC], o.rounds, "us", bu_median(cm_ref, o.rounds));
 		bu_row(ways[CW_RP_STORES], cm[CW_RP_STORES], o.rounds, "us",
 		       bu_median(cm_ref, o.rounds));
+		bu_row("  ringpager's stores + writeout against msync", cm[CW_RP_STORES], o.rounds,
+		       "us", bu_median(cm[CW_MSYNC], o.rounds));
 	}
 	if (o.read_job) {
 		printf("cold random 4 KiB reads\n");
