@@ -127,6 +127,20 @@ static int runs_add(struct vm_wo *wo, size_t *cap, uint64_t idx, uint64_t w, uin
 	return 0;
 }
 
+/* The next span of wo's runs from run *i on: runs at most `gap` pages apart joined into
+ * [*lo, *hi); *i moves past them. False when none is left. */
+static bool wo_next_span(const struct vm_wo *wo, size_t *i, uint64_t gap, uint64_t *lo,
+                         uint64_t *hi)
+{
+	if (*i >= wo->nruns)
+		return false;
+	*lo = wo->runs[*i].first;
+	*hi = *lo + wo->runs[*i].n;
+	while (++*i < wo->nruns && wo->runs[*i].first - *hi <= gap)
+		*hi = wo->runs[*i].first + wo->runs[*i].n;
+	return true;
+}
+
 /* wp_sync: protects the runs again in every mapping, merging runs whose gap is small
  * (clean resident pages in the gap are protected already; holes cost nothing inside a
  * page table that exists), so that scattered pages do not cost one call each. */
@@ -135,26 +149,13 @@ static int runs_add(struct vm_wo *wo, size_t *cap, uint64_t idx, uint64_t w, uin
 static void wo_protect(struct vm_wo *wo)
 {
 	struct rp_fileh *fh = wo->fh;
+	uint64_t lo, hi;
 
-	if (fh->vm->dirty != VM_DIRTY_WP_SYNC || !wo->nruns)
+	if (fh->vm->dirty != VM_DIRTY_WP_SYNC)
 		return;
-	for (struct rp_mapping *m = fh->maps; m; m = m->next) {
-		if (!m->track)
-			continue;
-		uint64_t lo = wo->runs[0].first, hi = lo + wo->runs[0].n;
-
-		for (size_t i = 1; i <= wo->nruns; i++) {
-			if (i < wo->nruns && wo->runs[i].first <= hi + PROTECT_GAP) {
-				hi = wo->runs[i].first + wo->runs[i].n;
-				continue;
-			}
+	for (struct rp_mapping *m = fh->maps; m; m = m->next)
+		for (size_t i = 0; m->track && wo_next_span(wo, &i, PROTECT_GAP, &lo, &hi);)
 			vm_uffd_protect(fh->vm, m, lo, hi - lo, true);
-			if (i < wo->nruns) {
-				lo = wo->runs[i].first;
-				hi = lo + wo->runs[i].n;
-			}
-		}
-	}
 }
 
 /* Collects the writes made to the writeout's pages while it ran (wp_async), walking the
@@ -169,30 +170,21 @@ static void wo_protect(struct vm_wo *wo)
 static void wo_collect_runs(struct vm_wo *wo)
 {
 	struct rp_fileh *fh = wo->fh;
-	const uint64_t tracked = vm_dirty_tracked_pages(fh);
-	uint64_t cost = 0;
+	const uint64_t tracked = vm_dirty_tracked_pages(fh), gap = WO_COLLECT_CALL_PAGES - 1;
+	uint64_t cost = 0, lo, hi;
 
-	if (!tracked || !wo->nruns)
+	if (!tracked)
 		return;
-	for (size_t i = 0; i < wo->nruns; i++) {
-		const struct vm_wrun *r = &wo->runs[i];
-
-		if (i && r->first - (r[-1].first + r[-1].n) < WO_COLLECT_CALL_PAGES)
-			cost += r->first - (r[-1].first + r[-1].n) + r->n;
-		else
-			cost += WO_COLLECT_CALL_PAGES + r->n;
-	}
+	for (size_t i = 0; wo_next_span(wo, &i, gap, &lo, &hi);)
+		cost += WO_COLLECT_CALL_PAGES + hi - lo;
+	if (!cost)
+		return;
 	if (cost >= tracked) {
 		vm_dirty_collect(fh, NULL);
 		return;
 	}
-	for (size_t i = 0, j; i < wo->nruns; i = j) {
-		uint64_t end = wo->runs[i].first + wo->runs[i].n;
-
-		for (j = i + 1; j < wo->nruns && wo->runs[j].first - end < WO_COLLECT_CALL_PAGES; j++)
-			end = wo->runs[j].first + wo->runs[j].n;
-		vm_dirty_collect_range(fh, wo->runs[i].first, end);
-	}
+	for (size_t i = 0; wo_next_span(wo, &i, gap, &lo, &hi);)
+		vm_dirty_collect_range(fh, lo, hi);
 }
 
 /* Takes the handle's dirty pages for wo (see the top of the file). fh->lock held. */

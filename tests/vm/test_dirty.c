@@ -510,19 +510,7 @@ struct done_rec {
 	int nested; /* result of rp_writeout called from inside done */
 };
 
-static void on_done(void *arg, int result)
-{
-	struct done_rec *d = arg;
-
-	d->nested = rp_writeout(d->fh, RP_WRITEOUT_STORE);
-	pthread_mutex_lock(&d->lock);
-	d->calls++;
-	d->result = result;
-	pthread_cond_broadcast(&d->cv);
-	pthread_mutex_unlock(&d->lock);
-}
-
-/* As on_done, without a writeout of its own. */
+/* A done callback: records the call and its result. */
 static void on_done_only(void *arg, int result)
 {
 	struct done_rec *d = arg;
@@ -532,6 +520,15 @@ static void on_done_only(void *arg, int result)
 	d->result = result;
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->lock);
+}
+
+/* As on_done_only, after trying a writeout of its own from the callback (d->nested). */
+static void on_done(void *arg, int result)
+{
+	struct done_rec *d = arg;
+
+	d->nested = rp_writeout(d->fh, RP_WRITEOUT_STORE);
+	on_done_only(arg, result);
 }
 
 static void wait_done(struct done_rec *d, int calls)
