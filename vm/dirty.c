@@ -12,8 +12,9 @@
  *   wp_async (Linux 6.7)  the userfaultfd has UFFD_FEATURE_WP_ASYNC: the kernel resolves
  *       the write-protect fault itself (about 1 us, no message to userspace) and the page
  *       table entry remembers the write. dirty_collect asks for the written pages with
- *       PAGEMAP_SCAN, PM_SCAN_WP_MATCHING, which protects them again in the same walk,
- *       so a write that lands after the walk shows in the next one (over a large range,
+ *       PAGEMAP_SCAN and protects them again (each region with UFFDIO_WRITEPROTECT, or,
+ *       where there are many, a walk with PM_SCAN_WP_MATCHING: collect_exact), so a
+ *       write that lands after that shows in the next collection (over a large range,
  *       after a cheaper walk that only looks: collect_span). The engine's page
  *       states lag the page tables until a collection: writeout, rp_fileh_dirty,
  *       rp_discard and rp_unmap collect first.
@@ -53,20 +54,68 @@ static void collect_all(struct rp_fileh *fh, struct rp_mapping *m)
 		(void)vm_dirty_mark(fh, idx);
 }
 
+/* Protecting written pages again. A PAGEMAP_SCAN walk with WP_MATCHING flushes the TLB
+ * from the first page it protects in a page table (2 MiB of addresses) to where the walk
+ * ends in that table: over 33 pages, the whole TLB on x86. This VM makes that dear: the
+ * first whole flush after the application touched its pages cost 100-330 us here, the
+ * next ones 13-33 us, where UFFDIO_WRITEPROTECT of one written region flushes its pages
+ * alone, 6-8 us with the call. So the exact walk first only looks; up to PROTECT_REGIONS
+ * regions are then protected one call each, and past that (many writes, where the whole
+ * flushes are shared by many pages) a walk with WP_MATCHING takes the range.
+ * docs/benchmarks.md, "Protecting written pages". */
+#define PROTECT_REGIONS 64
+
+struct exact {
+	uint64_t r[PROTECT_REGIONS][2]; /* written regions found by the look, [first, end) */
+	unsigned n;
+	bool many; /* more than PROTECT_REGIONS: the look stopped */
+};
+
+/* vm_region_fn of the look: a region of present, written pages. */
+static int exact_region(struct rp_fileh *fh, uint64_t first, uint64_t end, uint64_t cat,
+                        void *arg)
+{
+	struct exact *x = arg;
+
+	(void)fh;
+	(void)cat;
+	if (x->n == PROTECT_REGIONS) {
+		x->many = true;
+		return 1;
+	}
+	x->r[x->n][0] = first;
+	x->r[x->n++][1] = end;
+	return 0;
+}
+
 /* The exact walk: pages [first, end) of m present and written are made DIRTY and
- * protected again (a poison marker is neither write-protected nor a page). Trade-off: it
- * runs under the handle's lock, so faults on the handle wait for it; in exchange a write
- * it reports can never meet a page whose state changes meanwhile (invalidated,
- * reloaded, written out). */
+ * protected again (a poison marker is neither write-protected nor a page). Each region is
+ * protected before its pages are marked, so a write to it after the look lands either in
+ * the page that writeout copies later or after the protection (collected next time).
+ * Trade-off: it runs under the handle's lock, so faults on the handle wait for it; in
+ * exchange a write it reports can never meet a page whose state changes meanwhile
+ * (invalidated, reloaded, written out). */
 static void collect_exact(struct rp_fileh *fh, struct rp_mapping *m, uint64_t first,
                           uint64_t end)
 {
 	const uint64_t base = (uintptr_t)m->addr, psz = fh->vm->psz;
+	const uint64_t a = base + (first - m->first) * psz, b = base + (end - m->first) * psz;
+	struct exact x = {.n = 0};
+	bool ok;
 
-	if (first < end &&
-	    !vm_pagemap_walk(fh->vm, m, base + (first - m->first) * psz,
-	                     base + (end - m->first) * psz, true, 0,
-	                     PAGE_IS_WRITTEN | PAGE_IS_PRESENT, vm_dirty_mark_region, NULL))
+	if (first >= end)
+		return;
+	ok = vm_pagemap_walk(fh->vm, m, a, b, false, 0, PAGE_IS_WRITTEN | PAGE_IS_PRESENT,
+	                     exact_region, &x);
+	if (x.many)
+		ok = vm_pagemap_walk(fh->vm, m, a, b, true, 0, PAGE_IS_WRITTEN | PAGE_IS_PRESENT,
+		                     vm_dirty_mark_region, NULL);
+	else
+		for (unsigned i = 0; ok && i < x.n; i++) {
+			vm_uffd_protect(fh->vm, m, x.r[i][0], x.r[i][1] - x.r[i][0], true);
+			(void)vm_dirty_mark_region(fh, x.r[i][0], x.r[i][1], 0, NULL);
+		}
+	if (!ok)
 		collect_all(fh, m);
 }
 
@@ -77,11 +126,12 @@ static void collect_exact(struct rp_fileh *fh, struct rp_mapping *m, uint64_t fi
  * large enough, that walk goes first, and the exact walk then covers only the spans it
  * found, regions less than COLLECT_CALL_PAGES apart joined (holes cost the exact
  * walk little). It stops, and the exact walk takes the whole range, once walking the
- * spans one call each would cost as much (a call that protects pages again costs about
- * what walking COLLECT_CALL_PAGES mapped pages does: a TLB flush, tens of microseconds
- * here), or it found more than COLLECT_REGIONS regions or COLLECT_SPANS spans (pages
- * mapped here and there). docs/benchmarks.md, "A commit's collection". */
-#define COLLECT_CALL_PAGES 16384
+ * spans one call each would cost as much (a call costs about what walking
+ * COLLECT_CALL_PAGES mapped pages does, 2 us here; protecting the pages found costs the
+ * same either way), or it found more than COLLECT_REGIONS regions or COLLECT_SPANS spans
+ * (pages mapped here and there). docs/benchmarks.md, "A commit's collection" and
+ * "Protecting written pages". */
+#define COLLECT_CALL_PAGES 1024
 #define COLLECT_REGIONS    2048
 #define COLLECT_SPANS      128
 

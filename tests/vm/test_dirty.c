@@ -744,6 +744,38 @@ DIRTY_TEST(writes_among_pages_mapped_one_in_two_are_each_found)
 	fix_close(&f);
 }
 
+/* A collection protects the pages it found written again: one call a region where there
+ * are few, a walk that protects where there are many (vm/dirty.c, collect_exact). A page
+ * left unprotected would count as written at every later collection. */
+DIRTY_TEST(written_pages_are_protected_again_few_regions_or_many)
+{
+	struct fix f = {0};
+	const uint64_t n = 8192;
+	static const uint64_t want[][2] = {{5, 3}, {600, 1}, {1500, 2}, {4000, 1}};
+
+	fix_open(&f, mode, n);
+	for (uint64_t p = 0; p < n; p++)
+		tu_expect_fill(f.a + p * PG, PG, 77, p * PG);
+	for (unsigned i = 0; i < 4; i++)
+		for (uint64_t p = want[i][0]; p < want[i][0] + want[i][1]; p++)
+			f.a[p * PG + 9] = 'f';
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0);
+	expect_calls(f.ms, want, 4);
+	cr_assert_eq(ndirty(f.fh), 0, "a page written before the writeout is still written");
+	for (uint64_t p = 0; p < 600; p += 3) /* 200 regions */
+		f.a[p * PG + 10] = 'm';
+	cr_assert_eq(ndirty(f.fh), 200);
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0);
+	cr_assert_eq(ndirty(f.fh), 0, "a page written before the writeout is still written");
+	cr_assert(memcmp(f.ms->data, f.a, n * PG) == 0, "the store lacks a write");
+	for (unsigned i = 0; i < 4; i++)
+		f.a[want[i][0] * PG + 11] = 'g';
+	for (uint64_t p = 1; p < 600; p += 3)
+		f.a[p * PG + 11] = 'g';
+	cr_assert_eq(ndirty(f.fh), 204, "writes after the writeouts are each seen");
+	fix_close(&f);
+}
+
 /* ---------------------------------------------------------------- file stores */
 
 static void ffix_open(struct tu_map *f, const char *mode, const char *name, uint64_t size)
