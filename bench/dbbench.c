@@ -227,7 +227,10 @@ struct commit_rp {
 };
 
 /* An engine with the whole range resident (pinned, then unpinned), mapped writable for
- * stores, read-only otherwise. */
+ * stores, read-only otherwise. The writable mapping's pages are then read once, as the
+ * kernel's mapping's are: a database reads the pages it maps, and what a commit's page
+ * table changes cost depends on whether the CPU has used the entries (docs/benchmarks.md,
+ * "Protecting written pages"). */
 static void commit_rp_open(struct commit_rp *c, const char *path, uint64_t size, bool stores)
 {
 	rp_store *st;
@@ -239,6 +242,8 @@ static void commit_rp_open(struct commit_rp *c, const char *path, uint64_t size,
 	    rp_pin(m, 0, size) || rp_unpin(m, 0, size))
 		die("commit: open");
 	c->a = rp_mapping_addr(m);
+	for (uint64_t o = 0; stores && o < size; o += PG)
+		(void)c->a[o];
 }
 
 /* The 16 pages at off, O_DIRECT at depth 16 through io_uring, page k from buf + k *
