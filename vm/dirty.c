@@ -29,7 +29,7 @@
  * instead of two (Wendelin's "a write loads the page and makes it dirty in one step").
  *
  * Making pages clean again (MARKSTORED): wp_async pages are protected already by the
- * scan that collected them; wp_sync pages are protected again by writeout, run by run,
+ * collection that found them; wp_sync pages are protected again by writeout, run by run,
  * before their write is issued, so a write during the writeout faults and is seen.
  */
 #include "vm/dirty.h"

@@ -213,11 +213,11 @@ void vm_dirty_add(struct rp_fileh *fh, int64_t n);
 /* A write was seen on page idx: LOADED -> DIRTY, WRITING -> redirtied. Returns false
  * when the page is not resident. fh->lock held. */
 bool vm_dirty_mark(struct rp_fileh *fh, uint64_t idx);
-/* A vm_region_fn for the written pages that a walk protected again (wp_async): each page
- * of [first, end) vm_dirty_mark's. A page still LOADING whose load is copying it into a
- * mapping with fh->lock dropped (vm/load.c, load_copy_out) is mapped there already and
- * may have been written: the load keeps the write (`written`), and the page is made dirty
- * once in. fh->lock held. */
+/* A vm_region_fn for the written pages that a collection protected again (wp_async):
+ * each page of [first, end) vm_dirty_mark's. A page still LOADING whose load is copying
+ * it into a mapping with fh->lock dropped (vm/load.c, load_copy_out) is mapped there
+ * already and may have been written: the load keeps the write (`written`), and the page
+ * is made dirty once in. fh->lock held. */
 int vm_dirty_mark_region(struct rp_fileh *fh, uint64_t first, uint64_t end, uint64_t cat,
                          void *arg);
 /* Releases the RAM of pages in runs: vm_release_page for each page in ascending order,
