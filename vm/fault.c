@@ -124,7 +124,7 @@ static void ra_read(struct rp_fileh *fh, const struct vm_ra_win *win, struct rp_
 	uint64_t max_io = fh->store->dev ? fh->store->dev->max_io / vm->psz : win->size;
 	/* With readahead_copy, a proven stream's window is read into a service thread's
 	 * staging slots, and each run put in place and mapped with one UFFDIO_COPY
-	 * (load_place; docs/benchmarks.md, "Copied windows"). */
+	 * (load_copy_out; docs/benchmarks.md, "Copied windows"). */
 	const bool copy = eager && vm->ra_copy && fh->store->dev; /* ra_copy: 4 KiB pages */
 
 	if (copy && max_io > VM_RSTAGE_BYTES / vm->psz)

@@ -11,8 +11,8 @@
  * mapping of the handle with one UFFDIO_CONTINUE each, which wakes every thread that
  * faulted on any page of it; pin waiters are woken through the handle's condition
  * variable. Nobody polls. A staged load (read into a bounce page or a staging slot) is
- * put in place with UFFDIO_COPY instead: a fault's or a pin's lone page with the lock
- * dropped (load_copy_out), a window's runs under it (load_place).
+ * put in place with UFFDIO_COPY instead, with the lock dropped (load_copy_out): a fault's
+ * or a pin's lone page, or a run of a stream's window.
  *
  * Who starts loads, and decides which: the fault path (vm/fault.c), pins and WILLNEED
  * (vm/pin.c). Loads run on the service threads as jobs (vm/service.c), or, in
@@ -272,7 +272,7 @@ void rp_load_done(rp_load_token *tok, int err)
 }
 
 /* A loaded run's pages become LOADED (or DIRTY for a write fault that asked), referenced,
- * and counted; load_unmark takes the counting back when the page could not be placed. */
+ * and counted. */
 static void load_mark_in(struct rp_fileh *fh, struct vm_load *ld)
 {
 	struct vm *vm = fh->vm;
@@ -297,23 +297,21 @@ static void load_mark_in(struct rp_fileh *fh, struct vm_load *ld)
 	atomic_fetch_add_explicit(&vm->ctr.bytes_read, ld->npages * vm->psz, memory_order_relaxed);
 }
 
-static void load_unmark(struct rp_fileh *fh, struct vm_load *ld)
+/* The page of ld's run that carries the readahead marker, or UINT64_MAX. fh->lock held:
+ * a fault on the marker while the run loads clears it (vm/fault.c, ra_marker). */
+static uint64_t load_marker(const struct vm_load *ld)
 {
-	struct vm *vm = fh->vm;
-
-	if ((ld->writer || ld->filled) && !ld->ra)
-		vm_dirty_add(fh, -(int64_t)ld->npages);
-	if (ld->zero)
-		return;
-	atomic_fetch_sub_explicit(&vm->ctr.pages_loaded, ld->npages, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&fh->n_pages_loaded, ld->npages, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&vm->ctr.bytes_read, ld->npages * vm->psz, memory_order_relaxed);
+	for (uint64_t p = ld->first; ld->ra && p < ld->first + ld->npages; p++)
+		if (pagemap_get(&ld->fh->pm, p) & PG_RA_MARK)
+			return p;
+	return UINT64_MAX;
 }
 
-/* A staged run into ld->dst: each stretch of pages without a readahead marker with one
- * UFFDIO_COPY, a marker's page with pwrite(2), since it stays unmapped until its touch
- * (vm/readahead.c). 0 when every page is in the memfd and all but the markers mapped. */
-static int load_copy(struct vm_load *ld, bool wake)
+/* A staged load into ld->dst, each stretch of pages around the marker `mark` with one
+ * UFFDIO_COPY (which does not wake), the marker's page with pwrite(2), since it stays
+ * unmapped until its touch (vm/readahead.c). 0 when every page is in the memfd and all
+ * but the marker mapped. */
+static int load_copy(struct vm_load *ld, uint64_t mark, bool writable)
 {
 	struct rp_fileh *fh = ld->fh;
 	struct vm *vm = fh->vm;
@@ -322,17 +320,14 @@ static int load_copy(struct vm_load *ld, bool wake)
 	for (uint64_t p = ld->first, q; p < end; p = q) {
 		const char *src = (const char *)ld->src + (p - ld->first) * vm->psz;
 
-		if (pagemap_get(&fh->pm, p) & PG_RA_MARK) {
+		if (p == mark) {
 			q = p + 1;
-			const off_t off = (off_t)(p * vm->psz);
-
-			if (pwrite(fh->ram->fd, src, vm->psz, off) != (ssize_t)vm->psz)
+			if (pwrite(fh->ram->fd, src, vm->psz, (off_t)(p * vm->psz)) != (ssize_t)vm->psz)
 				return -EIO;
 			continue;
 		}
-		for (q = p + 1; q < end && !(pagemap_get(&fh->pm, q) & PG_RA_MARK); q++)
-			;
-		const int r = vm_uffd_copy(vm, ld->dst, p, q - p, src, ld->writer == ld->dst, wake);
+		q = mark > p && mark < end ? mark : end;
+		const int r = vm_uffd_copy(vm, ld->dst, p, q - p, src, writable, false);
 
 		if (r)
 			return r;
@@ -340,62 +335,44 @@ static int load_copy(struct vm_load *ld, bool wake)
 	return 0;
 }
 
-/* A staged load's pages, read into ld->src, go into the RAM handle: a window's run with
- * UFFDIO_COPY, which allocates, fills and maps them in the stream's mapping and wakes the
- * threads waiting there, or, where that cannot be (the mapping went, a page is there
- * already; a fault's or a pin's page whose copy failed: load_copy_out), with pwrite(2), to
- * be mapped as any other load's. Under fh->lock, so that the mapping cannot go meanwhile
- * and the markers stay where they are. The pages are marked in (state, counters) first,
- * so that a woken thread that reads rp_stats or a page's state sees them in. *in says
- * whether the pages are marked in (never on an error). */
-static int load_place(struct vm_load *ld, bool *in)
+/* A staged load's pages, read into ld->src, go into the RAM handle with pwrite(2), to be
+ * mapped as any other load's: where the copy into ld->dst cannot be (no such mapping, a
+ * page there already, VM_FORCE_PWRITE). fh->lock held. The pages are not marked in. */
+static int load_place(struct vm_load *ld)
 {
 	struct rp_fileh *fh = ld->fh;
-	struct vm *vm = fh->vm;
-	const size_t len = ld->npages * vm->psz;
-	ssize_t w;
+	const size_t len = ld->npages * fh->vm->psz;
+	const ssize_t w = pwrite(fh->ram->fd, ld->src, len, (off_t)(ld->first * fh->vm->psz));
 
-	*in = false;
-	if (ld->dst && ld->ra && !vm->no_copy) {
-		load_mark_in(fh, ld);
-		*in = true;
-		if (load_copy(ld, !vm->fault_self && ld->faulted) == 0) {
-			ld->copied = true;
-			return 0;
-		}
-	}
-	/* Marked in stays so unless the write fails too (a load error): taking it back and
-	 * marking again would count a dirty page twice against dirty_limit's crossing. */
-	w = pwrite(fh->ram->fd, ld->src, len, (off_t)(ld->first * vm->psz));
-	if (w == (ssize_t)len)
-		return 0;
-	if (*in)
-		load_unmark(fh, ld);
-	*in = false;
-	return w < 0 ? -errno : -EIO;
+	return w == (ssize_t)len ? 0 : w < 0 ? -errno : -EIO;
 }
 
-/* A fault's or a pin's staged page goes into the mapping that asked for it with fh->lock
- * dropped: the UFFDIO_COPY is the dearest step of a finish (5-12 us a page here), and
- * under the lock it held up every other finish and fault of the handle (docs/benchmarks.md,
- * "Copies outside the lock"). The page stays LOADING meanwhile, so nothing else maps,
- * evicts, pins or releases it; rp_unmap waits while m->copying, rp_invalidate while a load
- * in its range is copying. The copy does not wake: vm_load_finish does, after the unlock.
- * A write fault that came meanwhile gets the page writable; a write that a collection saw
- * meanwhile makes it dirty once in (`written`). fh->lock held on entry and on return.
- * Whether the page went in. */
+/* A staged load's pages go into the mapping that asked for them (ld->dst) with fh->lock
+ * dropped: a fault's or a pin's lone page, or a run of a stream's window. The UFFDIO_COPY
+ * is the dearest step of a finish (5-12 us a lone page here; 0.3-3 ms a 1 MiB run, the
+ * pages new to the host), and under the lock it held up every other finish and fault of
+ * the handle (docs/benchmarks.md, "Copies outside the lock", "Runs copied outside the
+ * lock"). The pages stay LOADING meanwhile, so nothing else maps, evicts, pins or
+ * releases them; rp_unmap waits while m->copying, rp_invalidate while a load in its range
+ * is copying, a writeout for the copies under way when it was called. The copy does not
+ * wake: vm_load_finish does, after marking the pages in. A write fault that came
+ * meanwhile gets a lone page writable; a write that a collection saw meanwhile makes the
+ * load's pages dirty once in (`written`). fh->lock held on entry and on return. Whether
+ * the pages went in. */
 static bool load_copy_out(struct vm_load *ld)
 {
 	struct rp_fileh *fh = ld->fh;
 	struct vm *vm = fh->vm;
 	struct rp_mapping *m = ld->dst;
 	const bool writable = ld->writer == m;
+	const uint64_t mark = load_marker(ld);
 	int r;
 
 	ld->copying = true;
+	ld->copy_seq = ++fh->copy_seq;
 	m->copying++;
 	pthread_mutex_unlock(&fh->lock);
-	r = vm_uffd_copy(vm, m, ld->first, ld->npages, ld->src, writable, false);
+	r = load_copy(ld, mark, writable);
 	if (vm_copy_out_hook)
 		vm_copy_out_hook(fh, ld->first);
 	pthread_mutex_lock(&fh->lock);
@@ -446,10 +423,13 @@ static void load_map_eager(struct rp_fileh *fh, struct rp_mapping *m, struct vm_
 
 void vm_load_wait_copies(struct rp_fileh *fh)
 {
+	/* Only the copies under way now: a write before this call can only be to their pages,
+	 * and later ones could follow each other for as long as a scan runs. */
+	const uint64_t upto = fh->copy_seq;
 	struct vm_load *ld = fh->loads;
 
 	while (ld) {
-		if (!ld->copying) {
+		if (!ld->copying || ld->copy_seq > upto) {
 			ld = ld->next;
 			continue;
 		}
@@ -487,7 +467,7 @@ void vm_load_finish(struct vm_load *ld, int err)
 		       (first + n) * vm->psz - from);
 	}
 	if (ld->src && !empty && !err) {
-		if (ld->dst && !vm->no_copy && !ld->ra && load_copy_out(ld)) {
+		if (ld->dst && !vm->no_copy && load_copy_out(ld)) {
 			ld->copied = true;
 			empty = ld->stale;
 			if (!empty) {
@@ -495,12 +475,13 @@ void vm_load_finish(struct vm_load *ld, int err)
 				in = true;
 				for (uint64_t p = first; ld->written && p < first + n; p++)
 					(void)vm_dirty_mark(fh, p);
-				if (!vm->fault_self && (ld->fault || ld->faulted))
+				/* A window's faults are woken below, in every mapping. */
+				if (!ld->ra && !vm->fault_self && (ld->fault || ld->faulted))
 					(void)vm_map_overlap(ld->dst, first, n, &ld->wake_at, &ld->wake_len,
 					                     vm->psz);
 			}
 		} else {
-			err = load_place(ld, &in);
+			err = load_place(ld);
 		}
 	}
 	if (empty || err) {

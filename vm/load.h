@@ -42,6 +42,7 @@ struct vm_load {
 	                                with UFFDIO_COPY; NULL once it is unmapped */
 	bool copied;                 /* ... and went: finish need not map it there */
 	bool copying;                /* ... going there now, fh->lock dropped (load_copy_out) */
+	uint64_t copy_seq;           /* ... the handle's copy_seq when it started */
 	bool written;                /* ... and a collection saw it written meanwhile: dirty
 	                                once in (vm_dirty_mark_region) */
 	uint64_t wake_at, wake_len;  /* ... its faults, woken once fh->lock is dropped */
@@ -83,9 +84,10 @@ int vm_load_issue(struct vm_load *ld, struct rpio_queue *q);
 /* Completes a load with err (0 or -errno): LOADING -> LOADED, POISONED or (stale) EMPTY,
  * maps or poisons its range in every mapping, wakes pin waiters, frees ld. Any thread. */
 void vm_load_finish(struct vm_load *ld, int err);
-/* Waits until no load of the handle is copying its page into a mapping with fh->lock
- * dropped (load_copy_out): such a page is mapped already and may have been written, and
- * is in (and dirty, if written) once its copy ends. fh->lock held; dropped while waiting.
+/* Waits until the loads of the handle that were copying their pages into a mapping with
+ * fh->lock dropped (load_copy_out) when it was called have ended their copies: such a
+ * page is mapped already and may have been written, and is in (and dirty, if written)
+ * once its copy ends. fh->lock held; dropped while waiting.
  * Not on the thread of such a copy (vm_copy_out_hook). */
 void vm_load_wait_copies(struct rp_fileh *fh);
 /* Loads started and not issued yet, chained through job.qnext. */

@@ -112,6 +112,7 @@ struct rp_fileh {
 	unsigned copies; /* rp_read and rp_write copying through the alias or the memfd */
 	unsigned copy_waiters; /* rp_unmap, rp_invalidate, writeouts... waiting on a load's
 	                          copy (cv; vm_load_wait_copies) */
+	uint64_t copy_seq;     /* copies into a mapping started so far (vm/load.c) */
 	/* rp_fileh_stats (the engine's counters are in vm->ctr) */
 	_Atomic uint64_t n_loads, n_pages_loaded, n_pages_written, n_evicted, n_writeouts;
 	struct rp_mapping *maps; /* live mappings of this handle */

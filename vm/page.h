@@ -60,12 +60,14 @@
  *             is allocated and being filled through the alias (or charged, for a staged
  *             load, and made by its copy); no user mapping maps it: faults on it wait (the
  *             kernel holds the faulting thread) until vm_load_finish maps the load's range
- *             into every mapping of the handle. One exception: a fault's or a pin's lone
- *             page is copied into the mapping that asked with the handle's lock dropped
- *             (the load's `copying`, vm/load.c), and is mapped there from the copy until
- *             vm_load_finish takes the lock again; a write to it that a collection sees
- *             meanwhile is kept by the load (`written`, vm_dirty_mark_region), and writeouts,
- *             discards and dirty counts wait for the copy (vm_load_wait_copies).
+ *             into every mapping of the handle. One exception: a staged load (a fault's or
+ *             a pin's lone page, a run of a stream's window) is copied into the mapping
+ *             that asked with the handle's lock dropped (the load's `copying`, vm/load.c),
+ *             and its pages are mapped there from the copy until vm_load_finish takes the
+ *             lock again (a window's marker page apart); a write to one that a collection
+ *             sees meanwhile is kept by the load (`written`, vm_dirty_mark_region: the
+ *             load's pages are dirty once in), and writeouts, discards and dirty counts
+ *             wait for the copies under way when they are called (vm_load_wait_copies).
  *             Pins only on pages that were resident when pinned: 0 here.
  *   LOADED    the RAM page holds the store's bytes; it may be mapped in any mapping.
  *             Referenced bit clear (any resident state): no user mapping maps it; the hand

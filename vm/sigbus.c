@@ -8,7 +8,7 @@
  * decision (vm/fault.c, fault_decide) on this thread: a page in the pool is mapped with
  * UFFDIO_CONTINUE; an absent 4 KiB page of a device is read into the thread's bounce
  * page (rpio_pread: through the thread's own io_uring, polled for up to fault_spin_us),
- * then put into the RAM handle and mapped with UFFDIO_COPY (vm/load.c, load_place); the
+ * then put into the RAM handle and mapped with UFFDIO_COPY (vm/load.c, load_copy_out); the
  * handler returns and the access is retried. Readahead windows still go
  * to the service threads, asynchronously. No other thread is woken on the fault's path,
  * so no CPU wakes another: on this 2-vCPU VM that wake-up is what a fault served by a

@@ -1038,6 +1038,17 @@ static rp_engine *co_open(const char *tracking, int seed, char **path, rp_store 
 	return eng;
 }
 
+/* The byte at `off` of the file at path. */
+static char file_byte(const char *path, off_t off)
+{
+	char b = 0;
+	const int fd = open(path, O_RDONLY);
+
+	cr_assert_eq(pread(fd, &b, 1, off), 1, "%s: %s", path, strerror(errno));
+	close(fd);
+	return b;
+}
+
 /* The one dirty page written out, everything closed, and the file holds `ch` at `off`. */
 static void co_close_expect(rp_engine *eng, rp_store *st, char *path, off_t off, char ch)
 {
@@ -1051,12 +1062,7 @@ static void co_close_expect(rp_engine *eng, rp_store *st, char *path, off_t off,
 	cr_assert_eq(rp_fileh_close(co.fh), 0);
 	cr_assert_eq(rp_store_close(st), 0);
 	rp_engine_close(eng);
-	char b = 0;
-	int fd = open(path, O_RDONLY);
-
-	cr_assert_eq(pread(fd, &b, 1, off), 1);
-	close(fd);
-	cr_assert_eq(b, ch, "the write did not reach the file");
+	cr_assert_eq(file_byte(path, off), ch, "the write did not reach the file");
 	tu_unlink(path);
 }
 
@@ -1181,6 +1187,122 @@ Test(vm, a_writeout_after_a_write_to_a_page_being_copied_writes_it)
 	cr_assert_eq(rp_fileh_close(co.fh), 0);
 	cr_assert_eq(rp_store_close(st), 0);
 	rp_engine_close(eng);
+	tu_unlink(path);
+}
+
+/* A run of a proven stream's window is copied into its mapping with the handle's lock
+ * dropped too (vm/load.c, load_copy_out). The hook holds the first run copied (a page
+ * past 0: page 0 is the first fault's own) until another thread's fault on the same
+ * handle, through another mapping, has returned (5 s at most), and writes a page of the
+ * run (mapped by the copy, still LOADING) and collects, as a store and rp_fileh_stats of
+ * another thread would. The write must be in the file after a writeout (the load keeps
+ * it: `written`), and the other thread must not wait for the copy. Its fault is made in
+ * fault_mode=sigbus only, where it serves itself: in uffd mode the service thread held in
+ * the hook may be the one that listens for it; there it asks for the handle's counters,
+ * which takes the handle's lock as a fault does. */
+static struct {
+	rp_fileh *fh;
+	rp_mapping *seq;
+	const char *other;     /* a page of the other mapping (RANDOM advice) */
+	atomic_bool armed, other_done;
+	bool served;           /* the other fault returned while the run's copy was held */
+	uint64_t page;         /* the run's first page */
+	uint64_t dirty_during; /* the handle's dirty pages, counted from the hook */
+	sem_t go;
+} rc;
+
+static void *rc_fault(void *arg)
+{
+	struct rp_fileh_stats st;
+
+	(void)arg;
+	while (sem_wait(&rc.go) < 0)
+		;
+	if (rc.other)
+		tu_expect_fill(rc.other, PG, 67, 12 * (1 << 20) + 5 * PG);
+	cr_assert_eq(rp_fileh_stats(rc.fh, &st), 0, "%s", rp_errmsg()); /* takes fh->lock */
+	atomic_store(&rc.other_done, true);
+	return NULL;
+}
+
+static void rc_hook(struct rp_fileh *fh, uint64_t page)
+{
+	struct rp_fileh_stats st;
+
+	if (fh != rc.fh || page == 0 || !atomic_exchange(&rc.armed, false))
+		return;
+	rc.page = page;
+	sem_post(&rc.go);
+	for (int i = 0; i < 5000 && !atomic_load(&rc.other_done); i++) {
+		const struct timespec ms = {0, 1000 * 1000};
+
+		nanosleep(&ms, NULL);
+	}
+	rc.served = atomic_load(&rc.other_done);
+	/* page + 1: the run's first page may be the window's marker, not mapped */
+	((volatile char *)rp_mapping_addr(rc.seq))[(page + 1) * PG + 11] = 'r';
+	cr_assert_eq(rp_fileh_stats(rc.fh, &st), 0, "%s", rp_errmsg());
+	rc.dirty_during = st.dirty_pages;
+}
+
+Test(vm, a_window_run_being_copied_holds_up_no_fault_and_keeps_a_write)
+{
+	rp_config cfg;
+	rp_engine *eng;
+	rp_store *st;
+	rp_mapping *rnd;
+	pthread_t t;
+	char *path = tu_scratch_file("vm_runcopy", 16 << 20, 67);
+
+	tu_config_init(&cfg);
+	cfg.ram_size = 64ul << 20;
+	cfg.hugepages = 2;
+	cr_assert_eq(rp_config_set(&cfg, "dirty_tracking", "wp_async"), 0);
+	if (rp_engine_open(&cfg, &eng) != 0) {
+		tu_unlink(path);
+		cr_skip_test("dirty_tracking=wp_async: %s", rp_errmsg());
+	}
+	cr_assert_eq(rp_store_open(eng, path, O_RDWR, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &rc.fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(rc.fh, 0, 8 << 20, PROT_READ | PROT_WRITE, &rc.seq), 0, "%s",
+	             rp_errmsg());
+	cr_assert_eq(rp_map(rc.fh, 12 << 20, 4 << 20, PROT_READ, &rnd), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_advise(rnd, 0, 4 << 20, RP_ADVICE_RANDOM), 0);
+	char mode[16] = "";
+
+	cr_assert_eq(rp_config_get(&cfg, "fault_mode", mode, sizeof(mode)), 0);
+	rc.other = strcmp(mode, "sigbus") == 0 ? (const char *)rp_mapping_addr(rnd) + 5 * PG : NULL;
+	cr_assert_eq(sem_init(&rc.go, 0, 0), 0);
+	cr_assert_eq(pthread_create(&t, NULL, rc_fault, NULL), 0);
+	atomic_store(&rc.armed, true);
+	vm_copy_out_hook = rc_hook;
+	atomic_signal_fence(memory_order_seq_cst);
+	/* In order: the stream proves itself, and its later windows are copied. */
+	for (uint64_t off = 0; off < (8 << 20); off += PG)
+		(void)((volatile const char *)rp_mapping_addr(rc.seq))[off];
+	atomic_signal_fence(memory_order_seq_cst);
+	vm_copy_out_hook = NULL;
+	const bool copied = !atomic_load(&rc.armed);
+
+	if (!copied) { /* let the other thread go, to fail below rather than hang */
+		rc.other = NULL;
+		sem_post(&rc.go);
+	}
+	pthread_join(t, NULL);
+	sem_destroy(&rc.go);
+	cr_assert(copied, "no run of a window was copied into the mapping");
+	cr_assert(rc.served, "the other thread waited for the copy of the run at page %" PRIu64,
+	          rc.page);
+	cr_assert_eq(rc.dirty_during, 0, "a page not in yet counted dirty");
+	cr_assert_eq(rp_writeout(rc.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_SYNC), 0, "%s",
+	             rp_errmsg());
+	cr_assert_eq(rp_unmap(rnd), 0);
+	cr_assert_eq(rp_unmap(rc.seq), 0);
+	cr_assert_eq(rp_fileh_close(rc.fh), 0);
+	cr_assert_eq(rp_store_close(st), 0);
+	rp_engine_close(eng);
+	cr_assert_eq(file_byte(path, (off_t)((rc.page + 1) * PG + 11)), 'r',
+	             "the write made while its run was copied is not in the file");
 	tu_unlink(path);
 }
 
