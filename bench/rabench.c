@@ -10,6 +10,10 @@
  *   rand   one thread touches random 4 KiB pages of a cold mapping (default advice),
  *          against fio psync 4 KiB random reads at depth 1; and how much of what
  *          readahead read was never used (read ahead, not touched by the end of the run).
+ *   mixed  one thread scans the first half of a cold mapping in order while another
+ *          touches random pages of its second half until the scan ends (a database's
+ *          scan beside its point reads, on one file): the random touches' latency and
+ *          rate, and the scan's, against the kernel's mmap doing the same.
  * The kinds alternate in each round (the order flips each round); medians are reported
  * with min..max and the ratio to the reference.
  */
@@ -18,6 +22,9 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +140,107 @@ static struct rp_rand job_rp_rand(const struct opts *o, uint64_t seed)
 	return r;
 }
 
+/* mixed: the scan's rate and the random touches' (in the other half, until the scan ends). */
+struct mixed {
+	double scan_gbs, ops, p50, p90, p99; /* us */
+};
+
+#define MIXED_MAX 1000000 /* random touches recorded */
+
+struct mixed_rand {
+	volatile const char *a; /* the second half */
+	uint64_t npages, seed;
+	atomic_bool stop;
+	double *lat;
+	unsigned n;
+};
+
+static void *mixed_rand_main(void *arg)
+{
+	struct mixed_rand *m = arg;
+	uint64_t sum = 0;
+
+	while (!atomic_load(&m->stop) && m->n < MIXED_MAX) {
+		const uint64_t off = (bu_rand(&m->seed) % m->npages) * PG + 64;
+		const double t0 = bu_now();
+
+		sum += (unsigned char)m->a[off];
+		m->lat[m->n++] = (bu_now() - t0) * 1e6;
+	}
+	return (void *)(uintptr_t)(sum & 1);
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+	const double a = *(const double *)x, b = *(const double *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* Runs the two threads over mapping a of o->size bytes. */
+static struct mixed mixed_run(volatile const char *a, const struct opts *o, uint64_t seed)
+{
+	struct mixed r = {0};
+	struct mixed_rand m = {.a = a + o->size / 2, .npages = o->size / 2 / PG, .seed = seed};
+	pthread_t t;
+
+	m.lat = malloc(MIXED_MAX * sizeof(double));
+	if (!m.lat || pthread_create(&t, NULL, mixed_rand_main, &m) != 0) {
+		fprintf(stderr, "rabench: no memory or thread for the mixed job\n");
+		exit(1);
+	}
+	const double t0 = bu_now();
+
+	r.scan_gbs = scan(a, o->size / 2);
+	atomic_store(&m.stop, true);
+	pthread_join(t, NULL);
+	r.ops = m.n / (bu_now() - t0);
+	if (m.n) {
+		qsort(m.lat, m.n, sizeof(double), cmp_double);
+		r.p50 = m.lat[m.n / 2];
+		r.p90 = m.lat[(uint64_t)m.n * 9 / 10];
+		r.p99 = m.lat[(uint64_t)m.n * 99 / 100];
+	}
+	free(m.lat);
+	return r;
+}
+
+static struct mixed job_rp_mixed(const struct opts *o, uint64_t seed)
+{
+	struct bu_rp e;
+
+	if (bu_rp_open(&e, "rabench", o->file, o->size, o->ram, 0))
+		exit(1);
+	const struct mixed r = mixed_run(rp_mapping_addr(e.m), o, seed);
+
+	bu_rp_close(&e);
+	return r;
+}
+
+static struct mixed job_kernel_mixed(const struct opts *o, uint64_t seed)
+{
+	int fd = open(o->file, O_RDONLY);
+
+	if (fd < 0) {
+		perror("rabench: open");
+		exit(1);
+	}
+	(void)fdatasync(fd);
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	void *a = mmap(NULL, o->size, PROT_READ, MAP_SHARED, fd, 0);
+
+	if (a == MAP_FAILED) {
+		perror("rabench: mmap");
+		exit(1);
+	}
+	const struct mixed r = mixed_run(a, o, seed);
+
+	munmap(a, o->size);
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+	return r;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -194,6 +302,7 @@ int main(int argc, char **argv)
 	double rp_gbs[BU_MAX_ROUNDS], k_seq[BU_MAX_ROUNDS], k_def[BU_MAX_ROUNDS],
 	    fio128[BU_MAX_ROUNDS], fio1m[BU_MAX_ROUNDS], rnd_ops[BU_MAX_ROUNDS],
 	    rnd_unused[BU_MAX_ROUNDS], fio1[BU_MAX_ROUNDS];
+	struct mixed mx_rp[BU_MAX_ROUNDS], mx_k[BU_MAX_ROUNDS];
 	struct rp_stats scan_st = {0}, rand_st = {0};
 	uint64_t seed = (uint64_t)(bu_now() * 1e9);
 
@@ -210,8 +319,10 @@ int main(int argc, char **argv)
 				rnd_ops[r] = q.ops;
 				rnd_unused[r] = q.unused * 100;
 				rand_st = q.st;
+				mx_rp[r] = job_rp_mixed(&o, seed + r);
 				continue;
 			}
+			mx_k[r] = job_kernel_mixed(&o, seed + r);
 			k_seq[r] = job_kernel_scan(&o, MADV_SEQUENTIAL);
 			k_def[r] = job_kernel_scan(&o, MADV_NORMAL);
 			if (!o.fio)
@@ -250,5 +361,30 @@ int main(int argc, char **argv)
 	bu_row("ringpager touches", rnd_ops, n, "/s", o.fio ? bu_median(fio1, n) : 0);
 	bu_row("read ahead, never used, % of pages read", rnd_unused, n, "%", 0);
 	print_stats("ringpager random", &rand_st);
+	printf("mixed: a scan of the first half in order, one thread, and random 4 KiB touches\n"
+	       "of the second half by another until the scan ends, default advice:\n");
+	const struct {
+		const char *what, *unit;
+		size_t off;
+	} mx_rows[] = {
+	    {"scan", "GB/s", offsetof(struct mixed, scan_gbs)},
+	    {"random touches", "/s", offsetof(struct mixed, ops)},
+	    {"random touch p50", "us", offsetof(struct mixed, p50)},
+	    {"random touch p90", "us", offsetof(struct mixed, p90)},
+	    {"random touch p99", "us", offsetof(struct mixed, p99)},
+	};
+	for (size_t i = 0; i < sizeof(mx_rows) / sizeof(mx_rows[0]); i++) {
+		double k[BU_MAX_ROUNDS], rp[BU_MAX_ROUNDS];
+		char label[64];
+
+		for (unsigned r = 0; r < n; r++) {
+			k[r] = *(const double *)((const char *)&mx_k[r] + mx_rows[i].off);
+			rp[r] = *(const double *)((const char *)&mx_rp[r] + mx_rows[i].off);
+		}
+		snprintf(label, sizeof(label), "kernel mmap, %s", mx_rows[i].what);
+		bu_row(label, k, n, mx_rows[i].unit, 0);
+		snprintf(label, sizeof(label), "ringpager, %s", mx_rows[i].what);
+		bu_row(label, rp, n, mx_rows[i].unit, bu_median(k, n));
+	}
 	return 0;
 }
