@@ -1192,20 +1192,20 @@ Test(vm, a_writeout_after_a_write_to_a_page_being_copied_writes_it)
 
 /* A run of a proven stream's window is copied into its mapping with the handle's lock
  * dropped too (vm/load.c, load_copy_out). The hook holds the first run copied (a page
- * past 0: page 0 is the first fault's own) until another thread's fault on the same
- * handle, through another mapping, has returned (5 s at most), and writes a page of the
- * run (mapped by the copy, still LOADING) and collects, as a store and rp_fileh_stats of
- * another thread would. The write must be in the file after a writeout (the load keeps
- * it: `written`), and the other thread must not wait for the copy. Its fault is made in
- * fault_mode=sigbus only, where it serves itself: in uffd mode the service thread held in
- * the hook may be the one that listens for it; there it asks for the handle's counters,
- * which takes the handle's lock as a fault does. */
+ * past 0: page 0 is the first fault's own) until another thread has taken the handle's
+ * lock (5 s at most), and then writes a page of the run (mapped by the copy, still
+ * LOADING) and collects, as a store and rp_fileh_stats of another thread would. The
+ * other thread must not wait for the copy, and the write must be in the file after a
+ * writeout (the load keeps it: `written`). The other thread asks for the handle's
+ * counters, which takes the lock; in fault_mode=sigbus it first faults a page of another
+ * mapping in, which it serves itself (in uffd mode the service thread held in the hook
+ * may be the one that listens for it). */
 static struct {
 	rp_fileh *fh;
 	rp_mapping *seq;
 	const char *other;     /* a page of the other mapping (RANDOM advice) */
 	atomic_bool armed, other_done;
-	bool served;           /* the other fault returned while the run's copy was held */
+	bool served;           /* the other thread got through while the run's copy was held */
 	uint64_t page;         /* the run's first page */
 	uint64_t dirty_during; /* the handle's dirty pages, counted from the hook */
 	sem_t go;
@@ -1272,6 +1272,8 @@ Test(vm, a_window_run_being_copied_holds_up_no_fault_and_keeps_a_write)
 
 	cr_assert_eq(rp_config_get(&cfg, "fault_mode", mode, sizeof(mode)), 0);
 	rc.other = strcmp(mode, "sigbus") == 0 ? (const char *)rp_mapping_addr(rnd) + 5 * PG : NULL;
+	atomic_store(&rc.other_done, false);
+	rc.served = false;
 	cr_assert_eq(sem_init(&rc.go, 0, 0), 0);
 	cr_assert_eq(pthread_create(&t, NULL, rc_fault, NULL), 0);
 	atomic_store(&rc.armed, true);
