@@ -73,18 +73,19 @@ static struct rp_scan job_rp_scan(const struct opts *o)
 	return r;
 }
 
-static double job_kernel_scan(const struct opts *o, int advice)
+/* The kernel's mmap of the file's first o->size bytes, cold: the file's pages out of the
+ * page cache first (it is not mapped now), and said on stderr when some stayed. *fd is the
+ * file's, for kernel_unmap. */
+static void *kernel_map_cold(const struct opts *o, int *fd)
 {
-	int fd = open(o->file, O_RDONLY);
-
-	if (fd < 0) {
+	*fd = open(o->file, O_RDONLY);
+	if (*fd < 0) {
 		perror("rabench: open");
 		exit(1);
 	}
-	/* Cold: the file's pages out of the page cache (it is not mapped now). */
-	(void)fdatasync(fd);
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-	void *a = mmap(NULL, o->size, PROT_READ, MAP_SHARED, fd, 0);
+	(void)fdatasync(*fd);
+	(void)posix_fadvise(*fd, 0, 0, POSIX_FADV_DONTNEED);
+	void *a = mmap(NULL, o->size, PROT_READ, MAP_SHARED, *fd, 0);
 
 	if (a == MAP_FAILED) {
 		perror("rabench: mmap");
@@ -101,12 +102,26 @@ static double job_kernel_scan(const struct opts *o, int advice)
 	if (cached)
 		fprintf(stderr, "rabench: %" PRIu64 " pages of %s were still cached\n", cached,
 		        o->file);
-	(void)madvise(a, o->size, advice);
-	double gbs = scan(a, o->size);
+	return a;
+}
 
+/* Unmaps what kernel_map_cold mapped, and drops the file's pages from the cache again. */
+static void kernel_unmap(const struct opts *o, void *a, int fd)
+{
 	munmap(a, o->size);
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	close(fd);
+}
+
+static double job_kernel_scan(const struct opts *o, int advice)
+{
+	int fd;
+	void *a = kernel_map_cold(o, &fd);
+
+	(void)madvise(a, o->size, advice);
+	const double gbs = scan(a, o->size);
+
+	kernel_unmap(o, a, fd);
 	return gbs;
 }
 
@@ -219,25 +234,11 @@ static struct mixed job_rp_mixed(const struct opts *o, uint64_t seed)
 
 static struct mixed job_kernel_mixed(const struct opts *o, uint64_t seed)
 {
-	int fd = open(o->file, O_RDONLY);
-
-	if (fd < 0) {
-		perror("rabench: open");
-		exit(1);
-	}
-	(void)fdatasync(fd);
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-	void *a = mmap(NULL, o->size, PROT_READ, MAP_SHARED, fd, 0);
-
-	if (a == MAP_FAILED) {
-		perror("rabench: mmap");
-		exit(1);
-	}
+	int fd;
+	void *a = kernel_map_cold(o, &fd);
 	const struct mixed r = mixed_run(a, o, seed);
 
-	munmap(a, o->size);
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-	close(fd);
+	kernel_unmap(o, a, fd);
 	return r;
 }
 
