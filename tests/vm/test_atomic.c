@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -352,6 +353,14 @@ Test(atomic, refused_where_no_log_can_be)
 	cr_assert_eq(rp_fileh_close(fh), 0);
 	cr_assert_eq(rp_store_close(st), 0);
 	rp_engine_close(eng);
+	/* its log is in that directory, named by the device node's DEV-INO */
+	struct stat sb;
+	char log[4200];
+
+	cr_assert_eq(stat(dev, &sb), 0);
+	snprintf(log, sizeof(log), "%s/%" PRIu64 "-%" PRIu64 ".rplog", tu_dir(), (uint64_t)sb.st_dev,
+	         (uint64_t)sb.st_ino);
+	cr_assert_eq(unlink(log), 0, "the block device's log %s: %s", log, strerror(errno));
 	cr_assert(tu_loop_detach(loopfd, dev));
 	tu_unlink(path);
 }
