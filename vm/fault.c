@@ -390,6 +390,8 @@ static enum vm_fault_outcome fault_decide(struct vm *vm, uint64_t addr, bool wri
 
 		if (write && m->track && l->npages == 1 && !l->writer)
 			l->writer = m;
+		/* a window's run a thread now waits for goes before the runs nobody waits for */
+		atomic_store_explicit(&l->job.urgent, true, memory_order_relaxed);
 		ra_loading(fh, m, page, w, ra);
 		out = VM_FAULT_WAIT;
 		break;

@@ -187,6 +187,7 @@ void vm_load_waited(struct vm_load *ld)
 {
 	if (!ld->zero && ld->fh->store->dev) {
 		ld->waited_read = true;
+		atomic_store_explicit(&ld->job.urgent, true, memory_order_relaxed);
 		ld->job.spin = vm_spin_pick(&ld->fh->vm->spin);
 	}
 }

@@ -30,6 +30,7 @@ struct vm_job {
 	const struct vm_job_ops *ops;
 	struct vm_job *qnext; /* a service thread's backlog or the jobs list */
 	bool spin;            /* a fault's own read: its service thread polls for it */
+	_Atomic bool urgent;  /* a thread waits for it: finished before other completions */
 };
 
 int vm_service_start(struct vm *vm, const struct vm_params *p);

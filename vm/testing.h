@@ -2,7 +2,8 @@
 /*
  * vm/testing.h - what tests may see of vm/ beyond the public API: hooks into races, the
  * test flags (VM_FORCE_*, vm/params.h), a page's state, the service threads' listening
- * masks, and the pure units they test directly (the pagemap, the readahead detector).
+ * masks, and the pure units they test directly (the pagemap, the readahead detector, the
+ * order of reaped completions).
  * Implemented in vm/testing.c; nothing in the library calls these.
  */
 #ifndef RINGPAGER_VM_TESTING_H
@@ -12,6 +13,7 @@
 #include "vm/page.h"
 #include "vm/pagemap.h"
 #include "vm/readahead.h"
+#include "vm/reaped.h"
 #include "io/io.h"
 
 /* Called by rp_pin between its walk that maps what is resident and its last pass, with

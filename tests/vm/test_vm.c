@@ -1739,3 +1739,48 @@ Test(vm, two_unbound_threads_faulting_make_every_service_thread_listen)
 	rp_unmap(m);
 	fixture_close(&f);
 }
+
+/* What a service thread reaped goes in the order of vm/reaped.h: a fault's own read (its
+ * thread blocked on it) before a window's runs reaped with it or before it, and one that
+ * completes while the thread finishes runs before the runs still waiting. */
+static void expect_take(struct vm_reaped *r, const void *want, const char *what)
+{
+	struct rpio_cqe c;
+
+	cr_assert(vm_reaped_take(r, &c), "nothing left; expected %s", what);
+	cr_expect_eq(c.udata, want, "expected %s next", what);
+}
+
+Test(vm, a_faults_read_is_finished_before_the_runs_reaped_with_it)
+{
+	static struct vm_reaped r;
+	int run[4], fault[4];
+	struct rpio_cqe c;
+
+	cr_assert_eq(vm_reaped_room(&r), VM_REAPED_MAX);
+	cr_assert_not(vm_reaped_take(&r, &c));
+	/* one reap: two runs, a fault's read, a run */
+	vm_reaped_add(&r, &(struct rpio_cqe){.udata = &run[0]}, false);
+	vm_reaped_add(&r, &(struct rpio_cqe){.udata = &run[1]}, false);
+	vm_reaped_add(&r, &(struct rpio_cqe){.udata = &fault[0], .res = 4096}, true);
+	vm_reaped_add(&r, &(struct rpio_cqe){.udata = &run[2]}, false);
+	cr_assert(vm_reaped_take(&r, &c));
+	cr_expect_eq(c.udata, &fault[0], "the fault's read, reaped third, is not finished first");
+	cr_expect_eq(c.res, 4096);
+	expect_take(&r, &run[0], "the oldest run");
+	/* the next reap, while runs 1 and 2 wait: two faults' reads and a run */
+	vm_reaped_add(&r, &(struct rpio_cqe){.udata = &run[3]}, false);
+	vm_reaped_add(&r, &(struct rpio_cqe){.udata = &fault[1]}, true);
+	vm_reaped_add(&r, &(struct rpio_cqe){.udata = &fault[2]}, true);
+	expect_take(&r, &fault[1], "the first fault's read of the second reap");
+	expect_take(&r, &fault[2], "its second");
+	expect_take(&r, &run[1], "run 1");
+	expect_take(&r, &run[2], "run 2");
+	expect_take(&r, &run[3], "run 3");
+	cr_expect_not(vm_reaped_take(&r, &c), "a completion left after all were taken");
+	for (unsigned i = 0; i < VM_REAPED_MAX; i++)
+		vm_reaped_add(&r, &(struct rpio_cqe){.udata = &run[i % 4]}, i == VM_REAPED_MAX - 1);
+	cr_expect_eq(vm_reaped_room(&r), 0);
+	expect_take(&r, &run[(VM_REAPED_MAX - 1) % 4], "the fault's read added last");
+	cr_expect_eq(vm_reaped_room(&r), 1);
+}
