@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vm/reaped.h - the completions a service thread has reaped and not yet finished, and the
- * order it finishes them in: those a thread is blocked on (a fault's own read) first,
- * oldest first within each kind. vm/service.c (reap) says why.
+ * order it finishes them in: those a thread is blocked on (a fault's own read, a window's
+ * run a fault waits for) first, oldest first within each kind. vm/service.c (reap) says
+ * why.
  */
 #ifndef RP_VM_REAPED_H
 #define RP_VM_REAPED_H

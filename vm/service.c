@@ -341,7 +341,6 @@ static int reap(struct vm_service *s)
 	int total = 0;
 
 	r.n = 0;
-
 	for (;;) {
 		const int n = vm_reaped_room(&r) >= SVC_CQES ? rpio_reap(s->q, got, SVC_CQES, 0) : 0;
 

@@ -1754,7 +1754,7 @@ static void expect_take(struct vm_reaped *r, const void *want, const char *what)
 Test(vm, a_faults_read_is_finished_before_the_runs_reaped_with_it)
 {
 	static struct vm_reaped r;
-	int run[4], fault[4];
+	int run[4], fault[3];
 	struct rpio_cqe c;
 
 	cr_assert_eq(vm_reaped_room(&r), VM_REAPED_MAX);
