@@ -11,7 +11,9 @@
  * A fault on an absent page is read and its load submitted by the same thread, with no
  * hand-off; the completion comes back on that thread's queue. When the queue is full,
  * loads wait in the thread's backlog and are issued as completions free slots, so a
- * rp_pin of thousands of pages keeps exactly queue_depth requests in flight.
+ * rp_pin of thousands of pages keeps exactly queue_depth requests in flight. A thread
+ * finishing a long reap (a window's runs take milliseconds to copy into place) reads the
+ * userfaultfd between finishes too (reap), so a fault does not wait for the whole reap.
  *
  * Where the threads run (docs/design.md, "Fault service"): with fault_threads=auto there
  * is one thread per CPU the process may use, each bound to its CPU. The fault message
@@ -97,6 +99,7 @@
 #define LISTEN_ASK_NS (1000000ull)         /* where a thread faults, asked at most this often */
 #define LISTEN_KEEP_NS (100 * 1000000ull)  /* a CPU (or all) listens this long after ... */
 #define SVC_ASKED 8 /* faulting threads whose last ask each service thread remembers */
+#define SVC_LOOK_NS (50 * 1000ull) /* a finishing thread reads faults at most this often */
 
 struct vm_service {
 	struct vm *vm;
@@ -131,6 +134,7 @@ struct vm_service {
 	struct rpio_dev *detach; /* a store closes: drop the queue's registration; jobs_lock */
 	struct vm_job *own_head, *own_tail; /* jobs for this thread alone; jobs_lock */
 	uint64_t own_taken; /* ... chains of them it took (a test reads it); jobs_lock */
+	_Atomic uint64_t faults_between; /* fault messages it read between finishes (reap) */
 	/* Lent to application threads (vm_service_lend): no thread of its own; the next idle
 	 * one, the next made */
 	bool lent;
@@ -333,12 +337,20 @@ static void finish_cqe(struct vm_service *s, const struct rpio_cqe *c)
  * read, or a window's run a fault waits for) before the others: a stream's window
  * finishes in 1 MiB runs, each copied into its mapping in 0.2-3 ms, and a fault's read
  * that completed with them or meanwhile waited for all of them (docs/benchmarks.md, "A
- * fault's read before a window's runs"). */
+ * fault's read before a window's runs"). A listening thread also reads the userfaultfd
+ * between finishes, at most every SVC_LOOK_NS: a fault that came meanwhile would
+ * otherwise wait for the whole reap, and a fault on a page that a finish has just put in
+ * place sleeps until its message is read (docs/benchmarks.md, "Faults read between
+ * finishes"). */
+static unsigned read_faults(struct vm_service *s);
+
 static int reap(struct vm_service *s)
 {
+	struct vm *vm = s->vm;
 	struct vm_reaped r; /* 3 KiB: only its count is set */
 	struct rpio_cqe got[SVC_CQES], c;
 	int total = 0;
+	uint64_t looked = vm->fault_self ? 0 : vm_now_ns(); /* the userfaultfd last read */
 
 	r.n = 0;
 	for (;;) {
@@ -362,6 +374,17 @@ static int reap(struct vm_service *s)
 			break;
 		finish_cqe(s, &c);
 		backlog_issue(s);
+		if (vm->fault_self || !(atomic_load(&vm->listen_mask) & (1ull << s->id)))
+			continue;
+		const uint64_t now = vm_now_ns();
+
+		if (now - looked >= SVC_LOOK_NS) {
+			const unsigned k = read_faults(s);
+
+			looked = now;
+			if (k)
+				atomic_fetch_add_explicit(&s->faults_between, k, memory_order_relaxed);
+		}
 	}
 	return total;
 }
@@ -479,16 +502,19 @@ static void listen_for(struct vm_service *s, uint32_t tid)
 			(void)eventfd_write(vm->svc[i].kick_fd, 1);
 }
 
-static void read_faults(struct vm_service *s)
+/* Serves the fault messages waiting on the userfaultfd; returns how many it read. */
+static unsigned read_faults(struct vm_service *s)
 {
 	struct vm *vm = s->vm;
 	struct uffd_msg msg[SVC_MSGS];
+	unsigned total = 0;
 
 	for (;;) {
 		ssize_t n = read(vm->uffd, msg, sizeof(msg));
 
 		if (n <= 0)
-			return; /* EAGAIN: another thread took them, or none left */
+			return total; /* EAGAIN: another thread took them, or none left */
+		total += (unsigned)((size_t)n / sizeof(msg[0]));
 		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
 			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
@@ -506,7 +532,7 @@ static void read_faults(struct vm_service *s)
 				listen_for(s, msg[i].arg.pagefault.feat.ptid);
 		}
 		if ((size_t)n < sizeof(msg))
-			return;
+			return total;
 	}
 }
 
@@ -620,7 +646,7 @@ static void *service_main(void *arg)
 			take_jobs(s);
 		}
 		if (pfd[0].revents)
-			read_faults(s);
+			(void)read_faults(s);
 	}
 	rpio_queue_close(s->q);
 	s->q = NULL;
@@ -933,6 +959,15 @@ uint64_t vm_service_own_taken(struct vm *vm)
 	for (unsigned i = 0; i < svc_count(vm); i++)
 		n += vm->svc[i].own_taken;
 	pthread_mutex_unlock(&vm->jobs_lock);
+	return n;
+}
+
+uint64_t vm_service_faults_between(struct vm *vm)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < svc_count(vm); i++)
+		n += atomic_load_explicit(&vm->svc[i].faults_between, memory_order_relaxed);
 	return n;
 }
 

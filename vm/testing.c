@@ -55,6 +55,11 @@ unsigned vm_test_nsvc(const struct vm *vm)
 	return vm->nsvc;
 }
 
+int vm_test_uffd(const struct vm *vm)
+{
+	return vm->uffd;
+}
+
 struct vm_choice *vm_test_wo_ways(struct vm *vm)
 {
 	return &vm->wo_ways;

@@ -71,6 +71,10 @@ uint64_t vm_listening(const struct vm *vm);
 uint64_t vm_listen_all(const struct vm *vm);
 /* Chains of jobs the service threads took from their own lists (vm_service_hand_other). */
 uint64_t vm_service_own_taken(struct vm *vm);
+/* Fault messages the service threads read between two finishes of one reap. */
+uint64_t vm_service_faults_between(struct vm *vm);
+/* The engine's userfaultfd: a test polls it to see a fault message waiting. */
+int vm_test_uffd(const struct vm *vm);
 /* Which service thread writeouts go to (vm_service_hand_wo): its measurements. */
 struct vm_choice *vm_test_wo_ways(struct vm *vm);
 /* Whether rp_writeout's caller polls for the end (vm/writeout.c): its counts. */

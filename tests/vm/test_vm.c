@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <setjmp.h>
@@ -1783,4 +1784,109 @@ Test(vm, a_faults_read_is_finished_before_the_runs_reaped_with_it)
 	cr_expect_eq(vm_reaped_room(&r), 0);
 	expect_take(&r, &run[(VM_REAPED_MAX - 1) % 4], "the fault's read added last");
 	cr_expect_eq(vm_reaped_room(&r), 1);
+}
+
+/* A service thread reads the userfaultfd between the finishes of one reap too
+ * (vm/service.c, reap): a fault that comes while it copies pages into place does not wait
+ * for the rest of the reap. One service thread and a pin of two lone pages; the hook holds
+ * the first page's copy until another thread's fault, on a page of another mapping, waits
+ * on the userfaultfd (5 s at most), and 2 ms more, past SVC_LOOK_NS. The service thread
+ * must read that message before it leaves the reap, and the page must arrive whole.
+ * fault_mode=sigbus has no messages to read: skipped there. */
+static struct {
+	rp_fileh *fh;
+	const char *other; /* the page the other thread touches */
+	uint64_t other_off; /* ... its offset in the file */
+	int uffd;
+	atomic_bool armed;
+	bool waiting; /* its fault's message was seen waiting */
+	sem_t go;
+} fb;
+
+static void *fb_fault(void *arg)
+{
+	(void)arg;
+	while (sem_wait(&fb.go) < 0)
+		;
+	tu_expect_fill(fb.other, PG, 71, fb.other_off);
+	return NULL;
+}
+
+static void fb_hook(struct rp_fileh *fh, uint64_t page)
+{
+	struct pollfd p = {.fd = fb.uffd, .events = POLLIN};
+	const struct timespec ms = {0, 1000 * 1000}, two = {0, 2 * 1000 * 1000};
+
+	(void)page;
+	if (fh != fb.fh || !atomic_exchange(&fb.armed, false))
+		return;
+	sem_post(&fb.go);
+	for (int i = 0; i < 5000 && !(fb.waiting = poll(&p, 1, 0) == 1); i++)
+		nanosleep(&ms, NULL);
+	nanosleep(&two, NULL);
+}
+
+Test(vm, a_fault_is_read_between_the_finishes_of_a_reap)
+{
+	rp_config cfg;
+	rp_engine *eng;
+	rp_store *st;
+	rp_mapping *m, *other;
+	pthread_t t;
+	char *path = tu_scratch_file("vm_between", 4 << 20, 71);
+
+	tu_config_init(&cfg);
+	cfg.ram_size = 64ul << 20;
+	cfg.hugepages = 2;
+	cr_assert_eq(rp_config_set(&cfg, "fault_threads", "1"), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_store_open(eng, path, O_RDONLY, &st), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_fileh_open(st, &fb.fh), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(fb.fh, 0, 2 << 20, PROT_READ, &m), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_map(fb.fh, 2 << 20, 2 << 20, PROT_READ, &other), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_advise(other, 0, 2 << 20, RP_ADVICE_RANDOM), 0);
+	struct vm *vm = vm_test_vm(fb.fh);
+
+	if (vm_test_fault_self(vm)) {
+		rp_engine_close(eng);
+		tu_unlink(path);
+		cr_skip_test("fault_mode=sigbus: faults are served by the threads that make them");
+	}
+	fb.other = (const char *)rp_mapping_addr(other) + 7 * PG;
+	fb.other_off = (2 << 20) + 7 * PG;
+	fb.uffd = vm_test_uffd(vm);
+	fb.waiting = false;
+	cr_assert_eq(sem_init(&fb.go, 0, 0), 0);
+	cr_assert_eq(pthread_create(&t, NULL, fb_fault, NULL), 0);
+	const uint64_t before = vm_service_faults_between(vm);
+	const rp_range r[2] = {{3 * PG, PG}, {300 * PG, PG}};
+
+	atomic_store(&fb.armed, true);
+	vm_copy_out_hook = fb_hook;
+	atomic_signal_fence(memory_order_seq_cst);
+	const int pinned = rp_pinv(m, r, 2);
+
+	atomic_signal_fence(memory_order_seq_cst);
+	vm_copy_out_hook = NULL;
+	const bool copied = !atomic_exchange(&fb.armed, false);
+
+	if (!copied) /* let the other thread go, to fail below rather than hang */
+		sem_post(&fb.go);
+	pthread_join(t, NULL);
+	sem_destroy(&fb.go);
+	cr_assert_eq(pinned, 0, "%s", rp_errmsg());
+	cr_assert(copied, "no pinned page was copied into its mapping");
+	cr_assert(fb.waiting, "the other thread's fault never waited on the userfaultfd");
+	cr_assert_gt(vm_service_faults_between(vm), before,
+	             "the fault that came while a page was copied was read after the reap");
+	for (int i = 0; i < 2; i++) {
+		tu_expect_fill((const char *)rp_mapping_addr(m) + r[i].off, PG, 71, r[i].off);
+		cr_assert_eq(rp_unpin(m, r[i].off, PG), 0, "%s", rp_errmsg());
+	}
+	cr_assert_eq(rp_unmap(other), 0);
+	cr_assert_eq(rp_unmap(m), 0);
+	cr_assert_eq(rp_fileh_close(fb.fh), 0);
+	cr_assert_eq(rp_store_close(st), 0);
+	rp_engine_close(eng);
+	tu_unlink(path);
 }
