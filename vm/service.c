@@ -350,7 +350,7 @@ static int reap(struct vm_service *s)
 	struct vm_reaped r; /* 3 KiB: only its count is set */
 	struct rpio_cqe got[SVC_CQES], c;
 	int total = 0;
-	uint64_t looked = vm->fault_self ? 0 : vm_now_ns(); /* the userfaultfd last read */
+	uint64_t looked = 0; /* when the userfaultfd was last read here; 0: nothing finished */
 
 	r.n = 0;
 	for (;;) {
@@ -372,9 +372,14 @@ static int reap(struct vm_service *s)
 		}
 		if (!vm_reaped_take(&r, &c))
 			break;
+		const bool listens =
+		    !vm->fault_self && (atomic_load(&vm->listen_mask) & (1ull << s->id));
+
+		if (listens && !looked)
+			looked = vm_now_ns(); /* the clock is read only once there is a finish */
 		finish_cqe(s, &c);
 		backlog_issue(s);
-		if (vm->fault_self || !(atomic_load(&vm->listen_mask) & (1ull << s->id)))
+		if (!listens)
 			continue;
 		const uint64_t now = vm_now_ns();
 
