@@ -4,16 +4,18 @@
  * one run (BENCH.md: "65,536 random dirty pages, writeout STORE+MARKSTORED+SYNC" and
  * "first write to a clean page").
  *
+ * The dirty set: --pages distinct pages in runs of --run contiguous pages (1: lone pages),
+ * each run at a random run-aligned place, the runs in random order.
  * Each round, in an order that rotates from round to round:
  *   ringpager (once per tracking mechanism, wp_async and wp_sync): a new engine maps the
- *       whole data file; the chosen random pages are made resident (rp_pinv, then
+ *       whole data file; the chosen pages are made resident (rp_pinv, then
  *       unpinned), then written once each (timed: the first write to a clean page), then
  *       rp_writeout(STORE | MARKSTORED | SYNC) (timed).
  *   mmap: the kernel's MAP_SHARED mapping of the same file, page cache dropped first,
  *       the same pages read in (WILLNEED), written once each (timed), then
  *       msync(MS_SYNC) over the mapping (timed).
- *   fio: 4 KiB random writes (io_uring, O_DIRECT, depth 32) of as many distinct pages,
- *       with an fsync at the end, on the same file; its own IOPS figure.
+ *   fio: random writes of one run each (io_uring, O_DIRECT, depth 32) of as many pages,
+ *       with an fsync at the end, on the same file; its own IOPS figure times the run.
  * The engine runs with its configured queue_depth (default 128; RINGPAGER_QUEUE_DEPTH=32
  * compares at fio's depth).
  * For each: pages written per second, and the write amplification: bytes the device
@@ -40,6 +42,7 @@ struct opts {
 	const char *file;
 	uint64_t size;
 	unsigned pages;
+	unsigned run; /* pages */
 	unsigned rounds;
 	bool fio;
 };
@@ -51,19 +54,22 @@ struct result {
 	bool ok;
 };
 
-/* n distinct random page indexes below npages, in random order. */
-static uint64_t *pick_pages(uint64_t npages, unsigned n, uint64_t seed)
+/* n distinct page indexes below npages: n / run distinct run-aligned runs of run pages
+ * at random, the runs in random order, each run's pages ascending. */
+static uint64_t *pick_pages(uint64_t npages, unsigned n, unsigned run, uint64_t seed)
 {
-	uint8_t *taken = calloc((npages + 7) / 8, 1);
+	uint64_t nslots = npages / run;
+	uint8_t *taken = calloc((nslots + 7) / 8, 1);
 	uint64_t *p = malloc(n * sizeof(*p));
 
 	for (unsigned i = 0; i < n;) {
-		uint64_t x = bu_rand(&seed) % npages;
+		uint64_t x = bu_rand(&seed) % nslots;
 
 		if (taken[x / 8] & (1u << (x % 8)))
 			continue;
 		taken[x / 8] |= (uint8_t)(1u << (x % 8));
-		p[i++] = x;
+		for (unsigned k = 0; k < run; k++)
+			p[i++] = x * run + k;
 	}
 	free(taken);
 	return p;
@@ -201,9 +207,10 @@ static struct result job_mmap(const struct opts *o, const uint64_t *p, char v)
 	return r;
 }
 
-/* fio: as many distinct random 4 KiB writes at depth 32, then fsync. Pages per second
- * is fio's own write IOPS (its JSON "write.iops": the process's start-up, about 0.25 s
- * here, is not counted); the device statistics span the whole process. */
+/* fio: as many pages in random writes of one run each (bs = the run, aligned to it) at
+ * depth 32, then fsync. Pages per second is fio's own write IOPS (its JSON "write.iops":
+ * the process's start-up, about 0.25 s here, is not counted) times the run; the device
+ * statistics span the whole process. */
 static struct result job_fio(const struct opts *o)
 {
 	struct result r = {0};
@@ -212,9 +219,9 @@ static struct result job_fio(const struct opts *o)
 
 	snprintf(cmd, sizeof(cmd),
 	         "fio --name=wobench-ref --filename='%s' --ioengine=io_uring --direct=1 "
-	         "--rw=randwrite --bs=4k --iodepth=32 --size=%" PRIu64 " --number_ios=%u "
+	         "--rw=randwrite --bs=%lu --iodepth=32 --size=%" PRIu64 " --number_ios=%u "
 	         "--end_fsync=1 --randrepeat=0 --output-format=json 2>/dev/null",
-	         o->file, o->size, o->pages);
+	         o->file, o->run * PG, o->size, o->pages / o->run);
 	uint64_t s0 = disk_sectors_written();
 	FILE *f = popen(cmd, "r");
 
@@ -226,7 +233,7 @@ static struct result job_fio(const struct opts *o)
 		if (strstr(line, "\"write\" : {"))
 			in_write = true;
 		else if (in_write && (at = strstr(line, "\"iops\" : "))) {
-			r.pages_per_s = strtod(at + 9, NULL);
+			r.pages_per_s = strtod(at + 9, NULL) * o->run;
 			in_write = false;
 		}
 	}
@@ -245,6 +252,8 @@ static void usage(FILE *f)
 	           "rp-bench.dat)\n"
 	           "  --size    bytes of the file used (default 4G)\n"
 	           "  --pages   random distinct 4 KiB pages dirtied per run (default 65536)\n"
+	           "  --run     in runs of this many contiguous pages (default 1: lone pages; "
+	           "divides --pages)\n"
 	           "  --rounds  rounds (default 5)\n"
 	           "  --no-fio  skip the fio reference\n"
 	           "Engine keys come from RINGPAGER_* variables (dirty_tracking and ram_size are "
@@ -255,17 +264,21 @@ enum { K_ASYNC, K_SYNC, K_MMAP, K_FIO, NK };
 
 int main(int argc, char **argv)
 {
-	struct opts o = {.file = "rp-bench.dat", .size = 4ull << 30, .pages = 65536, .rounds = 5,
-	                 .fio = true};
+	struct opts o = {.file = "rp-bench.dat", .size = 4ull << 30, .pages = 65536, .run = 1,
+	                 .rounds = 5, .fio = true};
 	const struct bu_opt opts[] = {
 	    BU_OPT("file", BU_STR, &o.file),        BU_OPT("size", BU_SIZE4K, &o.size),
-	    BU_OPT("pages", BU_COUNT, &o.pages),    BU_OPT("rounds", BU_ROUNDS, &o.rounds),
-	    BU_OPT("no-fio", BU_CLEAR, &o.fio),
+	    BU_OPT("pages", BU_COUNT, &o.pages),    BU_OPT("run", BU_COUNT, &o.run),
+	    BU_OPT("rounds", BU_ROUNDS, &o.rounds), BU_OPT("no-fio", BU_CLEAR, &o.fio),
 	};
 	int parsed = bu_parse_opts("wobench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
 
 	if (parsed)
 		return parsed == 1 ? 0 : 2;
+	if (o.pages % o.run) {
+		fprintf(stderr, "wobench: --run %u does not divide --pages %u\n", o.run, o.pages);
+		return 2;
+	}
 	if (o.pages > o.size / PG / 2) {
 		fprintf(stderr, "wobench: --pages %u: at most half the file's %" PRIu64 " pages\n",
 		        o.pages, o.size / PG);
@@ -281,14 +294,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wobench: fio not found: the fio reference is skipped\n");
 		o.fio = false;
 	}
-	printf("wobench: %s, %" PRIu64 " MiB, %u random pages dirtied, %u rounds\n", o.file,
-	       o.size >> 20, o.pages, o.rounds);
+	printf("wobench: %s, %" PRIu64 " MiB, %u random pages dirtied in runs of %u, %u rounds\n",
+	       o.file, o.size >> 20, o.pages, o.run, o.rounds);
 
 	double pps[NK][BU_MAX_ROUNDS], amp[NK][BU_MAX_ROUNDS], first[NK][BU_MAX_ROUNDS];
 	unsigned n[NK] = {0};
 
 	for (unsigned rd = 0; rd < o.rounds; rd++) {
-		uint64_t *p = pick_pages(o.size / PG, o.pages, 0xC0FFEEull + rd);
+		uint64_t *p = pick_pages(o.size / PG, o.pages, o.run, 0xC0FFEEull + rd);
 
 		for (unsigned j = 0; j < NK; j++) {
 			unsigned k = (j + rd) % NK;
@@ -314,8 +327,9 @@ int main(int argc, char **argv)
 	static const char *names[NK] = {"ringpager wp_async writeout", "ringpager wp_sync writeout",
 	                                "kernel mmap + msync(MS_SYNC)", "fio randwrite qd32 + fsync"};
 
-	printf("\n%u random 4 KiB pages dirtied, then written back (medians; ratio to msync):\n",
-	       o.pages);
+	printf("\n%u random 4 KiB pages dirtied in runs of %u, then written back (medians; ratio "
+	       "to msync):\n",
+	       o.pages, o.run);
 	for (unsigned k = 0; k < NK; k++)
 		if (n[k])
 			bu_row(names[k], pps[k], n[k], "pages/s", k == K_MMAP ? 0 : ref);

@@ -67,6 +67,9 @@ extern uint64_t vm_listen_keep_ns;
 /* What a collection's call costs, in mapped pages walked (vm/dirty.c,
  * COLLECT_CALL_PAGES): a test may lower it so that small mappings take the two walks. */
 extern uint64_t vm_collect_call_pages;
+/* UFFDIO_WRITEPROTECT calls made by wp_sync writeouts to protect their runs again
+ * (vm/writeout.c, wo_protect), in all engines. */
+extern atomic_ulong vm_wo_protect_calls;
 uint64_t vm_listening(const struct vm *vm);
 uint64_t vm_listen_all(const struct vm *vm);
 /* Chains of jobs the service threads took from their own lists (vm_service_hand_other). */

@@ -141,10 +141,15 @@ static bool wo_next_span(const struct vm_wo *wo, size_t *i, uint64_t gap, uint64
 	return true;
 }
 
-/* wp_sync: protects the runs again in every mapping, merging runs whose gap is small
- * (clean resident pages in the gap are protected already; holes cost nothing inside a
- * page table that exists), so that scattered pages do not cost one call each. */
-#define PROTECT_GAP 64
+/* wp_sync: protects the runs again in every mapping, one call for runs at most
+ * PROTECT_GAP pages apart. A call cost 29-85 us here, walking a page of a gap 30-50 ns:
+ * clean resident pages there are protected already, and a hole gets the kernel's
+ * write-protect marker (a gap reaches into at most three page tables). With a gap of 64,
+ * dirty pages in runs of 4-16 spread over a file took one call a run (docs/benchmarks.md,
+ * "Protecting a writeout's runs"). */
+#define PROTECT_GAP 1024
+
+atomic_ulong vm_wo_protect_calls; /* counted for tests (vm/testing.h) */
 
 static void wo_protect(struct vm_wo *wo)
 {
@@ -154,8 +159,10 @@ static void wo_protect(struct vm_wo *wo)
 	if (fh->vm->dirty != VM_DIRTY_WP_SYNC)
 		return;
 	for (struct rp_mapping *m = fh->maps; m; m = m->next)
-		for (size_t i = 0; m->track && wo_next_span(wo, &i, PROTECT_GAP, &lo, &hi);)
+		for (size_t i = 0; m->track && wo_next_span(wo, &i, PROTECT_GAP, &lo, &hi);) {
 			vm_uffd_protect(fh->vm, m, lo, hi - lo, true);
+			atomic_fetch_add_explicit(&vm_wo_protect_calls, 1, memory_order_relaxed);
+		}
 }
 
 /* Collects the writes made to the writeout's pages while it ran (wp_async), walking the

@@ -744,6 +744,46 @@ DIRTY_TEST(writes_among_pages_mapped_one_in_two_are_each_found)
 	fix_close(&f);
 }
 
+/* wp_sync protects a writeout's runs again before it writes them, runs at most
+ * PROTECT_GAP (1,024) pages apart in one call (vm/writeout.c, wo_protect): the pages
+ * between them, resident and clean or never loaded, and the runs' own pages, keep being
+ * tracked after it. wp_async protects in its collection and makes no such call. */
+DIRTY_TEST(a_writeouts_runs_far_apart_are_protected_in_one_call_and_later_writes_seen)
+{
+	struct fix f = {0};
+	const uint64_t n = 2048;
+	static const uint64_t want[][2] = {{10, 1}, {510, 2}, {1400, 1}};
+	const unsigned long want_calls = strcmp(mode, "wp_sync") ? 0 : 1;
+
+	fix_open(&f, mode, n);
+	cr_assert_eq(rp_advise(f.m, 0, n * PG, RP_ADVICE_RANDOM), 0);
+	for (uint64_t p = 0; p < n; p += 100) /* resident and clean; the others never loaded */
+		tu_expect_fill(f.a + p * PG, PG, 77, p * PG);
+	f.a[10 * PG] = 'a';
+	f.a[510 * PG] = 'b';
+	f.a[511 * PG] = 'c';
+	f.a[1400 * PG] = 'd';
+	cr_assert_eq(ndirty(f.fh), 4);
+	unsigned long calls = atomic_load(&vm_wo_protect_calls);
+
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0);
+	expect_calls(f.ms, want, 3);
+	calls = atomic_load(&vm_wo_protect_calls) - calls;
+	cr_assert_eq(calls, want_calls, "%lu calls protected the runs again, expected %lu",
+	             calls, want_calls);
+	cr_assert_eq(ndirty(f.fh), 0);
+	f.a[10 * PG + 1] = 'e';   /* written out */
+	f.a[200 * PG + 1] = 'f';  /* resident and clean, between two runs */
+	f.a[333 * PG + 1] = 'g';  /* never loaded, between two runs */
+	f.a[511 * PG + 1] = 'h';  /* written out */
+	f.a[1399 * PG + 1] = 'i'; /* never loaded, beside a run */
+	cr_assert_eq(ndirty(f.fh), 5, "a write after the writeout was not seen");
+	cr_assert_eq(rp_writeout(f.fh, RP_WRITEOUT_STORE | RP_WRITEOUT_MARKSTORED), 0);
+	cr_assert_eq(ndirty(f.fh), 0);
+	cr_assert(memcmp(f.ms->data, f.a, n * PG) == 0, "the store lacks a write");
+	fix_close(&f);
+}
+
 /* A collection protects the pages it found written again: one call a region where there
  * are few, a walk that protects where there are many (vm/dirty.c, collect_exact). A page
  * left unprotected would count as written at every later collection. */
