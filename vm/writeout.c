@@ -143,10 +143,12 @@ static bool wo_next_span(const struct vm_wo *wo, size_t *i, uint64_t gap, uint64
 
 /* wp_sync: protects the runs again in every mapping, one call for runs at most
  * PROTECT_GAP pages apart. A call cost 29-85 us here, walking a page of a gap 30-50 ns:
- * clean resident pages there are protected already, and a hole gets the kernel's
- * write-protect marker (a gap reaches into at most three page tables). With a gap of 64,
- * dirty pages in runs of 4-16 spread over a file took one call a run (docs/benchmarks.md,
- * "Protecting a writeout's runs"). */
+ * clean resident pages there are protected already, a hole gets the kernel's write-protect
+ * marker (a gap reaches into at most three page tables), and a dirty page this writeout
+ * leaves (reclaim's writeback) stays DIRTY in its state and only faults once more. Not so
+ * under wp_async, whose record of a write is the page-table entry itself. With a gap of
+ * 64, dirty pages in runs of 4-16 spread over a file took one call a run
+ * (docs/benchmarks.md, "Protecting a writeout's runs"). */
 #define PROTECT_GAP 1024
 
 atomic_ulong vm_wo_protect_calls; /* counted for tests (vm/testing.h) */
