@@ -246,7 +246,7 @@ static struct result job_fio(const struct opts *o)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: wobench [--file PATH] [--size BYTES] [--pages N] [--rounds N] "
+	fprintf(f, "usage: wobench [--file PATH] [--size BYTES] [--pages N] [--run N] [--rounds N] "
 	           "[--no-fio]\n"
 	           "  --file    data file (created with random bytes if missing; default "
 	           "rp-bench.dat)\n"
