@@ -519,8 +519,10 @@ static unsigned read_faults(struct vm_service *s)
 
 		if (n <= 0)
 			return total; /* EAGAIN: another thread took them, or none left */
-		total += (unsigned)((size_t)n / sizeof(msg[0]));
-		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
+		const size_t got = (size_t)n / sizeof(msg[0]);
+
+		total += (unsigned)got;
+		for (size_t i = 0; i < got; i++) {
 			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
 			uint64_t addr = msg[i].arg.pagefault.address & ~(uint64_t)(vm->psz - 1);
