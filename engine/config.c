@@ -33,7 +33,7 @@ enum key_type {
 	K_PAGESIZE, /* size_t: 4k, 2m or auto (0) */
 	K_ENUM,     /* int: one of `words` (their index), case-insensitive */
 	K_PCT,      /* unsigned percent */
-	K_LIMIT,    /* dirty_limit: bytes, or a percent into dirty_limit_pct */
+	K_LIMIT,    /* uint64_t bytes, or a percent of ram_size into the unsigned at pct_off */
 	K_PATH,     /* char[RP_PATH_MAX]: a directory, or empty */
 };
 
@@ -45,6 +45,7 @@ struct key {
 	bool auto_zero;                   /* "auto" is accepted and stored as 0 */
 	const char *(*word)(unsigned i);  /* K_ENUM: the word of value i (the layer's own name) */
 	unsigned nwords;                  /* K_ENUM: values 0..nwords-1 can be asked for */
+	size_t pct_off;                   /* K_LIMIT: its percent, in rp_config */
 	const char *def; /* the default, as rp_config_set takes it (NULL: computed, below) */
 	const char *doc; /* what README.md's table says of the key (tested to match) */
 };
@@ -121,7 +122,8 @@ static const struct key keys[] = {
     {"reclaim_wait", K_UINT, F(reclaim_wait), 0, 3600000, false, .def = "5000",
      .doc = "ms (0..3600000) a load waits for memory when nothing can be evicted; then "
             "`SIGBUS` / `-ENOMEM`; 0: fail at once"},
-    {"dirty_limit", K_LIMIT, F(dirty_limit), 0, UINT64_MAX, false, .def = "50%",
+    {"dirty_limit", K_LIMIT, F(dirty_limit), 0, UINT64_MAX, false, .pct_off = F(dirty_limit_pct),
+     .def = "50%",
      .doc = "dirty pages at which the pressure hook is called: bytes (`256M`), percent of "
             "`ram_size` (`25%`), or `0` for none"},
     {"dirty_policy", K_ENUM, F(dirty_policy), 0, 0, false, ENUM(w_policy, 2), .def = "keep",
@@ -146,6 +148,12 @@ static const struct key keys[] = {
     {"readahead_max", K_SIZE, F(readahead_max), 0, 1ull << 30, false, .def = "32M",
      .doc = "the largest readahead window, bytes (0..1G; `0` turns readahead off); at most a "
             "quarter of `ram_size` is used; docs/design.md"},
+    /* docs/benchmarks.md, "Dropping behind a scan" */
+    {"scan_keep", K_LIMIT, F(scan_keep), 0, UINT64_MAX, false, .pct_off = F(scan_keep_pct),
+     .def = "25%",
+     .doc = "how much of what a sequential stream read stays in the pool behind it: bytes "
+            "(`1G`) or percent of `ram_size` (`25%`); older clean pages are dropped as it "
+            "moves on; `0`: all stay (docs/design.md)"},
     /* docs/benchmarks.md, "Copied windows" */
     {"readahead_copy", K_BOOL, F(readahead_copy), 0, 1, false, .def = "true",
      .doc = "a proven stream's windows are read into staging buffers and copied into place "
@@ -348,23 +356,26 @@ static int set_key(rp_config *cfg, const struct key *k, const char *value, const
 			               where, k->name, value, k->min, k->max);
 		*(unsigned *)(void *)field = (unsigned)v;
 		return 0;
-	case K_LIMIT:
+	case K_LIMIT: {
+		unsigned *pct = (unsigned *)(void *)((char *)cfg + k->pct_off);
+
 		if (strchr(value, '%')) {
 			if (parse_pct(value, &v) || v > 100)
 				return vm_errf(-EINVAL, "%s%s=%s: expected a percentage from 0%% to 100%% "
 				                        "(of ram_size)",
 				               where, k->name, value);
-			cfg->dirty_limit = 0;
-			cfg->dirty_limit_pct = (unsigned)v;
+			*(uint64_t *)(void *)field = 0;
+			*pct = (unsigned)v;
 			return 0;
 		}
 		if (parse_size(value, &v))
 			return vm_errf(-EINVAL, "%s%s=%s: expected a size in bytes (64M), a percentage "
-			                        "of ram_size (25%%), or 0 for no limit",
+			                        "of ram_size (25%%), or 0",
 			               where, k->name, value);
-		cfg->dirty_limit = v;
-		cfg->dirty_limit_pct = 0;
+		*(uint64_t *)(void *)field = v;
+		*pct = 0;
 		return 0;
+	}
 	}
 	return err;
 }
@@ -437,12 +448,16 @@ static int get_key(const rp_config *cfg, const struct key *k, char *buf, size_t 
 	case K_PCT:
 		n = snprintf(buf, len, "%u%%", *(const unsigned *)(const void *)field);
 		break;
-	case K_LIMIT:
-		if (cfg->dirty_limit || !cfg->dirty_limit_pct)
-			n = snprintf(buf, len, "%" PRIu64, cfg->dirty_limit);
+	case K_LIMIT: {
+		const uint64_t bytes = *(const uint64_t *)(const void *)field;
+		const unsigned pct = *(const unsigned *)(const void *)((const char *)cfg + k->pct_off);
+
+		if (bytes || !pct)
+			n = snprintf(buf, len, "%" PRIu64, bytes);
 		else
-			n = snprintf(buf, len, "%u%%", cfg->dirty_limit_pct);
+			n = snprintf(buf, len, "%u%%", pct);
 		break;
+	}
 	}
 	return n < 0 || (size_t)n >= len ? -ERANGE : n;
 }

@@ -77,6 +77,8 @@ int rp_engine_open(const rp_config *cfg, rp_engine **out)
 	p.reclaim.policy = (enum vm_dirty_policy)cfg->dirty_policy;
 	p.readahead_max = cfg->readahead_max;
 	p.readahead_copy = cfg->readahead_copy != 0;
+	p.scan_keep = cfg->scan_keep;
+	p.scan_keep_pct = cfg->scan_keep_pct;
 	p.fault_spin_ns = (uint64_t)cfg->fault_spin_us * 1000;
 	p.fault_spin = cfg->fault_spin;
 	p.fault_self = cfg->fault_mode == RP_FAULT_MODE_SIGBUS;

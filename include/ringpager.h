@@ -90,6 +90,13 @@ RP_API const char *rp_errmsg(void);
  *   readahead_max  the largest readahead window, bytes with a suffix ("32M", the default:
  *                  docs/benchmarks.md gives the measurements), at most a quarter of
  *                  ram_size is used; "0" turns readahead off.
+ *   scan_keep      how much of what a sequential stream has read stays in the pool
+ *                  behind the page it reads: bytes ("1G") or a percentage of ram_size
+ *                  ("25%", the default). As the stream moves on, its older pages that are
+ *                  clean and not pinned are dropped, so that a long scan reuses its own
+ *                  memory rather than taking new memory and pushing the rest of the pool
+ *                  out (databases' buffer pools keep large scans in a ring the same way).
+ *                  "0": every page a stream read stays until reclaim evicts it.
  *   readahead_copy "true" (default) or "false": once a stream has proved itself, each
  *                  run of its windows is read into a service thread's staging buffer and
  *                  copied into the pool and the mapping with one UFFDIO_COPY, instead of
@@ -157,6 +164,8 @@ typedef struct rp_config {
 	uint64_t atomic_log_max; /* bytes */
 	char atomic_log_dir[RP_PATH_MAX]; /* empty: beside each store */
 	int readahead_copy;     /* a stream's windows staged and copied into place */
+	uint64_t scan_keep;     /* bytes; 0: scan_keep_pct applies */
+	unsigned scan_keep_pct; /* percent of ram_size; both 0: a stream keeps all it read */
 	/* private: tests and benchmarks force fallbacks with it; leave it 0 */
 	unsigned internal_flags;
 } rp_config;
@@ -256,6 +265,7 @@ struct rp_stats {
 	uint64_t fault_reads_polled; /* ... and polled for the completion (fault_spin) */
 	uint64_t writeouts_by_caller; /* writeouts that the thread in rp_writeout ran itself
 	                                 (a file or device store, none of the handle's running) */
+	uint64_t readahead_dropped; /* pages a sequential stream dropped behind it (scan_keep) */
 };
 
 /* Copies the engine's counters into *out. Returns 0. */

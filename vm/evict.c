@@ -363,13 +363,12 @@ static uint64_t rc_window(struct vm *vm, struct rp_fileh *fh, uint64_t from, uin
 	return freed;
 }
 
-/* rp_advise DONTNEED: windows of at most RC_WINDOW resident pages, each under the
- * handle's lock: clean unpinned pages are zapped from every mapping, and those still
- * clean after the zap (wp_async: no write between the scans, as in rc_window) are
- * released. */
-int vm_dontneed(struct rp_mapping *m, uint64_t first, uint64_t n)
+/* rp_advise DONTNEED, and a stream's pages dropped behind it (vm/fault.c): windows of at
+ * most RC_WINDOW resident pages, each under the handle's lock: clean unpinned pages are
+ * zapped from every mapping, and those still clean after the zap (wp_async: no write
+ * between the scans, as in rc_window) are released. */
+int64_t vm_dontneed_fh(struct rp_fileh *fh, uint64_t first, uint64_t n)
 {
-	struct rp_fileh *fh = m->fh;
 	struct vm *vm = fh->vm;
 	struct rc_scratch *s = malloc(sizeof(*s));
 	struct rc_runs present = {malloc(64 * sizeof(present.r[0])), 0, 64};
@@ -386,7 +385,9 @@ int vm_dontneed(struct rp_mapping *m, uint64_t first, uint64_t n)
 		uint64_t idx, w, lo = from, hi = from;
 
 		pthread_mutex_lock(&fh->lock);
-		if (!rc_span(fh, from, end, &lo, &hi)) {
+		if (end > fh->npages) /* the handle shrank meanwhile */
+			end = fh->npages;
+		if (from >= end || !rc_span(fh, from, end, &lo, &hi)) {
 			pthread_mutex_unlock(&fh->lock);
 			break;
 		}
@@ -418,7 +419,14 @@ int vm_dontneed(struct rp_mapping *m, uint64_t first, uint64_t n)
 	atomic_fetch_add_explicit(&fh->n_evicted, dropped, memory_order_relaxed);
 	free(s);
 	free(present.r);
-	return 0;
+	return (int64_t)dropped;
+}
+
+int vm_dontneed(struct rp_mapping *m, uint64_t first, uint64_t n)
+{
+	const int64_t r = vm_dontneed_fh(m->fh, first, n);
+
+	return r < 0 ? (int)r : 0;
 }
 
 /* ---------------------------------------------------------------- sweeps */

@@ -177,6 +177,61 @@ static void ra_miss(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx,
 		ra_read(fh, &win, NULL, b);
 }
 
+/* A stream's pages further behind it than scan_keep, dropped by a service thread (the
+ * caller of vm_fault_self may be a signal handler): a long scan then reuses its own memory
+ * rather than taking new memory and pushing the rest of the pool out. On a virtual machine
+ * that gives freed memory back to its host, new memory costs many times what reused memory
+ * does (docs/benchmarks.md, "Dropping behind a scan"). fh->ndrops keeps the handle open. */
+struct drop_job {
+	struct vm_job job;
+	struct rp_fileh *fh;
+	uint64_t first, n;
+};
+
+static int drop_issue(struct vm_job *job, struct vm_service *s)
+{
+	struct drop_job *d = (struct drop_job *)(void *)job;
+	struct rp_fileh *fh = d->fh;
+	struct ram_pool *pool = fh->vm->pool;
+
+	const int64_t k = vm_dontneed_fh(fh, d->first, d->n); /* -ENOMEM: the pages stay */
+
+	(void)s;
+	if (k > 0)
+		atomic_fetch_add_explicit(&fh->vm->ctr.ra_dropped, (uint64_t)k, memory_order_relaxed);
+	pthread_mutex_lock(&fh->lock);
+	if (--fh->ndrops == 0)
+		pthread_cond_broadcast(&fh->cv);
+	pthread_mutex_unlock(&fh->lock);
+	ram_meta_free(pool, d);
+	return 0;
+}
+
+static const struct vm_job_ops drop_ops = {drop_issue, NULL};
+
+/* The stream of m reached page idx: its pages further behind than scan_keep go, in a job
+ * added to b. fh->lock held. */
+static void drop_behind(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx,
+                        struct vm_load_batch *b)
+{
+	struct vm *vm = fh->vm;
+	uint64_t first, n;
+
+	if (b->drop || !vm_ra_behind(&m->ra, idx, vm->scan_keep, vm->ra_max, &first, &n))
+		return;
+	struct drop_job *d = ram_meta_alloc(vm->pool, sizeof(*d));
+
+	if (!d)
+		return; /* the pages stay until reclaim takes them */
+	memset(d, 0, sizeof(*d));
+	d->job.ops = &drop_ops;
+	d->fh = fh;
+	d->first = first;
+	d->n = n;
+	fh->ndrops++;
+	b->drop = &d->job;
+}
+
 /* The marker on page idx (word w) was reached: the next window. */
 static void ra_marker(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, uint64_t w,
                       struct vm_load_batch *b)
@@ -185,6 +240,7 @@ static void ra_marker(struct rp_fileh *fh, struct rp_mapping *m, uint64_t idx, u
 	struct vm_ra_win win;
 
 	(void)vm_page_set(fh, idx, w & ~PG_RA_MARK);
+	drop_behind(fh, m, idx, b);
 	ra_env(fh, m, &e);
 	/* Mapped whole as it completes, except in a mapping whose writes wp_sync tracks: a
 	 * 2 MiB page mapped so during a writeout was seen to stay dirty after it (one run in
@@ -414,7 +470,7 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
               uint64_t deadline)
 {
 	struct vm_load *ld = NULL;
-	struct vm_load_batch ra = {NULL, NULL};
+	struct vm_load_batch ra = {NULL, NULL, NULL};
 
 	(void)fault_decide(vm, addr, write, deadline, false, &ld, &ra);
 	if (ld) /* the faulting page first */
@@ -425,7 +481,7 @@ void vm_fault(struct vm *vm, struct vm_service *svc, uint64_t addr, bool write,
 enum vm_fault_outcome vm_fault_self(struct vm *vm, uint64_t addr, bool write)
 {
 	struct vm_load *ld = NULL;
-	struct vm_load_batch ra = {NULL, NULL};
+	struct vm_load_batch ra = {NULL, NULL, NULL};
 	enum vm_fault_outcome out = fault_decide(vm, addr, write, 0, true, &ld, &ra);
 
 	/* The windows go to the service threads first, so that they are read while this

@@ -79,7 +79,7 @@ int vm_fileh_close(struct rp_fileh *fh)
 	/* Loads of this handle may still be in flight (WILLNEED), and writeouts (async):
 	 * wait for them. Dirty pages are dropped with the rest. */
 	pthread_mutex_lock(&fh->lock);
-	while (fh->nloads)
+	while (fh->nloads || fh->ndrops)
 		pthread_cond_wait(&fh->cv, &fh->lock);
 	vm_alias_zap(fh, 0, 0, true); /* nothing may stay for an alias about to go */
 	vm_wo_wait_idle(fh);

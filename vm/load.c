@@ -543,17 +543,20 @@ void vm_load_finish(struct vm_load *ld, int err)
 
 void vm_load_batch_submit(struct vm *vm, struct vm_service *svc, struct vm_load_batch *b)
 {
-	if (!b->head)
-		return;
-	if (!svc) {
+	struct vm_job *drop = b->drop;
+
+	b->drop = NULL;
+	if (b->head && !svc) {
 		vm_service_hand(vm, &b->head->job, &b->tail->job);
-	} else {
+	} else if (b->head) {
 		for (struct vm_load *ld = b->head, *next; ld; ld = next) {
 			next = (struct vm_load *)ld->job.qnext;
 			vm_service_submit(vm, svc, &ld->job);
 		}
 	}
 	b->head = b->tail = NULL;
+	if (drop) /* after the loads, so that their reads start first */
+		vm_service_submit(vm, svc, drop);
 }
 
 /* ---------------------------------------------------------------- fault_mode=sigbus */

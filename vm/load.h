@@ -93,6 +93,7 @@ void vm_load_wait_copies(struct rp_fileh *fh);
 /* Loads started and not issued yet, chained through job.qnext. */
 struct vm_load_batch {
 	struct vm_load *head, *tail;
+	struct vm_job *drop; /* pages behind a stream to drop, after the loads (vm/fault.c) */
 };
 static inline void vm_load_batch_add(struct vm_load_batch *b, struct vm_load *ld)
 {

@@ -109,6 +109,7 @@ struct rp_fileh {
 	bool dirty_lost;         /* an insertion into it failed: vm_next_dirty walks pm */
 	struct vm_load *loads; /* in flight */
 	unsigned nloads;
+	unsigned ndrops; /* pages behind a stream being dropped (vm_drop_behind); cv */
 	unsigned copies; /* rp_read and rp_write copying through the alias or the memfd */
 	unsigned copy_waiters; /* rp_unmap, rp_invalidate, writeouts... waiting on a load's
 	                          copy (cv; vm_load_wait_copies) */
@@ -261,6 +262,7 @@ struct vm {
 	uint64_t ra_max;   /* largest readahead window, pages (readahead_max, at most a quarter
 	                      of the pool); 0 or 1: none */
 	uint64_t ra_chunk; /* pages read ahead mapped by one touch */
+	uint64_t scan_keep; /* pages a stream keeps behind it (scan_keep); 0: all */
 	uint64_t spin_ns;  /* fault_spin_us, in ns */
 	struct vm_spin spin; /* whether a fault's read is polled for (vm/spin.c) */
 	struct vm_spin wo_spin; /* whether rp_writeout's caller polls for the end */

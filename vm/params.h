@@ -84,6 +84,8 @@ struct vm_params {
 	struct vm_reclaim_params reclaim;
 	uint64_t readahead_max; /* bytes; 0: no readahead */
 	bool readahead_copy;    /* a stream's windows staged and copied (vm/fault.c, ra_read) */
+	uint64_t scan_keep;     /* bytes a stream keeps behind it; 0: scan_keep_pct applies */
+	unsigned scan_keep_pct; /* percent of the pool; both 0: all stay (vm/fault.c) */
 	uint64_t fault_spin_ns; /* vm/service.c: polling for a fault's read before sleeping */
 	int fault_spin;          /* enum vm_spin_mode (vm/spin.c) */
 	bool fault_self;        /* fault_mode=sigbus (vm/sigbus.c) */
@@ -97,7 +99,7 @@ struct vm_counters {
 	    bytes_written, write_requests;
 	_Atomic uint64_t evicted, reclaim_passes, ref_hits, hook_calls, mem_waits, mem_failures,
 	    writebacks;
-	_Atomic uint64_t ra_pages, ra_used, ra_wasted, ra_windows, ra_copied;
+	_Atomic uint64_t ra_pages, ra_used, ra_wasted, ra_windows, ra_copied, ra_dropped;
 	_Atomic uint64_t writeouts_here; /* run by the thread in rp_writeout (vm/writeout.c) */
 };
 

@@ -170,6 +170,7 @@ static bool ra_context(struct vm_ra *ra, const struct vm_ra_env *e, uint64_t idx
 	ra->start = idx;
 	ra->size = h + req < e->max ? h + req : e->max;
 	ra->async = 1;
+	ra->keep_from = idx - h; /* the history is the stream's too */
 	return true;
 }
 
@@ -203,6 +204,7 @@ initial_seq:
 	req = e->max;
 initial:
 	ra->start = idx;
+	ra->keep_from = idx;
 	ra->size = ra_init_size(req, e->max);
 	ra->async = ra->size > req ? ra->size - req : ra->size;
 	return ra_window(ra, e, idx, w);
@@ -226,9 +228,22 @@ bool vm_ra_async(struct vm_ra *ra, const struct vm_ra_env *e, int advice, uint64
 	if (start >= e->hi || start - idx > e->max)
 		return false;
 	ra->start = start;
+	ra->keep_from = idx; /* what is behind it may be another stream's */
 	ra->size = ra_next_size(start - idx + 1, e->max);
 	ra->async = ra->size;
 	return ra_window(ra, e, idx, w);
+}
+
+bool vm_ra_behind(struct vm_ra *ra, uint64_t idx, uint64_t keep, uint64_t min, uint64_t *first,
+                  uint64_t *n)
+{
+	if (!keep || idx < ra->keep_from || idx - ra->keep_from < keep ||
+	    idx - ra->keep_from - keep < (min ? min : 1))
+		return false;
+	*first = ra->keep_from;
+	*n = idx - keep - ra->keep_from;
+	ra->keep_from = idx - keep;
+	return true;
 }
 
 void vm_ra_used(struct vm_ra *ra, uint64_t last, uint64_t n)

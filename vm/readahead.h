@@ -18,6 +18,7 @@ struct vm_ra {
 	uint64_t start, size, async;
 	uint64_t prev;  /* the last page the stream touched; UINT64_MAX: none yet */
 	unsigned miss;  /* misses, less pages read ahead and used: past RA_MISS_MAX, no guessing */
+	uint64_t keep_from; /* the stream's first page not dropped behind it (vm_ra_behind) */
 };
 
 /* What the detector may look at. */
@@ -43,6 +44,11 @@ bool vm_ra_sync(struct vm_ra *ra, const struct vm_ra_env *e, int advice, uint64_
 /* A fault found the marker on page idx: true with *w the next window (asynchronous). */
 bool vm_ra_async(struct vm_ra *ra, const struct vm_ra_env *e, int advice, uint64_t idx,
                  struct vm_ra_win *w);
+/* The stream reached page idx and keeps at most `keep` pages behind it: true with
+ * [*first, *first + *n) the pages of the stream further behind, at least `min` of them
+ * (drops come in batches), which the caller drops. keep 0: never. */
+bool vm_ra_behind(struct vm_ra *ra, uint64_t idx, uint64_t keep, uint64_t min, uint64_t *first,
+                  uint64_t *n);
 /* n pages read ahead were used, the last of them `last`: the back-off's credit. */
 void vm_ra_used(struct vm_ra *ra, uint64_t last, uint64_t n);
 

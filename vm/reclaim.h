@@ -30,6 +30,10 @@ void vm_reclaim_kick_thread(struct vm *vm);
 /* One sweep of the CLOCK hand for `want` pages; with wb_ids, notes up to RC_WB_MAX
  * handles that have cold dirty pages (*nwb of them). Returns the pages freed. */
 uint64_t vm_evict_sweep(struct vm *vm, uint64_t want, uint64_t *wb_ids, unsigned *nwb);
+/* Drops the clean unpinned pages of fh in [first, first + n) from the pool (rp_advise
+ * DONTNEED's work, for any range of the handle): how many it dropped, or -ENOMEM. No lock
+ * held. */
+int64_t vm_dontneed_fh(struct rp_fileh *fh, uint64_t first, uint64_t n);
 /* The open handle with the smallest id >= id, or NULL. vm->objs_lock held. */
 struct rp_fileh *vm_fileh_at(struct vm *vm, uint64_t id);
 /* After a load: starts background reclaim when the pool is past the high watermark. */

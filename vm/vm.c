@@ -111,6 +111,10 @@ int vm_open(struct vm **out, const struct vm_params *p)
 	if (vm->ra_max > vm->pool->capacity / 4)
 		vm->ra_max = vm->pool->capacity / 4;
 	vm->ra_chunk = VM_RA_CHUNK_BYTES / vm->psz ? VM_RA_CHUNK_BYTES / vm->psz : 1;
+	vm->scan_keep = p->scan_keep ? p->scan_keep / vm->psz
+	                             : vm->pool->capacity * p->scan_keep_pct / 100;
+	if ((p->scan_keep || p->scan_keep_pct) && !vm->scan_keep)
+		vm->scan_keep = 1; /* asked for less than a page: a page */
 	vm->spin_ns = p->fault_spin_ns;
 	vm_spin_init(&vm->spin, vm->spin_ns ? (enum vm_spin_mode)p->fault_spin : VM_SPIN_NEVER);
 	vm_spin_init(&vm->wo_spin, vm->spin_ns ? (enum vm_spin_mode)p->fault_spin : VM_SPIN_NEVER);
@@ -132,11 +136,13 @@ int vm_open(struct vm **out, const struct vm_params *p)
 		vm_release(vm);
 		return err;
 	}
-	char ra[96] = "off";
+	char ra[160] = "off", keep[64] = "all it read";
 
+	if (vm->scan_keep)
+		snprintf(keep, sizeof(keep), "up to %" PRIu64 " pages behind it", vm->scan_keep);
 	if (vm->ra_max > 1)
-		snprintf(ra, sizeof(ra), "windows up to %" PRIu64 " pages%s", vm->ra_max,
-		         vm->ra_copy ? ", a stream's copied into place" : "");
+		snprintf(ra, sizeof(ra), "windows up to %" PRIu64 " pages%s; a stream keeps %s",
+		         vm->ra_max, vm->ra_copy ? ", a stream's copied into place" : "", keep);
 	snprintf(vm->describe, sizeof(vm->describe),
 	         "pool: %s%s%s\nio: %s\nfaults: %s; %u service thread%s%s; fault_spin %s, "
 	         "fault_spin_us %" PRIu64 "\n"
@@ -226,6 +232,7 @@ void vm_stats(struct vm *vm, struct rp_stats *out)
 	out->readahead_window_avg =
 	    out->readahead_windows ? out->readahead_pages / out->readahead_windows : 0;
 	out->readahead_copied = atomic_load(&c->ra_copied);
+	out->readahead_dropped = atomic_load(&c->ra_dropped);
 	out->fault_reads_slept = atomic_load(&vm->spin.count[0]);
 	out->fault_reads_polled = atomic_load(&vm->spin.count[1]);
 	out->writeouts_by_caller = atomic_load(&c->writeouts_here);

@@ -313,7 +313,8 @@ static void normal_entry(FILE *f, const struct rpb_report *rep, const struct rpb
 		const struct rp_stats *s = &r->rp;
 
 		fprintf(f, "  ringpager    : faults=%llu, minor=%llu, loads=%llu, pages loaded=%llu, "
-		        "readahead=%llu (used=%llu, wasted=%llu, windows=%llu, copied=%llu), "
+		        "readahead=%llu (used=%llu, wasted=%llu, windows=%llu, copied=%llu, "
+		        "dropped=%llu), "
 		        "evicted=%llu, written=%llu pages, resident=%llu pages\n",
 		        (unsigned long long)s->faults, (unsigned long long)s->minor_faults,
 		        (unsigned long long)s->loads, (unsigned long long)s->pages_loaded,
@@ -321,6 +322,7 @@ static void normal_entry(FILE *f, const struct rpb_report *rep, const struct rpb
 		        (unsigned long long)s->readahead_wasted,
 		        (unsigned long long)s->readahead_windows,
 		        (unsigned long long)s->readahead_copied,
+		        (unsigned long long)s->readahead_dropped,
 		        (unsigned long long)s->pages_evicted,
 		        (unsigned long long)s->pages_written, (unsigned long long)s->resident_pages);
 	}
@@ -533,6 +535,7 @@ static void json_rp(struct jw *w, const struct rp_stats *s)
 	    F(pages_evicted),   F(reclaim_passes),    F(reference_hits),    F(memory_waits),
 	    F(memory_failures), F(writebacks),        F(readahead_pages),   F(readahead_used),
 	    F(readahead_wasted), F(readahead_windows), F(readahead_window_avg), F(readahead_copied),
+	    F(readahead_dropped),
 #undef F
 	};
 

@@ -843,7 +843,7 @@ static void job_teardown(struct jobrun *jr, struct rp_stats *st)
 		D(pages_written), D(bytes_written), D(pages_evicted), D(reclaim_passes);
 		D(reference_hits), D(hook_calls), D(memory_waits), D(memory_failures), D(writebacks);
 		D(readahead_pages), D(readahead_used), D(readahead_wasted), D(readahead_windows);
-		D(readahead_copied);
+		D(readahead_copied), D(readahead_dropped);
 #undef D
 		st->readahead_window_avg =
 		    st->readahead_windows ? st->readahead_pages / st->readahead_windows : 0;

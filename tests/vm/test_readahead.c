@@ -143,6 +143,35 @@ Test(ra_detector, a_forward_scan_ramps_up_to_the_maximum_with_the_markers_in_pla
 	sim_free(s);
 }
 
+/* vm_ra_behind: what a stream leaves behind it beyond `keep`, in batches of `min` pages at
+ * least, from where the stream started; a new stream starts counting again. */
+Test(ra_detector, a_stream_drops_only_what_is_further_behind_it_than_it_keeps)
+{
+	struct vm_ra ra;
+	struct vm_ra_env e = {64, 0, 100000, NULL, NULL};
+	struct vm_ra_win w;
+	uint64_t first, n;
+
+	vm_ra_init(&ra);
+	cr_assert(vm_ra_sync(&ra, &e, RP_ADVICE_SEQUENTIAL, 1000, &w));
+	cr_assert(!vm_ra_behind(&ra, 1100, 100, 64, &first, &n), "nothing beyond 100 behind");
+	cr_assert(!vm_ra_behind(&ra, 1150, 100, 64, &first, &n), "fewer than 64 to drop");
+	cr_assert(vm_ra_behind(&ra, 1200, 100, 64, &first, &n));
+	cr_assert_eq(first, 1000);
+	cr_assert_eq(n, 100);
+	cr_assert(!vm_ra_behind(&ra, 1250, 100, 64, &first, &n));
+	cr_assert(vm_ra_behind(&ra, 1300, 100, 64, &first, &n));
+	cr_assert_eq(first, 1100);
+	cr_assert_eq(n, 100);
+	cr_assert(!vm_ra_behind(&ra, 5000, 0, 64, &first, &n), "keep 0: never");
+	/* a stream that starts elsewhere drops nothing of what lies behind its start */
+	cr_assert(vm_ra_sync(&ra, &e, RP_ADVICE_SEQUENTIAL, 50000, &w));
+	cr_assert(!vm_ra_behind(&ra, 50100, 100, 1, &first, &n));
+	cr_assert(vm_ra_behind(&ra, 50101, 100, 1, &first, &n));
+	cr_assert_eq(first, 50000);
+	cr_assert_eq(n, 1);
+}
+
 Test(ra_detector, a_scan_that_starts_mid_file_is_recognised_at_its_second_page)
 {
 	struct sim *s = sim_new(100000, 64);
@@ -558,6 +587,111 @@ Test(readahead, bad_advice_and_bad_readahead_max_are_refused_by_name)
 	cr_assert_str_eq(buf, "4194304");
 }
 
+/* scan_keep: an engine whose streams keep `keep` behind them, windows of 64 pages. */
+static void fx_open_keep(struct tu_map *f, const char *name, uint64_t pool, uint64_t pages,
+                         const char *keep)
+{
+	rp_config cfg;
+	rp_engine *eng;
+
+	tu_config_init(&cfg);
+	cfg.ram_size = pool * PG;
+	cfg.hugepages = 2;
+	cr_assert_eq(rp_config_set(&cfg, "readahead_max", "256K"), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_config_set(&cfg, "scan_keep", keep), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_engine_open(&cfg, &eng), 0, "%s", rp_errmsg());
+	tu_map_open(f, eng, name, pages * PG, 31, PROT_READ | PROT_WRITE);
+}
+
+/* The drops are a service thread's job: waits (10 s at most) until `want` pages went. */
+static struct rp_stats wait_dropped(rp_engine *eng, uint64_t want)
+{
+	struct rp_stats s = tu_stats(eng);
+
+	for (int i = 0; i < 10000 && s.readahead_dropped < want; i++) {
+		usleep(1000);
+		s = tu_stats(eng);
+	}
+	return s;
+}
+
+/* A stream keeps at most scan_keep behind the page it reads: the clean pages further
+ * behind leave the pool as it moves on (without reclaim: the pool is never near full),
+ * every byte stays right, a page that went is read again when touched, and a page behind
+ * the stream that is dirty or pinned stays. */
+Test(readahead, a_long_stream_keeps_only_scan_keep_behind_it)
+{
+	struct tu_map f;
+	const uint64_t keep = 128, win = 64;
+
+	fx_open_keep(&f, "ra_keep", 4096, 2048, "512K");
+	cr_assert(strstr(rp_engine_describe(f.eng), "a stream keeps up to 128 pages behind it"),
+	          "%s", rp_engine_describe(f.eng));
+	cr_assert_eq(rp_pin(f.m, 5 * PG, PG), 0, "%s", rp_errmsg());
+	f.a[7 * PG] = 'w';
+	for (uint64_t p = 0; p < f.pages; p++)
+		tu_map_read(&f, p);
+	struct rp_stats s = wait_dropped(f.eng, f.pages - keep - 4 * win);
+
+	cr_assert_geq(s.readahead_dropped, f.pages - keep - 4 * win, "%lu pages dropped",
+	              (unsigned long)s.readahead_dropped);
+	cr_assert_leq(s.resident_pages, keep + 4 * win + 2, "%lu pages resident",
+	              (unsigned long)s.resident_pages);
+	cr_assert_eq(s.pages_evicted, 0);
+	cr_assert_eq(f.a[7 * PG], 'w');
+	tu_map_read(&f, 5);
+	tu_map_read(&f, 7);
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, s.pages_loaded, "the pinned or the dirty page "
+	             "went");
+	tu_map_read(&f, 100);
+	cr_assert_gt(tu_stats(f.eng).pages_loaded, s.pages_loaded);
+	tu_expect_fill(f.a + 8 * PG, (f.pages - 8) * PG, 31, 8 * PG);
+	cr_assert_eq(rp_unpin(f.m, 5 * PG, PG), 0, "%s", rp_errmsg());
+	tu_map_close(&f);
+}
+
+/* scan_keep=0: a stream keeps all it read. */
+Test(readahead, scan_keep_0_keeps_all_a_stream_read)
+{
+	struct tu_map f;
+
+	fx_open_keep(&f, "ra_keep0", 4096, 2048, "0");
+	cr_assert(strstr(rp_engine_describe(f.eng), "a stream keeps all it read"), "%s",
+	          rp_engine_describe(f.eng));
+	for (uint64_t p = 0; p < f.pages; p++)
+		tu_map_read(&f, p);
+	const struct rp_stats s = tu_stats(f.eng);
+
+	cr_assert_eq(s.readahead_dropped, 0);
+	cr_assert_eq(s.resident_pages, f.pages);
+	tu_expect_fill(f.a, f.pages * PG, 31, 0);
+	cr_assert_eq(tu_stats(f.eng).pages_loaded, s.pages_loaded);
+	tu_map_close(&f);
+}
+
+Test(readahead, scan_keep_takes_bytes_or_a_percentage_and_refuses_others_by_name)
+{
+	rp_config cfg;
+	char buf[32];
+
+	tu_config_init(&cfg);
+	cr_assert_eq(rp_config_get(&cfg, "scan_keep", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "25%");
+	cr_assert_eq(rp_config_set(&cfg, "scan_keep", "101%"), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "scan_keep=101%"), "%s", rp_errmsg());
+	cr_assert_eq(rp_config_set(&cfg, "scan_keep", "12X"), -EINVAL);
+	cr_assert(strstr(rp_errmsg(), "scan_keep=12X"), "%s", rp_errmsg());
+	cr_assert_eq(rp_config_set(&cfg, "scan_keep", "1G"), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_config_get(&cfg, "scan_keep", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "1073741824");
+	cr_assert_eq(rp_config_set(&cfg, "scan_keep", "10%"), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_config_get(&cfg, "scan_keep", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "10%");
+	/* dirty_limit, the other key of this form, keeps its own values */
+	cr_assert_eq(rp_config_get(&cfg, "dirty_limit", buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "50%");
+}
+
 /* Pages read ahead and never touched count as wasted when they leave: DONTNEED and
  * invalidate both count them; touched ones count as used. */
 Test(readahead, unused_pages_read_ahead_count_as_wasted_when_they_go)
@@ -632,7 +766,9 @@ Test(readahead, a_pass_over_four_times_the_pool_stays_within_it)
 	struct rp_stats s = tu_stats(f.eng);
 
 	cr_assert_lt(s.loads, 2 * 1024 / 16);
-	cr_assert_geq(s.pages_evicted, 2 * 1024 - 256);
+	/* reclaim's evictions, and the drops behind the stream (scan_keep, a quarter) */
+	cr_assert_geq(s.pages_evicted + s.readahead_dropped, 2 * 1024 - 256);
+	cr_assert_gt(s.readahead_dropped, 0);
 	tu_map_close(&f);
 }
 

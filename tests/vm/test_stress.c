@@ -665,9 +665,10 @@ static void sequence(uint64_t seed, const char *dirty_mode, bool custom, uint64_
 		                         op_names[k], w->counts[k]);
 	fprintf(stderr,
 	        "stress: seed %" PRIu64 " %s %s store: %" PRIu64 " ops (%s), %" PRIu64
-	        " loads, %" PRIu64 " evicted, %" PRIu64 " read ahead and copied, 0 mismatches\n",
+	        " loads, %" PRIu64 " evicted, %" PRIu64 " read ahead and copied, %" PRIu64
+	        " dropped behind a stream, 0 mismatches\n",
 	        seed, dirty_mode, custom ? "custom" : "file", nops, line + 1, s.pages_loaded,
-	        s.pages_evicted, s.readahead_copied);
+	        s.pages_evicted, s.readahead_copied, s.readahead_dropped);
 	world_close(w);
 	free(w);
 }
