@@ -193,7 +193,6 @@ static int drop_issue(struct vm_job *job, struct vm_service *s)
 	struct drop_job *d = (struct drop_job *)(void *)job;
 	struct rp_fileh *fh = d->fh;
 	struct ram_pool *pool = fh->vm->pool;
-
 	const int64_t k = vm_dontneed_fh(fh, d->first, d->n); /* -ENOMEM: the pages stay */
 
 	(void)s;
