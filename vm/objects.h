@@ -109,7 +109,7 @@ struct rp_fileh {
 	bool dirty_lost;         /* an insertion into it failed: vm_next_dirty walks pm */
 	struct vm_load *loads; /* in flight */
 	unsigned nloads;
-	unsigned ndrops; /* pages behind a stream being dropped (vm_drop_behind); cv */
+	unsigned ndrops; /* drop jobs queued or running (vm/fault.c, drop_behind); close waits */
 	unsigned copies; /* rp_read and rp_write copying through the alias or the memfd */
 	unsigned copy_waiters; /* rp_unmap, rp_invalidate, writeouts... waiting on a load's
 	                          copy (cv; vm_load_wait_copies) */

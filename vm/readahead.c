@@ -55,6 +55,10 @@
  * Windows are read within the mapping's range (a database maps the region it scans) and
  * never larger than a quarter of the pool (vm->ra_max).
  *
+ * Behind a stream (vm_ra_behind): keep_from is the stream's first page not yet dropped,
+ * set where a stream starts. At each marker the caller drops the stream's pages further
+ * behind than scan_keep (vm/fault.c, drop_behind).
+ *
  * A window is read straight into the pool's pages, through the alias, until its stream
  * has proved itself. The windows of a proven stream (readahead_copy, the default) are read
  * into a service thread's staging slots instead, 1 MiB a run, and each run goes into the

@@ -650,6 +650,30 @@ Test(readahead, a_long_stream_keeps_only_scan_keep_behind_it)
 	tu_map_close(&f);
 }
 
+/* A range loaded with WILLNEED and then scanned: the stream finds its pages in, reads
+ * nothing ahead, and so drops nothing (docs/tuning.md gives this way to keep a scan). */
+Test(readahead, a_scan_of_a_range_loaded_with_willneed_drops_nothing)
+{
+	struct tu_map f;
+	struct rp_stats s;
+
+	fx_open_keep(&f, "ra_keepwn", 4096, 2048, "512K");
+	cr_assert_eq(rp_advise(f.m, 0, f.pages * PG, RP_ADVICE_WILLNEED), 0, "%s", rp_errmsg());
+	s = tu_stats(f.eng);
+	for (int i = 0; i < 10000 && s.resident_pages < f.pages; i++) {
+		usleep(1000);
+		s = tu_stats(f.eng);
+	}
+	cr_assert_eq(s.resident_pages, f.pages);
+	for (uint64_t p = 0; p < f.pages; p++)
+		tu_map_read(&f, p);
+	s = tu_stats(f.eng);
+	cr_assert_eq(s.readahead_dropped, 0);
+	cr_assert_eq(s.resident_pages, f.pages);
+	tu_expect_fill(f.a, f.pages * PG, 31, 0);
+	tu_map_close(&f);
+}
+
 /* scan_keep=0: a stream keeps all it read. */
 Test(readahead, scan_keep_0_keeps_all_a_stream_read)
 {
