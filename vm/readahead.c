@@ -241,7 +241,9 @@ bool vm_ra_async(struct vm_ra *ra, const struct vm_ra_env *e, int advice, uint64
 bool vm_ra_behind(struct vm_ra *ra, uint64_t idx, uint64_t keep, uint64_t min, uint64_t *first,
                   uint64_t *n)
 {
-	if (!keep || idx < ra->keep_from || idx - ra->keep_from < keep ||
+	/* Only this stream's own marker: another stream's (interleaved in the mapping) is
+	 * not this one's position, and what lies behind it may be this one's window. */
+	if (!keep || !ra_expected(ra, idx) || idx < ra->keep_from || idx - ra->keep_from < keep ||
 	    idx - ra->keep_from - keep < (min ? min : 1))
 		return false;
 	*first = ra->keep_from;

@@ -44,9 +44,10 @@ bool vm_ra_sync(struct vm_ra *ra, const struct vm_ra_env *e, int advice, uint64_
 /* A fault found the marker on page idx: true with *w the next window (asynchronous). */
 bool vm_ra_async(struct vm_ra *ra, const struct vm_ra_env *e, int advice, uint64_t idx,
                  struct vm_ra_win *w);
-/* The stream reached page idx and keeps at most `keep` pages behind it: true with
- * [*first, *first + *n) the pages of the stream further behind, at least `min` of them
- * (drops come in batches), which the caller drops. keep 0: never. */
+/* The stream reached page idx, the marker its state expects (before vm_ra_async moves
+ * it on), and keeps at most `keep` pages behind it: true with [*first, *first + *n) the
+ * pages of the stream further behind, at least `min` of them (drops come in batches),
+ * which the caller drops. keep 0, or another stream's marker: never. */
 bool vm_ra_behind(struct vm_ra *ra, uint64_t idx, uint64_t keep, uint64_t min, uint64_t *first,
                   uint64_t *n);
 /* n pages read ahead were used, the last of them `last`: the back-off's credit. */
