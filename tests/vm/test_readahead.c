@@ -615,12 +615,18 @@ static void fx_open_keep(struct tu_map *f, const char *name, uint64_t pool, uint
 	tu_map_open(f, eng, name, pages * PG, 31, PROT_READ | PROT_WRITE);
 }
 
-/* The drops are a service thread's job: waits (10 s at most) until `want` pages went. */
-static struct rp_stats wait_dropped(rp_engine *eng, uint64_t want)
+/* Drops and WILLNEED's loads are service threads' jobs: waits (10 s at most) until the
+ * counter of rp_stats at offset `field` reaches `want`; returns the stats seen last. */
+static uint64_t stat_at(const struct rp_stats *s, size_t field)
+{
+	return *(const uint64_t *)(const void *)((const char *)s + field);
+}
+
+static struct rp_stats wait_stat(rp_engine *eng, size_t field, uint64_t want)
 {
 	struct rp_stats s = tu_stats(eng);
 
-	for (int i = 0; i < 10000 && s.readahead_dropped < want; i++) {
+	for (int i = 0; i < 10000 && stat_at(&s, field) < want; i++) {
 		usleep(1000);
 		s = tu_stats(eng);
 	}
@@ -643,7 +649,8 @@ Test(readahead, a_long_stream_keeps_only_scan_keep_behind_it)
 	f.a[7 * PG] = 'w';
 	for (uint64_t p = 0; p < f.pages; p++)
 		tu_map_read(&f, p);
-	struct rp_stats s = wait_dropped(f.eng, f.pages - keep - 4 * win);
+	struct rp_stats s = wait_stat(f.eng, offsetof(struct rp_stats, readahead_dropped),
+	                              f.pages - keep - 4 * win);
 
 	cr_assert_geq(s.readahead_dropped, f.pages - keep - 4 * win, "%lu pages dropped",
 	              (unsigned long)s.readahead_dropped);
@@ -671,11 +678,7 @@ Test(readahead, a_scan_of_a_range_loaded_with_willneed_drops_nothing)
 
 	fx_open_keep(&f, "ra_keepwn", 4096, 2048, "512K");
 	cr_assert_eq(rp_advise(f.m, 0, f.pages * PG, RP_ADVICE_WILLNEED), 0, "%s", rp_errmsg());
-	s = tu_stats(f.eng);
-	for (int i = 0; i < 10000 && s.resident_pages < f.pages; i++) {
-		usleep(1000);
-		s = tu_stats(f.eng);
-	}
+	s = wait_stat(f.eng, offsetof(struct rp_stats, resident_pages), f.pages);
 	cr_assert_eq(s.resident_pages, f.pages);
 	for (uint64_t p = 0; p < f.pages; p++)
 		tu_map_read(&f, p);
