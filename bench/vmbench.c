@@ -23,6 +23,10 @@
  *          reads at depth 32.
  *   meta   the engine's metadata per resident page after the pin job (sparse pages) and
  *          after the minor job (a dense run).
+ *   hot    with --hot SIZE, only this: random reads of SIZE bytes all resident and mapped,
+ *          through ringpager with 4 KiB and with 2 MiB pages, the kernel's mmap of 4 KiB
+ *          pages, and anonymous memory with 4 KiB and 2 MiB pages (the machine's floor for
+ *          what the page size gains).
  * With --floors, only the machine's mechanism costs, which every figure of ringpager's
  * should be read beside (docs/benchmarks.md): a userfaultfd MINOR fault served on the
  * same CPU and on another, one raising SIGBUS and served in the handler, a kernel minor
@@ -913,26 +917,82 @@ static double hot_reads(const char *a, uint64_t len, unsigned reads, unsigned bs
 	return reads / (bu_now() - t0);
 }
 
+/* The process's total of one smaps_rollup field (kB), or -1. */
+static long smaps_kb(const char *field)
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "re");
+	char line[256];
+	long kb = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, strlen(field)))
+			kb = strtol(line + strlen(field), NULL, 10);
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* The hot job's kinds, in the order of their rows. The last two are the machine's floor
+ * for the page size: anonymous memory with 4 KiB and with 2 MiB (transparent huge) pages,
+ * no pager and no file, so that what a 2 MiB pool gains is read beside what 2 MiB pages
+ * gain here at all. Under a hypervisor that keeps its own 4 KiB tables of the guest's
+ * (shadow paging), a guest's 2 MiB page need not widen what the TLB covers. */
+enum { HOT_RP_4K, HOT_RP_2M, HOT_KERNEL, HOT_ANON_4K, HOT_ANON_2M, HOT_KINDS };
+
 /* Random reads of the first o->hot bytes once all of them are resident, mapped and read
- * once: through ringpager with 4 KiB pages (how 0) or 2 MiB pages (1; all of the range
- * pinned first), or through the kernel's mmap of the file (2; MADV_RANDOM).
- * Reads per second; 0 when the engine cannot be had (no huge pages reserved: *why). */
+ * once, through one kind (HOT_*): ringpager's mapping (the 2 MiB pool's range pinned
+ * first), the kernel's mmap of the file (MADV_RANDOM), or anonymous memory written once.
+ * Reads per second; 0 when the kind cannot be had here (*why: no huge pages reserved,
+ * transparent huge pages off). */
 static double job_hot(const struct opts *o, int how, uint64_t seed, char *why, size_t whylen)
 {
 	const uint64_t len = o->hot;
 	double ops = 0;
 
-	if (how == 2) {
+	if (how == HOT_KERNEL) {
 		int fd = open(o->file, O_RDONLY);
 		char *a = fd < 0 ? MAP_FAILED : mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 
 		if (a == MAP_FAILED)
 			die("hot: mmap of the file");
+		/* 4 KiB entries whatever the page cache holds: on Linux 6.x a file read ahead
+		 * into 2 MiB folios (ext4, xfs) is mapped with 2 MiB entries by any later mmap,
+		 * MADV_RANDOM or not, unless the range says NOHUGEPAGE. */
+		(void)madvise(a, len, MADV_NOHUGEPAGE);
 		(void)madvise(a, len, MADV_RANDOM);
 		(void)touch_pages(a, len / PG, false, seed);
 		ops = hot_reads(a, len, o->reads, o->hot_bs, o->hot_chase, seed);
+		const long pmd_kb = smaps_kb("FilePmdMapped:");
+
+		if (pmd_kb > 0)
+			fprintf(stderr, "vmbench: the kernel's mmap mapped %ld kB with 2 MiB entries "
+			                "despite MADV_NOHUGEPAGE\n", pmd_kb);
 		munmap(a, len);
 		close(fd);
+		return ops;
+	}
+	if (how == HOT_ANON_4K || how == HOT_ANON_2M) {
+		const uint64_t huge = 2ull << 20;
+		char *raw = mmap(NULL, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		                 -1, 0);
+
+		if (raw == MAP_FAILED)
+			die("hot: mmap of anonymous memory");
+		char *a = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+
+		(void)madvise(a, len, how == HOT_ANON_2M ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+		for (uint64_t off = 0; off < len; off += PG)
+			memset(a + off, (int)(off >> 12), 64);
+		const long huge_kb = smaps_kb("AnonHugePages:");
+
+		if (how == HOT_ANON_2M && huge_kb < (long)(len >> 11)) { /* under half of it */
+			snprintf(why, whylen, "%ld of %" PRIu64 " kB in transparent huge pages "
+			         "(/sys/kernel/mm/transparent_hugepage/enabled)", huge_kb, len >> 10);
+			munmap(raw, len + huge);
+			return 0;
+		}
+		ops = hot_reads(a, len, o->reads, o->hot_bs, o->hot_chase, seed);
+		munmap(raw, len + huge);
 		return ops;
 	}
 	rp_config c;
@@ -945,7 +1005,7 @@ static double job_hot(const struct opts *o, int how, uint64_t seed, char *why, s
 	rp_config_init(&c);
 	/* Room above reclaim_high's 98%: the range stays whole. */
 	c.ram_size = (len + len / 16 + (4ull << 20)) / (2ull << 20) * (2ull << 20);
-	c.hugepages = how == 1 ? 1 : 2; /* require : off */
+	c.hugepages = how == HOT_RP_2M ? 1 : 2; /* require : off */
 	if ((err = rp_config_load_env(&c)) || (err = rp_engine_open(&c, &eng)) ||
 	    (err = rp_store_open(eng, o->file, O_RDONLY, &st)) || (err = rp_fileh_open(st, &fh)) ||
 	    (err = rp_map(fh, 0, len, PROT_READ, &m)) || (err = rp_pin(m, 0, len))) {
@@ -959,41 +1019,70 @@ static double job_hot(const struct opts *o, int how, uint64_t seed, char *why, s
 	return ops;
 }
 
+/* Seconds between --hot jobs. A job that ends frees a gigabyte or more, and a virtual
+ * machine that reports freed memory to its host (virtio-balloon free page reporting)
+ * spends the next seconds handing it back: the job after it ran at half its speed in
+ * one run of two, the kernel's mmap as much as ringpager (docs/benchmarks.md, "Hot reads
+ * against the kernel's 4 KiB mmap"). */
+#define HOT_SETTLE_S 5
+
 static int run_hot(const struct opts *o)
 {
-	static const char *const names[3] = {"ringpager, 4 KiB pages", "ringpager, 2 MiB pages",
-	                                     "kernel mmap, 4 KiB pages"};
-	double ops[3][BU_MAX_ROUNDS];
-	char why[256] = "";
-	bool huge = true;
+	static const char *const names[HOT_KINDS] = {
+	    "ringpager, 4 KiB pages", "ringpager, 2 MiB pages", "kernel mmap, 4 KiB pages",
+	    "anonymous memory, 4 KiB pages", "anonymous memory, 2 MiB pages"};
+	double ops[HOT_KINDS][BU_MAX_ROUNDS];
+	char why[HOT_KINDS][256] = {""};
+	bool have[HOT_KINDS];
 	uint64_t seed = (uint64_t)(bu_now() * 1e9);
 
+	for (int k = 0; k < HOT_KINDS; k++)
+		have[k] = true;
 	printf("vmbench --hot: %u random reads of %u bytes (at a 4 KiB page's start%s) of the "
-	       "first %" PRIu64 " MiB of %s, all resident and mapped, %u rounds (medians, "
-	       "min..max)\n",
+	       "first %" PRIu64 " MiB of %s, all resident and mapped, %u rounds, %d s apart "
+	       "(medians, min..max)\n",
 	       o->reads, o->hot_bs, o->hot_chase ? ", each address after the read before" : "",
-	       o->hot >> 20, o->file, o->rounds);
+	       o->hot >> 20, o->file, o->rounds, HOT_SETTLE_S);
 	for (unsigned r = 0; r < o->rounds; r++)
-		for (int k = 0; k < 3; k++) {
-			const int how = (k + (int)r) % 3;
+		for (int k = 0; k < HOT_KINDS; k++) {
+			const int how = (k + (int)r) % HOT_KINDS;
 
-			ops[how][r] = how == 1 && !huge ? 0 : job_hot(o, how, seed + r, why, sizeof(why));
-			if (how == 1 && ops[how][r] == 0)
-				huge = false;
+			ops[how][r] = 0;
+			if (!have[how])
+				continue;
+			if (r || k)
+				sleep(HOT_SETTLE_S);
+			ops[how][r] = job_hot(o, how, seed + r, why[how], sizeof(why[how]));
+			if (ops[how][r] == 0)
+				have[how] = false; /* the machine cannot: skip it from now on */
 		}
-	for (int k = 0; k < 3; k++) {
-		if (k == 1 && !huge) {
-			printf("  %-44s skipped: %s\n", names[k], why);
+	double med[HOT_KINDS];
+
+	for (int k = 0; k < HOT_KINDS; k++) {
+		med[k] = 0;
+		if (!have[k]) {
+			printf("  %-44s skipped: %s\n", names[k], why[k]);
 			continue;
 		}
 		bu_row(names[k], ops[k], o->rounds, "reads/s", 0);
+		med[k] = bu_median(ops[k], o->rounds);
 	}
-	double kernel = bu_median(ops[2], o->rounds);
+	const double kernel = med[HOT_KERNEL];
 
-	printf("  ratio to the kernel's mmap: 4 KiB pages %.2fx", bu_median(ops[0], o->rounds) / kernel);
-	if (huge)
-		printf(", 2 MiB pages %.2fx", bu_median(ops[1], o->rounds) / kernel);
+	printf("  ratio to the kernel's mmap: 4 KiB pages %.2fx", med[HOT_RP_4K] / kernel);
+	if (have[HOT_RP_2M])
+		printf(", 2 MiB pages %.2fx", med[HOT_RP_2M] / kernel);
 	printf("\n");
+	if (have[HOT_ANON_2M] && have[HOT_ANON_4K]) {
+		const double gain = med[HOT_ANON_2M] / med[HOT_ANON_4K];
+
+		printf("  what 2 MiB pages gain on this machine (anonymous memory, 2 MiB / 4 KiB): "
+		       "%.2fx", gain);
+		if (have[HOT_RP_2M])
+			printf("; ringpager's 2 MiB pool against the kernel's 4 KiB mmap, %.2f of it",
+			       med[HOT_RP_2M] / kernel / gain);
+		printf("\n");
+	}
 	return 0;
 }
 
@@ -1019,7 +1108,8 @@ static void usage(FILE *f)
 	        "  --json PATH      with --floors: also write their medians to PATH, by key\n"
 	        "  --hot SIZE       only random 4 KiB reads of the first SIZE bytes once resident:\n"
 	        "                   ringpager with 4 KiB and 2 MiB pages (needs huge pages\n"
-	        "                   reserved), the kernel's mmap\n"
+	        "                   reserved), the kernel's mmap of 4 KiB pages, and anonymous\n"
+	        "                   memory with 4 KiB and 2 MiB pages (what huge pages gain here)\n"
 	        "  --reads N        reads per --hot run (default 2000000)\n"
 	        "  --hot-bs N       bytes per --hot read, 1..4096 (default 4096)\n"
 	        "  --hot-chase      each --hot read's address waits for the read before it\n"
