@@ -1069,9 +1069,11 @@ static int run_hot(const struct opts *o)
 	}
 	const double kernel = med[HOT_KERNEL];
 
-	printf("  ratio to the kernel's mmap: 4 KiB pages %.2fx", med[HOT_RP_4K] / kernel);
+	printf("  ratio to the kernel's mmap:");
+	if (have[HOT_RP_4K])
+		printf(" 4 KiB pages %.2fx", med[HOT_RP_4K] / kernel);
 	if (have[HOT_RP_2M])
-		printf(", 2 MiB pages %.2fx", med[HOT_RP_2M] / kernel);
+		printf("%s 2 MiB pages %.2fx", have[HOT_RP_4K] ? "," : "", med[HOT_RP_2M] / kernel);
 	printf("\n");
 	if (have[HOT_ANON_2M] && have[HOT_ANON_4K]) {
 		const double gain = med[HOT_ANON_2M] / med[HOT_ANON_4K];
