@@ -1021,8 +1021,8 @@ static double job_hot(const struct opts *o, int how, uint64_t seed, char *why, s
 
 /* Seconds between --hot jobs. A job that ends frees a gigabyte or more, and a virtual
  * machine that reports freed memory to its host (virtio-balloon free page reporting)
- * spends the next seconds handing it back: the job after it ran at half its speed in
- * one run of two, the kernel's mmap as much as ringpager (docs/benchmarks.md, "Hot reads
+ * spends the next seconds handing it back: the kernel's mmap read at about half its speed
+ * in four runs of six right after an engine closed (docs/benchmarks.md, "Hot reads
  * against the kernel's 4 KiB mmap"). */
 #define HOT_SETTLE_S 5
 
