@@ -26,6 +26,24 @@ double bu_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+uint64_t bu_proc_kb(const char *path, const char *key)
+{
+	char line[256];
+	uint64_t v = 0;
+	const size_t n = strlen(key);
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ':') {
+			v = strtoull(line + n + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
 int bu_parse_size(const char *s, uint64_t *out)
 {
 	char *end;

@@ -17,6 +17,9 @@
 
 /* Seconds on the monotonic clock. */
 double bu_now(void);
+/* kB from the "key:   123 kB" line of a /proc file (/proc/self/status, smaps_rollup);
+ * 0 where the file or the line is missing. */
+uint64_t bu_proc_kb(const char *path, const char *key);
 /* "4096", "4k", "64M", "4G", "1T" (powers of 1024); -EINVAL for anything else or 0. */
 int bu_parse_size(const char *s, uint64_t *out);
 /* Creates `path` with `size` pseudo-random bytes unless it exists that large already (or

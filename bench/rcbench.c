@@ -158,25 +158,6 @@ struct result {
 	int err;
 };
 
-/* kB from a "Key:   123 kB" line of /proc/self/status. */
-static uint64_t status_kb(const char *key)
-{
-	char line[256];
-	uint64_t v = 0;
-	size_t n = strlen(key);
-	FILE *f = fopen("/proc/self/status", "re");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, n) && line[n] == ':') {
-			v = strtoull(line + n + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
 static void child_scan(const struct opts *o, struct result *r)
 {
 	struct bu_rp rp;
@@ -205,7 +186,7 @@ static void child_scan(const struct opts *o, struct result *r)
 	r->evicted = s.pages_evicted;
 	r->loads = s.pages_loaded;
 	r->peak_resident = peak_res * PG;
-	r->hwm = status_kb("VmHWM") * 1024;
+	r->hwm = bu_proc_kb("/proc/self/status", "VmHWM") * 1024;
 	bu_rp_close(&rp);
 	(void)sink;
 }
@@ -288,7 +269,7 @@ static void child_rand(const struct opts *o, bool kernel, bool hot, unsigned rou
 		r->evicted = s.pages_evicted;
 	}
 	r->hit = 1.0 - (double)r->loads / (double)o->reads;
-	r->hwm = status_kb("VmHWM") * 1024;
+	r->hwm = bu_proc_kb("/proc/self/status", "VmHWM") * 1024;
 	if (eng)
 		bu_rp_close(&rp);
 	else

@@ -917,21 +917,6 @@ static double hot_reads(const char *a, uint64_t len, unsigned reads, unsigned bs
 	return reads / (bu_now() - t0);
 }
 
-/* The process's total of one smaps_rollup field (kB), or -1. */
-static long smaps_kb(const char *field)
-{
-	FILE *f = fopen("/proc/self/smaps_rollup", "re");
-	char line[256];
-	long kb = -1;
-
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, field, strlen(field)))
-			kb = strtol(line + strlen(field), NULL, 10);
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 /* The hot job's kinds, in the order of their rows. The last two are the machine's floor
  * for the page size: anonymous memory with 4 KiB and with 2 MiB (transparent huge) pages,
  * no pager and no file, so that what a 2 MiB pool gains is read beside what 2 MiB pages
@@ -962,11 +947,11 @@ static double job_hot(const struct opts *o, int how, uint64_t seed, char *why, s
 		(void)madvise(a, len, MADV_RANDOM);
 		(void)touch_pages(a, len / PG, false, seed);
 		ops = hot_reads(a, len, o->reads, o->hot_bs, o->hot_chase, seed);
-		const long pmd_kb = smaps_kb("FilePmdMapped:");
+		const uint64_t pmd_kb = bu_proc_kb("/proc/self/smaps_rollup", "FilePmdMapped");
 
 		if (pmd_kb > 0)
-			fprintf(stderr, "vmbench: the kernel's mmap mapped %ld kB with 2 MiB entries "
-			                "despite MADV_NOHUGEPAGE\n", pmd_kb);
+			fprintf(stderr, "vmbench: the kernel's mmap mapped %" PRIu64 " kB with 2 MiB "
+			                "entries despite MADV_NOHUGEPAGE\n", pmd_kb);
 		munmap(a, len);
 		close(fd);
 		return ops;
@@ -983,11 +968,12 @@ static double job_hot(const struct opts *o, int how, uint64_t seed, char *why, s
 		(void)madvise(a, len, how == HOT_ANON_2M ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 		for (uint64_t off = 0; off < len; off += PG)
 			memset(a + off, (int)(off >> 12), 64);
-		const long huge_kb = smaps_kb("AnonHugePages:");
+		const uint64_t huge_kb = bu_proc_kb("/proc/self/smaps_rollup", "AnonHugePages");
 
-		if (how == HOT_ANON_2M && huge_kb < (long)(len >> 11)) { /* under half of it */
-			snprintf(why, whylen, "%ld of %" PRIu64 " kB in transparent huge pages "
-			         "(/sys/kernel/mm/transparent_hugepage/enabled)", huge_kb, len >> 10);
+		if (how == HOT_ANON_2M && huge_kb < len >> 11) { /* under half of it */
+			snprintf(why, whylen, "%" PRIu64 " of %" PRIu64 " kB in transparent huge "
+			         "pages (/sys/kernel/mm/transparent_hugepage/enabled)", huge_kb,
+			         len >> 10);
 			munmap(raw, len + huge);
 			return 0;
 		}
