@@ -46,6 +46,8 @@ struct pin_cursor {
 	bool wait;              /* the caller waits (rp_pin): a load may wait for memory */
 	unsigned *left;         /* ... for this many loads it started, counted by each finish */
 	unsigned nflush;        /* batches handed over */
+	bool more;              /* the batch being handed over is not the walk's last */
+	bool first_here;        /* the first batch stayed on this CPU */
 	bool self;              /* a copy: a lone load is read on this thread, no hand-off */
 	struct pin_copy *copy; /* rp_read, rp_write: what the copy is; else NULL */
 };
@@ -64,13 +66,15 @@ struct pin_copy {
 };
 
 /* Loads are handed to the service threads in batches: one wake-up per batch rather than
- * per page, yet the first requests start before a long walk ends. The first batch goes to
- * the service thread of this CPU (no interrupt to another CPU for a short pin), the second
- * to a thread of another CPU for it alone, so that a pin of 32 lone pages has both CPUs
- * copying pages into the mapping (the copies run with the handle's lock dropped: vm/load.c,
- * load_copy_out), the rest to the threads in turn, which spreads a long pin's copying and
- * mapping over the CPUs (docs/benchmarks.md, "Design choices" and "Copies outside the
- * lock"). */
+ * per page, yet the first requests start before a long walk ends. A pin of one batch goes
+ * to the service thread of this CPU (no interrupt to another CPU for a short pin). A longer
+ * pin's first batch goes to a thread of another CPU, for it alone, which starts on it while
+ * this thread walks on (this CPU's thread runs only once this thread waits); its second to
+ * this CPU's thread, for it alone; so a pin of 32 lone pages has both CPUs copying pages
+ * into the mapping (the copies run with the handle's lock dropped: vm/load.c,
+ * load_copy_out). The rest go to the threads in turn, which spreads a long pin's copying
+ * and mapping over the CPUs (docs/benchmarks.md, "Design choices", "Copies outside the
+ * lock" and "A pin's first batch to the other CPU"). */
 #define PIN_BATCH 16
 
 /* Hands the batch over. fh->lock held; dropped and retaken. */
@@ -86,12 +90,19 @@ static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c)
 
 		c->batch.head = c->batch.tail = NULL;
 		c->nflush++;
+		c->first_here = true;
 		vm_load_waited(ld);
 		(void)vm_load_issue(ld, NULL);
-	} else if (c->nflush++ == 0) {
+	} else if (c->nflush == 0 && !c->more) {
+		/* A short pin's only batch, or the one before a wait for memory */
+		c->nflush++;
+		c->first_here = true;
 		vm_load_batch_submit(fh->vm, NULL, &c->batch);
-	} else if (c->nflush == 2) {
-		vm_service_hand_other(fh->vm, &c->batch.head->job, &c->batch.tail->job);
+	} else if (c->nflush++ < 2) {
+		if (c->nflush == 1 || c->first_here) /* the other CPU's thread has none yet */
+			vm_service_hand_other(fh->vm, &c->batch.head->job, &c->batch.tail->job);
+		else
+			vm_service_hand_this(fh->vm, &c->batch.head->job, &c->batch.tail->job);
 		c->batch.head = c->batch.tail = NULL;
 	} else {
 		vm_service_hand_spread(fh->vm, &c->batch.head->job, &c->batch.tail->job);
@@ -168,8 +179,11 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 		(*c->left)++;
 	}
 	vm_load_batch_add(&c->batch, ld);
-	if (++c->nbatch >= PIN_BATCH)
+	if (++c->nbatch >= PIN_BATCH) {
+		c->more = c->idx + n < c->r[c->ri][1] || c->ri + 1 < c->n;
 		pin_flush(fh, c);
+		c->more = false;
+	}
 	return (int64_t)n;
 }
 

@@ -735,25 +735,37 @@ void vm_service_hand_spread(struct vm *vm, struct vm_job *head, struct vm_job *t
 	hand(vm, head, tail, HAND_SPREAD);
 }
 
-void vm_service_hand_other(struct vm *vm, struct vm_job *head, struct vm_job *tail)
+/* To one thread's own list: another CPU's (the others in turn) or this CPU's. */
+static void hand_own(struct vm *vm, struct vm_job *head, struct vm_job *tail, bool other)
 {
 	const int cpu = sched_getcpu();
 	const unsigned n = svc_count(vm);
 	unsigned local = 0;
 
 	if (!vm->bound || n < 2) {
-		hand(vm, head, tail, HAND_SPREAD);
+		hand(vm, head, tail, other ? HAND_SPREAD : HAND_LOCAL);
 		return;
 	}
 	while (local < n - 1 && vm->svc[local].cpu != cpu) /* this CPU's thread, else the last */
 		local++;
 	pthread_mutex_lock(&vm->jobs_lock);
 	/* the other threads in turn, where there are more than two */
-	struct vm_service *s = &vm->svc[(local + 1 + vm->next_kick++ % (n - 1)) % n];
+	struct vm_service *s =
+	    &vm->svc[other ? (local + 1 + vm->next_kick++ % (n - 1)) % n : local];
 
 	chain_append(&s->own_head, &s->own_tail, head, tail);
 	pthread_mutex_unlock(&vm->jobs_lock);
 	(void)eventfd_write(s->kick_fd, 1);
+}
+
+void vm_service_hand_other(struct vm *vm, struct vm_job *head, struct vm_job *tail)
+{
+	hand_own(vm, head, tail, true);
+}
+
+void vm_service_hand_this(struct vm *vm, struct vm_job *head, struct vm_job *tail)
+{
+	hand_own(vm, head, tail, false);
 }
 
 void vm_service_detach(struct vm *vm, struct rpio_dev *dev)
@@ -958,13 +970,14 @@ int vm_service_cpu(const struct vm *vm, unsigned i)
 	return i < svc_count(vm) ? vm->svc[i].cpu : -1;
 }
 
-uint64_t vm_service_own_taken(struct vm *vm)
+uint64_t vm_service_own_taken(struct vm *vm, int which)
 {
 	uint64_t n = 0;
 
 	pthread_mutex_lock(&vm->jobs_lock);
 	for (unsigned i = 0; i < svc_count(vm); i++)
-		n += vm->svc[i].own_taken;
+		if (which < 0 || (unsigned)which == i)
+			n += vm->svc[i].own_taken;
 	pthread_mutex_unlock(&vm->jobs_lock);
 	return n;
 }

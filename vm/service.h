@@ -55,6 +55,9 @@ void vm_service_hand_spread(struct vm *vm, struct vm_job *head, struct vm_job *t
  * (its share of a pin's loads); to the threads in turn where they are not bound or there
  * is one. */
 void vm_service_hand_other(struct vm *vm, struct vm_job *head, struct vm_job *tail);
+/* ... or to the caller's CPU's thread, for it alone; as vm_service_hand where the threads
+ * are not bound or there is one. */
+void vm_service_hand_this(struct vm *vm, struct vm_job *head, struct vm_job *tail);
 /* Hands an atomic writeout's job to the service thread whose writeouts' fdatasyncs
  * finished soonest (the top of vm/service.c says why), or as vm_service_hand where
  * threads are not bound. */

@@ -72,8 +72,9 @@ extern uint64_t vm_collect_call_pages;
 extern atomic_ulong vm_wo_protect_calls;
 uint64_t vm_listening(const struct vm *vm);
 uint64_t vm_listen_all(const struct vm *vm);
-/* Chains of jobs the service threads took from their own lists (vm_service_hand_other). */
-uint64_t vm_service_own_taken(struct vm *vm);
+/* Chains of jobs service thread `which` (-1: all of them) took from its own list
+ * (vm_service_hand_other, vm_service_hand_this). */
+uint64_t vm_service_own_taken(struct vm *vm, int which);
 /* Fault messages the service threads read between two finishes of one reap. */
 uint64_t vm_service_faults_between(struct vm *vm);
 /* The engine's userfaultfd: a test polls it to see a fault message waiting. */

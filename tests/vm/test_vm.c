@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -473,7 +474,7 @@ Test(vm, pin_loads_without_touching_and_pinv_takes_random_pages)
 	for (int i = 0; i < 100; i++)
 		r[i] = (rp_range){(tu_rand(&rng) % 512) * PG, PG}; /* the first 2 MiB */
 	struct vm *vm = vm_test_vm(f.fh);
-	const uint64_t own = vm_service_own_taken(vm);
+	const uint64_t own = vm_service_own_taken(vm, -1);
 
 	cr_assert_eq(rp_pinv(m, r, 100), 0, "%s", rp_errmsg());
 	rp_stats(f.eng, &s0);
@@ -481,7 +482,7 @@ Test(vm, pin_loads_without_touching_and_pinv_takes_random_pages)
 	/* Where the service threads are bound to CPUs, the pin's second batch of loads went
 	 * to a thread of another CPU than the pinning thread's, for it alone. */
 	if (vm_test_nsvc(vm) > 1 && vm_service_cpu(vm, 0) >= 0)
-		cr_assert_gt(vm_service_own_taken(vm), own, "no batch went to another CPU's thread");
+		cr_assert_gt(vm_service_own_taken(vm, -1), own, "no batch went to another CPU's thread");
 	/* Pinned pages are mapped: touching them is not even a fault. */
 	for (int i = 0; i < 100; i++)
 		tu_expect_fill((char *)rp_mapping_addr(m) + r[i].off, PG, 31, r[i].off);
@@ -496,6 +497,53 @@ Test(vm, pin_loads_without_touching_and_pinv_takes_random_pages)
 	cr_assert_eq(rp_unpin(m, 2 << 20, 2 << 20), 0, "%s", rp_errmsg());
 	cr_assert_eq(rp_unpin(m, 2 << 20, 2 << 20), -EINVAL, "a second unpin is refused");
 	for (int i = 0; i < 100; i++)
+		cr_assert_eq(rp_unpin(m, r[i].off, PG), 0, "%s", rp_errmsg());
+	rp_unmap(m);
+	fixture_close(&f);
+}
+
+/* Where the service threads are bound: a pin of one batch goes to this CPU's thread (the
+ * shared list), a longer pin's first batch to another CPU's thread and its second to this
+ * CPU's, each for it alone (vm/pin.c, PIN_BATCH); the pages arrive whole either way. */
+Test(vm, a_long_pins_first_batch_goes_to_another_cpu_and_its_second_to_this_one)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+	rp_range r[48];
+	cpu_set_t was, one;
+
+	fixture_file(&f, "vm_pin_hand", 4 << 20, 37, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 4 << 20, PROT_READ, &m), 0, "%s", rp_errmsg());
+	struct vm *vm = vm_test_vm(f.fh);
+
+	if (vm_test_nsvc(vm) < 2 || vm_service_cpu(vm, 0) < 0) {
+		rp_unmap(m);
+		fixture_close(&f);
+		cr_skip_test("the service threads are not bound to two CPUs or more here");
+	}
+	cr_assert_eq(sched_getaffinity(0, sizeof(was), &was), 0);
+	CPU_ZERO(&one);
+	CPU_SET(vm_service_cpu(vm, 0), &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0, "%s", strerror(errno));
+	for (int i = 0; i < 48; i++)
+		r[i] = (rp_range){(size_t)(3 * i + 1) * PG, PG}; /* lone pages, none next to another */
+	const uint64_t here0 = vm_service_own_taken(vm, 0), all0 = vm_service_own_taken(vm, -1);
+
+	cr_assert_eq(rp_pinv(m, r, 16), 0, "%s", rp_errmsg());
+	cr_assert_eq(vm_service_own_taken(vm, -1), all0, "a pin of one batch went to a thread alone");
+	cr_assert_eq(rp_pinv(m, r + 16, 32), 0, "%s", rp_errmsg());
+	cr_assert_eq(vm_service_own_taken(vm, 0), here0 + 1,
+	             "this CPU's thread did not take the second batch alone");
+	cr_assert_eq(vm_service_own_taken(vm, -1), all0 + 2,
+	             "another CPU's thread did not take the first batch alone");
+	cr_assert_eq(sched_setaffinity(0, sizeof(was), &was), 0);
+	for (int i = 0; i < 48; i++)
+		tu_expect_fill((char *)rp_mapping_addr(m) + r[i].off, PG, 37, r[i].off);
+	struct rp_stats s;
+
+	rp_stats(f.eng, &s);
+	cr_assert_eq(s.faults, 0, "pinned pages are mapped");
+	for (int i = 0; i < 48; i++)
 		cr_assert_eq(rp_unpin(m, r[i].off, PG), 0, "%s", rp_errmsg());
 	rp_unmap(m);
 	fixture_close(&f);
