@@ -479,8 +479,8 @@ Test(vm, pin_loads_without_touching_and_pinv_takes_random_pages)
 	cr_assert_eq(rp_pinv(m, r, 100), 0, "%s", rp_errmsg());
 	rp_stats(f.eng, &s0);
 	cr_assert_eq(s0.faults, 0, "pinning faults nothing");
-	/* Where the service threads are bound to CPUs, the pin's second batch of loads went
-	 * to a thread of another CPU than the pinning thread's, for it alone. */
+	/* Where the service threads are bound to CPUs, a batch of the pin's loads went to a
+	 * thread of another CPU than the pinning thread's, for it alone. */
 	if (vm_test_nsvc(vm) > 1 && vm_service_cpu(vm, 0) >= 0)
 		cr_assert_gt(vm_service_own_taken(vm, -1), own, "no batch went to another CPU's thread");
 	/* Pinned pages are mapped: touching them is not even a fault. */
