@@ -46,7 +46,6 @@ struct pin_cursor {
 	bool wait;              /* the caller waits (rp_pin): a load may wait for memory */
 	unsigned *left;         /* ... for this many loads it started, counted by each finish */
 	unsigned nflush;        /* batches handed over */
-	bool more;              /* the batch being handed over is not the walk's last */
 	bool first_here;        /* the first batch stayed on this CPU */
 	bool self;              /* a copy: a lone load is read on this thread, no hand-off */
 	struct pin_copy *copy; /* rp_read, rp_write: what the copy is; else NULL */
@@ -77,8 +76,9 @@ struct pin_copy {
  * lock" and "A pin's first batch to the other CPU"). */
 #define PIN_BATCH 16
 
-/* Hands the batch over. fh->lock held; dropped and retaken. */
-static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c)
+/* Hands the batch over; `more`: it is not the walk's last. fh->lock held; dropped and
+ * retaken. */
+static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c, bool more)
 {
 	if (!c->nbatch)
 		return;
@@ -93,7 +93,7 @@ static void pin_flush(struct rp_fileh *fh, struct pin_cursor *c)
 		c->first_here = true;
 		vm_load_waited(ld);
 		(void)vm_load_issue(ld, NULL);
-	} else if (c->nflush == 0 && !c->more) {
+	} else if (c->nflush == 0 && !more) {
 		/* A short pin's only batch, or the one before a wait for memory */
 		c->nflush++;
 		c->first_here = true;
@@ -155,7 +155,7 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 	struct vm_load *ld = vm_load_start(fh, first, n, how, &err);
 
 	if (!ld && err == -ENOMEM && c->wait && c->nbatch) {
-		pin_flush(fh, c);
+		pin_flush(fh, c, false);
 		return 0;
 	}
 	if (!ld)
@@ -179,11 +179,8 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 		(*c->left)++;
 	}
 	vm_load_batch_add(&c->batch, ld);
-	if (++c->nbatch >= PIN_BATCH) {
-		c->more = c->idx + n < c->r[c->ri][1] || c->ri + 1 < c->n;
-		pin_flush(fh, c);
-		c->more = false;
-	}
+	if (++c->nbatch >= PIN_BATCH)
+		pin_flush(fh, c, c->idx + n < c->r[c->ri][1] || c->ri + 1 < c->n);
 	return (int64_t)n;
 }
 
@@ -233,7 +230,7 @@ static int pin_scan(struct rp_fileh *fh, struct pin_cursor *c, bool start, bool 
 {
 	int r = pin_walk(fh, c, start, stop_at_loading);
 
-	pin_flush(fh, c);
+	pin_flush(fh, c, false);
 	return r;
 }
 
