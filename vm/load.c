@@ -348,6 +348,26 @@ static int load_place(struct vm_load *ld)
 	return w == (ssize_t)len ? 0 : w < 0 ? -errno : -EIO;
 }
 
+/* A pin's pages, just copied into ld->dst, read once there (ld->touch), one byte each:
+ * the thread that pinned them reads them next, and where the host shadows the guest's
+ * page tables (shadow paging, nested virtualization) the first access to a newly mapped
+ * page is an exit to the host, 5-6 us on the development VM. Made here, on the service
+ * threads that copy a pin's pages (both CPUs at once), rather than one page after another
+ * on the pinning thread (docs/benchmarks.md, "A pin's pages read where they are copied
+ * in"); on bare metal it costs a TLB and a cache miss. The pages are LOADING and ld->dst
+ * copying: nothing unmaps them meanwhile (rp_unmap and rp_invalidate wait), so the read
+ * cannot fault. */
+static void load_touch(const struct vm_load *ld)
+{
+	const size_t psz = ld->fh->vm->psz;
+	uint64_t start, len;
+
+	if (!vm_map_overlap(ld->dst, ld->first, ld->npages, &start, &len, psz))
+		return;
+	for (uint64_t a = start; a < start + len; a += psz)
+		(void)*(const volatile char *)(uintptr_t)a;
+}
+
 /* A staged load's pages go into the mapping that asked for them (ld->dst) with fh->lock
  * dropped: a fault's or a pin's lone page, or a run of a stream's window. The UFFDIO_COPY
  * is the dearest step of a finish (5-12 us a lone page here; 0.3-3 ms a 1 MiB run, the
@@ -376,6 +396,8 @@ static bool load_copy_out(struct vm_load *ld)
 	r = load_copy(ld, mark, writable);
 	if (vm_copy_out_hook)
 		vm_copy_out_hook(fh, ld->first);
+	if (!r && ld->touch && mark == UINT64_MAX)
+		load_touch(ld);
 	pthread_mutex_lock(&fh->lock);
 	ld->copying = false;
 	m->copying--;

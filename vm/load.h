@@ -40,6 +40,8 @@ struct vm_load {
 	struct vm_service *bsvc;     /* ... a service thread's, given back at finish */
 	struct rp_mapping *dst;      /* staged: the mapping that faulted, where the page goes
 	                                with UFFDIO_COPY; NULL once it is unmapped */
+	bool touch;                  /* ... a pin's: read once there after the copy
+	                                (load_copy_out) */
 	bool copied;                 /* ... and went: finish need not map it there */
 	bool copying;                /* ... going there now, fh->lock dropped (load_copy_out) */
 	uint64_t copy_seq;           /* ... the handle's copy_seq when it started */

@@ -160,8 +160,10 @@ static int64_t pin_start_run(struct rp_fileh *fh, struct pin_cursor *c)
 	}
 	if (!ld)
 		return err;
-	if (stage)
+	if (stage && c->map) {
 		ld->dst = c->map;
+		ld->touch = true;
+	}
 	if (c->copy)
 		c->copy->loaded = true;
 	if (stage && ld->zero && c->copy && c->copy->fill) {

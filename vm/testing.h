@@ -25,9 +25,9 @@ extern void (*vm_load_finish_hook)(struct rp_fileh *fh);
 
 /* Called by vm_load_finish once it has copied a staged load (a fault's or a pin's lone
  * page, or a run of a stream's window; `page` its first) into its mapping with the
- * handle's lock dropped (vm/load.c, load_copy_out), before it takes the lock again; on
- * the thread that finishes the load (for a fault's page in fault_mode=sigbus, the faulting
- * thread's signal handler). NULL otherwise. */
+ * handle's lock dropped (vm/load.c, load_copy_out), before a pin's pages are read there
+ * and before it takes the lock again; on the thread that finishes the load (for a fault's
+ * page in fault_mode=sigbus, the faulting thread's signal handler). NULL otherwise. */
 extern void (*vm_copy_out_hook)(struct rp_fileh *fh, uint64_t page);
 /* A write-protect fault on page idx of m, as a service thread serves one (vm_wp_fault). */
 void vm_test_wp_fault(struct rp_mapping *m, uint64_t idx);

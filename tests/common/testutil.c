@@ -428,3 +428,26 @@ unsigned tu_present_pages(const char *addr, size_t len)
 	close(fd);
 	return n;
 }
+
+long tu_smaps_kb(const void *addr, const char *field)
+{
+	char line[512], want[32];
+	FILE *f = fopen("/proc/self/smaps", "re");
+	const size_t flen = strlen(field);
+	bool in = false;
+	long kb = -1;
+
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strchr(line, '-') && strncmp(line, want, strlen(want)) == 0) {
+			in = true;
+		} else if (in && strncmp(line, field, flen) == 0 && line[flen] == ':') {
+			if (sscanf(line + flen + 1, " %ld kB", &kb) != 1)
+				kb = -1;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return kb;
+}

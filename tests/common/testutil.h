@@ -28,6 +28,10 @@ uint64_t tu_rand(uint64_t *state);
  * names the position. */
 void tu_expect_fill(const void *p, size_t len, uint64_t seed, uint64_t pos);
 
+/* A field of /proc/self/smaps ("Rss", "Referenced", ...) for the mapping that starts at
+ * `addr`, in KiB; -1 when there is no such mapping or field. */
+long tu_smaps_kb(const void *addr, const char *field);
+
 /* Allocates `len` bytes aligned to 4096. */
 void *tu_aligned(size_t len);
 

@@ -6,6 +6,7 @@
  */
 #include "ram/ram.h"
 #include "ram_checks.h"
+#include "common/testutil.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -60,26 +61,6 @@ Test(ram_shmem, released_and_reallocated_page_reads_zeros)
 	cr_assert_eq(ram_pool_close(pool), 0);
 }
 
-/* Reads the Rss of the mapping that starts at `addr` from /proc/self/smaps, in KiB. */
-static long smaps_rss_kb(const void *addr)
-{
-	char line[512], want[32];
-	FILE *f = fopen("/proc/self/smaps", "re");
-	bool in = false;
-	long rss = -1;
-
-	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
-	while (f && fgets(line, sizeof(line), f)) {
-		if (strchr(line, '-') && strncmp(line, want, strlen(want)) == 0)
-			in = true;
-		else if (in && sscanf(line, "Rss: %ld kB", &rss) == 1)
-			break;
-	}
-	if (f)
-		fclose(f);
-	return rss;
-}
-
 Test(ram_shmem, sparse_64gib_handle_holds_only_what_is_touched)
 {
 	enum { N = 10000 };
@@ -112,7 +93,7 @@ Test(ram_shmem, sparse_64gib_handle_holds_only_what_is_touched)
 	cr_assert_eq((uint64_t)sb.st_blocks * 512, distinct * RAM_PAGE_4K,
 	             "memfd holds %lld bytes for %llu pages", (long long)sb.st_blocks * 512,
 	             (unsigned long long)distinct);
-	long rss = smaps_rss_kb(h->alias);
+	long rss = tu_smaps_kb(h->alias, "Rss");
 	cr_assert_eq(rss, (long)(distinct * 4), "alias Rss %ld kB for %llu pages", rss,
 	             (unsigned long long)distinct);
 	/* and the bookkeeping is small: the page bitmap is in the metadata arena */

@@ -549,6 +549,61 @@ Test(vm, a_long_pins_first_batch_goes_to_another_cpu_and_its_second_to_this_one)
 	fixture_close(&f);
 }
 
+/* The hook of the test below: at the copy of the armed page, the process's accessed bits
+ * cleared (clear_refs), so that what smaps counts afterwards is what the copying thread
+ * read after its copy. */
+static struct {
+	rp_fileh *fh;
+	uint64_t page;
+	atomic_bool armed;
+	atomic_int cleared; /* 1 cleared, -errno */
+} touch;
+
+static void touch_hook(struct rp_fileh *fh, uint64_t page)
+{
+	if (fh != (struct rp_fileh *)touch.fh || page != touch.page ||
+	    !atomic_exchange(&touch.armed, false))
+		return;
+	const int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+
+	atomic_store(&touch.cleared, fd >= 0 && write(fd, "1", 1) == 1 ? 1 : -errno);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A pin's lone page is read once through the mapping by the thread that copies it in
+ * (vm/load.c, load_touch), so that the pinning thread does not pay each page's first
+ * access in turn (dear where the host shadows the page tables): its accessed bit is set
+ * again after the copy, before this thread reads it. */
+Test(vm, a_pins_page_is_read_where_it_is_copied_in)
+{
+	struct fixture f = {0};
+	rp_mapping *m;
+
+	fixture_file(&f, "vm_pin_touch", 16 * PG, 41, 0);
+	cr_assert_eq(rp_map(f.fh, 0, 16 * PG, PROT_READ, &m), 0, "%s", rp_errmsg());
+	cr_assert_eq(rp_advise(m, 0, 16 * PG, RP_ADVICE_RANDOM), 0);
+	touch.fh = f.fh;
+	touch.page = 5;
+	atomic_store(&touch.cleared, 0);
+	atomic_store(&touch.armed, true);
+	vm_copy_out_hook = touch_hook;
+	cr_assert_eq(rp_pin(m, 5 * PG, PG), 0, "%s", rp_errmsg());
+	vm_copy_out_hook = NULL;
+	cr_assert(!atomic_load(&touch.armed), "the pin's page was not copied into the mapping");
+	cr_assert_eq(atomic_load(&touch.cleared), 1, "clear_refs: %s",
+	             strerror(-atomic_load(&touch.cleared)));
+	long kb = tu_smaps_kb(rp_mapping_addr(m), "Referenced");
+
+	cr_assert_eq(kb, (long)(PG / 1024), "%ld KiB of the mapping read since the copy, not %ld",
+	             kb, (long)(PG / 1024));
+	tu_expect_fill((char *)rp_mapping_addr(m) + 5 * PG, PG, 41, 5 * PG);
+	cr_assert_eq(rp_unpin(m, 5 * PG, PG), 0, "%s", rp_errmsg());
+
+	rp_unmap(m);
+	fixture_close(&f);
+}
+
 /* A queue of 2 slots and a pin of many lone pages and runs: the loads wait in the service
  * thread's backlog, each completion's slot is refilled before the completion is finished
  * (vm/service.c, reap), and the 4 bounce pages run out now and then, when a page is read
