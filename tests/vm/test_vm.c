@@ -561,7 +561,7 @@ static struct {
 
 static void touch_hook(struct rp_fileh *fh, uint64_t page)
 {
-	if (fh != (struct rp_fileh *)touch.fh || page != touch.page ||
+	if (fh != touch.fh || page != touch.page ||
 	    !atomic_exchange(&touch.armed, false))
 		return;
 	const int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
@@ -601,7 +601,6 @@ Test(vm, a_pins_page_is_read_where_it_is_copied_in)
 	             kb, (long)(PG / 1024));
 	tu_expect_fill((char *)rp_mapping_addr(m) + 5 * PG, PG, 41, 5 * PG);
 	cr_assert_eq(rp_unpin(m, 5 * PG, PG), 0, "%s", rp_errmsg());
-
 	rp_unmap(m);
 	fixture_close(&f);
 }
