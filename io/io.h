@@ -19,7 +19,8 @@
  * Request life cycle
  *   rpio_read / rpio_write / rpio_fdatasync  stage a request (it takes one of `depth` slots);
  *   rpio_submit                          starts every staged request, in one system call
- *                                      where the backend allows;
+ *                                      where the backend allows (submit_batch, IO_HOLD
+ *                                      and rpio_queue_hold say when staging starts them);
  *   rpio_reap                            returns completions: (udata, res, flags).
  *   A slot is free again once its completion has been returned by rpio_reap.
  *
@@ -204,6 +205,11 @@ unsigned rpio_queue_inflight(const struct rpio_queue *q);
 /* Drops the queue's registration of the device (io_uring fixed file). Requests on the
  * device must all be reaped. A device is attached again on its next request. */
 void rpio_queue_detach(struct rpio_queue *q, struct rpio_dev *d);
+/* While held, requests are only staged, whatever submit_batch says (as with IO_HOLD), and
+ * the next rpio_submit or rpio_reap starts them together, with one system call where the
+ * backend allows. A thread that refills a full queue after a reap holds it meanwhile
+ * (vm/service.c). Held or not, nothing staged is lost; not held when opened. */
+void rpio_queue_hold(struct rpio_queue *q, bool hold);
 
 int rpio_read(struct rpio_queue *q, struct rpio_dev *d, uint64_t off, const struct iovec *iov,
               int iovcnt, void *udata);
@@ -321,6 +327,7 @@ struct rpio_queue {
 	enum rpio_backend backend;
 	unsigned depth;
 	unsigned submit_batch;
+	bool hold; /* rpio_queue_hold */
 	unsigned outstanding; /* staged + in flight + completed-not-reaped */
 	unsigned staged;      /* prepared, not yet submitted */
 	unsigned at_backend;  /* submitted to the backend, not yet returned by it */

@@ -375,7 +375,7 @@ static int rpio_stage(struct rpio_queue *q, struct rpio_dev *d, enum rpio_op op,
 	q->staged++;
 	/* A failed early start is not this request's failure: it stays staged and the next
 	 * rpio_submit/rpio_reap retries and reports. */
-	if (q->submit_batch && q->staged >= q->submit_batch && !(flags & IO_HOLD))
+	if (q->submit_batch && q->staged >= q->submit_batch && !(flags & IO_HOLD) && !q->hold)
 		rpio_submit(q);
 	return 0;
 }
@@ -395,6 +395,11 @@ int rpio_write(struct rpio_queue *q, struct rpio_dev *d, uint64_t off, const str
 int rpio_fdatasync(struct rpio_queue *q, struct rpio_dev *d, void *udata)
 {
 	return rpio_stage(q, d, IO_OP_FDATASYNC, 0, NULL, 0, 0, udata);
+}
+
+void rpio_queue_hold(struct rpio_queue *q, bool hold)
+{
+	q->hold = hold;
 }
 
 int rpio_submit(struct rpio_queue *q)

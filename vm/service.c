@@ -10,10 +10,11 @@
  *     the stop request.
  * A fault on an absent page is read and its load submitted by the same thread, with no
  * hand-off; the completion comes back on that thread's queue. When the queue is full,
- * loads wait in the thread's backlog and are issued as completions free slots, so a
- * rp_pin of thousands of pages keeps exactly queue_depth requests in flight. A thread
- * finishing a long reap (a window's runs take milliseconds to copy into place) reads the
- * userfaultfd between finishes too (reap), so a fault does not wait for the whole reap.
+ * loads wait in the thread's backlog and are issued as completions free slots (those a
+ * reap frees are started together), so a rp_pin of thousands of pages keeps exactly
+ * queue_depth requests in flight. A thread finishing a long reap (a window's runs take
+ * milliseconds to copy into place) reads the userfaultfd between finishes too (reap), so
+ * a fault does not wait for the whole reap.
  *
  * Where the threads run (docs/design.md, "Fault service"): with fault_threads=auto there
  * is one thread per CPU the process may use, each bound to its CPU. The fault message
@@ -135,6 +136,7 @@ struct vm_service {
 	struct vm_job *own_head, *own_tail; /* jobs for this thread alone; jobs_lock */
 	uint64_t own_taken; /* ... chains of them it took (a test reads it); jobs_lock */
 	_Atomic uint64_t faults_between; /* fault messages it read between finishes (reap) */
+	_Atomic uint64_t refilled; /* requests started together after a reap, held (reap) */
 	/* Lent to application threads (vm_service_lend): no thread of its own; the next idle
 	 * one, the next made */
 	bool lent;
@@ -357,12 +359,21 @@ static int reap(struct vm_service *s)
 		const int n = vm_reaped_room(&r) >= SVC_CQES ? rpio_reap(s->q, got, SVC_CQES, 0) : 0;
 
 		if (n > 0) {
-			/* The slots are free again: start what waits for them first, then finish
-			 * the completions (a page copied in, mapped, waiters woken), so that the
-			 * device does not wait for that work. */
+			/* The slots are free again: start what waits for them first, together
+			 * (the queue held while they are staged: one system call, and one
+			 * notification of the device, for the lot), then finish the completions
+			 * (a page copied in, mapped, waiters woken), so that the device does not
+			 * wait for that work. A queue that is not full starts each request as it
+			 * is staged instead (submit_batch 1): docs/design.md, "The I/O layer". */
 			if (s->backlog_head) {
+				rpio_queue_hold(s->q, true);
 				backlog_issue(s);
-				(void)rpio_submit(s->q);
+				rpio_queue_hold(s->q, false);
+				const int k = rpio_submit(s->q);
+
+				if (k > 0)
+					atomic_fetch_add_explicit(&s->refilled, (uint64_t)k,
+					                          memory_order_relaxed);
 			}
 			for (int i = 0; i < n; i++)
 				vm_reaped_add(&r, &got[i],
@@ -988,6 +999,15 @@ uint64_t vm_service_faults_between(struct vm *vm)
 
 	for (unsigned i = 0; i < svc_count(vm); i++)
 		n += atomic_load_explicit(&vm->svc[i].faults_between, memory_order_relaxed);
+	return n;
+}
+
+uint64_t vm_service_refilled(struct vm *vm)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < svc_count(vm); i++)
+		n += atomic_load_explicit(&vm->svc[i].refilled, memory_order_relaxed);
 	return n;
 }
 

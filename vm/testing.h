@@ -77,6 +77,9 @@ uint64_t vm_listen_all(const struct vm *vm);
 uint64_t vm_service_own_taken(struct vm *vm, int which);
 /* Fault messages the service threads read between two finishes of one reap. */
 uint64_t vm_service_faults_between(struct vm *vm);
+/* Requests the service threads started together, with their queue held, after a reap
+ * that freed slots of a full queue (vm/service.c, reap). */
+uint64_t vm_service_refilled(struct vm *vm);
 /* The engine's userfaultfd: a test polls it to see a fault message waiting. */
 int vm_test_uffd(const struct vm *vm);
 /* Which service thread writeouts go to (vm_service_hand_wo): its measurements. */

@@ -546,12 +546,29 @@ static struct rpio_queue *batch_queue(enum rpio_backend b, unsigned batch)
 	return q;
 }
 
+/* The n reads reaped into cqe[] each brought 4 KiB whole: read k, into buf + k * 4096,
+ * from offset k * 4096 of a file filled with seed. */
+static void expect_reads(const unsigned char *buf, const struct rpio_cqe *cqe, int n,
+                         uint64_t seed)
+{
+	unsigned char *want = malloc(4096);
+
+	for (int i = 0; i < n; i++) {
+		uintptr_t k = (uintptr_t)cqe[i].udata;
+
+		cr_assert_eq(cqe[i].res, 4096, "read %zu", (size_t)k);
+		tu_fill(want, 4096, seed, k * 4096);
+		cr_assert(memcmp(buf + k * 4096, want, 4096) == 0, "read %zu", (size_t)k);
+	}
+	free(want);
+}
+
 static void early_start(enum rpio_backend b)
 {
 	struct rpio_queue *q = batch_queue(b, 4);
 	char *path = tu_scratch_file("io-batchsz", 1 * MIB, 13);
 	struct rpio_dev *d = dev_open(path, O_RDONLY);
-	unsigned char *buf = tu_aligned(8 * 4096), *want = malloc(4096);
+	unsigned char *buf = tu_aligned(8 * 4096);
 	struct rpio_cqe cqe[8];
 
 	for (uintptr_t i = 0; i < 8; i++) {
@@ -563,14 +580,7 @@ static void early_start(enum rpio_backend b)
 	}
 	cr_assert_eq(rpio_submit(q), 0, "nothing left to start");
 	reap_all(q, cqe, 8);
-	for (int i = 0; i < 8; i++) {
-		uintptr_t k = (uintptr_t)cqe[i].udata;
-
-		cr_assert_eq(cqe[i].res, 4096);
-		tu_fill(want, 4096, 13, k * 4096);
-		cr_assert(memcmp(buf + k * 4096, want, 4096) == 0);
-	}
-	free(want);
+	expect_reads(buf, cqe, 8, 13);
 	free(buf);
 	teardown(q, d, path);
 }
@@ -607,6 +617,36 @@ static void held_writes(enum rpio_backend b)
 	teardown(q, d, path);
 }
 PER_BACKEND(held_writes_start_at_submit_together, held_writes, 60)
+
+/* Reads staged on a held queue wait for rpio_submit although submit_batch is 1, and then
+ * start together; once the queue is let go, a read starts as it is staged again. */
+static void held_queue(enum rpio_backend b)
+{
+	struct rpio_queue *q = batch_queue(b, 1);
+	char *path = tu_scratch_file("io-qhold", 1 * MIB, 19);
+	struct rpio_dev *d = dev_open(path, O_RDONLY);
+	unsigned char *buf = tu_aligned(9 * 4096);
+	struct rpio_cqe cqe[9];
+
+	rpio_queue_hold(q, true);
+	for (uintptr_t i = 0; i < 8; i++) {
+		struct iovec iov = {buf + i * 4096, 4096};
+
+		cr_assert_eq(rpio_read(q, d, i * 4096, &iov, 1, (void *)i), 0);
+		cr_assert_eq(q->staged, (unsigned)i + 1, "a read staged on a held queue started");
+	}
+	rpio_queue_hold(q, false);
+	cr_assert_eq(rpio_submit(q), 8, "the held reads start together");
+	struct iovec last = {buf + 8 * 4096, 4096};
+
+	cr_assert_eq(rpio_read(q, d, 8 * 4096, &last, 1, (void *)8), 0);
+	cr_assert_eq(q->staged, 0, "a read on a queue let go starts as it is staged");
+	reap_all(q, cqe, 9);
+	expect_reads(buf, cqe, 9, 19);
+	free(buf);
+	teardown(q, d, path);
+}
+PER_BACKEND(held_queue_starts_reads_at_submit_together, held_queue, 60)
 
 /* ---------------------------------------------------------------- EINTR / EAGAIN */
 

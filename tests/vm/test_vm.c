@@ -606,9 +606,10 @@ Test(vm, a_pins_page_is_read_where_it_is_copied_in)
 }
 
 /* A queue of 2 slots and a pin of many lone pages and runs: the loads wait in the service
- * thread's backlog, each completion's slot is refilled before the completion is finished
- * (vm/service.c, reap), and the 4 bounce pages run out now and then, when a page is read
- * into the alias instead. Every page must arrive whole, and pinned pages must be mapped. */
+ * thread's backlog, the slots a reap frees are refilled, their loads started together,
+ * before the completions are finished (vm/service.c, reap), and the 4 bounce pages run
+ * out now and then, when a page is read into the alias instead. Every page must arrive
+ * whole, and pinned pages must be mapped. */
 Test(vm, a_pin_far_deeper_than_the_queue_loads_every_page)
 {
 	struct fixture f = {0};
@@ -632,7 +633,12 @@ Test(vm, a_pin_far_deeper_than_the_queue_loads_every_page)
 		r[i] = (rp_range){(2 * (tu_rand(&rng) % 1536) + 1) * PG, PG};
 	for (int i = 500; i < 600; i++)
 		r[i] = (rp_range){(12ul << 20) + (uint64_t)(i - 500) * 10 * PG, 8 * PG};
+	struct vm *vm = vm_test_vm(f.fh);
+	const uint64_t refilled = vm_service_refilled(vm);
+
 	cr_assert_eq(rp_pinv(m, r, 600), 0, "%s", rp_errmsg());
+	/* The loads that waited for slots were started after reaps, with the queue held */
+	cr_assert_gt(vm_service_refilled(vm), refilled, "no load started with the queue held");
 	rp_stats(f.eng, &s);
 	cr_assert_eq(s.faults, 0, "pinning faults nothing");
 	cr_assert_eq(s.load_errors, 0);
