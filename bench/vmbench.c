@@ -34,8 +34,9 @@
  * registered range with UFFDIO_CONTINUE and unmapping it with MADV_DONTNEED (1 page and
  * 64 pages, no fault), the first read of pages so mapped, new pages (made by fallocate;
  * filled by UFFDIO_COPY in 1 MiB runs, and one at a time spread over --size, as a cold
- * random fault's page) and their first reads, a 4 KiB memcpy, and fio psync 4 KiB random
- * reads (IOPS, p50);
+ * random fault's page) and their first reads, a 4 KiB memcpy, the longest stall of a
+ * thread spinning on a CPU (with one CPU busy, and with every CPU busy), and fio psync
+ * 4 KiB random reads (IOPS, p50);
  * with --json, their medians and ranges by key too (bench/compare reads them).
  * The kinds alternate in each round (the order flips each round); medians are reported
  * with min..max and the ratio to the reference.
@@ -427,7 +428,7 @@ static struct lone_sample job_lone(const struct opts *o, uint64_t seed)
 
 /* ---------------------------------------------------------------- floors */
 
-#define NFLOORS 18 /* the figures of --floors, fio's aside */
+#define NFLOORS 20 /* the figures of --floors, fio's aside */
 
 struct floors {
 	double uffd_same, uffd_other, sigbus, kernel_minor; /* us per fault */
@@ -438,6 +439,7 @@ struct floors {
 	double make;                                         /* us per page */
 	double copy_run, copy_read;                          /* us per page */
 	double memcpy4k;                                     /* us */
+	double stall_one, stall_all;                         /* us, the longest */
 };
 
 /* UFFDIO_CONTINUE of runs of `run` resident pages into a registered range (no fault
@@ -710,6 +712,67 @@ static double floor_memcpy(void)
 	return (bu_now() - t0) * 1e6 / n;
 }
 
+#define STALL_S 1.0 /* seconds each stall floor spins */
+
+struct stall {
+	pthread_t thread;
+	int cpu;
+	pthread_barrier_t *go;
+	double longest; /* us */
+};
+
+static void *stall_spin(void *arg)
+{
+	struct stall *st = arg;
+
+	if (bind_cpu(st->cpu))
+		die("binding to a CPU");
+	pthread_barrier_wait(st->go);
+	double t0 = bu_now(), last = t0, longest = 0;
+
+	while (last - t0 < STALL_S) {
+		const double t = bu_now();
+
+		if (t - last > longest)
+			longest = t - last;
+		last = t;
+	}
+	st->longest = longest * 1e6;
+	return NULL;
+}
+
+/* The longest the clock jumped for a thread that only reads it, in STALL_S seconds, us:
+ * the time its CPU was taken from it (an interrupt, another task, or on a virtual machine
+ * the host running something else on the physical CPU behind it). One thread on CPU
+ * `self`, or one on each CPU of `cpus` at once, the longest of them: work spread over
+ * every CPU, as a pin's or two faulting threads', waits for the slowest part
+ * (docs/benchmarks.md, "The host's stalls"). */
+static double floor_stall(int self, const cpu_set_t *cpus)
+{
+	struct stall st[256]; /* CPUs measured at most */
+	pthread_barrier_t go;
+	unsigned n = 0;
+	double longest = 0;
+
+	for (int c = 0; c < CPU_SETSIZE && n < 256; c++)
+		if (cpus ? CPU_ISSET(c, cpus) : c == self)
+			st[n++].cpu = c;
+	if (!n || pthread_barrier_init(&go, NULL, n))
+		die("floors: stall threads");
+	for (unsigned i = 0; i < n; i++) {
+		st[i].go = &go;
+		if (pthread_create(&st[i].thread, NULL, stall_spin, &st[i]))
+			die("floors: stall threads");
+	}
+	for (unsigned i = 0; i < n; i++) {
+		pthread_join(st[i].thread, NULL);
+		if (st[i].longest > longest)
+			longest = st[i].longest;
+	}
+	pthread_barrier_destroy(&go);
+	return longest;
+}
+
 static struct floors job_floors(uint64_t npages, uint64_t span, uint64_t seed)
 {
 	struct floors f = {0};
@@ -720,6 +783,9 @@ static struct floors job_floors(uint64_t npages, uint64_t span, uint64_t seed)
 	if (kp.cpu < 0 || pthread_getaffinity_np(pthread_self(), sizeof(was), &was) ||
 	    bind_cpu(kp.cpu))
 		die("binding to a CPU");
+	/* First: what the others leave behind (memory to free) would take CPU from them. */
+	f.stall_one = floor_stall(kp.cpu, NULL);
+	f.stall_all = floor_stall(kp.cpu, &was);
 	f.uffd_same = job_kernel_lone(0, npages, seed);
 	f.sigbus = job_kernel_lone(1, npages, seed);
 	f.kernel_minor = job_kernel_lone(4, npages, seed);
@@ -796,7 +862,7 @@ static int run_floors(const struct opts *o)
 		    f.uffd_same,  f.uffd_other, f.sigbus,       f.kernel_minor,  f.map1,
 		    f.touch1,     f.unmap1,     f.map64,        f.unmap64,       f.spread_map,
 		    f.spread_touch, f.spread_kernel, f.copy_spread, f.copy_spread_read, f.make,
-		    f.copy_run,   f.copy_read,  f.memcpy4k};
+		    f.copy_run,   f.copy_read,  f.memcpy4k,     f.stall_one,     f.stall_all};
 
 		for (int k = 0; k < NFLOORS; k++)
 			us[k][r] = v[k];
@@ -826,7 +892,7 @@ static int run_floors(const struct opts *o)
 	    "continue_1",    "first_read",     "dontneed_1",   "continue_64",
 	    "dontneed_64",   "continue_spread", "first_read_spread", "kernel_minor_spread",
 	    "copy_spread",   "copy_spread_read", "new_page",   "copy_run",
-	    "copy_run_read", "memcpy_4k",
+	    "copy_run_read", "memcpy_4k",      "stall_one_cpu",   "stall_all_cpus",
 	};
 	const char *const names[NFLOORS] = {
 	    "userfaultfd fault served on the same CPU",
@@ -847,6 +913,8 @@ static int run_floors(const struct opts *o)
 	    copied,
 	    "first read of such a page, in order",
 	    "memcpy of 4 KiB",
+	    "longest stall of a thread spinning, one CPU busy",
+	    "the same, every CPU busy at once",
 	};
 	for (int k = 0; k < NFLOORS; k++)
 		if (k != 1 || us[1][0] > 0)
