@@ -547,7 +547,11 @@ RP_API int rp_fileh_dirty(rp_fileh *fh, uint64_t *pages);
  * engine (the bytes of the last page past the handle's size read as zeros).
  * Touching a page whose load failed raises SIGBUS with si_addr set to the address
  * touched; the engine goes on serving other pages. The mapping is not inherited by
- * child processes (MADV_DONTFORK): a child that touches it gets SIGSEGV, never stale data. */
+ * child processes (MADV_DONTFORK): a child that touches it gets SIGSEGV, never stale data.
+ * The mapping is the engine's: change it only through these functions (rp_advise, rp_pin,
+ * rp_unmap, ...), never with mprotect, munmap, mremap or madvise, which the engine would
+ * not know of (its own threads read pages they put in place: a page the application made
+ * inaccessible would crash the process there). */
 RP_API int rp_map(rp_fileh *fh, uint64_t off, size_t len, int prot, rp_mapping **out);
 RP_API void *rp_mapping_addr(const rp_mapping *m);
 RP_API size_t rp_mapping_len(const rp_mapping *m);
