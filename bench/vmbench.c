@@ -754,7 +754,7 @@ static double floor_stall(int self, const cpu_set_t *cpus)
 	unsigned n = 0;
 	double longest = 0;
 
-	for (int c = 0; c < CPU_SETSIZE && n < 256; c++)
+	for (int c = 0; c < CPU_SETSIZE && n < sizeof(st) / sizeof(st[0]); c++)
 		if (cpus ? CPU_ISSET(c, cpus) : c == self)
 			st[n++].cpu = c;
 	if (!n || pthread_barrier_init(&go, NULL, n))
