@@ -35,8 +35,9 @@
  * 64 pages, no fault), the first read of pages so mapped, new pages (made by fallocate;
  * filled by UFFDIO_COPY in 1 MiB runs, and one at a time spread over --size, as a cold
  * random fault's page) and their first reads, a 4 KiB memcpy, the longest stall of a
- * thread spinning on a CPU (with one CPU busy, and with every CPU busy), and fio psync
- * 4 KiB random reads (IOPS, p50);
+ * thread spinning on a CPU (with one CPU busy, and with every CPU busy), the simplest
+ * pagers of each mechanism reading --file (floor_pager), and fio psync 4 KiB random reads
+ * (IOPS, p50);
  * with --json, their medians and ranges by key too (bench/compare reads them).
  * The kinds alternate in each round (the order flips each round); medians are reported
  * with min..max and the ratio to the reference.
@@ -48,10 +49,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <liburing.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,7 +432,7 @@ static struct lone_sample job_lone(const struct opts *o, uint64_t seed)
 
 /* ---------------------------------------------------------------- floors */
 
-#define NFLOORS 20 /* the figures of --floors, fio's aside */
+#define NFLOORS 23 /* the figures of --floors, fio's aside */
 
 struct floors {
 	double uffd_same, uffd_other, sigbus, kernel_minor; /* us per fault */
@@ -440,6 +444,7 @@ struct floors {
 	double copy_run, copy_read;                          /* us per page */
 	double memcpy4k;                                     /* us */
 	double stall_one, stall_all;                         /* us, the longest */
+	double pager_uffd, pager_sigbus, pager_pin;          /* us per page, the simplest pagers */
 };
 
 /* UFFDIO_CONTINUE of runs of `run` resident pages into a registered range (no fault
@@ -773,7 +778,230 @@ static double floor_stall(int self, const cpu_set_t *cpus)
 	return longest;
 }
 
-static struct floors job_floors(uint64_t npages, uint64_t span, uint64_t seed)
+/* ---------------------------------------------------------------- the simplest pagers */
+
+/* What each mechanism allows a pager here, measured whole rather than summed from its
+ * parts: the simplest pager of that mechanism, with nothing of ringpager's (no pool, no
+ * eviction, no lock, no counters), on the same file. Cold random 4 KiB touches through a
+ * memfd mapping of --size registered for MISSING faults, each page read with a pread of
+ * the file (O_DIRECT) and put in place by UFFDIO_COPY:
+ *   PAGER_UFFD1   by one handler thread, not bound;
+ *   PAGER_UFFD_N  by a handler bound to each CPU, all polling the userfaultfd;
+ *   PAGER_SIGBUS  in the SIGBUS handler of the faulting thread;
+ * and PAGER_PIN: batches of 32 random pages read with io_uring at once, each copied in as
+ * its read completes, then each read once (what rpbench's ringpager-pin does at depth 32).
+ * Each page is drawn once, and read as rpbench reads a 4 KiB block: copied out whole.
+ * The thread that touches is not bound, as rpbench's jobs are not, and the process has
+ * one thread more that wakes every 100 ms, as rpbench's main thread does: this kind of
+ * VM sets a page-table entry more cheaply in a process that has run on one CPU only
+ * (docs/benchmarks.md, "The simplest pager"). Microseconds a page over PAGER_S. */
+enum pager_kind { PAGER_UFFD1, PAGER_UFFD_N, PAGER_SIGBUS, PAGER_PIN };
+
+#define PAGER_S 2.0     /* seconds each simplest pager runs */
+#define PAGER_BATCH 32  /* pages a PAGER_PIN batch */
+#define PAGER_TICK_US 100000
+
+static struct {
+	int fd, uffd;
+	char *base;
+	uint64_t span, drawn; /* pages mapped, pages drawn so far */
+	uint64_t *seen;       /* a bit a page: drawn */
+	_Atomic bool stop;
+	char *sigbuf; /* PAGER_SIGBUS: the faulting thread's read buffer */
+} sp;
+
+/* A random page not drawn before (every touch a cold fault, as rpbench's random order
+ * reads each block once); the caller stops before all are drawn. */
+static uint64_t pager_draw(uint64_t *seed)
+{
+	uint64_t p;
+
+	do
+		p = bu_rand(seed) % sp.span;
+	while (sp.seen[p / 64] & (1ull << (p % 64)));
+	sp.seen[p / 64] |= 1ull << (p % 64);
+	sp.drawn++;
+	return p;
+}
+
+/* The page in buf put in place at a (waking a thread that waits on it); false if it
+ * could not be. EEXIST, a page in place already, counts as done. */
+static bool pager_copy(uint64_t a, const char *buf)
+{
+	struct uffdio_copy c = {.dst = a, .src = (uintptr_t)buf, .len = PG};
+	int r;
+
+	while ((r = ioctl(sp.uffd, UFFDIO_COPY, &c)) && errno == EAGAIN)
+		;
+	return !r || errno == EEXIST;
+}
+
+/* The page at addr read from the file into buf and put in place: false if it failed. */
+static bool pager_load(uint64_t addr, char *buf)
+{
+	const uint64_t a = addr & ~(PG - 1);
+
+	return pread(sp.fd, buf, PG, (off_t)(a - (uintptr_t)sp.base)) == (ssize_t)PG &&
+	       pager_copy(a, buf);
+}
+
+static void pager_on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	if (!pager_load((uintptr_t)si->si_addr, sp.sigbuf))
+		abort(); /* the fault would come back at once: nothing else to do here */
+}
+
+/* A handler thread: arg is the CPU to bind to, or -1. */
+static void *pager_handler(void *arg)
+{
+	const int cpu = (int)(intptr_t)arg;
+	char *buf = aligned_alloc(PG, PG);
+
+	if (!buf || (cpu >= 0 && bind_cpu(cpu)))
+		die("floors: pager handler");
+	while (!atomic_load(&sp.stop)) {
+		struct pollfd p = {.fd = sp.uffd, .events = POLLIN};
+		struct uffd_msg msg;
+
+		if (poll(&p, 1, 50) > 0 && read(sp.uffd, &msg, sizeof(msg)) == (ssize_t)sizeof(msg) &&
+		    msg.event == UFFD_EVENT_PAGEFAULT && !pager_load(msg.arg.pagefault.address, buf))
+			die("floors: pager read or copy");
+	}
+	free(buf);
+	return NULL;
+}
+
+static void *pager_ticker(void *arg)
+{
+	while (!atomic_load(&sp.stop))
+		usleep(PAGER_TICK_US);
+	return arg;
+}
+
+/* A page read as rpbench reads a 4 KiB block of a mapping: copied out whole. */
+static void pager_copy_out(const char *page)
+{
+	static char out[PG];
+
+	memcpy(out, page, PG);
+	__asm__ volatile("" : : "r"(out) : "memory"); /* the copy is used */
+}
+
+/* PAGER_PIN's batches until PAGER_S has passed or the pages run out: pages loaded. */
+static uint64_t pager_pins(uint64_t *seed)
+{
+	struct io_uring ring;
+	char *bufs = aligned_alloc(PG, PAGER_BATCH * PG);
+	uint64_t pg[PAGER_BATCH], n = 0;
+	const double t0 = bu_now();
+
+	if (!bufs || io_uring_queue_init(2 * PAGER_BATCH, &ring, 0))
+		die("floors: pager io_uring");
+	while (bu_now() - t0 < PAGER_S && sp.drawn + PAGER_BATCH <= sp.span) {
+		for (unsigned i = 0; i < PAGER_BATCH; i++) {
+			struct io_uring_sqe *e = io_uring_get_sqe(&ring);
+
+			pg[i] = pager_draw(seed);
+			io_uring_prep_read(e, sp.fd, bufs + i * PG, PG, pg[i] * PG);
+			e->user_data = i;
+		}
+		if (io_uring_submit(&ring) != PAGER_BATCH)
+			die("floors: pager io_uring_submit");
+		for (unsigned k = 0; k < PAGER_BATCH; k++) {
+			struct io_uring_cqe *cqe;
+
+			if (io_uring_wait_cqe(&ring, &cqe) || cqe->res != (int)PG)
+				die("floors: pager read");
+			const unsigned i = (unsigned)cqe->user_data;
+
+			io_uring_cqe_seen(&ring, cqe);
+			if (!pager_copy((uintptr_t)sp.base + pg[i] * PG, bufs + i * PG))
+				die("floors: pager copy");
+		}
+		for (unsigned i = 0; i < PAGER_BATCH; i++)
+			pager_copy_out(sp.base + pg[i] * PG);
+		n += PAGER_BATCH;
+	}
+	io_uring_queue_exit(&ring);
+	free(bufs);
+	return n;
+}
+
+/* One simplest pager over the first span pages of file, its handlers (PAGER_UFFD_N) on
+ * the CPUs of cpus: microseconds a page. */
+static double floor_pager(const char *file, uint64_t span, enum pager_kind kind,
+                          const cpu_set_t *cpus, uint64_t seed)
+{
+	const size_t len = span * PG;
+	struct sigaction sa = {.sa_sigaction = pager_on_sigbus, .sa_flags = SA_SIGINFO}, old;
+	pthread_t th[64], ticker;
+	unsigned nth = 0;
+	uint64_t n = 0;
+	int memfd;
+
+	sp.fd = open(file, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (sp.fd < 0 && errno == EINVAL) /* a file system without O_DIRECT: as ringpager does */
+		sp.fd = open(file, O_RDONLY | O_CLOEXEC);
+	memfd = memfd_create("vmbench-pager", MFD_CLOEXEC);
+	sp.span = span;
+	sp.drawn = 0;
+	sp.seen = calloc((span + 63) / 64, sizeof(uint64_t));
+	if (sp.fd < 0 || memfd < 0 || !sp.seen || ftruncate(memfd, (off_t)len))
+		die("floors: pager file");
+	sp.base = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_NORESERVE, memfd, 0);
+	if (sp.base == MAP_FAILED)
+		die("floors: pager mmap");
+	kp.base = sp.base;
+	kp_uffd_mode(len, kind == PAGER_SIGBUS, UFFDIO_REGISTER_MODE_MISSING);
+	sp.uffd = kp.uffd;
+	atomic_store(&sp.stop, false);
+	if (pthread_create(&ticker, NULL, pager_ticker, NULL))
+		die("floors: pager threads");
+	if (kind == PAGER_SIGBUS) {
+		sp.sigbuf = aligned_alloc(PG, PG);
+		sigemptyset(&sa.sa_mask);
+		if (!sp.sigbuf || sigaction(SIGBUS, &sa, &old))
+			die("floors: pager SIGBUS handler");
+	} else if (kind == PAGER_UFFD1) {
+		if (pthread_create(&th[nth++], NULL, pager_handler, (void *)(intptr_t)-1))
+			die("floors: pager threads");
+	} else if (kind == PAGER_UFFD_N) {
+		for (int c = 0; c < CPU_SETSIZE && nth < sizeof(th) / sizeof(th[0]); c++)
+			if (CPU_ISSET(c, cpus) &&
+			    pthread_create(&th[nth++], NULL, pager_handler, (void *)(intptr_t)c))
+				die("floors: pager threads");
+	}
+	const double t0 = bu_now();
+
+	if (kind == PAGER_PIN) {
+		n = pager_pins(&seed);
+	} else {
+		while (bu_now() - t0 < PAGER_S && sp.drawn < span) {
+			pager_copy_out(sp.base + pager_draw(&seed) * PG);
+			n++;
+		}
+	}
+	const double us = (bu_now() - t0) * 1e6 / (double)(n ? n : 1);
+
+	atomic_store(&sp.stop, true);
+	for (unsigned i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	pthread_join(ticker, NULL);
+	if (kind == PAGER_SIGBUS) {
+		(void)sigaction(SIGBUS, &old, NULL);
+		free(sp.sigbuf);
+	}
+	close(sp.uffd);
+	munmap(sp.base, len);
+	close(memfd);
+	close(sp.fd);
+	free(sp.seen);
+	return us;
+}
+
+static struct floors job_floors(const char *file, uint64_t npages, uint64_t span, uint64_t seed)
 {
 	struct floors f = {0};
 	cpu_set_t was;
@@ -806,6 +1034,13 @@ static struct floors job_floors(uint64_t npages, uint64_t span, uint64_t seed)
 	floor_copy_run(copy_floor_bytes(span * PG) / PG, &f.copy_run, &f.copy_read);
 	f.memcpy4k = floor_memcpy();
 	(void)pthread_setaffinity_np(pthread_self(), sizeof(was), &was);
+	/* Last, not bound: the simplest pagers, the faster of the two uffd ones */
+	const double one = floor_pager(file, span, PAGER_UFFD1, &was, seed);
+	const double each = floor_pager(file, span, PAGER_UFFD_N, &was, seed);
+
+	f.pager_uffd = one < each ? one : each;
+	f.pager_sigbus = floor_pager(file, span, PAGER_SIGBUS, &was, seed);
+	f.pager_pin = floor_pager(file, span, PAGER_PIN, &was, seed);
 	return f;
 }
 
@@ -857,12 +1092,13 @@ static int run_floors(const struct opts *o)
 
 	printf("vmbench --floors: %u rounds, %u pages a fault job (medians, min..max)\n", n, o->lone);
 	for (unsigned r = 0; r < n; r++) {
-		const struct floors f = job_floors(o->lone, o->size / PG, seed + r);
+		const struct floors f = job_floors(o->file, o->lone, o->size / PG, seed + r);
 		const double v[NFLOORS] = {
 		    f.uffd_same,  f.uffd_other, f.sigbus,       f.kernel_minor,  f.map1,
 		    f.touch1,     f.unmap1,     f.map64,        f.unmap64,       f.spread_map,
 		    f.spread_touch, f.spread_kernel, f.copy_spread, f.copy_spread_read, f.make,
-		    f.copy_run,   f.copy_read,  f.memcpy4k,     f.stall_one,     f.stall_all};
+		    f.copy_run,   f.copy_read,  f.memcpy4k,     f.stall_one,     f.stall_all,
+		    f.pager_uffd, f.pager_sigbus, f.pager_pin};
 
 		for (int k = 0; k < NFLOORS; k++)
 			us[k][r] = v[k];
@@ -893,6 +1129,7 @@ static int run_floors(const struct opts *o)
 	    "dontneed_64",   "continue_spread", "first_read_spread", "kernel_minor_spread",
 	    "copy_spread",   "copy_spread_read", "new_page",   "copy_run",
 	    "copy_run_read", "memcpy_4k",      "stall_one_cpu",   "stall_all_cpus",
+	    "pager_uffd",    "pager_sigbus",   "pager_pin",
 	};
 	const char *const names[NFLOORS] = {
 	    "userfaultfd fault served on the same CPU",
@@ -915,6 +1152,9 @@ static int run_floors(const struct opts *o)
 	    "memcpy of 4 KiB",
 	    "longest stall of a thread spinning, one CPU busy",
 	    "the same, every CPU busy at once",
+	    "simplest uffd pager, a cold random page",
+	    "simplest SIGBUS pager, a cold random page",
+	    "simplest pager of batches of 32, a page",
 	};
 	for (int k = 0; k < NFLOORS; k++)
 		if (k != 1 || us[1][0] > 0)
@@ -1161,7 +1401,7 @@ static void usage(FILE *f)
 	        "  --floors         only the machine's mechanism costs (userfaultfd, SIGBUS and\n"
 	        "                   kernel faults, mapping and unmapping, new pages over --size\n"
 	        "                   (at most a quarter of the RAM), memcpy, a busy CPU's longest\n"
-	        "                   stall, fio psync)\n"
+	        "                   stall, the simplest pagers of the file, fio psync)\n"
 	        "  --json PATH      with --floors: also write their medians to PATH, by key\n"
 	        "  --hot SIZE       only random 4 KiB reads of the first SIZE bytes once resident:\n"
 	        "                   ringpager with 4 KiB and 2 MiB pages (needs huge pages\n"
