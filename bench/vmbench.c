@@ -35,10 +35,12 @@
  * 64 pages, no fault), the first read of pages so mapped, new pages (made by fallocate;
  * filled by UFFDIO_COPY in 1 MiB runs, and one at a time spread over --size, as a cold
  * random fault's page) and their first reads, a 4 KiB memcpy, the longest stall of a
- * thread spinning on a CPU (with one CPU busy, and with every CPU busy), the simplest
- * pagers of each mechanism reading --file (floor_pager), and fio psync 4 KiB random reads
- * (IOPS, p50);
+ * thread spinning on a CPU (with one CPU busy, and with every CPU busy), and fio psync
+ * 4 KiB random reads (IOPS, p50);
  * with --json, their medians and ranges by key too (bench/compare reads them).
+ * With --pager KIND, only the simplest pager of one mechanism reading --file for --runtime
+ * seconds (run_pager): what the mechanism allows a pager here, measured whole
+ * (bench/compare runs each beside ringpager in the same round).
  * The kinds alternate in each round (the order flips each round); medians are reported
  * with min..max and the ratio to the reference.
  */
@@ -84,6 +86,7 @@ struct opts {
 	unsigned reads;
 	unsigned hot_bs; /* bytes a read copies, from the start of a random 4 KiB page */
 	bool hot_chase;  /* each read's address waits for the read before it */
+	const char *pager; /* --pager KIND: only that simplest pager */
 };
 
 /* ---------------------------------------------------------------- jobs */
@@ -239,7 +242,7 @@ static int bind_cpu(int cpu)
 
 static void die(const char *what)
 {
-	fprintf(stderr, "vmbench: lone: %s: %s\n", what, strerror(errno));
+	fprintf(stderr, "vmbench: %s: %s\n", what, strerror(errno));
 	exit(1);
 }
 
@@ -432,7 +435,7 @@ static struct lone_sample job_lone(const struct opts *o, uint64_t seed)
 
 /* ---------------------------------------------------------------- floors */
 
-#define NFLOORS 23 /* the figures of --floors, fio's aside */
+#define NFLOORS 20 /* the figures of --floors, fio's aside */
 
 struct floors {
 	double uffd_same, uffd_other, sigbus, kernel_minor; /* us per fault */
@@ -444,7 +447,6 @@ struct floors {
 	double copy_run, copy_read;                          /* us per page */
 	double memcpy4k;                                     /* us */
 	double stall_one, stall_all;                         /* us, the longest */
-	double pager_uffd, pager_sigbus, pager_pin;          /* us per page, the simplest pagers */
 };
 
 /* UFFDIO_CONTINUE of runs of `run` resident pages into a registered range (no fault
@@ -785,19 +787,20 @@ static double floor_stall(int self, const cpu_set_t *cpus)
  * eviction, no lock, no counters), on the same file. Cold random 4 KiB touches through a
  * memfd mapping of --size registered for MISSING faults, each page read with a pread of
  * the file (O_DIRECT) and put in place by UFFDIO_COPY:
- *   PAGER_UFFD1   by one handler thread, not bound;
- *   PAGER_UFFD_N  by a handler bound to each CPU, all polling the userfaultfd;
- *   PAGER_SIGBUS  in the SIGBUS handler of the faulting thread;
- * and PAGER_PIN: batches of 32 random pages read with io_uring at once, each copied in as
+ *   PAGER_UFFD1   (uffd) by one handler thread, not bound;
+ *   PAGER_UFFD_N  (uffd-cpus) by a handler bound to each CPU, all polling the userfaultfd;
+ *   PAGER_SIGBUS  (sigbus) in the SIGBUS handler of the faulting thread;
+ * and PAGER_PIN (pin): batches of 32 random pages read with io_uring at once, each copied in as
  * its read completes, then each read once (what rpbench's ringpager-pin does at depth 32).
  * Each page is drawn once, and read as rpbench reads a 4 KiB block: copied out whole.
  * The thread that touches is not bound, as rpbench's jobs are not, and the process has
  * one thread more that wakes every 100 ms, as rpbench's main thread does: this kind of
  * VM sets a page-table entry more cheaply in a process that has run on one CPU only
- * (docs/benchmarks.md, "The simplest pager"). Microseconds a page over PAGER_S. */
+ * (docs/benchmarks.md, "The simplest pager"). Each touch (a batch for PAGER_PIN) is timed.
+ */
 enum pager_kind { PAGER_UFFD1, PAGER_UFFD_N, PAGER_SIGBUS, PAGER_PIN };
 
-#define PAGER_S 2.0     /* seconds each simplest pager runs */
+static const char *const pager_names[] = {"uffd", "uffd-cpus", "sigbus", "pin"};
 #define PAGER_BATCH 32  /* pages a PAGER_PIN batch */
 #define PAGER_TICK_US 100000
 
@@ -806,6 +809,9 @@ static struct {
 	char *base;
 	uint64_t span, drawn; /* pages mapped, pages drawn so far */
 	uint64_t *seen;       /* a bit a page: drawn */
+	double secs;          /* how long it runs */
+	uint32_t *lat;        /* ns a touch, or a PAGER_PIN batch */
+	uint64_t nlat;
 	_Atomic bool stop;
 	char *sigbuf; /* PAGER_SIGBUS: the faulting thread's read buffer */
 } sp;
@@ -860,14 +866,14 @@ static void *pager_handler(void *arg)
 	char *buf = aligned_alloc(PG, PG);
 
 	if (!buf || (cpu >= 0 && bind_cpu(cpu)))
-		die("floors: pager handler");
+		die("pager: handler");
 	while (!atomic_load(&sp.stop)) {
 		struct pollfd p = {.fd = sp.uffd, .events = POLLIN};
 		struct uffd_msg msg;
 
 		if (poll(&p, 1, 50) > 0 && read(sp.uffd, &msg, sizeof(msg)) == (ssize_t)sizeof(msg) &&
 		    msg.event == UFFD_EVENT_PAGEFAULT && !pager_load(msg.arg.pagefault.address, buf))
-			die("floors: pager read or copy");
+			die("pager: read or copy");
 	}
 	free(buf);
 	return NULL;
@@ -889,7 +895,7 @@ static void pager_copy_out(const char *page)
 	__asm__ volatile("" : : "r"(out) : "memory"); /* the copy is used */
 }
 
-/* PAGER_PIN's batches until PAGER_S has passed or the pages run out: pages loaded. */
+/* PAGER_PIN's batches until sp.secs have passed or the pages run out: pages loaded. */
 static uint64_t pager_pins(uint64_t *seed)
 {
 	struct io_uring ring;
@@ -898,8 +904,10 @@ static uint64_t pager_pins(uint64_t *seed)
 	const double t0 = bu_now();
 
 	if (!bufs || io_uring_queue_init(2 * PAGER_BATCH, &ring, 0))
-		die("floors: pager io_uring");
-	while (bu_now() - t0 < PAGER_S && sp.drawn + PAGER_BATCH <= sp.span) {
+		die("pager: io_uring");
+	while (bu_now() - t0 < sp.secs && sp.drawn + PAGER_BATCH <= sp.span) {
+		const double tb = bu_now();
+
 		for (unsigned i = 0; i < PAGER_BATCH; i++) {
 			struct io_uring_sqe *e = io_uring_get_sqe(&ring);
 
@@ -908,20 +916,21 @@ static uint64_t pager_pins(uint64_t *seed)
 			e->user_data = i;
 		}
 		if (io_uring_submit(&ring) != PAGER_BATCH)
-			die("floors: pager io_uring_submit");
+			die("pager: io_uring_submit");
 		for (unsigned k = 0; k < PAGER_BATCH; k++) {
 			struct io_uring_cqe *cqe;
 
 			if (io_uring_wait_cqe(&ring, &cqe) || cqe->res != (int)PG)
-				die("floors: pager read");
+				die("pager: read");
 			const unsigned i = (unsigned)cqe->user_data;
 
 			io_uring_cqe_seen(&ring, cqe);
 			if (!pager_copy((uintptr_t)sp.base + pg[i] * PG, bufs + i * PG))
-				die("floors: pager copy");
+				die("pager: copy");
 		}
 		for (unsigned i = 0; i < PAGER_BATCH; i++)
 			pager_copy_out(sp.base + pg[i] * PG);
+		sp.lat[sp.nlat++] = (uint32_t)((bu_now() - tb) * 1e9);
 		n += PAGER_BATCH;
 	}
 	io_uring_queue_exit(&ring);
@@ -929,11 +938,17 @@ static uint64_t pager_pins(uint64_t *seed)
 	return n;
 }
 
-/* One simplest pager over the first span pages of file, its handlers (PAGER_UFFD_N) on
- * the CPUs of cpus: microseconds a page. */
-static double floor_pager(const char *file, uint64_t span, enum pager_kind kind,
-                          const cpu_set_t *cpus, uint64_t seed)
+struct pager_run {
+	double iops;                  /* pages a second */
+	double p50_us, p99_us, max_ms; /* of a touch, or a PAGER_PIN batch */
+};
+
+/* One simplest pager over the first span pages of file for secs seconds, its handlers
+ * (PAGER_UFFD_N) on the CPUs of cpus. */
+static struct pager_run run_pager(const char *file, uint64_t span, enum pager_kind kind,
+                                  const cpu_set_t *cpus, double secs, uint64_t seed)
 {
+	struct pager_run r = {0};
 	const size_t len = span * PG;
 	struct sigaction sa = {.sa_sigaction = pager_on_sigbus, .sa_flags = SA_SIGINFO}, old;
 	pthread_t th[64], ticker;
@@ -946,44 +961,49 @@ static double floor_pager(const char *file, uint64_t span, enum pager_kind kind,
 		sp.fd = open(file, O_RDONLY | O_CLOEXEC);
 	memfd = memfd_create("vmbench-pager", MFD_CLOEXEC);
 	sp.span = span;
-	sp.drawn = 0;
+	sp.drawn = sp.nlat = 0;
+	sp.secs = secs;
 	sp.seen = calloc((span + 63) / 64, sizeof(uint64_t));
-	if (sp.fd < 0 || memfd < 0 || !sp.seen || ftruncate(memfd, (off_t)len))
-		die("floors: pager file");
+	sp.lat = calloc(span, sizeof(uint32_t));
+	if (sp.fd < 0 || memfd < 0 || !sp.seen || !sp.lat || ftruncate(memfd, (off_t)len))
+		die("pager: file");
 	sp.base = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_NORESERVE, memfd, 0);
 	if (sp.base == MAP_FAILED)
-		die("floors: pager mmap");
+		die("pager: mmap");
 	kp.base = sp.base;
 	kp_uffd_mode(len, kind == PAGER_SIGBUS, UFFDIO_REGISTER_MODE_MISSING);
 	sp.uffd = kp.uffd;
 	atomic_store(&sp.stop, false);
 	if (pthread_create(&ticker, NULL, pager_ticker, NULL))
-		die("floors: pager threads");
+		die("pager: threads");
 	if (kind == PAGER_SIGBUS) {
 		sp.sigbuf = aligned_alloc(PG, PG);
 		sigemptyset(&sa.sa_mask);
 		if (!sp.sigbuf || sigaction(SIGBUS, &sa, &old))
-			die("floors: pager SIGBUS handler");
+			die("pager: SIGBUS handler");
 	} else if (kind == PAGER_UFFD1) {
 		if (pthread_create(&th[nth++], NULL, pager_handler, (void *)(intptr_t)-1))
-			die("floors: pager threads");
+			die("pager: threads");
 	} else if (kind == PAGER_UFFD_N) {
 		for (int c = 0; c < CPU_SETSIZE && nth < sizeof(th) / sizeof(th[0]); c++)
 			if (CPU_ISSET(c, cpus) &&
 			    pthread_create(&th[nth++], NULL, pager_handler, (void *)(intptr_t)c))
-				die("floors: pager threads");
+				die("pager: threads");
 	}
 	const double t0 = bu_now();
 
 	if (kind == PAGER_PIN) {
 		n = pager_pins(&seed);
 	} else {
-		while (bu_now() - t0 < PAGER_S && sp.drawn < span) {
+		for (double t = t0; t - t0 < secs && sp.drawn < span; n++) {
 			pager_copy_out(sp.base + pager_draw(&seed) * PG);
-			n++;
+			const double t1 = bu_now();
+
+			sp.lat[sp.nlat++] = (uint32_t)((t1 - t) * 1e9);
+			t = t1;
 		}
 	}
-	const double us = (bu_now() - t0) * 1e6 / (double)(n ? n : 1);
+	const double elapsed = bu_now() - t0;
 
 	atomic_store(&sp.stop, true);
 	for (unsigned i = 0; i < nth; i++)
@@ -998,10 +1018,58 @@ static double floor_pager(const char *file, uint64_t span, enum pager_kind kind,
 	close(memfd);
 	close(sp.fd);
 	free(sp.seen);
-	return us;
+	r.iops = elapsed > 0 ? (double)n / elapsed : 0;
+	if (sp.nlat) {
+		qsort(sp.lat, sp.nlat, sizeof(*sp.lat), cmp_u32);
+		r.p50_us = sp.lat[sp.nlat / 2] / 1e3;
+		r.p99_us = sp.lat[sp.nlat * 99 / 100] / 1e3;
+		r.max_ms = sp.lat[sp.nlat - 1] / 1e6;
+	}
+	free(sp.lat);
+	return r;
 }
 
-static struct floors job_floors(const char *file, uint64_t npages, uint64_t span, uint64_t seed)
+/* --pager KIND: one simplest pager, --runtime seconds over --size of --file, not bound;
+ * with --json, its figures for bench/compare. */
+static int pager_kind_of(const char *name)
+{
+	for (int k = 0; k < (int)(sizeof(pager_names) / sizeof(pager_names[0])); k++)
+		if (!strcmp(name, pager_names[k]))
+			return k;
+	fprintf(stderr, "vmbench: --pager %s: expected uffd, uffd-cpus, sigbus or pin\n", name);
+	return -1;
+}
+
+static int pager_cmd(const struct opts *o)
+{
+	const int kind = pager_kind_of(o->pager);
+	cpu_set_t cpus;
+
+	if (kind < 0)
+		return 2;
+	if (pthread_getaffinity_np(pthread_self(), sizeof(cpus), &cpus))
+		die("pager: the process's CPUs");
+	const struct pager_run r = run_pager(o->file, o->size / PG, (enum pager_kind)kind, &cpus,
+	                                     o->runtime, (uint64_t)(bu_now() * 1e9));
+
+	printf("vmbench --pager %s: %.0f pages/s, %s p50 %.1f us, p99 %.1f us, max %.2f ms\n",
+	       o->pager, r.iops, kind == PAGER_PIN ? "a batch of 32:" : "a touch:", r.p50_us,
+	       r.p99_us, r.max_ms);
+	if (!o->json)
+		return 0;
+	FILE *f = fopen(o->json, "w");
+
+	if (!f || fprintf(f, "{\"pager\": \"%s\", \"iops\": %.2f, \"p50_us\": %.3f, "
+	                     "\"p99_us\": %.3f, \"max_ms\": %.4f}\n",
+	                  o->pager, r.iops, r.p50_us, r.p99_us, r.max_ms) < 0 ||
+	    fclose(f)) {
+		fprintf(stderr, "vmbench: --json %s: %s\n", o->json, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+static struct floors job_floors(uint64_t npages, uint64_t span, uint64_t seed)
 {
 	struct floors f = {0};
 	cpu_set_t was;
@@ -1034,13 +1102,6 @@ static struct floors job_floors(const char *file, uint64_t npages, uint64_t span
 	floor_copy_run(copy_floor_bytes(span * PG) / PG, &f.copy_run, &f.copy_read);
 	f.memcpy4k = floor_memcpy();
 	(void)pthread_setaffinity_np(pthread_self(), sizeof(was), &was);
-	/* Last, not bound: the simplest pagers, the faster of the two uffd ones */
-	const double one = floor_pager(file, span, PAGER_UFFD1, &was, seed);
-	const double each = floor_pager(file, span, PAGER_UFFD_N, &was, seed);
-
-	f.pager_uffd = one < each ? one : each;
-	f.pager_sigbus = floor_pager(file, span, PAGER_SIGBUS, &was, seed);
-	f.pager_pin = floor_pager(file, span, PAGER_PIN, &was, seed);
 	return f;
 }
 
@@ -1092,13 +1153,12 @@ static int run_floors(const struct opts *o)
 
 	printf("vmbench --floors: %u rounds, %u pages a fault job (medians, min..max)\n", n, o->lone);
 	for (unsigned r = 0; r < n; r++) {
-		const struct floors f = job_floors(o->file, o->lone, o->size / PG, seed + r);
+		const struct floors f = job_floors(o->lone, o->size / PG, seed + r);
 		const double v[NFLOORS] = {
 		    f.uffd_same,  f.uffd_other, f.sigbus,       f.kernel_minor,  f.map1,
 		    f.touch1,     f.unmap1,     f.map64,        f.unmap64,       f.spread_map,
 		    f.spread_touch, f.spread_kernel, f.copy_spread, f.copy_spread_read, f.make,
-		    f.copy_run,   f.copy_read,  f.memcpy4k,     f.stall_one,     f.stall_all,
-		    f.pager_uffd, f.pager_sigbus, f.pager_pin};
+		    f.copy_run,   f.copy_read,  f.memcpy4k,     f.stall_one,     f.stall_all};
 
 		for (int k = 0; k < NFLOORS; k++)
 			us[k][r] = v[k];
@@ -1129,7 +1189,6 @@ static int run_floors(const struct opts *o)
 	    "dontneed_64",   "continue_spread", "first_read_spread", "kernel_minor_spread",
 	    "copy_spread",   "copy_spread_read", "new_page",   "copy_run",
 	    "copy_run_read", "memcpy_4k",      "stall_one_cpu",   "stall_all_cpus",
-	    "pager_uffd",    "pager_sigbus",   "pager_pin",
 	};
 	const char *const names[NFLOORS] = {
 	    "userfaultfd fault served on the same CPU",
@@ -1152,9 +1211,6 @@ static int run_floors(const struct opts *o)
 	    "memcpy of 4 KiB",
 	    "longest stall of a thread spinning, one CPU busy",
 	    "the same, every CPU busy at once",
-	    "simplest uffd pager, a cold random page",
-	    "simplest SIGBUS pager, a cold random page",
-	    "simplest pager of batches of 32, a page",
 	};
 	for (int k = 0; k < NFLOORS; k++)
 		if (k != 1 || us[1][0] > 0)
@@ -1401,8 +1457,13 @@ static void usage(FILE *f)
 	        "  --floors         only the machine's mechanism costs (userfaultfd, SIGBUS and\n"
 	        "                   kernel faults, mapping and unmapping, new pages over --size\n"
 	        "                   (at most a quarter of the RAM), memcpy, a busy CPU's longest\n"
-	        "                   stall, the simplest pagers of the file, fio psync)\n"
-	        "  --json PATH      with --floors: also write their medians to PATH, by key\n"
+	        "                   stall, fio psync)\n"
+	        "  --json PATH      with --floors: also write their medians to PATH, by key;\n"
+	        "                   with --pager, its figures\n"
+	        "  --pager KIND     only the simplest pager of a mechanism for --runtime seconds:\n"
+	        "                   uffd (one handler thread), uffd-cpus (one per CPU), sigbus,\n"
+	        "                   pin (batches of 32 read with io_uring); cold random 4 KiB\n"
+	        "                   pages of --file, pages a second and the latency of each\n"
 	        "  --hot SIZE       only random 4 KiB reads of the first SIZE bytes once resident:\n"
 	        "                   ringpager with 4 KiB and 2 MiB pages (needs huge pages\n"
 	        "                   reserved), the kernel's mmap of 4 KiB pages, and anonymous\n"
@@ -1431,12 +1492,15 @@ int main(int argc, char **argv)
 	    BU_OPT("hot", BU_SIZE4K, &o.hot),        BU_OPT("reads", BU_COUNT, &o.reads),
 	    BU_OPT_MAX("hot-bs", BU_COUNT, &o.hot_bs, 4096),
 	    BU_OPT("hot-chase", BU_SET, &o.hot_chase),
+	    BU_OPT("pager", BU_STR, &o.pager),
 	};
 	char describe[2048] = "";
 	int parsed = bu_parse_opts("vmbench", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
 
 	if (parsed)
 		return parsed == 1 ? 0 : 2;
+	if (o.pager && pager_kind_of(o.pager) < 0)
+		return 2;
 	if (bu_ensure_file("vmbench", o.file, o.size))
 		return 1;
 	if (o.minor_bytes > o.size)
@@ -1447,10 +1511,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmbench: fio not found: references skipped (--no-fio to silence)\n");
 		o.fio = false;
 	}
-	if (o.json && !o.floors) {
-		fprintf(stderr, "vmbench: --json goes with --floors\n");
+	if (o.json && !o.floors && !o.pager) {
+		fprintf(stderr, "vmbench: --json goes with --floors or --pager\n");
 		return 2;
 	}
+	if (o.pager)
+		return pager_cmd(&o);
 	if (o.floors)
 		return run_floors(&o);
 	if (o.hot) {
