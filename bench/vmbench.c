@@ -1029,8 +1029,7 @@ static struct pager_run run_pager(const char *file, uint64_t span, enum pager_ki
 	return r;
 }
 
-/* --pager KIND: one simplest pager, --runtime seconds over --size of --file, not bound;
- * with --json, its figures for bench/compare. */
+/* A --pager name's kind, or -1 (said on stderr). */
 static int pager_kind_of(const char *name)
 {
 	for (int k = 0; k < (int)(sizeof(pager_names) / sizeof(pager_names[0])); k++)
@@ -1040,6 +1039,8 @@ static int pager_kind_of(const char *name)
 	return -1;
 }
 
+/* --pager KIND: one simplest pager, --runtime seconds over --size of --file, not bound;
+ * with --json, its figures for bench/compare. */
 static int pager_cmd(const struct opts *o)
 {
 	const int kind = pager_kind_of(o->pager);
