@@ -808,7 +808,7 @@ static struct {
 	int fd, uffd;
 	char *base;
 	uint64_t span, drawn; /* pages mapped, pages drawn so far */
-	uint64_t *seen;       /* a bit a page: drawn */
+	uint64_t *order;      /* every page, in a random order (shuffle) */
 	double secs;          /* how long it runs */
 	uint32_t *lat;        /* ns a touch, or a PAGER_PIN batch */
 	uint64_t nlat;
@@ -816,18 +816,11 @@ static struct {
 	char *sigbuf; /* PAGER_SIGBUS: the faulting thread's read buffer */
 } sp;
 
-/* A random page not drawn before (every touch a cold fault, as rpbench's random order
- * reads each block once); the caller stops before all are drawn. */
-static uint64_t pager_draw(uint64_t *seed)
+/* The next page of a random order of them all: each touch a cold fault, as rpbench's
+ * random order reads each block once; the caller stops before they run out. */
+static uint64_t pager_draw(void)
 {
-	uint64_t p;
-
-	do
-		p = bu_rand(seed) % sp.span;
-	while (sp.seen[p / 64] & (1ull << (p % 64)));
-	sp.seen[p / 64] |= 1ull << (p % 64);
-	sp.drawn++;
-	return p;
+	return sp.order[sp.drawn++];
 }
 
 /* The page in buf put in place at a (waking a thread that waits on it); false if it
@@ -896,7 +889,7 @@ static void pager_copy_out(const char *page)
 }
 
 /* PAGER_PIN's batches until sp.secs have passed or the pages run out: pages loaded. */
-static uint64_t pager_pins(uint64_t *seed)
+static uint64_t pager_pins(void)
 {
 	struct io_uring ring;
 	char *bufs = aligned_alloc(PG, PAGER_BATCH * PG);
@@ -911,7 +904,7 @@ static uint64_t pager_pins(uint64_t *seed)
 		for (unsigned i = 0; i < PAGER_BATCH; i++) {
 			struct io_uring_sqe *e = io_uring_get_sqe(&ring);
 
-			pg[i] = pager_draw(seed);
+			pg[i] = pager_draw();
 			io_uring_prep_read(e, sp.fd, bufs + i * PG, PG, pg[i] * PG);
 			e->user_data = i;
 		}
@@ -963,10 +956,13 @@ static struct pager_run run_pager(const char *file, uint64_t span, enum pager_ki
 	sp.span = span;
 	sp.drawn = sp.nlat = 0;
 	sp.secs = secs;
-	sp.seen = calloc((span + 63) / 64, sizeof(uint64_t));
+	sp.order = malloc(span * sizeof(*sp.order));
 	sp.lat = calloc(span, sizeof(uint32_t));
-	if (sp.fd < 0 || memfd < 0 || !sp.seen || !sp.lat || ftruncate(memfd, (off_t)len))
+	if (sp.fd < 0 || memfd < 0 || !sp.order || !sp.lat || ftruncate(memfd, (off_t)len))
 		die("pager: file");
+	for (uint64_t i = 0; i < span; i++)
+		sp.order[i] = i;
+	shuffle(sp.order, span, &seed);
 	sp.base = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_NORESERVE, memfd, 0);
 	if (sp.base == MAP_FAILED)
 		die("pager: mmap");
@@ -993,10 +989,10 @@ static struct pager_run run_pager(const char *file, uint64_t span, enum pager_ki
 	const double t0 = bu_now();
 
 	if (kind == PAGER_PIN) {
-		n = pager_pins(&seed);
+		n = pager_pins();
 	} else {
 		for (double t = t0; t - t0 < secs && sp.drawn < span; n++) {
-			pager_copy_out(sp.base + pager_draw(&seed) * PG);
+			pager_copy_out(sp.base + pager_draw() * PG);
 			const double t1 = bu_now();
 
 			sp.lat[sp.nlat++] = (uint32_t)((t1 - t) * 1e9);
@@ -1017,7 +1013,7 @@ static struct pager_run run_pager(const char *file, uint64_t span, enum pager_ki
 	munmap(sp.base, len);
 	close(memfd);
 	close(sp.fd);
-	free(sp.seen);
+	free(sp.order);
 	r.iops = elapsed > 0 ? (double)n / elapsed : 0;
 	if (sp.nlat) {
 		qsort(sp.lat, sp.nlat, sizeof(*sp.lat), cmp_u32);
